@@ -1,0 +1,559 @@
+/*
+ * dura.h - durable, resumable workflows for C.
+ *
+ * This is the only header a program includes. It declares the error model,
+ * the store handle and every store operation (runs, steps, checkpoints,
+ * step cache, leases, outbox). Store authors also include <dura/store.h>.
+ *
+ * Conventions
+ *   - Every function returns 0 on success or a negative DURA_E* code; the
+ *     details of the last failure on the calling thread are in
+ *     dura_error_last().
+ *   - Output parameters come first. Whatever a function allocates for the
+ *     caller has a matching *_free function, named next to it.
+ *   - Timestamps are UTC milliseconds since the Unix epoch (int64_t).
+ *   - JSON crosses the API as NUL-terminated UTF-8 text; dura validates it.
+ *
+ * Thread-safety: a dura_store handle is safe to share between threads (it
+ * holds a connection pool or a lock). Result objects belong to the caller
+ * and are not shared by dura. dura_error_last() is per thread.
+ */
+#ifndef DURA_H
+#define DURA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define DURA_EXTERN(type) __attribute__((visibility("default"))) type
+#else
+#define DURA_EXTERN(type) type
+#endif
+
+#define DURA_VERSION_MAJOR 0
+#define DURA_VERSION_MINOR 1
+#define DURA_VERSION_PATCH 0
+#define DURA_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Return codes. 0 is success; every error is negative. */
+typedef enum {
+	DURA_OK = 0,
+	DURA_ERROR = -1,     /**< generic failure (see the message) */
+	DURA_ENOTFOUND = -2, /**< no such run, step, checkpoint or entry */
+	DURA_EEXISTS = -3,   /**< already exists (the existing object is returned) */
+	DURA_ECONFLICT = -4, /**< version changed underneath (compare-and-swap lost) */
+	DURA_EBUSY = -5,     /**< transient contention; retrying may succeed */
+	DURA_EIO = -6,       /**< I/O error or connection lost */
+	DURA_ETIMEOUT = -7,  /**< a deadline passed */
+	DURA_ENOMEM = -8,    /**< out of memory */
+	DURA_EINVAL = -9,    /**< invalid argument or malformed input */
+	DURA_ENOTSUP = -10,  /**< not supported (scheme not built, capability missing) */
+	DURA_EVERSION = -11, /**< schema or contract version mismatch */
+	DURA_ECANCELED = -12 /**< operation or run was cancelled */
+} dura_error_code;
+
+/** Details of the last error on this thread. */
+typedef struct dura_error {
+	int code;             /**< a dura_error_code */
+	const char *message;  /**< one line, never contains a password */
+	const char *store;    /**< store scheme ("sqlite", ...) or "" */
+	int native_code;      /**< driver code: SQLite extended code, errno, ... */
+	const char *sqlstate; /**< SQLSTATE where the driver gives one, or "" */
+} dura_error;
+
+/**
+ * The last error raised on the calling thread, or NULL if none since
+ * dura_error_clear(). The pointer stays valid until the next dura call on
+ * this thread.
+ */
+DURA_EXTERN(const dura_error *) dura_error_last(void);
+
+/** Forget the last error of the calling thread. */
+DURA_EXTERN(void) dura_error_clear(void);
+
+/** A static, human-readable name for a return code ("conflict", ...). */
+DURA_EXTERN(const char *) dura_strerror(int code);
+
+/* ------------------------------------------------------------------------ */
+/* Memory                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Replace the allocator dura uses for everything it returns and keeps.
+ * Call before any other dura function; NULL functions restore libc's.
+ * Tests use it to fail the Nth allocation.
+ */
+typedef struct dura_allocator {
+	void *(*malloc_fn)(size_t size);
+	void *(*realloc_fn)(void *ptr, size_t size);
+	void (*free_fn)(void *ptr);
+} dura_allocator;
+DURA_EXTERN(void) dura_set_allocator(const dura_allocator *alloc);
+
+/** Free memory dura returned to the caller (strings, buffers). */
+DURA_EXTERN(void) dura_free(void *ptr);
+
+/* ------------------------------------------------------------------------ */
+/* Identifiers and time                                                      */
+/* ------------------------------------------------------------------------ */
+
+#define DURA_UUID_LEN 36 /**< length of a textual UUID, without NUL */
+
+/** Write a new UUIDv7 (time-ordered, monotonic within the process). */
+DURA_EXTERN(int) dura_uuid7(char out[DURA_UUID_LEN + 1]);
+
+/** UTC wall-clock time in milliseconds since the Unix epoch. */
+DURA_EXTERN(int64_t) dura_now_ms(void);
+
+/** Format ms as "YYYY-MM-DD HH:MM:SS.mmm" (UTC); out needs 24 bytes. */
+DURA_EXTERN(void) dura_time_format(char out[24], int64_t ms);
+
+/** Parse "YYYY-MM-DD HH:MM:SS[.mmm]" (UTC, 'T' accepted) into ms. */
+DURA_EXTERN(int) dura_time_parse(int64_t *out, const char *text);
+
+/** Limits that every store enforces, so bad input fails the same way. */
+#define DURA_MAX_ID_LEN 255   /**< run ids, names, foreign ids, keys */
+#define DURA_MAX_NAME_LEN 255 /**< workflow and node names */
+
+/* ------------------------------------------------------------------------ */
+/* Run states                                                                */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * The life cycle of a run. Numbers are stable: they are stored. Completed
+ * is 3, as in the retention SQL of the reference documents.
+ */
+typedef enum {
+	DURA_RUN_UNKNOWN = 0,
+	DURA_RUN_INITIATED = 1,
+	DURA_RUN_RUNNING = 2,
+	DURA_RUN_COMPLETED = 3,
+	DURA_RUN_PAUSED = 4,
+	DURA_RUN_CANCELLED = 5,
+	DURA_RUN_DATA_DELETED = 6,
+	DURA_RUN_FAILED = 7
+} dura_run_state;
+
+#define DURA_RUN_STATE_MAX 7
+
+/** "initiated", "running", ...; "unknown" for anything else. */
+DURA_EXTERN(const char *) dura_run_state_name(int state);
+
+/** Parse a run state name (case-insensitive) or its number. */
+DURA_EXTERN(int) dura_run_state_parse(int *out, const char *name);
+
+/** 1 if a run in this state can still make progress (initiated, running, paused). */
+DURA_EXTERN(int) dura_run_state_active(int state);
+
+/** 1 if set_run_state may move a run from `from` to `to`. */
+DURA_EXTERN(int) dura_run_state_transition_ok(int from, int to);
+
+/* ------------------------------------------------------------------------ */
+/* Store handle                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct dura_store dura_store;
+
+/** Capability bits of a store. */
+#define DURA_CAP_SKIP_LOCKED (1u << 0)   /**< claims skip locked rows */
+#define DURA_CAP_NOTIFY (1u << 1)        /**< can wait for a change of a run */
+#define DURA_CAP_RETURNING (1u << 2)     /**< SQL RETURNING */
+#define DURA_CAP_JSON (1u << 3)          /**< native JSON column type */
+#define DURA_CAP_MULTI_PROCESS (1u << 4) /**< several processes may share it */
+#define DURA_CAP_DURABLE (1u << 5)       /**< survives a process exit */
+#define DURA_CAP_SQL (1u << 6)           /**< dura_store_exec_sql works */
+
+/** Write the capability names, comma-separated, into buf. */
+DURA_EXTERN(void) dura_caps_format(char *buf, size_t size, uint32_t caps);
+
+#define DURA_STORE_OPTIONS_VERSION 1
+typedef struct dura_store_options {
+	unsigned version;
+	/** Create or upgrade the schema on open (default 1). The CLI's
+	 *  `dura init` is the explicit way; 0 makes open fail with a message
+	 *  naming `dura init` if tables are missing. */
+	int auto_migrate;
+} dura_store_options;
+#define DURA_STORE_OPTIONS_INIT {DURA_STORE_OPTIONS_VERSION, 1}
+
+/**
+ * Open a store by URL:
+ *   memory:                       one process, lost at exit
+ *   sqlite:PATH[?synchronous=normal&busy_timeout=MS]
+ *   postgres://user:pass@host:5432/db?sslmode=...
+ *   mysql://user:pass@host:3306/db (also mariadb://, and the DSN form
+ *     user:pass@tcp(host:3306)/db?parseTime=true)
+ *   redis://[:pass@]host:6379/0, rediss:// for TLS
+ * Common query options: prefix, pool_max, pool_idle, conn_lifetime,
+ * connect_timeout, timeout.
+ * Errors: DURA_EINVAL for a malformed URL (the message names the part),
+ * DURA_ENOTSUP for a scheme whose store is not built, DURA_EVERSION for a
+ * database written by a newer dura, DURA_EIO when it cannot be reached.
+ * opts may be NULL. Close with dura_store_close().
+ */
+DURA_EXTERN(int) dura_store_open(dura_store **out, const char *url, const dura_store_options *opts);
+
+/** Close the store and free it; NULL is ignored. */
+DURA_EXTERN(void) dura_store_close(dura_store *store);
+
+/** Round trip to the store (a trivial query). */
+DURA_EXTERN(int) dura_store_ping(dura_store *store);
+
+typedef struct dura_store_info {
+	const char *scheme;         /**< "sqlite", "memory", ... */
+	const char *location;       /**< the URL without its password */
+	const char *server_version; /**< driver or server version */
+	int schema_version;         /**< schema version of the store (0: none) */
+	int library_schema_version; /**< schema version this library writes */
+	uint32_t caps;              /**< DURA_CAP_* */
+	const char *notes;          /**< options ignored or remarks, or "" */
+} dura_store_info;
+
+/** Describe the store. Strings stay valid until the store is closed. */
+DURA_EXTERN(int) dura_store_info_get(dura_store *store, dura_store_info *out);
+
+typedef struct dura_store_stats {
+	int open;         /**< connections open */
+	int idle;         /**< connections idle in the pool */
+	int in_use;       /**< connections lent out */
+	int max_open;     /**< pool limit */
+	uint64_t waits;   /**< times a caller waited for a connection */
+	uint64_t commits; /**< step commits through this handle */
+	uint64_t conflicts;
+} dura_store_stats;
+
+DURA_EXTERN(int) dura_store_stats_get(dura_store *store, dura_store_stats *out);
+
+/**
+ * Create or upgrade the schema. *from and *to (either may be NULL) receive
+ * the versions before and after. A schema newer than this library is
+ * DURA_EVERSION and is left untouched.
+ */
+DURA_EXTERN(int) dura_store_migrate(dura_store *store, int *from, int *to);
+
+/**
+ * Run raw SQL on SQL stores (DURA_CAP_SQL), for operators and tests. The
+ * callback gets each row (column values as text, NULL for SQL NULL);
+ * returning non-zero stops. Never use it with untrusted text.
+ */
+typedef int (*dura_row_cb)(int ncols, char **values, char **names, void *payload);
+DURA_EXTERN(int) dura_store_exec_sql(dura_store *store, const char *sql, dura_row_cb cb, void *payload);
+
+/* ------------------------------------------------------------------------ */
+/* Runs                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/** A run record (table workflow_records). */
+typedef struct dura_record {
+	char *run_id;
+	char *workflow_name;
+	char *foreign_id;  /**< "" when none */
+	int run_state;     /**< dura_run_state */
+	char *status;      /**< current node ("" once ended) */
+	char *state;       /**< JSON */
+	int64_t version;   /**< bumped by every change; the CAS token */
+	int64_t step_no;   /**< number of committed steps = next step number */
+	int attempt;       /**< failed attempts of the current node */
+	char *error;       /**< last error text, or "" */
+	char *meta;        /**< caller's JSON metadata, or "" */
+	char *lease_owner; /**< "" when not leased */
+	int64_t lease_expires_at;
+	int64_t next_run_at; /**< not runnable before this */
+	int64_t created_at;
+	int64_t updated_at;
+} dura_record;
+
+DURA_EXTERN(void) dura_record_free(dura_record *rec);
+
+typedef struct dura_record_list {
+	size_t count;
+	dura_record *items;
+	char *next_cursor; /**< pass to the next list call, NULL at the end */
+} dura_record_list;
+
+DURA_EXTERN(void) dura_record_list_free(dura_record_list *list);
+
+#define DURA_RUN_CREATE_VERSION 1
+typedef struct dura_run_create {
+	unsigned version;
+	const char *run_id;        /**< NULL: a new UUIDv7 */
+	const char *workflow_name; /**< required */
+	const char *foreign_id;    /**< NULL or "": none */
+	const char *state;         /**< JSON, NULL: "{}" */
+	const char *status;        /**< start node, NULL: "" */
+	int run_state;             /**< 0: DURA_RUN_RUNNING */
+	int64_t next_run_at;       /**< 0: now */
+	const char *meta;          /**< JSON or NULL */
+} dura_run_create;
+#define DURA_RUN_CREATE_INIT {DURA_RUN_CREATE_VERSION, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/**
+ * Create a run (no outbox event is written for it). If the workflow already has an active run (initiated,
+ * running or paused) with the same non-empty foreign id, nothing is created:
+ * *out receives that run and the result is DURA_EEXISTS.
+ * *out may be NULL when the caller does not want the record.
+ */
+DURA_EXTERN(int) dura_store_create_run(dura_store *store, const dura_run_create *req, dura_record **out);
+
+DURA_EXTERN(int) dura_store_get_run(dura_store *store, const char *run_id, dura_record **out);
+
+/** The newest run of a workflow with this foreign id, any state. */
+DURA_EXTERN(int) dura_store_latest_run(dura_store *store, const char *workflow_name, const char *foreign_id, dura_record **out);
+
+#define DURA_RUN_FILTER_VERSION 1
+typedef struct dura_run_filter {
+	unsigned version;
+	const char *workflow_name; /**< NULL: any */
+	int run_state;             /**< 0: any */
+	const char *status;        /**< NULL: any */
+	const char *foreign_id;    /**< NULL: any */
+	int64_t created_after;     /**< 0: unbounded (inclusive) */
+	int64_t created_before;    /**< 0: unbounded (exclusive) */
+	const char *cursor;        /**< next_cursor of the previous page */
+	size_t limit;              /**< 0: 100 */
+} dura_run_filter;
+#define DURA_RUN_FILTER_INIT {DURA_RUN_FILTER_VERSION, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/** Runs newest first (keyset pagination on run_id, which is time-ordered). */
+DURA_EXTERN(int) dura_store_list_runs(dura_store *store, const dura_run_filter *filter, dura_record_list *out);
+
+/**
+ * Move a run to another run state (pause, resume, cancel, ...), if
+ * dura_run_state_transition_ok() allows it from the state it is in now.
+ * A refused transition is DURA_ECONFLICT and changes nothing. The new
+ * version is written to *new_version when not NULL.
+ */
+DURA_EXTERN(int) dura_store_set_run_state(dura_store *store, const char *run_id, int to, int64_t *new_version);
+
+/** Erase a finished run's state, steps and checkpoints (run_state data_deleted). */
+DURA_EXTERN(int) dura_store_delete_run_data(dura_store *store, const char *run_id);
+
+/* ------------------------------------------------------------------------ */
+/* Steps                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** One committed node execution (table workflow_steps). */
+typedef struct dura_step {
+	char *run_id;
+	int64_t step; /**< dense from 0 */
+	char *node_id;
+	char *state; /**< JSON after the step */
+	int64_t created_at;
+} dura_step;
+
+DURA_EXTERN(void) dura_step_free(dura_step *step);
+
+typedef struct dura_step_list {
+	size_t count;
+	dura_step *items;
+} dura_step_list;
+
+DURA_EXTERN(void) dura_step_list_free(dura_step_list *list);
+
+/** Commit flags. */
+#define DURA_COMMIT_NO_STEP (1u << 0) /**< update the record only (no step row) */
+#define DURA_COMMIT_NO_EVENT (1u << 1) /**< write no outbox event */
+#define DURA_COMMIT_RELEASE_LEASE (1u << 2) /**< also release the run's lease */
+
+#define DURA_COMMIT_VERSION 1
+/**
+ * One atomic step commit: the record (state, status, run_state, version+1,
+ * step_no+1), the step row (step = the record's step_no before) and an
+ * outbox event, together or not at all, and only if the run's version is
+ * still expect_version.
+ */
+typedef struct dura_commit {
+	unsigned version;
+	const char *run_id;
+	int64_t expect_version; /**< compare-and-swap token */
+	const char *node_id;    /**< node that ran (the step row) */
+	const char *state;      /**< JSON after the step */
+	const char *status;     /**< node to run next, NULL/"" at the end */
+	int run_state;          /**< state after the commit (0: unchanged) */
+	const char *error;      /**< error text to keep, NULL clears */
+	int attempt;            /**< failed attempts of the next node */
+	int64_t next_run_at;    /**< 0: now */
+	const char *event_type; /**< outbox event type, NULL: "step" */
+	const char *event_data; /**< outbox payload JSON, NULL: a summary */
+	unsigned flags;         /**< DURA_COMMIT_* */
+} dura_commit;
+#define DURA_COMMIT_INIT {DURA_COMMIT_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+typedef struct dura_commit_result {
+	int code;            /**< 0 or DURA_ECONFLICT / DURA_ENOTFOUND / ... */
+	int64_t new_version; /**< version after the commit */
+	int64_t step;        /**< step number written (-1 with NO_STEP) */
+} dura_commit_result;
+
+/**
+ * Commit one step. A stale expect_version is DURA_ECONFLICT and nothing is
+ * written; a missing run is DURA_ENOTFOUND. res may be NULL.
+ */
+DURA_EXTERN(int) dura_store_commit(dura_store *store, const dura_commit *c, dura_commit_result *res);
+
+/**
+ * Commit steps of several runs in one transaction (one round trip on
+ * server stores). Each commit is checked on its own: res[i].code tells
+ * which went in; conflicting ones write nothing. Returns 0 when all went
+ * in, DURA_ECONFLICT when some did not, or another error when none did.
+ */
+DURA_EXTERN(int) dura_store_commit_batch(dura_store *store, const dura_commit *c, size_t n, dura_commit_result *res);
+
+/** Steps of a run from step `from`, at most limit (0: all), in order. */
+DURA_EXTERN(int) dura_store_history(dura_store *store, const char *run_id, int64_t from, size_t limit, dura_step_list *out);
+
+DURA_EXTERN(int) dura_store_get_step(dura_store *store, const char *run_id, int64_t step, dura_step **out);
+
+/** The last committed step of a run (DURA_ENOTFOUND when none). */
+DURA_EXTERN(int) dura_store_load_latest(dura_store *store, const char *run_id, dura_step **out);
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints                                                               */
+/* ------------------------------------------------------------------------ */
+
+/** A named snapshot (table workflow_checkpoints). */
+typedef struct dura_checkpoint {
+	char *checkpoint_id;
+	char *run_id;
+	int64_t step;
+	char *state; /**< JSON */
+	int64_t created_at;
+	int64_t updated_at;
+} dura_checkpoint;
+
+DURA_EXTERN(void) dura_checkpoint_free(dura_checkpoint *cp);
+
+typedef struct dura_checkpoint_list {
+	size_t count;
+	dura_checkpoint *items;
+} dura_checkpoint_list;
+
+DURA_EXTERN(void) dura_checkpoint_list_free(dura_checkpoint_list *list);
+
+/** Save (insert or overwrite by checkpoint_id). */
+DURA_EXTERN(int) dura_store_checkpoint_save(dura_store *store, const char *checkpoint_id, const char *run_id, int64_t step, const char *state);
+DURA_EXTERN(int) dura_store_checkpoint_load(dura_store *store, const char *checkpoint_id, dura_checkpoint **out);
+/** Checkpoints of one run, or of all runs when run_id is NULL; newest first. */
+DURA_EXTERN(int) dura_store_checkpoint_list(dura_store *store, const char *run_id, dura_checkpoint_list *out);
+DURA_EXTERN(int) dura_store_checkpoint_delete(dura_store *store, const char *checkpoint_id);
+
+/* ------------------------------------------------------------------------ */
+/* Step cache                                                                */
+/* ------------------------------------------------------------------------ */
+
+/** A cache entry (table step_cache). value is bytes, not text. */
+typedef struct dura_cache_entry {
+	char *key;
+	unsigned char *value;
+	size_t value_len;
+	char *error;    /**< cached error text, or NULL */
+	char *metadata; /**< JSON object or NULL */
+	int64_t created_at;
+	int64_t expires_at; /**< 0: never */
+} dura_cache_entry;
+
+DURA_EXTERN(void) dura_cache_entry_free(dura_cache_entry *e);
+
+typedef struct dura_cache_list {
+	size_t count;
+	dura_cache_entry *items; /**< values are not loaded: value is NULL, value_len is the size */
+	char *next_cursor;
+} dura_cache_list;
+
+DURA_EXTERN(void) dura_cache_list_free(dura_cache_list *list);
+
+typedef struct dura_cache_stats {
+	int64_t entries;
+	int64_t expired;
+	int64_t bytes;
+	uint64_t hits;   /**< through this handle */
+	uint64_t misses; /**< through this handle */
+} dura_cache_stats;
+
+/** Look up a key; an expired entry is DURA_ENOTFOUND (a miss). */
+DURA_EXTERN(int) dura_store_cache_get(dura_store *store, const char *key, dura_cache_entry **out);
+
+/**
+ * Insert or replace an entry. ttl_ms 0 means no expiry. error and metadata
+ * may be NULL. Also releases any single-flight claim on the key.
+ */
+DURA_EXTERN(int) dura_store_cache_put(dura_store *store, const char *key, const void *value, size_t value_len,
+                                      const char *error, const char *metadata, int64_t ttl_ms);
+
+/**
+ * Single-flight claim: 0 if `owner` now holds the key for lease_ms
+ * (taking over an expired claim), DURA_EBUSY if another owner holds it,
+ * DURA_EEXISTS if an unexpired value is already cached.
+ */
+DURA_EXTERN(int) dura_store_cache_claim(dura_store *store, const char *key, const char *owner, int64_t lease_ms);
+
+/** Give up a claim (only the owner's); DURA_ENOTFOUND if not held by owner. */
+DURA_EXTERN(int) dura_store_cache_release(dura_store *store, const char *key, const char *owner);
+
+DURA_EXTERN(int) dura_store_cache_delete(dura_store *store, const char *key);
+
+/** Delete expired entries; *count (may be NULL) receives how many. */
+DURA_EXTERN(int) dura_store_cache_purge_expired(dura_store *store, int64_t *count);
+
+/** Entries in key order from cursor, at most limit (0: 100). */
+DURA_EXTERN(int) dura_store_cache_list(dura_store *store, const char *cursor, size_t limit, dura_cache_list *out);
+
+DURA_EXTERN(int) dura_store_cache_stats(dura_store *store, dura_cache_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Leases                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Claim up to max runnable runs: run_state running, next_run_at due, lease
+ * free or expired, workflow in the list (NULL/0: any). Each claimed run is
+ * leased to owner for lease_ms; a run is never held by two owners at once.
+ */
+DURA_EXTERN(int) dura_store_claim_runs(dura_store *store, const char *owner, const char *const *workflows,
+                                       size_t nworkflows, size_t max, int64_t lease_ms, dura_record_list *out);
+
+/** Extend owner's lease; DURA_ECONFLICT if owner no longer holds it. */
+DURA_EXTERN(int) dura_store_extend_lease(dura_store *store, const char *run_id, const char *owner, int64_t lease_ms);
+
+/** Release owner's lease; DURA_ECONFLICT if owner does not hold it. */
+DURA_EXTERN(int) dura_store_release_lease(dura_store *store, const char *run_id, const char *owner);
+
+/* ------------------------------------------------------------------------ */
+/* Outbox                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** An event written in the same transaction as its step (table workflow_outbox). */
+typedef struct dura_event {
+	char *id; /**< UUIDv7 */
+	char *workflow_name;
+	char *run_id;
+	char *type; /**< "run_started", "step", ... */
+	char *data; /**< JSON */
+	int64_t created_at;
+} dura_event;
+
+typedef struct dura_event_list {
+	size_t count;
+	dura_event *items;
+} dura_event_list;
+
+DURA_EXTERN(void) dura_event_list_free(dura_event_list *list);
+
+/** Oldest events first, at most limit (0: 100). Polling does not remove them. */
+DURA_EXTERN(int) dura_store_outbox_poll(dura_store *store, size_t limit, dura_event_list *out);
+
+/** Delete a delivered event; DURA_ENOTFOUND if already gone. */
+DURA_EXTERN(int) dura_store_outbox_ack(dura_store *store, const char *event_id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DURA_H */

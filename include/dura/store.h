@@ -1,0 +1,166 @@
+/*
+ * dura/store.h - the store contract, for store authors.
+ *
+ * A store is a versioned table of operations (like libgit2's backends and
+ * SQLite's VFS). The core checks the version, validates every argument
+ * before calling a store (ids non-empty and at most DURA_MAX_ID_LEN bytes,
+ * JSON well formed, prefixes made of [A-Za-z0-9_]) and keeps per-handle
+ * counters, so a store only does storage. New operations are only ever
+ * appended, and the version bumped.
+ *
+ * Every operation gets the store's own handle (`impl`, from open) and
+ * returns 0 or a DURA_E* code after dura__error_set(). Returned objects are
+ * allocated with dura__malloc and friends; the caller frees them with the
+ * public *_free functions.
+ *
+ * Thread-safety: the core calls every operation from any thread at any
+ * time, concurrently; a store must be thread-safe.
+ */
+#ifndef DURA_STORE_H
+#define DURA_STORE_H
+
+#include "../dura.h"
+
+#include <stdarg.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DURA_STORE_ABI_VERSION 1
+
+/** Parsed store URL. Strings are owned by the core; "" when absent. */
+typedef struct dura_url {
+	const char *scheme;   /**< "memory", "sqlite", "postgres", "mysql", "redis" */
+	const char *raw;      /**< the URL as given: may contain a password, never print it */
+	const char *redacted; /**< the URL with the password replaced by "***" */
+	const char *user;
+	const char *password;
+	const char *host;
+	int port;             /**< 0: the scheme's default */
+	const char *socket;   /**< unix socket path (mysql DSN unix(...)), or "" */
+	const char *database; /**< database name, or SQLite file path */
+	int tls;              /**< rediss:// or a tls/sslmode option asked for TLS */
+	const char *prefix;   /**< table or key prefix, validated */
+	int pool_max;         /**< 0: store default */
+	int pool_idle;        /**< -1: store default */
+	int64_t conn_lifetime_ms;
+	int64_t conn_idle_ms;
+	int64_t connect_timeout_ms;
+	int64_t timeout_ms;
+	size_t nparams; /**< every query parameter, including the ones above */
+	const char *const *param_names;
+	const char *const *param_values;
+} dura_url;
+
+/** Value of query parameter `name`, or NULL. */
+DURA_EXTERN(const char *) dura_url_param(const dura_url *url, const char *name);
+
+/**
+ * Parse a store URL. DURA_EINVAL names the malformed part. Free with
+ * dura_url_free. Exposed for store authors and tests.
+ */
+DURA_EXTERN(int) dura_url_parse(dura_url **out, const char *url);
+DURA_EXTERN(void) dura_url_free(dura_url *url);
+
+typedef struct dura_store_ops dura_store_ops;
+
+struct dura_store_ops {
+	unsigned version; /**< DURA_STORE_ABI_VERSION */
+	const char *scheme;
+	uint32_t caps; /**< static capabilities; info may report more */
+
+	/* lifecycle */
+	int (*open)(void **impl, const dura_url *url, const dura_store_options *opts);
+	void (*close)(void *impl);
+	int (*ping)(void *impl);
+	int (*info)(void *impl, dura_store_info *out);
+	int (*stats)(void *impl, dura_store_stats *out);
+	int (*migrate)(void *impl, int *from, int *to);
+
+	/* runs */
+	int (*create_run)(void *impl, const dura_run_create *req, const char *run_id, dura_record **out);
+	int (*get_run)(void *impl, const char *run_id, dura_record **out);
+	int (*latest_run)(void *impl, const char *workflow_name, const char *foreign_id, dura_record **out);
+	int (*list_runs)(void *impl, const dura_run_filter *filter, dura_record_list *out);
+	int (*set_run_state)(void *impl, const char *run_id, int to, int64_t *new_version);
+	int (*delete_run_data)(void *impl, const char *run_id);
+
+	/* steps: event_id is a fresh UUIDv7 per commit for the outbox row */
+	int (*commit)(void *impl, const dura_commit *c, const char *event_id, dura_commit_result *res);
+	int (*commit_batch)(void *impl, const dura_commit *c, const char *const *event_ids, size_t n, dura_commit_result *res);
+	int (*history)(void *impl, const char *run_id, int64_t from, size_t limit, dura_step_list *out);
+	int (*get_step)(void *impl, const char *run_id, int64_t step, dura_step **out);
+	int (*load_latest)(void *impl, const char *run_id, dura_step **out);
+
+	/* checkpoints */
+	int (*checkpoint_save)(void *impl, const char *checkpoint_id, const char *run_id, int64_t step, const char *state);
+	int (*checkpoint_load)(void *impl, const char *checkpoint_id, dura_checkpoint **out);
+	int (*checkpoint_list)(void *impl, const char *run_id, dura_checkpoint_list *out);
+	int (*checkpoint_delete)(void *impl, const char *checkpoint_id);
+
+	/* cache */
+	int (*cache_get)(void *impl, const char *key, dura_cache_entry **out);
+	int (*cache_put)(void *impl, const char *key, const void *value, size_t value_len, const char *error,
+	                 const char *metadata, int64_t ttl_ms);
+	int (*cache_claim)(void *impl, const char *key, const char *owner, int64_t lease_ms);
+	int (*cache_release)(void *impl, const char *key, const char *owner);
+	int (*cache_delete)(void *impl, const char *key);
+	int (*cache_purge_expired)(void *impl, int64_t *count);
+	int (*cache_list)(void *impl, const char *cursor, size_t limit, dura_cache_list *out);
+	int (*cache_stats)(void *impl, dura_cache_stats *out); /* entries, expired, bytes */
+
+	/* leases */
+	int (*claim_runs)(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
+	                  int64_t lease_ms, dura_record_list *out);
+	int (*extend_lease)(void *impl, const char *run_id, const char *owner, int64_t lease_ms);
+	int (*release_lease)(void *impl, const char *run_id, const char *owner);
+
+	/* outbox */
+	int (*outbox_poll)(void *impl, size_t limit, dura_event_list *out);
+	int (*outbox_ack)(void *impl, const char *event_id);
+
+	/* optional (NULL when absent) */
+	int (*exec_sql)(void *impl, const char *sql, dura_row_cb cb, void *payload);
+	/** Wait until the run's version differs from `version` or timeout (DURA_CAP_NOTIFY). */
+	int (*wait_change)(void *impl, const char *run_id, int64_t version, int64_t timeout_ms);
+};
+
+/**
+ * Register an external store for its scheme (replacing a built-in one of
+ * the same name is refused). DURA_EVERSION if ops->version differs.
+ */
+DURA_EXTERN(int) dura_store_register(const dura_store_ops *ops);
+
+/* ---- helpers for store implementations ---------------------------------- */
+
+/** Set this thread's error; returns code. fmt is printf-style. */
+DURA_EXTERN(int) dura__error_set(int code, const char *store, int native_code, const char *sqlstate, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 5, 6)))
+#endif
+	;
+
+DURA_EXTERN(void *) dura__malloc(size_t n);
+DURA_EXTERN(void *) dura__calloc(size_t n, size_t size);
+DURA_EXTERN(void *) dura__realloc(void *p, size_t n);
+DURA_EXTERN(char *) dura__strdup(const char *s); /* NULL -> NULL */
+DURA_EXTERN(char *) dura__strndup(const char *s, size_t n);
+
+/** Set DURA_ENOMEM and return it. */
+DURA_EXTERN(int) dura__oom(const char *store);
+
+/** Free the strings inside (not the struct itself). */
+DURA_EXTERN(void) dura__record_clear(dura_record *rec);
+DURA_EXTERN(void) dura__step_clear(dura_step *step);
+DURA_EXTERN(void) dura__checkpoint_clear(dura_checkpoint *cp);
+DURA_EXTERN(void) dura__cache_entry_clear(dura_cache_entry *e);
+DURA_EXTERN(void) dura__event_clear(dura_event *ev);
+
+/** 1 if s is a valid SQL identifier prefix: [A-Za-z0-9_]* and at most 32 bytes. */
+DURA_EXTERN(int) dura__prefix_valid(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DURA_STORE_H */

@@ -1,0 +1,184 @@
+/*
+ * errors.c - the thread-local last error, return-code names and the
+ * allocation hook every part of dura allocates through.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct error_slot {
+	dura_error pub;
+	int set;
+	char message[1024];
+	char store[32];
+	char sqlstate[8];
+} error_slot;
+
+static _Thread_local error_slot tls_error;
+
+const dura_error *dura_error_last(void)
+{
+	return tls_error.set ? &tls_error.pub : NULL;
+}
+
+void dura_error_clear(void)
+{
+	tls_error.set = 0;
+}
+
+/*
+ * Every message goes through here; the password scrub happens in the
+ * callers (URLs are only ever formatted in their redacted form), and once
+ * more here for the one password dura knows of on this thread.
+ */
+int dura__error_set(int code, const char *store, int native_code, const char *sqlstate, const char *fmt, ...)
+{
+	error_slot *e = &tls_error;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+	/* one line: fold newlines that drivers put in their messages */
+	for (char *p = e->message; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	size_t n = strlen(e->message);
+	while (n && e->message[n - 1] == ' ')
+		e->message[--n] = '\0';
+	snprintf(e->store, sizeof(e->store), "%s", store ? store : "");
+	snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate ? sqlstate : "");
+	dura__redact_secrets(e->message);
+	e->pub.code = code;
+	e->pub.message = e->message;
+	e->pub.store = e->store;
+	e->pub.native_code = native_code;
+	e->pub.sqlstate = e->sqlstate;
+	e->set = 1;
+	return code;
+}
+
+int dura__oom(const char *store)
+{
+	return dura__error_set(DURA_ENOMEM, store, 0, NULL, "out of memory");
+}
+
+const char *dura_strerror(int code)
+{
+	switch (code) {
+	case DURA_OK: return "ok";
+	case DURA_ERROR: return "error";
+	case DURA_ENOTFOUND: return "not found";
+	case DURA_EEXISTS: return "already exists";
+	case DURA_ECONFLICT: return "conflict";
+	case DURA_EBUSY: return "busy";
+	case DURA_EIO: return "I/O error";
+	case DURA_ETIMEOUT: return "timed out";
+	case DURA_ENOMEM: return "out of memory";
+	case DURA_EINVAL: return "invalid argument";
+	case DURA_ENOTSUP: return "not supported";
+	case DURA_EVERSION: return "version mismatch";
+	case DURA_ECANCELED: return "cancelled";
+	default: return "unknown error";
+	}
+}
+
+/* ---- secrets ------------------------------------------------------------ */
+
+/*
+ * Passwords of open stores are remembered (in a small table) so that any
+ * message that would echo one - a driver repeating a connection string,
+ * say - is scrubbed before the caller can see it.
+ */
+#include <pthread.h>
+#define MAX_SECRETS 64
+static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *secrets[MAX_SECRETS];
+
+void dura__secret_add(const char *secret)
+{
+	if (!secret || strlen(secret) < 3)
+		return;
+	pthread_mutex_lock(&secrets_lock);
+	for (int i = 0; i < MAX_SECRETS; i++) {
+		if (secrets[i] && strcmp(secrets[i], secret) == 0)
+			break;
+		if (!secrets[i]) {
+			secrets[i] = strdup(secret);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&secrets_lock);
+}
+
+void dura__redact_secrets(char *msg)
+{
+	pthread_mutex_lock(&secrets_lock);
+	for (int i = 0; i < MAX_SECRETS && secrets[i]; i++) {
+		size_t len = strlen(secrets[i]);
+		char *p;
+		while ((p = strstr(msg, secrets[i])) != NULL) {
+			/* replace with "***" and close the gap */
+			memcpy(p, "***", 3);
+			memmove(p + 3, p + len, strlen(p + len) + 1);
+		}
+	}
+	pthread_mutex_unlock(&secrets_lock);
+}
+
+/* ---- allocation --------------------------------------------------------- */
+
+static dura_allocator g_alloc = {malloc, realloc, free};
+
+void dura_set_allocator(const dura_allocator *a)
+{
+	g_alloc.malloc_fn = a && a->malloc_fn ? a->malloc_fn : malloc;
+	g_alloc.realloc_fn = a && a->realloc_fn ? a->realloc_fn : realloc;
+	g_alloc.free_fn = a && a->free_fn ? a->free_fn : free;
+}
+
+void *dura__malloc(size_t n)
+{
+	return g_alloc.malloc_fn(n ? n : 1);
+}
+
+void *dura__calloc(size_t n, size_t size)
+{
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	size_t total = n * size;
+	void *p = g_alloc.malloc_fn(total ? total : 1);
+	if (p)
+		memset(p, 0, total);
+	return p;
+}
+
+void *dura__realloc(void *p, size_t n)
+{
+	return g_alloc.realloc_fn(p, n ? n : 1);
+}
+
+void dura_free(void *p)
+{
+	if (p)
+		g_alloc.free_fn(p);
+}
+
+char *dura__strndup(const char *s, size_t n)
+{
+	if (!s)
+		return NULL;
+	char *d = dura__malloc(n + 1);
+	if (!d)
+		return NULL;
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+char *dura__strdup(const char *s)
+{
+	return s ? dura__strndup(s, strlen(s)) : NULL;
+}

@@ -1,0 +1,687 @@
+/*
+ * store.c - the store handle: the scheme registry, the version check, and
+ * dispatch. Every public dura_store_* function validates its arguments
+ * here, once, so that each store only stores and every store rejects bad
+ * input the same way.
+ */
+#include "../internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+struct dura_store {
+	const dura_store_ops *ops;
+	void *impl;
+	dura_url *url;
+	_Atomic uint64_t hits, misses, commits, conflicts;
+};
+
+/* ---- registry ------------------------------------------------------------ */
+
+/* Schemes dura knows of, built or not, so a missing one gets a clear word. */
+static const struct {
+	const char *scheme;
+	const dura_store_ops *ops;
+	const char *package;
+} builtins[] = {
+	{"memory", &dura__memory_ops, NULL},
+	{"sqlite", &dura__sqlite_ops, NULL},
+	{"postgres", NULL, "the PostgreSQL store"},
+	{"mysql", NULL, "the MySQL/MariaDB store"},
+	{"redis", NULL, "the Redis store"},
+};
+
+#define MAX_EXTERNAL 16
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static const dura_store_ops *external[MAX_EXTERNAL];
+
+int dura_store_register(const dura_store_ops *ops)
+{
+	if (!ops || !ops->scheme || !*ops->scheme)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_register: ops or scheme is missing");
+	if (ops->version != DURA_STORE_ABI_VERSION)
+		return dura__error_set(DURA_EVERSION, ops->scheme, 0, NULL,
+		                       "store '%s' implements contract version %u, this library needs %u", ops->scheme,
+		                       ops->version, DURA_STORE_ABI_VERSION);
+	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+		if (builtins[i].ops && strcmp(builtins[i].scheme, ops->scheme) == 0)
+			return dura__error_set(DURA_EEXISTS, ops->scheme, 0, NULL, "scheme '%s' is built in", ops->scheme);
+	int rc = dura__error_set(DURA_ENOMEM, ops->scheme, 0, NULL, "too many external stores (%d)", MAX_EXTERNAL);
+	pthread_mutex_lock(&reg_lock);
+	for (int i = 0; i < MAX_EXTERNAL; i++) {
+		if (!external[i] || strcmp(external[i]->scheme, ops->scheme) == 0) {
+			external[i] = ops;
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (rc == 0)
+		dura_error_clear();
+	return rc;
+}
+
+static int find_ops(const dura_store_ops **out, const char *scheme)
+{
+	pthread_mutex_lock(&reg_lock);
+	for (int i = 0; i < MAX_EXTERNAL && external[i]; i++) {
+		if (strcmp(external[i]->scheme, scheme) == 0) {
+			*out = external[i];
+			pthread_mutex_unlock(&reg_lock);
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+		if (strcmp(builtins[i].scheme, scheme) != 0)
+			continue;
+		if (!builtins[i].ops)
+			return dura__error_set(DURA_ENOTSUP, scheme, 0, NULL,
+			                       "the '%s' store is not built into this libdura (%s is not available yet)",
+			                       scheme, builtins[i].package);
+		*out = builtins[i].ops;
+		return 0;
+	}
+	return dura__error_set(DURA_ENOTSUP, scheme, 0, NULL, "no store is registered for scheme '%s'", scheme);
+}
+
+/* ---- argument checks ------------------------------------------------------ */
+
+#define CHECK_STORE(s)                                                                                \
+	do {                                                                                          \
+		if (!(s))                                                                             \
+			return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: store is NULL", __func__); \
+	} while (0)
+
+static int check_id(const char *id, const char *what, const char *fn)
+{
+	if (!id)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %s is NULL", fn, what);
+	size_t n = strnlen(id, DURA_MAX_ID_LEN + 1);
+	if (n == 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %s is empty", fn, what);
+	if (n > DURA_MAX_ID_LEN)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %s is longer than %d bytes", fn, what,
+		                       DURA_MAX_ID_LEN);
+	return 0;
+}
+
+/* An optional id: NULL and "" are allowed, but not an over-long one. */
+static int check_opt_id(const char *id, const char *what, const char *fn)
+{
+	return id && *id ? check_id(id, what, fn) : 0;
+}
+
+static int check_run_state(int st, int allow_zero, const char *fn)
+{
+	if ((allow_zero && st == 0) || (st >= 1 && st <= DURA_RUN_STATE_MAX))
+		return 0;
+	return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: run state %d is not a known state", fn, st);
+}
+
+#define TRY(expr)                      \
+	do {                           \
+		int rc__ = (expr);     \
+		if (rc__)              \
+			return rc__;   \
+	} while (0)
+
+/* Clear the thread's error before a call, so success leaves none behind. */
+#define DISPATCH(s, op, ...)                                                                                    \
+	do {                                                                                                    \
+		if (!(s)->ops->op)                                                                              \
+			return dura__error_set(DURA_ENOTSUP, (s)->ops->scheme, 0, NULL, "the %s store has no %s", \
+			                       (s)->ops->scheme, #op);                                          \
+		dura_error_clear();                                                                             \
+		return (s)->ops->op((s)->impl, __VA_ARGS__);                                                    \
+	} while (0)
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+int dura_store_open(dura_store **out, const char *url, const dura_store_options *opts)
+{
+	dura_store_options defaults = DURA_STORE_OPTIONS_INIT;
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_open: out is NULL");
+	*out = NULL;
+	if (opts && opts->version != DURA_STORE_OPTIONS_VERSION)
+		return dura__error_set(DURA_EVERSION, "", 0, NULL, "dura_store_options version %u, expected %u",
+		                       opts->version, DURA_STORE_OPTIONS_VERSION);
+	if (!opts)
+		opts = &defaults;
+	dura_url *u;
+	TRY(dura_url_parse(&u, url));
+	const dura_store_ops *ops;
+	int rc = find_ops(&ops, u->scheme);
+	if (rc == 0 && ops->version != DURA_STORE_ABI_VERSION)
+		rc = dura__error_set(DURA_EVERSION, u->scheme, 0, NULL, "store '%s' implements contract version %u, not %u",
+		                     u->scheme, ops->version, DURA_STORE_ABI_VERSION);
+	if (rc) {
+		dura_url_free(u);
+		return rc;
+	}
+	dura_store *s = dura__calloc(1, sizeof(*s));
+	if (!s) {
+		dura_url_free(u);
+		return dura__oom(u->scheme);
+	}
+	s->ops = ops;
+	s->url = u;
+	dura_error_clear();
+	rc = ops->open(&s->impl, u, opts);
+	if (rc) {
+		dura_url_free(u);
+		dura_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void dura_store_close(dura_store *s)
+{
+	if (!s)
+		return;
+	s->ops->close(s->impl);
+	dura_url_free(s->url);
+	dura_free(s);
+}
+
+int dura_store_ping(dura_store *s)
+{
+	CHECK_STORE(s);
+	dura_error_clear();
+	return s->ops->ping(s->impl);
+}
+
+int dura_store_info_get(dura_store *s, dura_store_info *out)
+{
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_info_get: out is NULL");
+	memset(out, 0, sizeof(*out));
+	dura_error_clear();
+	TRY(s->ops->info(s->impl, out));
+	out->scheme = s->ops->scheme;
+	out->location = s->url->redacted;
+	if (!out->server_version)
+		out->server_version = "";
+	if (!out->notes)
+		out->notes = "";
+	return 0;
+}
+
+int dura_store_stats_get(dura_store *s, dura_store_stats *out)
+{
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_stats_get: out is NULL");
+	memset(out, 0, sizeof(*out));
+	dura_error_clear();
+	TRY(s->ops->stats(s->impl, out));
+	out->commits = atomic_load(&s->commits);
+	out->conflicts = atomic_load(&s->conflicts);
+	return 0;
+}
+
+int dura_store_migrate(dura_store *s, int *from, int *to)
+{
+	int f = 0, t = 0;
+	CHECK_STORE(s);
+	dura_error_clear();
+	int rc = s->ops->migrate(s->impl, &f, &t);
+	if (from)
+		*from = f;
+	if (to)
+		*to = t;
+	return rc;
+}
+
+int dura_store_exec_sql(dura_store *s, const char *sql, dura_row_cb cb, void *payload)
+{
+	CHECK_STORE(s);
+	if (!sql || !*sql)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_exec_sql: sql is empty");
+	DISPATCH(s, exec_sql, sql, cb, payload);
+}
+
+/* ---- runs ----------------------------------------------------------------- */
+
+int dura_store_create_run(dura_store *s, const dura_run_create *req, dura_record **out)
+{
+	static const char fn[] = "dura_store_create_run";
+	char id[DURA_UUID_LEN + 1];
+	if (out)
+		*out = NULL;
+	CHECK_STORE(s);
+	if (!req)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: request is NULL", fn);
+	if (req->version != DURA_RUN_CREATE_VERSION)
+		return dura__error_set(DURA_EVERSION, "", 0, NULL, "%s: request version %u, expected %u", fn, req->version,
+		                       DURA_RUN_CREATE_VERSION);
+	TRY(check_id(req->workflow_name, "workflow name", fn));
+	TRY(check_opt_id(req->foreign_id, "foreign id", fn));
+	TRY(check_opt_id(req->status, "status", fn));
+	TRY(check_run_state(req->run_state, 1, fn));
+	if (req->state)
+		TRY(dura__json_valid(req->state, "initial state"));
+	if (req->meta && *req->meta)
+		TRY(dura__json_valid(req->meta, "run metadata"));
+	if (req->run_id) {
+		TRY(check_id(req->run_id, "run id", fn));
+		dura_error_clear();
+		return s->ops->create_run(s->impl, req, req->run_id, out);
+	}
+	TRY(dura_uuid7(id));
+	dura_error_clear();
+	return s->ops->create_run(s->impl, req, id, out);
+}
+
+int dura_store_get_run(dura_store *s, const char *run_id, dura_record **out)
+{
+	if (out)
+		*out = NULL;
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_get_run: out is NULL");
+	TRY(check_id(run_id, "run id", "dura_store_get_run"));
+	DISPATCH(s, get_run, run_id, out);
+}
+
+int dura_store_latest_run(dura_store *s, const char *wf, const char *foreign_id, dura_record **out)
+{
+	static const char fn[] = "dura_store_latest_run";
+	if (out)
+		*out = NULL;
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	TRY(check_id(wf, "workflow name", fn));
+	TRY(check_id(foreign_id, "foreign id", fn));
+	DISPATCH(s, latest_run, wf, foreign_id, out);
+}
+
+int dura_store_list_runs(dura_store *s, const dura_run_filter *f, dura_record_list *out)
+{
+	static const char fn[] = "dura_store_list_runs";
+	dura_run_filter defaults = DURA_RUN_FILTER_INIT;
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	if (!f)
+		f = &defaults;
+	if (f->version != DURA_RUN_FILTER_VERSION)
+		return dura__error_set(DURA_EVERSION, "", 0, NULL, "%s: filter version %u, expected %u", fn, f->version,
+		                       DURA_RUN_FILTER_VERSION);
+	TRY(check_opt_id(f->workflow_name, "workflow name", fn));
+	TRY(check_opt_id(f->foreign_id, "foreign id", fn));
+	TRY(check_opt_id(f->status, "status", fn));
+	TRY(check_opt_id(f->cursor, "cursor", fn));
+	TRY(check_run_state(f->run_state, 1, fn));
+	dura_run_filter copy = *f;
+	if (copy.limit == 0)
+		copy.limit = 100;
+	if (copy.limit > 10000)
+		copy.limit = 10000;
+	DISPATCH(s, list_runs, &copy, out);
+}
+
+int dura_store_set_run_state(dura_store *s, const char *run_id, int to, int64_t *new_version)
+{
+	static const char fn[] = "dura_store_set_run_state";
+	CHECK_STORE(s);
+	TRY(check_id(run_id, "run id", fn));
+	TRY(check_run_state(to, 0, fn));
+	DISPATCH(s, set_run_state, run_id, to, new_version);
+}
+
+int dura_store_delete_run_data(dura_store *s, const char *run_id)
+{
+	CHECK_STORE(s);
+	TRY(check_id(run_id, "run id", "dura_store_delete_run_data"));
+	DISPATCH(s, delete_run_data, run_id);
+}
+
+/* ---- steps ---------------------------------------------------------------- */
+
+static int check_commit(const dura_commit *c, const char *fn)
+{
+	if (!c)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: commit is NULL", fn);
+	if (c->version != DURA_COMMIT_VERSION)
+		return dura__error_set(DURA_EVERSION, "", 0, NULL, "%s: commit version %u, expected %u", fn, c->version,
+		                       DURA_COMMIT_VERSION);
+	TRY(check_id(c->run_id, "run id", fn));
+	if (!(c->flags & DURA_COMMIT_NO_STEP))
+		TRY(check_id(c->node_id, "node id", fn));
+	else
+		TRY(check_opt_id(c->node_id, "node id", fn));
+	TRY(check_opt_id(c->status, "status", fn));
+	TRY(check_run_state(c->run_state, 1, fn));
+	if (c->expect_version < 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: expected version %lld is negative", fn,
+		                       (long long)c->expect_version);
+	TRY(dura__json_valid(c->state, "step state"));
+	if (c->event_type)
+		TRY(check_id(c->event_type, "event type", fn));
+	if (c->event_data)
+		TRY(dura__json_valid(c->event_data, "event data"));
+	return 0;
+}
+
+int dura_store_commit(dura_store *s, const dura_commit *c, dura_commit_result *res)
+{
+	static const char fn[] = "dura_store_commit";
+	dura_commit_result local;
+	char ev[DURA_UUID_LEN + 1];
+	CHECK_STORE(s);
+	TRY(check_commit(c, fn));
+	TRY(dura_uuid7(ev));
+	if (!res)
+		res = &local;
+	memset(res, 0, sizeof(*res));
+	dura_error_clear();
+	int rc = s->ops->commit(s->impl, c, ev, res);
+	res->code = rc;
+	if (rc == 0)
+		atomic_fetch_add(&s->commits, 1);
+	else if (rc == DURA_ECONFLICT)
+		atomic_fetch_add(&s->conflicts, 1);
+	return rc;
+}
+
+int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_commit_result *res)
+{
+	static const char fn[] = "dura_store_commit_batch";
+	CHECK_STORE(s);
+	if (!c || !res || n == 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: commits, results and a count > 0 are required", fn);
+	if (n > 10000)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %zu commits in one batch (at most 10000)", fn, n);
+	for (size_t i = 0; i < n; i++)
+		TRY(check_commit(&c[i], fn));
+	char *ids = dura__malloc(n * (DURA_UUID_LEN + 1));
+	const char **ptrs = dura__calloc(n, sizeof(char *));
+	if (!ids || !ptrs) {
+		dura_free(ids);
+		dura_free(ptrs);
+		return dura__oom(s->ops->scheme);
+	}
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		ptrs[i] = ids + i * (DURA_UUID_LEN + 1);
+		rc = dura_uuid7(ids + i * (DURA_UUID_LEN + 1));
+	}
+	memset(res, 0, n * sizeof(*res));
+	if (rc == 0) {
+		dura_error_clear();
+		rc = s->ops->commit_batch(s->impl, c, (const char *const *)ptrs, n, res);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].code == 0 && (rc == 0 || rc == DURA_ECONFLICT))
+			atomic_fetch_add(&s->commits, 1);
+		else if (res[i].code == DURA_ECONFLICT)
+			atomic_fetch_add(&s->conflicts, 1);
+	}
+	dura_free(ids);
+	dura_free(ptrs);
+	return rc;
+}
+
+int dura_store_history(dura_store *s, const char *run_id, int64_t from, size_t limit, dura_step_list *out)
+{
+	static const char fn[] = "dura_store_history";
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	TRY(check_id(run_id, "run id", fn));
+	if (from < 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: from step %lld is negative", fn, (long long)from);
+	DISPATCH(s, history, run_id, from, limit, out);
+}
+
+int dura_store_get_step(dura_store *s, const char *run_id, int64_t step, dura_step **out)
+{
+	static const char fn[] = "dura_store_get_step";
+	if (out)
+		*out = NULL;
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	TRY(check_id(run_id, "run id", fn));
+	if (step < 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: step %lld is negative", fn, (long long)step);
+	DISPATCH(s, get_step, run_id, step, out);
+}
+
+int dura_store_load_latest(dura_store *s, const char *run_id, dura_step **out)
+{
+	static const char fn[] = "dura_store_load_latest";
+	if (out)
+		*out = NULL;
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	TRY(check_id(run_id, "run id", fn));
+	DISPATCH(s, load_latest, run_id, out);
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+int dura_store_checkpoint_save(dura_store *s, const char *cp_id, const char *run_id, int64_t step, const char *state)
+{
+	static const char fn[] = "dura_store_checkpoint_save";
+	CHECK_STORE(s);
+	TRY(check_id(cp_id, "checkpoint id", fn));
+	TRY(check_id(run_id, "run id", fn));
+	if (step < 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: step %lld is negative", fn, (long long)step);
+	TRY(dura__json_valid(state, "checkpoint state"));
+	DISPATCH(s, checkpoint_save, cp_id, run_id, step, state);
+}
+
+int dura_store_checkpoint_load(dura_store *s, const char *cp_id, dura_checkpoint **out)
+{
+	static const char fn[] = "dura_store_checkpoint_load";
+	if (out)
+		*out = NULL;
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	TRY(check_id(cp_id, "checkpoint id", fn));
+	DISPATCH(s, checkpoint_load, cp_id, out);
+}
+
+int dura_store_checkpoint_list(dura_store *s, const char *run_id, dura_checkpoint_list *out)
+{
+	static const char fn[] = "dura_store_checkpoint_list";
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	TRY(check_opt_id(run_id, "run id", fn));
+	DISPATCH(s, checkpoint_list, run_id && *run_id ? run_id : NULL, out);
+}
+
+int dura_store_checkpoint_delete(dura_store *s, const char *cp_id)
+{
+	CHECK_STORE(s);
+	TRY(check_id(cp_id, "checkpoint id", "dura_store_checkpoint_delete"));
+	DISPATCH(s, checkpoint_delete, cp_id);
+}
+
+/* ---- cache ---------------------------------------------------------------- */
+
+int dura_store_cache_get(dura_store *s, const char *key, dura_cache_entry **out)
+{
+	static const char fn[] = "dura_store_cache_get";
+	if (out)
+		*out = NULL;
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	TRY(check_id(key, "cache key", fn));
+	dura_error_clear();
+	int rc = s->ops->cache_get(s->impl, key, out);
+	if (rc == 0)
+		atomic_fetch_add(&s->hits, 1);
+	else if (rc == DURA_ENOTFOUND)
+		atomic_fetch_add(&s->misses, 1);
+	return rc;
+}
+
+int dura_store_cache_put(dura_store *s, const char *key, const void *value, size_t len, const char *error,
+                         const char *metadata, int64_t ttl_ms)
+{
+	static const char fn[] = "dura_store_cache_put";
+	CHECK_STORE(s);
+	TRY(check_id(key, "cache key", fn));
+	if (!value && len)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: value is NULL but its length is %zu", fn, len);
+	if (ttl_ms < 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: ttl %lld ms is negative", fn, (long long)ttl_ms);
+	if (metadata)
+		TRY(dura__json_object_valid(metadata, "cache metadata"));
+	DISPATCH(s, cache_put, key, value, len, error, metadata, ttl_ms);
+}
+
+int dura_store_cache_claim(dura_store *s, const char *key, const char *owner, int64_t lease_ms)
+{
+	static const char fn[] = "dura_store_cache_claim";
+	CHECK_STORE(s);
+	TRY(check_id(key, "cache key", fn));
+	TRY(check_id(owner, "owner", fn));
+	if (lease_ms <= 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
+		                       (long long)lease_ms);
+	DISPATCH(s, cache_claim, key, owner, lease_ms);
+}
+
+int dura_store_cache_release(dura_store *s, const char *key, const char *owner)
+{
+	static const char fn[] = "dura_store_cache_release";
+	CHECK_STORE(s);
+	TRY(check_id(key, "cache key", fn));
+	TRY(check_id(owner, "owner", fn));
+	DISPATCH(s, cache_release, key, owner);
+}
+
+int dura_store_cache_delete(dura_store *s, const char *key)
+{
+	CHECK_STORE(s);
+	TRY(check_id(key, "cache key", "dura_store_cache_delete"));
+	DISPATCH(s, cache_delete, key);
+}
+
+int dura_store_cache_purge_expired(dura_store *s, int64_t *count)
+{
+	int64_t local = 0;
+	CHECK_STORE(s);
+	DISPATCH(s, cache_purge_expired, count ? count : &local);
+}
+
+int dura_store_cache_list(dura_store *s, const char *cursor, size_t limit, dura_cache_list *out)
+{
+	static const char fn[] = "dura_store_cache_list";
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	TRY(check_opt_id(cursor, "cursor", fn));
+	if (limit == 0)
+		limit = 100;
+	if (limit > 10000)
+		limit = 10000;
+	DISPATCH(s, cache_list, cursor && *cursor ? cursor : NULL, limit, out);
+}
+
+int dura_store_cache_stats(dura_store *s, dura_cache_stats *out)
+{
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_cache_stats: out is NULL");
+	memset(out, 0, sizeof(*out));
+	dura_error_clear();
+	TRY(s->ops->cache_stats(s->impl, out));
+	out->hits = atomic_load(&s->hits);
+	out->misses = atomic_load(&s->misses);
+	return 0;
+}
+
+/* ---- leases --------------------------------------------------------------- */
+
+int dura_store_claim_runs(dura_store *s, const char *owner, const char *const *wfs, size_t nwfs, size_t max,
+                          int64_t lease_ms, dura_record_list *out)
+{
+	static const char fn[] = "dura_store_claim_runs";
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	TRY(check_id(owner, "owner", fn));
+	if (nwfs && !wfs)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows but the list is NULL", fn, nwfs);
+	if (nwfs > 256)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows (at most 256)", fn, nwfs);
+	for (size_t i = 0; i < nwfs; i++)
+		TRY(check_id(wfs[i], "workflow name", fn));
+	if (max == 0 || max > 1000)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: max %zu must be from 1 to 1000", fn, max);
+	if (lease_ms <= 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
+		                       (long long)lease_ms);
+	DISPATCH(s, claim_runs, owner, nwfs ? wfs : NULL, nwfs, max, lease_ms, out);
+}
+
+int dura_store_extend_lease(dura_store *s, const char *run_id, const char *owner, int64_t lease_ms)
+{
+	static const char fn[] = "dura_store_extend_lease";
+	CHECK_STORE(s);
+	TRY(check_id(run_id, "run id", fn));
+	TRY(check_id(owner, "owner", fn));
+	if (lease_ms <= 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
+		                       (long long)lease_ms);
+	DISPATCH(s, extend_lease, run_id, owner, lease_ms);
+}
+
+int dura_store_release_lease(dura_store *s, const char *run_id, const char *owner)
+{
+	static const char fn[] = "dura_store_release_lease";
+	CHECK_STORE(s);
+	TRY(check_id(run_id, "run id", fn));
+	TRY(check_id(owner, "owner", fn));
+	DISPATCH(s, release_lease, run_id, owner);
+}
+
+/* ---- outbox --------------------------------------------------------------- */
+
+int dura_store_outbox_poll(dura_store *s, size_t limit, dura_event_list *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK_STORE(s);
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_outbox_poll: out is NULL");
+	if (limit == 0)
+		limit = 100;
+	if (limit > 10000)
+		limit = 10000;
+	DISPATCH(s, outbox_poll, limit, out);
+}
+
+int dura_store_outbox_ack(dura_store *s, const char *event_id)
+{
+	CHECK_STORE(s);
+	TRY(check_id(event_id, "event id", "dura_store_outbox_ack"));
+	DISPATCH(s, outbox_ack, event_id);
+}

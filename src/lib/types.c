@@ -1,0 +1,148 @@
+/*
+ * types.c - freeing the result objects the store API returns.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+void dura__record_clear(dura_record *r)
+{
+	if (!r)
+		return;
+	dura_free(r->run_id);
+	dura_free(r->workflow_name);
+	dura_free(r->foreign_id);
+	dura_free(r->status);
+	dura_free(r->state);
+	dura_free(r->error);
+	dura_free(r->meta);
+	dura_free(r->lease_owner);
+	memset(r, 0, sizeof(*r));
+}
+
+void dura_record_free(dura_record *r)
+{
+	if (!r)
+		return;
+	dura__record_clear(r);
+	dura_free(r);
+}
+
+void dura_record_list_free(dura_record_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		dura__record_clear(&l->items[i]);
+	dura_free(l->items);
+	dura_free(l->next_cursor);
+	memset(l, 0, sizeof(*l));
+}
+
+void dura__step_clear(dura_step *s)
+{
+	if (!s)
+		return;
+	dura_free(s->run_id);
+	dura_free(s->node_id);
+	dura_free(s->state);
+	memset(s, 0, sizeof(*s));
+}
+
+void dura_step_free(dura_step *s)
+{
+	if (!s)
+		return;
+	dura__step_clear(s);
+	dura_free(s);
+}
+
+void dura_step_list_free(dura_step_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		dura__step_clear(&l->items[i]);
+	dura_free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+void dura__checkpoint_clear(dura_checkpoint *c)
+{
+	if (!c)
+		return;
+	dura_free(c->checkpoint_id);
+	dura_free(c->run_id);
+	dura_free(c->state);
+	memset(c, 0, sizeof(*c));
+}
+
+void dura_checkpoint_free(dura_checkpoint *c)
+{
+	if (!c)
+		return;
+	dura__checkpoint_clear(c);
+	dura_free(c);
+}
+
+void dura_checkpoint_list_free(dura_checkpoint_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		dura__checkpoint_clear(&l->items[i]);
+	dura_free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+void dura__cache_entry_clear(dura_cache_entry *e)
+{
+	if (!e)
+		return;
+	dura_free(e->key);
+	dura_free(e->value);
+	dura_free(e->error);
+	dura_free(e->metadata);
+	memset(e, 0, sizeof(*e));
+}
+
+void dura_cache_entry_free(dura_cache_entry *e)
+{
+	if (!e)
+		return;
+	dura__cache_entry_clear(e);
+	dura_free(e);
+}
+
+void dura_cache_list_free(dura_cache_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		dura__cache_entry_clear(&l->items[i]);
+	dura_free(l->items);
+	dura_free(l->next_cursor);
+	memset(l, 0, sizeof(*l));
+}
+
+void dura__event_clear(dura_event *ev)
+{
+	if (!ev)
+		return;
+	dura_free(ev->id);
+	dura_free(ev->workflow_name);
+	dura_free(ev->run_id);
+	dura_free(ev->type);
+	dura_free(ev->data);
+	memset(ev, 0, sizeof(*ev));
+}
+
+void dura_event_list_free(dura_event_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		dura__event_clear(&l->items[i]);
+	dura_free(l->items);
+	memset(l, 0, sizeof(*l));
+}

@@ -1,0 +1,492 @@
+/*
+ * url.c - store URLs.
+ *
+ *   memory:
+ *   sqlite:PATH[?opts]            (sqlite://PATH too)
+ *   postgres://user:pass@host:port/db?opts   (postgresql:// too)
+ *   mysql://user:pass@host:port/db?opts      (mariadb:// too)
+ *   user:pass@tcp(host:port)/db?opts          the Go MySQL driver's DSN
+ *   user:pass@unix(/path/to/sock)/db?opts
+ *   redis://[user][:pass]@host:port/N?opts    (rediss:// for TLS)
+ *
+ * Hierarchical URLs are parsed by libcurl's URL API; the two forms it does
+ * not know (scheme:path and the Go DSN) are split here. The password is
+ * kept for the store and registered as a secret so no message shows it;
+ * `redacted` is the form to print.
+ */
+#include "internal.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct url_impl {
+	dura_url pub;
+	char *strings[16]; /* everything owned, freed at the end */
+	int nstrings;
+	char **names;
+	char **values;
+} url_impl;
+
+static const char *keep(url_impl *u, char *s)
+{
+	if (!s)
+		return "";
+	if (u->nstrings == (int)(sizeof(u->strings) / sizeof(u->strings[0]))) {
+		dura_free(s);
+		return "";
+	}
+	u->strings[u->nstrings++] = s;
+	return s;
+}
+
+void dura_url_free(dura_url *pub)
+{
+	url_impl *u = (url_impl *)pub;
+	if (!u)
+		return;
+	for (int i = 0; i < u->nstrings; i++)
+		dura_free(u->strings[i]);
+	for (size_t i = 0; i < u->pub.nparams; i++) {
+		dura_free(u->names[i]);
+		dura_free(u->values[i]);
+	}
+	dura_free(u->names);
+	dura_free(u->values);
+	dura_free(u);
+}
+
+const char *dura_url_param(const dura_url *url, const char *name)
+{
+	if (!url || !name)
+		return NULL;
+	for (size_t i = 0; i < url->nparams; i++)
+		if (strcmp(url->param_names[i], name) == 0)
+			return url->param_values[i];
+	return NULL;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode n bytes of s into a new string ('+' stays '+'). */
+static char *pct_decode(const char *s, size_t n)
+{
+	char *d = dura__malloc(n + 1), *o = d;
+	if (!d)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+			*o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			i += 2;
+		} else {
+			*o++ = s[i];
+		}
+	}
+	*o = '\0';
+	return d;
+}
+
+static int parse_query(url_impl *u, const char *q)
+{
+	size_t cap = 0;
+	if (!q || !*q)
+		return 0;
+	for (const char *p = q; *p; p++)
+		if (*p == '&')
+			cap++;
+	cap++;
+	u->names = dura__calloc(cap, sizeof(char *));
+	u->values = dura__calloc(cap, sizeof(char *));
+	if (!u->names || !u->values)
+		return dura__oom("");
+	const char *p = q;
+	while (*p) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+		if (len) {
+			const char *eq = memchr(p, '=', len);
+			size_t nlen = eq ? (size_t)(eq - p) : len;
+			char *name = pct_decode(p, nlen);
+			char *val = eq ? pct_decode(eq + 1, len - nlen - 1) : dura__strdup("");
+			if (!name || !val) {
+				dura_free(name);
+				dura_free(val);
+				return dura__oom("");
+			}
+			if (!*name) {
+				dura_free(name);
+				dura_free(val);
+				return dura__error_set(DURA_EINVAL, "", 0, NULL, "URL query has a parameter without a name");
+			}
+			u->names[u->pub.nparams] = name;
+			u->values[u->pub.nparams] = val;
+			u->pub.nparams++;
+		}
+		if (!amp)
+			break;
+		p = amp + 1;
+	}
+	u->pub.param_names = (const char *const *)u->names;
+	u->pub.param_values = (const char *const *)u->values;
+	return 0;
+}
+
+/* A duration: "500ms", "5s", "2m", "1h"; a bare number is `bare_unit_ms` each. */
+static int parse_duration(int64_t *out, const char *name, const char *v, int64_t bare_unit_ms)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (end == v || errno || x < 0)
+		goto bad;
+	int64_t unit = bare_unit_ms;
+	if (*end) {
+		if (strcmp(end, "ms") == 0)
+			unit = 1;
+		else if (strcmp(end, "s") == 0)
+			unit = 1000;
+		else if (strcmp(end, "m") == 0)
+			unit = 60000;
+		else if (strcmp(end, "h") == 0)
+			unit = 3600000;
+		else
+			goto bad;
+	}
+	if (x * (double)unit > 9.0e15)
+		goto bad;
+	*out = (int64_t)(x * (double)unit);
+	return 0;
+bad:
+	return dura__error_set(DURA_EINVAL, "", 0, NULL,
+	                       "URL option %s='%.40s' is not a duration (like 500ms, 5s, 2m)", name, v);
+}
+
+static int parse_int(int *out, const char *name, const char *v, int min, int max)
+{
+	char *end;
+	errno = 0;
+	long x = strtol(v, &end, 10);
+	if (end == v || *end || errno || x < min || x > max)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "URL option %s='%.40s' must be a whole number from %d to %d",
+		                       name, v, min, max);
+	*out = (int)x;
+	return 0;
+}
+
+int dura__prefix_valid(const char *s)
+{
+	if (!s)
+		return 1;
+	size_t n = strlen(s);
+	if (n > 32)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == ':' ))
+			return 0;
+	return 1;
+}
+
+/* The options every store understands, validated once here. */
+static int common_options(url_impl *u)
+{
+	dura_url *p = &u->pub;
+	const char *v;
+	int rc;
+	p->pool_idle = -1;
+	if ((v = dura_url_param(p, "prefix"))) {
+		/* ':' is allowed for Redis key prefixes only */
+		int ok = dura__prefix_valid(v) && (strcmp(p->scheme, "redis") == 0 || !strchr(v, ':'));
+		if (!ok)
+			return dura__error_set(DURA_EINVAL, "", 0, NULL,
+			                       "URL option prefix='%.40s' is not allowed: use at most 32 letters, digits "
+			                       "and underscores",
+			                       v);
+		p->prefix = v;
+	}
+	if ((v = dura_url_param(p, "pool_max")) && (rc = parse_int(&p->pool_max, "pool_max", v, 1, 10000)))
+		return rc;
+	if ((v = dura_url_param(p, "pool_idle")) && (rc = parse_int(&p->pool_idle, "pool_idle", v, 0, 10000)))
+		return rc;
+	if ((v = dura_url_param(p, "conn_lifetime")) &&
+	    (rc = parse_duration(&p->conn_lifetime_ms, "conn_lifetime", v, 1000)))
+		return rc;
+	if ((v = dura_url_param(p, "conn_idle_time")) &&
+	    (rc = parse_duration(&p->conn_idle_ms, "conn_idle_time", v, 1000)))
+		return rc;
+	/* connect_timeout (ours, libpq's) or timeout (the Go DSN's dial timeout) */
+	if ((v = dura_url_param(p, "connect_timeout")) &&
+	    (rc = parse_duration(&p->connect_timeout_ms, "connect_timeout", v, 1000)))
+		return rc;
+	if ((v = dura_url_param(p, "timeout"))) {
+		int64_t t;
+		if ((rc = parse_duration(&t, "timeout", v, 1000)))
+			return rc;
+		p->timeout_ms = t;
+		if (!p->connect_timeout_ms && strcmp(p->scheme, "mysql") == 0)
+			p->connect_timeout_ms = t;
+	}
+	if ((v = dura_url_param(p, "tls")) && *v && strcmp(v, "false") != 0)
+		p->tls = 1;
+	if ((v = dura_url_param(p, "sslmode")) && *v && strcmp(v, "disable") != 0)
+		p->tls = 1;
+	return 0;
+}
+
+static const char *canonical_scheme(const char *s, size_t n)
+{
+	static const struct {
+		const char *name, *canon;
+	} table[] = {{"memory", "memory"},     {"sqlite", "sqlite"}, {"sqlite3", "sqlite"},
+	             {"postgres", "postgres"}, {"postgresql", "postgres"}, {"mysql", "mysql"},
+	             {"mariadb", "mysql"},     {"redis", "redis"},   {"rediss", "redis"}};
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (strlen(table[i].name) == n && strncasecmp(s, table[i].name, n) == 0)
+			return table[i].canon;
+	return NULL;
+}
+
+/* scheme:path?query for memory: and sqlite: */
+static int parse_path_form(url_impl *u, const char *rest)
+{
+	const char *q = strchr(rest, '?');
+	size_t plen = q ? (size_t)(q - rest) : strlen(rest);
+	if (plen >= 2 && rest[0] == '/' && rest[1] == '/') {
+		rest += 2;
+		plen -= 2;
+	}
+	char *path = pct_decode(rest, plen);
+	if (!path)
+		return dura__oom("");
+	u->pub.database = keep(u, path);
+	int rc = parse_query(u, q ? q + 1 : NULL);
+	if (rc)
+		return rc;
+	if (strcmp(u->pub.scheme, "sqlite") == 0 && !*u->pub.database)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "sqlite URL has no file path (like sqlite:dura.db)");
+	if (strcmp(u->pub.scheme, "memory") == 0 && *u->pub.database)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "memory URL takes no path (write memory:)");
+	u->pub.redacted = keep(u, dura__strdup(u->pub.raw));
+	return 0;
+}
+
+/* user:pass@tcp(host:port)/db?query and user:pass@unix(/sock)/db?query */
+static int parse_go_dsn(url_impl *u, const char *dsn)
+{
+	dura_url *p = &u->pub;
+	p->scheme = "mysql";
+	const char *at = NULL;
+	const char *proto = strstr(dsn, "tcp(");
+	if (!proto)
+		proto = strstr(dsn, "unix(");
+	if (!proto)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN has no tcp(...) or unix(...) address");
+	if (proto > dsn) {
+		at = proto - 1;
+		if (*at != '@')
+			return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: expected '@' before the address");
+		const char *colon = memchr(dsn, ':', (size_t)(at - dsn));
+		p->user = keep(u, dura__strndup(dsn, colon ? (size_t)(colon - dsn) : (size_t)(at - dsn)));
+		if (colon)
+			p->password = keep(u, dura__strndup(colon + 1, (size_t)(at - colon - 1)));
+	}
+	int is_unix = proto[0] == 'u';
+	const char *open = strchr(proto, '(');
+	const char *close = strchr(open, ')');
+	if (!close)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: the address has no closing ')'");
+	if (is_unix) {
+		p->socket = keep(u, dura__strndup(open + 1, (size_t)(close - open - 1)));
+	} else {
+		const char *hs = open + 1;
+		const char *colon = NULL;
+		for (const char *c = hs; c < close; c++)
+			if (*c == ':')
+				colon = c;
+		if (hs[0] == '[') { /* [::1]:3306 */
+			const char *rb = memchr(hs, ']', (size_t)(close - hs));
+			if (!rb)
+				return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: bad IPv6 host");
+			p->host = keep(u, dura__strndup(hs + 1, (size_t)(rb - hs - 1)));
+			colon = rb[1] == ':' ? rb + 1 : NULL;
+		} else {
+			p->host = keep(u, dura__strndup(hs, colon ? (size_t)(colon - hs) : (size_t)(close - hs)));
+		}
+		if (colon) {
+			char port[8] = {0};
+			size_t n = (size_t)(close - colon - 1);
+			if (n == 0 || n >= sizeof(port))
+				return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: bad port");
+			memcpy(port, colon + 1, n);
+			int rc = parse_int(&p->port, "port", port, 1, 65535);
+			if (rc)
+				return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: port '%s' is not a number from 1 to 65535", port);
+		}
+	}
+	const char *rest = close + 1;
+	if (*rest != '/')
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: expected '/dbname' after the address");
+	rest++;
+	const char *q = strchr(rest, '?');
+	p->database = keep(u, dura__strndup(rest, q ? (size_t)(q - rest) : strlen(rest)));
+	int rc = parse_query(u, q ? q + 1 : NULL);
+	if (rc)
+		return rc;
+	/* redacted: the DSN with the password replaced */
+	if (p->password && *p->password) {
+		size_t ulen = strlen(p->user);
+		char *r = dura__malloc(strlen(dsn) + 8);
+		if (!r)
+			return dura__oom("");
+		sprintf(r, "%.*s:***%s", (int)ulen, dsn, at);
+		p->redacted = keep(u, r);
+	} else {
+		p->redacted = keep(u, dura__strdup(dsn));
+	}
+	return 0;
+}
+
+static int curl_part(url_impl *u, CURLU *h, CURLUPart part, const char **dst, unsigned flags)
+{
+	char *v = NULL;
+	CURLUcode c = curl_url_get(h, part, &v, flags);
+	if (c == CURLUE_OK && v) {
+		*dst = keep(u, dura__strdup(v));
+		curl_free(v);
+		return 0;
+	}
+	if (v)
+		curl_free(v);
+	*dst = "";
+	return c == CURLUE_OUT_OF_MEMORY ? dura__oom("") : 0;
+}
+
+static int parse_hier(url_impl *u, const char *url, const char *scheme_as_given)
+{
+	dura_url *p = &u->pub;
+	CURLU *h = curl_url();
+	if (!h)
+		return dura__oom("");
+	int rc = 0;
+	CURLUcode c = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+	if (c != CURLUE_OK) {
+		/* libcurl names the part; never echo the URL itself */
+		rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL is malformed: %s", p->scheme, curl_url_strerror(c));
+		goto out;
+	}
+	const char *port = "", *path = "", *query = "";
+	if ((rc = curl_part(u, h, CURLUPART_USER, &p->user, CURLU_URLDECODE)) ||
+	    (rc = curl_part(u, h, CURLUPART_PASSWORD, &p->password, CURLU_URLDECODE)) ||
+	    (rc = curl_part(u, h, CURLUPART_HOST, &p->host, CURLU_URLDECODE)) ||
+	    (rc = curl_part(u, h, CURLUPART_PORT, &port, 0)) ||
+	    (rc = curl_part(u, h, CURLUPART_PATH, &path, CURLU_URLDECODE)) ||
+	    (rc = curl_part(u, h, CURLUPART_QUERY, &query, 0)))
+		goto out;
+	if (p->host[0] == '[') { /* libcurl keeps the brackets of an IPv6 host */
+		size_t n = strlen(p->host);
+		p->host = keep(u, dura__strndup(p->host + 1, n > 2 ? n - 2 : 0));
+	}
+	if (*port && (rc = parse_int(&p->port, "port", port, 1, 65535)))
+		goto out;
+	p->database = path[0] == '/' ? path + 1 : path;
+	if ((rc = parse_query(u, query)))
+		goto out;
+	if (strcasecmp(scheme_as_given, "rediss") == 0)
+		p->tls = 1;
+	if (strcmp(p->scheme, "redis") == 0 && *p->database) {
+		int db;
+		if (parse_int(&db, "database", p->database, 0, 1000000)) {
+			rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "redis URL database '%.40s' is not a number", p->database);
+			goto out;
+		}
+	}
+	if (!*p->host && strcmp(p->scheme, "redis") != 0 && !dura_url_param(p, "host")) {
+		rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL has no host", p->scheme);
+		goto out;
+	}
+	/* the printable form */
+	if (*p->password) {
+		c = curl_url_set(h, CURLUPART_PASSWORD, "***", 0);
+		char *r = NULL;
+		if (c == CURLUE_OK && curl_url_get(h, CURLUPART_URL, &r, 0) == CURLUE_OK && r) {
+			p->redacted = keep(u, dura__strdup(r));
+			curl_free(r);
+		} else {
+			if (r)
+				curl_free(r);
+			p->redacted = keep(u, dura__strdup("(URL with password)"));
+		}
+	} else {
+		p->redacted = keep(u, dura__strdup(url));
+	}
+out:
+	curl_url_cleanup(h);
+	return rc;
+}
+
+int dura_url_parse(dura_url **out, const char *url)
+{
+	if (!out)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_url_parse: out is NULL");
+	*out = NULL;
+	if (!url || !*url)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "store URL is empty");
+	if (strlen(url) > 4096)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "store URL is longer than 4096 bytes");
+	url_impl *u = dura__calloc(1, sizeof(*u));
+	if (!u)
+		return dura__oom("");
+	u->pub.raw = keep(u, dura__strdup(url));
+	int rc;
+	const char *colon = strchr(url, ':');
+	const char *scheme = colon ? canonical_scheme(url, (size_t)(colon - url)) : NULL;
+	int looks_dsn = (strstr(url, "@tcp(") || strstr(url, "@unix(") || strncmp(url, "tcp(", 4) == 0 ||
+	                 strncmp(url, "unix(", 5) == 0) &&
+	                !strstr(url, "://");
+	if (looks_dsn) {
+		rc = parse_go_dsn(u, url);
+	} else if (!scheme) {
+		size_t n = colon ? (size_t)(colon - url) : 0;
+		if (n > 20)
+			n = 20;
+		rc = colon ? dura__error_set(DURA_EINVAL, "", 0, NULL,
+		                             "unknown store scheme '%.*s' (memory, sqlite, postgres, mysql, mariadb, redis, rediss)",
+		                             (int)n, url)
+		           : dura__error_set(DURA_EINVAL, "", 0, NULL,
+		                             "store URL has no scheme (like sqlite:dura.db or postgres://host/db)");
+	} else {
+		u->pub.scheme = scheme;
+		if (strcmp(scheme, "memory") == 0 || strcmp(scheme, "sqlite") == 0)
+			rc = parse_path_form(u, colon + 1);
+		else if (strncmp(colon, "://", 3) != 0)
+			rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL must start with %.*s://", scheme,
+			                     (int)(colon - url), url);
+		else {
+			char given[16];
+			snprintf(given, sizeof(given), "%.*s", (int)(colon - url), url);
+			rc = parse_hier(u, url, given);
+		}
+	}
+	if (rc == 0) {
+		dura__secret_add(u->pub.password);
+		rc = common_options(u);
+	}
+	if (rc) {
+		dura_url_free(&u->pub);
+		return rc;
+	}
+	if (!u->pub.prefix)
+		u->pub.prefix = "";
+	if (!u->pub.socket)
+		u->pub.socket = "";
+	*out = &u->pub;
+	return 0;
+}

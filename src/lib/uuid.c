@@ -1,0 +1,62 @@
+/*
+ * uuid.c - UUIDv7 run ids (RFC 9562): 48 bits of Unix milliseconds, then
+ * random bits. Within one process ids are strictly increasing: a 12-bit
+ * counter in rand_a orders ids made in the same millisecond, so a listing
+ * by run_id is a listing by creation time.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+static pthread_mutex_t uuid_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t last_ms;
+static unsigned counter;
+
+int dura_uuid7(char out[DURA_UUID_LEN + 1])
+{
+	unsigned char b[16];
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return dura__error_set(DURA_EIO, "", 0, NULL, "getrandom failed while making a run id");
+
+	int64_t ms = dura_now_ms();
+	pthread_mutex_lock(&uuid_lock);
+	if (ms <= last_ms) {
+		/* same (or earlier, after a clock step) millisecond: count on */
+		if (++counter > 0xFFF) {
+			last_ms++;
+			counter = 0;
+		}
+		ms = last_ms;
+	} else {
+		last_ms = ms;
+		counter = (unsigned)(b[6] & 0x03) << 8 | b[7]; /* random start, room to count */
+	}
+	unsigned c = counter;
+	pthread_mutex_unlock(&uuid_lock);
+
+	b[0] = (unsigned char)(ms >> 40);
+	b[1] = (unsigned char)(ms >> 32);
+	b[2] = (unsigned char)(ms >> 24);
+	b[3] = (unsigned char)(ms >> 16);
+	b[4] = (unsigned char)(ms >> 8);
+	b[5] = (unsigned char)ms;
+	b[6] = (unsigned char)(0x70 | ((c >> 8) & 0x0F));
+	b[7] = (unsigned char)(c & 0xFF);
+	b[8] = (unsigned char)(0x80 | (b[8] & 0x3F));
+
+	static const char hex[] = "0123456789abcdef";
+	char *o = out;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = hex[b[i] >> 4];
+		*o++ = hex[b[i] & 15];
+	}
+	*o = '\0';
+	return 0;
+}
