@@ -1,0 +1,51 @@
+# dura - one-command build, test, demo, benchmark and install.
+# Every target first installs missing Debian packages (scripts/install-deps).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+BENCH_BUILD ?= build-bench
+PREFIX     ?= /usr/local
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+STORE      ?= sqlite:dura.db
+
+.PHONY: all deps build test test-asan demo bench install clean
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+# The suites, then the same suites under AddressSanitizer and UBSan.
+# The last line is the total over both runs: "N passed, N failed, N skipped".
+test: build
+	@rm -f .test-totals; \
+	./scripts/run-tests $(BUILD) tests .test-totals; a=$$?; \
+	$(MAKE) --no-print-directory test-asan TOTALS=.test-totals; b=$$?; \
+	awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}' .test-totals; \
+	rm -f .test-totals; \
+	test $$a -eq 0 -a $$b -eq 0
+
+TOTALS ?= /dev/null
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDURA_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ./scripts/run-tests $(ASAN_BUILD) asan $(TOTALS)
+
+demo: build
+	./scripts/demo $(BUILD) '$(STORE)'
+
+bench: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit
+	./$(BENCH_BUILD)/bench/bench_commit
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)

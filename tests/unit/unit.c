@@ -1,0 +1,323 @@
+/*
+ * Unit tests of the pure parts: URLs, UUIDv7, timestamps, run states,
+ * errors and the allocation hook.
+ */
+#include "dura.h"
+#include "dura/store.h"
+#include "test.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* ---- URLs --------------------------------------------------------------- */
+
+static void url_sqlite_forms(void)
+{
+	dura_url *u;
+	REQUIRE_RC(dura_url_parse(&u, "sqlite:dura.db"), 0);
+	CHECK_STR(u->scheme, "sqlite");
+	CHECK_STR(u->database, "dura.db");
+	dura_url_free(u);
+	REQUIRE_RC(dura_url_parse(&u, "sqlite:///tmp/x y.db?synchronous=normal&prefix=app_"), 0);
+	CHECK_STR(u->database, "/tmp/x y.db");
+	CHECK_STR(dura_url_param(u, "synchronous"), "normal");
+	CHECK_STR(u->prefix, "app_");
+	dura_url_free(u);
+	CHECK_RC(dura_url_parse(&u, "sqlite:"), DURA_EINVAL);
+	CHECK(u == NULL);
+	CHECK(strstr(dura_error_last()->message, "path") != NULL);
+}
+
+static void url_memory(void)
+{
+	dura_url *u;
+	REQUIRE_RC(dura_url_parse(&u, "memory:"), 0);
+	CHECK_STR(u->scheme, "memory");
+	dura_url_free(u);
+	CHECK_RC(dura_url_parse(&u, "memory:foo"), DURA_EINVAL);
+}
+
+static void url_postgres(void)
+{
+	dura_url *u;
+	REQUIRE_RC(dura_url_parse(&u, "postgresql://alice:s%40cret@db.example:6543/app?sslmode=require&pool_max=7&connect_timeout=3"), 0);
+	CHECK_STR(u->scheme, "postgres");
+	CHECK_STR(u->user, "alice");
+	CHECK_STR(u->password, "s@cret");
+	CHECK_STR(u->host, "db.example");
+	CHECK(u->port == 6543);
+	CHECK_STR(u->database, "app");
+	CHECK(u->tls == 1);
+	CHECK(u->pool_max == 7);
+	CHECK(u->connect_timeout_ms == 3000);
+	CHECK(strstr(u->redacted, "s%40cret") == NULL && strstr(u->redacted, "s@cret") == NULL);
+	CHECK(strstr(u->redacted, "***") != NULL);
+	dura_url_free(u);
+}
+
+static void url_mysql_forms(void)
+{
+	dura_url *u;
+	REQUIRE_RC(dura_url_parse(&u, "mariadb://root:pw@127.0.0.1:3307/wf?tls=skip-verify&conn_lifetime=5m"), 0);
+	CHECK_STR(u->scheme, "mysql");
+	CHECK(u->port == 3307);
+	CHECK(u->tls == 1);
+	CHECK(u->conn_lifetime_ms == 300000);
+	dura_url_free(u);
+
+	/* the Go driver's DSN, as the reference documents write it */
+	REQUIRE_RC(dura_url_parse(&u, "user:pass@tcp(localhost:3306)/docket_test?parseTime=true&timeout=5s&readTimeout=10s"), 0);
+	CHECK_STR(u->scheme, "mysql");
+	CHECK_STR(u->user, "user");
+	CHECK_STR(u->password, "pass");
+	CHECK_STR(u->host, "localhost");
+	CHECK(u->port == 3306);
+	CHECK_STR(u->database, "docket_test");
+	CHECK_STR(dura_url_param(u, "parseTime"), "true");
+	CHECK(u->connect_timeout_ms == 5000);
+	CHECK(strstr(u->redacted, "pass@") == NULL);
+	dura_url_free(u);
+
+	REQUIRE_RC(dura_url_parse(&u, "root@unix(/run/mysqld/mysqld.sock)/wf"), 0);
+	CHECK_STR(u->socket, "/run/mysqld/mysqld.sock");
+	CHECK_STR(u->user, "root");
+	CHECK_STR(u->database, "wf");
+	dura_url_free(u);
+
+	CHECK_RC(dura_url_parse(&u, "user:pass@tcp(localhost:99999)/db"), DURA_EINVAL);
+	CHECK_RC(dura_url_parse(&u, "user:pass@tcp(localhost:3306"), DURA_EINVAL);
+	CHECK(strstr(dura_error_last()->message, ")") != NULL);
+}
+
+static void url_redis(void)
+{
+	dura_url *u;
+	REQUIRE_RC(dura_url_parse(&u, "rediss://:pw@cache:6380/2?prefix=app:"), 0);
+	CHECK_STR(u->scheme, "redis");
+	CHECK(u->tls == 1);
+	CHECK_STR(u->password, "pw");
+	CHECK_STR(u->database, "2");
+	CHECK_STR(u->prefix, "app:");
+	dura_url_free(u);
+	CHECK_RC(dura_url_parse(&u, "redis://h/notanumber"), DURA_EINVAL);
+}
+
+static void url_errors_name_the_part(void)
+{
+	dura_url *u;
+	CHECK_RC(dura_url_parse(&u, "bogus://x"), DURA_EINVAL);
+	CHECK(strstr(dura_error_last()->message, "scheme") != NULL);
+	CHECK_RC(dura_url_parse(&u, "no-scheme-here"), DURA_EINVAL);
+	CHECK(strstr(dura_error_last()->message, "scheme") != NULL);
+	CHECK_RC(dura_url_parse(&u, "sqlite:x.db?prefix=a;drop"), DURA_EINVAL);
+	CHECK(strstr(dura_error_last()->message, "prefix") != NULL);
+	CHECK_RC(dura_url_parse(&u, "postgres://h/db?pool_max=lots"), DURA_EINVAL);
+	CHECK(strstr(dura_error_last()->message, "pool_max") != NULL);
+	CHECK_RC(dura_url_parse(&u, "postgres://h/db?connect_timeout=soon"), DURA_EINVAL);
+	CHECK(strstr(dura_error_last()->message, "connect_timeout") != NULL);
+	CHECK_RC(dura_url_parse(&u, "mysql://u:p@h:notaport/db"), DURA_EINVAL);
+	CHECK_RC(dura_url_parse(&u, ""), DURA_EINVAL);
+	CHECK_RC(dura_url_parse(&u, NULL), DURA_EINVAL);
+}
+
+static void passwords_never_in_messages(void)
+{
+	static const char *const urls[] = {
+		"mysql://u:PWMARK1x@127.0.0.1:1/db?pool_max=zz",
+		"postgres://u:PWMARK1x@h:70000/db",
+		"u:PWMARK1x@tcp(h:1)/db?timeout=never",
+		"redis://:PWMARK1x@h/xyz",
+		"mysql://u:PWMARK1x@127.0.0.1:1/db",
+	};
+	for (size_t i = 0; i < TEST_COUNT(urls); i++) {
+		dura_store *s = NULL;
+		int rc = dura_store_open(&s, urls[i], NULL);
+		CHECK(rc < 0);
+		CHECK(s == NULL);
+		const dura_error *e = dura_error_last();
+		REQUIRE(e != NULL);
+		CHECK(strstr(e->message, "PWMARK1x") == NULL);
+	}
+	/* a message that would echo a known password is scrubbed */
+	dura_url *u;
+	REQUIRE_RC(dura_url_parse(&u, "mysql://u:PWMARK2y@h/db"), 0);
+	dura__error_set(DURA_EIO, "mysql", 0, NULL, "driver said: Access denied (using password PWMARK2y)");
+	CHECK(strstr(dura_error_last()->message, "PWMARK2y") == NULL);
+	CHECK(strstr(dura_error_last()->message, "***") != NULL);
+	dura_url_free(u);
+}
+
+static void unbuilt_schemes_are_enotsup(void)
+{
+	dura_store *s;
+	CHECK_RC(dura_store_open(&s, "redis://127.0.0.1:1/0", NULL), DURA_ENOTSUP);
+	CHECK(strstr(dura_error_last()->message, "redis") != NULL);
+	CHECK_RC(dura_store_open(&s, "postgres://127.0.0.1:1/db", NULL), DURA_ENOTSUP);
+	CHECK_STR(dura_error_last()->store, "postgres");
+}
+
+/* ---- UUIDv7 ------------------------------------------------------------- */
+
+static void uuid_shape_and_order(void)
+{
+	char prev[DURA_UUID_LEN + 1] = "", id[DURA_UUID_LEN + 1];
+	for (int i = 0; i < 10000; i++) {
+		REQUIRE_RC(dura_uuid7(id), 0);
+		REQUIRE(strlen(id) == 36);
+		CHECK(id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-');
+		CHECK(id[14] == '7');
+		CHECK(strchr("89ab", id[19]) != NULL);
+		if (i)
+			CHECK(strcmp(prev, id) < 0);
+		memcpy(prev, id, sizeof(id));
+	}
+	/* the first 48 bits are the time in ms */
+	long long ms = strtoll((char[]){id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[9], id[10], id[11], id[12], 0}, NULL, 16);
+	CHECK(llabs(ms - (long long)dura_now_ms()) < 5000);
+}
+
+/* ---- time --------------------------------------------------------------- */
+
+static void time_format_parse(void)
+{
+	char buf[24];
+	dura_time_format(buf, 0);
+	CHECK_STR(buf, "1970-01-01 00:00:00.000");
+	dura_time_format(buf, 1700000000123LL);
+	CHECK_STR(buf, "2023-11-14 22:13:20.123");
+	dura_time_format(buf, 951782400000LL); /* leap day 2000 */
+	CHECK_STR(buf, "2000-02-29 00:00:00.000");
+	int64_t ms;
+	REQUIRE_RC(dura_time_parse(&ms, "2023-11-14 22:13:20.123"), 0);
+	CHECK(ms == 1700000000123LL);
+	REQUIRE_RC(dura_time_parse(&ms, "2023-11-14T22:13:20Z"), 0);
+	CHECK(ms == 1700000000000LL);
+	REQUIRE_RC(dura_time_parse(&ms, "2000-02-29"), 0);
+	CHECK(ms == 951782400000LL);
+	for (int64_t t = -86400000LL * 400; t < 86400000LL * 365 * 200; t += 86400000LL * 37 + 12345) {
+		dura_time_format(buf, t);
+		REQUIRE_RC(dura_time_parse(&ms, buf), 0);
+		if (t >= 0)
+			CHECK(ms == t);
+	}
+	CHECK_RC(dura_time_parse(&ms, "2023-13-01"), DURA_EINVAL);
+	CHECK_RC(dura_time_parse(&ms, "yesterday"), DURA_EINVAL);
+	CHECK_RC(dura_time_parse(&ms, "2023-01-01 10:00:00 junk"), DURA_EINVAL);
+}
+
+/* ---- run states --------------------------------------------------------- */
+
+static void run_states(void)
+{
+	int s;
+	CHECK_STR(dura_run_state_name(DURA_RUN_COMPLETED), "completed");
+	CHECK(DURA_RUN_COMPLETED == 3);
+	REQUIRE_RC(dura_run_state_parse(&s, "Paused"), 0);
+	CHECK(s == DURA_RUN_PAUSED);
+	REQUIRE_RC(dura_run_state_parse(&s, "7"), 0);
+	CHECK(s == DURA_RUN_FAILED);
+	CHECK_RC(dura_run_state_parse(&s, "sleeping"), DURA_EINVAL);
+	CHECK_RC(dura_run_state_parse(&s, "0"), DURA_EINVAL);
+	CHECK(dura_run_state_transition_ok(DURA_RUN_RUNNING, DURA_RUN_PAUSED));
+	CHECK(dura_run_state_transition_ok(DURA_RUN_PAUSED, DURA_RUN_RUNNING));
+	CHECK(!dura_run_state_transition_ok(DURA_RUN_CANCELLED, DURA_RUN_RUNNING));
+	CHECK(!dura_run_state_transition_ok(DURA_RUN_COMPLETED, DURA_RUN_PAUSED));
+	CHECK(!dura_run_state_transition_ok(DURA_RUN_PAUSED, DURA_RUN_PAUSED));
+	CHECK(dura_run_state_active(DURA_RUN_PAUSED) && !dura_run_state_active(DURA_RUN_FAILED));
+	char caps[128];
+	dura_caps_format(caps, sizeof(caps), DURA_CAP_DURABLE | DURA_CAP_SQL);
+	CHECK_STR(caps, "durable,sql");
+}
+
+/* ---- errors and allocation ------------------------------------------------ */
+
+static void *thread_error(void *arg)
+{
+	(void)arg;
+	return (void *)dura_error_last();
+}
+
+static void errors_are_thread_local(void)
+{
+	dura__error_set(DURA_ECONFLICT, "sqlite", 5, "40001", "line one\nline two");
+	const dura_error *e = dura_error_last();
+	REQUIRE(e != NULL);
+	CHECK(e->code == DURA_ECONFLICT);
+	CHECK_STR(e->message, "line one line two");
+	CHECK_STR(e->store, "sqlite");
+	CHECK_STR(e->sqlstate, "40001");
+	CHECK(e->native_code == 5);
+	pthread_t t;
+	void *other = (void *)1;
+	pthread_create(&t, NULL, thread_error, NULL);
+	pthread_join(t, &other);
+	CHECK(other == NULL);
+	CHECK_STR(dura_strerror(DURA_ECONFLICT), "conflict");
+	CHECK_STR(dura_strerror(12345), "unknown error");
+	dura_error_clear();
+	CHECK(dura_error_last() == NULL);
+}
+
+static int fail_after = -1;
+static void *failing_malloc(size_t n)
+{
+	if (fail_after == 0)
+		return NULL;
+	if (fail_after > 0)
+		fail_after--;
+	return malloc(n);
+}
+
+/* Fail every allocation in turn while opening a store and using it: each
+ * failure must be a clean DURA_ENOMEM (no crash, no leak under ASan). */
+static void allocation_failures_are_clean(void)
+{
+	dura_allocator a = {failing_malloc, NULL, NULL};
+	dura_set_allocator(&a);
+	int ok_at = -1;
+	for (int n = 0; n < 400 && ok_at < 0; n++) {
+		fail_after = n;
+		dura_store *s = NULL;
+		int rc = dura_store_open(&s, "memory:", NULL);
+		if (rc == 0) {
+			dura_run_create req = DURA_RUN_CREATE_INIT;
+			req.workflow_name = "wf";
+			req.state = "{\"a\":1}";
+			dura_record *r = NULL;
+			rc = dura_store_create_run(s, &req, &r);
+			if (rc == 0) {
+				ok_at = n;
+				dura_record_free(r);
+			} else {
+				CHECK(rc == DURA_ENOMEM);
+			}
+			dura_store_close(s);
+		} else {
+			CHECK(rc == DURA_ENOMEM);
+			CHECK(s == NULL);
+		}
+	}
+	fail_after = -1;
+	dura_set_allocator(NULL);
+	CHECK(ok_at > 0);
+}
+
+int main(int argc, char **argv)
+{
+	static const test_case tests[] = {
+		{"url_sqlite_forms", url_sqlite_forms},
+		{"url_memory", url_memory},
+		{"url_postgres", url_postgres},
+		{"url_mysql_forms", url_mysql_forms},
+		{"url_redis", url_redis},
+		{"url_errors_name_the_part", url_errors_name_the_part},
+		{"passwords_never_in_messages", passwords_never_in_messages},
+		{"unbuilt_schemes_are_enotsup", unbuilt_schemes_are_enotsup},
+		{"uuid_shape_and_order", uuid_shape_and_order},
+		{"time_format_parse", time_format_parse},
+		{"run_states", run_states},
+		{"errors_are_thread_local", errors_are_thread_local},
+		{"allocation_failures_are_clean", allocation_failures_are_clean},
+	};
+	return test_run_all("unit", tests, TEST_COUNT(tests), argc > 1 ? argv[1] : NULL);
+}
