@@ -21,6 +21,7 @@
 #ifndef DURA_H
 #define DURA_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -552,6 +553,188 @@ DURA_EXTERN(int) dura_store_outbox_poll(dura_store *store, size_t limit, dura_ev
 
 /** Delete a delivered event; DURA_ENOTFOUND if already gone. */
 DURA_EXTERN(int) dura_store_outbox_ack(dura_store *store, const char *event_id);
+
+
+/* ------------------------------------------------------------------------ */
+/* Workflows and the engine                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A workflow is a graph of named nodes (C functions) over a JSON state.
+ * The engine runs a run node by node; each node execution ends in exactly
+ * one atomic store commit (record, step row, outbox event, compare-and-swap
+ * on the run's version). After a crash, dura_run_execute() resumes at the
+ * first uncommitted node with the committed state.
+ *
+ * Thread-safety: an engine is safe to share between threads once its
+ * workflows are registered (register them all first). A dura_ctx belongs
+ * to the one node call it is passed to.
+ */
+typedef struct dura_engine dura_engine;
+typedef struct dura_workflow dura_workflow;
+typedef struct dura_ctx dura_ctx;
+
+/**
+ * A node. It may change `state` in place, or hand a delta to
+ * dura_ctx_set_delta() for the workflow's reducer to merge. It returns 0,
+ * or a negative code (with dura_ctx_fail() for a message) to fail this
+ * attempt. What follows is dura_ctx_goto()'s node, else the static edge,
+ * else the end of the run.
+ */
+typedef int (*dura_node_fn)(dura_ctx *ctx, json_t *state, void *payload);
+
+/** Merge `delta` into `state` (both owned by the engine). */
+typedef int (*dura_reducer_fn)(json_t *state, json_t *delta, void *payload);
+
+/** Decide whether a failed attempt may be retried (1) or not (0). */
+typedef int (*dura_retry_classifier_fn)(int code, const char *error, void *payload);
+
+#define DURA_NODE_OPTIONS_VERSION 1
+typedef struct dura_node_options {
+	unsigned version;
+	int max_attempts;           /**< attempts in all, 0: 1 (no retry) */
+	int64_t backoff_initial_ms; /**< 0: 100 */
+	double backoff_multiplier;  /**< 0: 2.0 */
+	int64_t backoff_max_ms;     /**< cap, 0: 30000 */
+	double jitter;              /**< 0..1, fraction of the delay randomised; default 0 */
+	int64_t timeout_ms;         /**< per attempt, 0: none */
+	dura_retry_classifier_fn retryable; /**< NULL: every error but DURA_EINVAL and DURA_ECANCELED */
+	void *retryable_payload;
+} dura_node_options;
+#define DURA_NODE_OPTIONS_INIT {DURA_NODE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/** A new, empty workflow. Free with dura_workflow_free unless registered. */
+DURA_EXTERN(int) dura_workflow_new(dura_workflow **out, const char *name);
+DURA_EXTERN(void) dura_workflow_free(dura_workflow *wf);
+
+/** Add a node; opts may be NULL. A duplicate name is DURA_EEXISTS. */
+DURA_EXTERN(int) dura_workflow_add_node(dura_workflow *wf, const char *name, dura_node_fn fn, void *payload,
+                                        const dura_node_options *opts);
+
+/** The static edge from `from` to `to` (one per node). Checked at register. */
+DURA_EXTERN(int) dura_workflow_add_edge(dura_workflow *wf, const char *from, const char *to);
+
+DURA_EXTERN(int) dura_workflow_set_start(dura_workflow *wf, const char *node);
+
+/** Replace the reducer (default: dura_reducer_replace). */
+DURA_EXTERN(int) dura_workflow_set_reducer(dura_workflow *wf, dura_reducer_fn fn, void *payload);
+
+/** The delta becomes the whole state. */
+DURA_EXTERN(int) dura_reducer_replace(json_t *state, json_t *delta, void *payload);
+/** RFC 7386 JSON merge patch of the delta into the state. */
+DURA_EXTERN(int) dura_reducer_merge_patch(json_t *state, json_t *delta, void *payload);
+
+#define DURA_ENGINE_OPTIONS_VERSION 1
+typedef struct dura_engine_options {
+	unsigned version;
+	int64_t max_steps;             /**< per dura_run_execute call, 0: unlimited */
+	int auto_pause_after_failures; /**< pause a run after N failed attempts in a row, 0: never */
+	int64_t run_timeout_ms;        /**< wall-clock budget of a run from its creation, 0: none */
+} dura_engine_options;
+#define DURA_ENGINE_OPTIONS_INIT {DURA_ENGINE_OPTIONS_VERSION, 0, 0, 0}
+
+/** An engine on a store (borrowed: close the engine before the store). */
+DURA_EXTERN(int) dura_engine_open(dura_engine **out, dura_store *store, const dura_engine_options *opts);
+DURA_EXTERN(void) dura_engine_close(dura_engine *eng);
+
+/**
+ * Validate and register a workflow; the engine owns it afterwards (also on
+ * failure). A missing start node, an edge to an unknown node or a name
+ * already registered fail with a message naming it.
+ */
+DURA_EXTERN(int) dura_engine_register(dura_engine *eng, dura_workflow *wf);
+
+#define DURA_RUN_OPTIONS_VERSION 1
+typedef struct dura_run_options {
+	unsigned version;
+	int64_t start_at;  /**< not runnable before this time (ms), 0: now */
+	const char *meta;  /**< JSON metadata, or NULL */
+} dura_run_options;
+#define DURA_RUN_OPTIONS_INIT {DURA_RUN_OPTIONS_VERSION, 0, 0}
+
+/**
+ * Start a run of a registered workflow with an initial state (JSON text,
+ * NULL: {}). With a foreign id, a second start while a run is active
+ * writes the active run's id and returns DURA_EEXISTS.
+ */
+DURA_EXTERN(int) dura_run_start(dura_engine *eng, const char *workflow, const char *foreign_id, const char *state,
+                                const dura_run_options *opts, char run_id[DURA_UUID_LEN + 1]);
+
+/**
+ * Execute a run in the calling thread until it completes, fails, is paused
+ * or cancelled, or max_steps is reached. Resumes after a crash at the first
+ * uncommitted node. Returns 0 when it stopped for any of those reasons
+ * (*out, when not NULL, gets the record: look at run_state), DURA_ECONFLICT
+ * when another worker changed the run, or another error of the store.
+ */
+DURA_EXTERN(int) dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out);
+
+DURA_EXTERN(int) dura_run_pause(dura_engine *eng, const char *run_id);
+/** Resume a paused run, or retry a failed one from its failed node. */
+DURA_EXTERN(int) dura_run_resume(dura_engine *eng, const char *run_id);
+DURA_EXTERN(int) dura_run_cancel(dura_engine *eng, const char *run_id);
+
+/** What dura_run_await waits for: any field left 0/NULL is not checked. */
+typedef struct dura_await_cond {
+	int run_state;      /**< wait for this run state */
+	const char *status; /**< or for this current node */
+	int any_end;        /**< or for any final state (completed, failed, cancelled) */
+} dura_await_cond;
+
+/**
+ * Wait until the run matches cond or timeout_ms passes (DURA_ETIMEOUT).
+ * Uses the store's notifications when it has them, else polls with backoff.
+ */
+DURA_EXTERN(int) dura_run_await(dura_engine *eng, const char *run_id, const dura_await_cond *cond, int64_t timeout_ms,
+                                dura_record **out);
+
+/** Save a named checkpoint of a run's committed state. */
+DURA_EXTERN(int) dura_run_checkpoint(dura_engine *eng, const char *run_id, const char *checkpoint_id);
+
+/**
+ * Start a new run from a checkpoint (checkpoint_id not NULL) or from step
+ * `step` of run `run_id`: the new run has that state and continues with the
+ * node that followed. The new run id is written to new_run_id.
+ */
+DURA_EXTERN(int) dura_run_fork(dura_engine *eng, const char *run_id, const char *checkpoint_id, int64_t step,
+                               char new_run_id[DURA_UUID_LEN + 1]);
+
+/* ---- inside a node -------------------------------------------------------- */
+
+DURA_EXTERN(const char *) dura_ctx_run_id(const dura_ctx *ctx);
+DURA_EXTERN(const char *) dura_ctx_node(const dura_ctx *ctx);
+DURA_EXTERN(int64_t) dura_ctx_step(const dura_ctx *ctx);
+/** Attempt number of this node, from 1. */
+DURA_EXTERN(int) dura_ctx_attempt(const dura_ctx *ctx);
+/** The attempt's deadline in ms (0: none). */
+DURA_EXTERN(int64_t) dura_ctx_deadline(const dura_ctx *ctx);
+/** 1 once the deadline or the run's budget has passed: stop early. */
+DURA_EXTERN(int) dura_ctx_canceled(const dura_ctx *ctx);
+/** Go to `node` next instead of the static edge (NULL or "": end the run). */
+DURA_EXTERN(int) dura_ctx_goto(dura_ctx *ctx, const char *node);
+/** Hand a delta to the reducer (the ctx takes the reference). */
+DURA_EXTERN(int) dura_ctx_set_delta(dura_ctx *ctx, json_t *delta);
+/** Record why this attempt failed; returns code for `return dura_ctx_fail(...)`. */
+DURA_EXTERN(int) dura_ctx_fail(dura_ctx *ctx, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+/** The engine's store, for the step cache and other store calls. */
+DURA_EXTERN(dura_store *) dura_ctx_store(const dura_ctx *ctx);
+
+/* ---- outbox consumers ------------------------------------------------------ */
+
+/** Handle one event; 0 acks it, anything else leaves it for the next poll. */
+typedef int (*dura_event_fn)(const dura_event *ev, void *payload);
+
+/**
+ * Deliver pending events (oldest first, at most max, 0: all pending) to
+ * handler, at least once: an event is acked only after the handler
+ * returned 0. *delivered (may be NULL) gets the number acked.
+ */
+DURA_EXTERN(int) dura_outbox_consume(dura_engine *eng, dura_event_fn handler, void *payload, size_t max,
+                                     size_t *delivered);
 
 #ifdef __cplusplus
 }

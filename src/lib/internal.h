@@ -16,6 +16,13 @@ void dura__redact_secrets(char *msg);
 int dura__json_valid(const char *text, const char *what);
 int dura__json_object_valid(const char *text, const char *what);
 
+/* store/store.c: the engine's side doors */
+/* A commit whose JSON the engine produced itself: no re-validation. */
+int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_result *res);
+/* Wait for a run's version to change (DURA_ENOTSUP when the store cannot). */
+int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, int64_t timeout_ms);
+uint32_t dura__store_caps(dura_store *s);
+
 /* store/store.c: built-in stores (NULL when not compiled in) */
 extern const dura_store_ops dura__memory_ops;
 extern const dura_store_ops dura__sqlite_ops;

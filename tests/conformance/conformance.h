@@ -82,6 +82,9 @@ int conf_commit_n(dura_store *s, const char *run_id, int n, const char *node_pre
  */
 long conf_events(dura_store *s, const char *run_id, const char *type, dura_event_list *out);
 
+/* Acknowledge this suite's outbox leftovers older than a minute. */
+void conf_outbox_sweep(dura_store *s);
+
 /* Acknowledge every outbox event of run_id (test hygiene on shared stores). */
 void conf_ack_run_events(dura_store *s, const char *run_id);
 

@@ -70,6 +70,7 @@ STORE_TEST(checkpoints_save_load)
 	REQUIRE_RC(dura_store_checkpoint_load(s, cp, &c), 0);
 	CHECK(c->step == 7);
 	dura_checkpoint_free(c);
+	CHECK_RC(dura_store_checkpoint_delete(s, cp), 0);
 	dura_record_free(rec);
 }
 

@@ -246,6 +246,7 @@ STORE_TEST(steps_commit_no_step)
 /* Each commit adds exactly one outbox event unless NO_EVENT; ack removes it. */
 STORE_TEST(steps_outbox)
 {
+	conf_outbox_sweep(s);
 	char wf[96];
 	conf_name(wf, sizeof wf, "conf-outbox");
 	dura_record *rec = NULL;
@@ -372,6 +373,7 @@ static void free_snap(struct snap *sn)
 /* A commit that fails leaves nothing behind. */
 STORE_TEST(steps_commit_failures)
 {
+	conf_outbox_sweep(s);
 	char wf[96];
 	conf_name(wf, sizeof wf, "conf-fail");
 	dura_record *rec = NULL;
@@ -452,6 +454,7 @@ STORE_TEST(steps_commit_failures)
 /* commit_batch: each commit is checked on its own. */
 STORE_TEST(steps_commit_batch)
 {
+	conf_outbox_sweep(s);
 	enum { N = 4 };
 	char wf[96];
 	conf_name(wf, sizeof wf, "conf-batch");

@@ -394,6 +394,33 @@ int dura_store_commit(dura_store *s, const dura_commit *c, dura_commit_result *r
 	return rc;
 }
 
+int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_result *res)
+{
+	char ev[DURA_UUID_LEN + 1];
+	TRY(dura_uuid7(ev));
+	memset(res, 0, sizeof(*res));
+	dura_error_clear();
+	int rc = s->ops->commit(s->impl, c, ev, res);
+	res->code = rc;
+	if (rc == 0)
+		atomic_fetch_add(&s->commits, 1);
+	else if (rc == DURA_ECONFLICT)
+		atomic_fetch_add(&s->conflicts, 1);
+	return rc;
+}
+
+int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, int64_t timeout_ms)
+{
+	if (!s->ops->wait_change)
+		return DURA_ENOTSUP;
+	return s->ops->wait_change(s->impl, run_id, version, timeout_ms);
+}
+
+uint32_t dura__store_caps(dura_store *s)
+{
+	return s->ops->caps;
+}
+
 int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_commit_result *res)
 {
 	static const char fn[] = "dura_store_commit_batch";

@@ -1,0 +1,58 @@
+/*
+ * engine.h - the engine's internal types, shared by workflow.c, engine.c
+ * and run.c. The engine sees stores only through the public store API.
+ */
+#ifndef DURA_ENGINE_H
+#define DURA_ENGINE_H
+
+#include "internal.h"
+
+#include <pthread.h>
+#include <uthash.h>
+
+typedef struct dura__node {
+	char *name;
+	dura_node_fn fn;
+	void *payload;
+	dura_node_options opts;
+	char *edge; /* static next node, or NULL */
+	UT_hash_handle hh;
+} dura__node;
+
+struct dura_workflow {
+	char *name;
+	char *start;
+	dura__node *nodes;
+	dura_reducer_fn reducer;
+	void *reducer_payload;
+	UT_hash_handle hh;
+};
+
+struct dura_engine {
+	dura_store *store;
+	dura_engine_options opts;
+	pthread_mutex_t lock; /* guards the registry */
+	dura_workflow *workflows;
+};
+
+struct dura_ctx {
+	dura_engine *eng;
+	const dura_record *rec;
+	const dura__node *node;
+	int attempt;
+	int64_t deadline;
+	int64_t run_deadline;
+	int goto_set;
+	char *goto_node;
+	json_t *delta;
+	char error[512];
+};
+
+dura__node *dura__workflow_node(const dura_workflow *wf, const char *name);
+dura_workflow *dura__engine_workflow(dura_engine *eng, const char *name);
+
+/* retry.c */
+int64_t dura__backoff_ms(const dura_node_options *o, int attempt);
+void dura__sleep_ms(int64_t ms);
+
+#endif

@@ -1,0 +1,496 @@
+/*
+ * run.c - running a workflow run: start, execute (the step loop), control
+ * (pause, resume, cancel), await, checkpoints and forks.
+ *
+ * The step loop keeps the run's state parsed between steps and commits
+ * each node's result as one store commit with the version it read; the
+ * store refuses the commit if anything changed the run meanwhile, so two
+ * executors of one run can never both commit a step.
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int dura_run_start(dura_engine *eng, const char *workflow, const char *foreign_id, const char *state,
+                   const dura_run_options *opts, char run_id[DURA_UUID_LEN + 1])
+{
+	if (!eng || !workflow || !run_id)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_start: engine, workflow or run_id is NULL");
+	run_id[0] = '\0';
+	if (opts && opts->version != DURA_RUN_OPTIONS_VERSION)
+		return dura__error_set(DURA_EVERSION, "", 0, NULL, "run options version %u, expected %u", opts->version,
+		                       DURA_RUN_OPTIONS_VERSION);
+	dura_workflow *wf = dura__engine_workflow(eng, workflow);
+	if (!wf)
+		return dura__error_set(DURA_ENOTFOUND, "", 0, NULL, "workflow %.255s is not registered", workflow);
+	dura_run_create req = DURA_RUN_CREATE_INIT;
+	req.workflow_name = workflow;
+	req.foreign_id = foreign_id;
+	req.state = state ? state : "{}";
+	req.status = wf->start;
+	req.run_state = DURA_RUN_RUNNING;
+	if (opts) {
+		req.next_run_at = opts->start_at;
+		req.meta = opts->meta;
+	}
+	dura_record *rec = NULL;
+	int rc = dura_store_create_run(eng->store, &req, &rec);
+	if (rec) {
+		snprintf(run_id, DURA_UUID_LEN + 1, "%s", rec->run_id);
+		dura_record_free(rec);
+	}
+	return rc;
+}
+
+/* Replace *rec by a fresh read of the run. */
+static int reload(dura_engine *eng, dura_record **rec)
+{
+	dura_record *fresh;
+	int rc = dura_store_get_run(eng->store, (*rec)->run_id, &fresh);
+	if (rc)
+		return rc;
+	dura_record_free(*rec);
+	*rec = fresh;
+	return 0;
+}
+
+/* Swap a string field of the local record for a new value. */
+static int set_field(char **field, const char *value)
+{
+	char *c = dura__strdup(value ? value : "");
+	if (!c)
+		return dura__oom("");
+	dura_free(*field);
+	*field = c;
+	return 0;
+}
+
+/*
+ * A record-only commit (no step row): failures, completion, budget. The
+ * event tells consumers what happened.
+ */
+static int commit_record(dura_engine *eng, dura_record *rec, int run_state, const char *error, int attempt,
+                         int64_t next_run_at, const char *event_type)
+{
+	dura_commit c = DURA_COMMIT_INIT;
+	dura_commit_result res;
+	c.run_id = rec->run_id;
+	c.expect_version = rec->version;
+	c.state = rec->state;
+	c.status = rec->status;
+	c.run_state = run_state;
+	c.error = error;
+	c.attempt = attempt;
+	c.next_run_at = next_run_at;
+	c.event_type = event_type;
+	c.flags = DURA_COMMIT_NO_STEP;
+	int rc = dura__store_commit_trusted(eng->store, &c, &res);
+	if (rc)
+		return rc;
+	rec->version = res.new_version;
+	if (run_state)
+		rec->run_state = run_state;
+	rec->attempt = attempt;
+	rec->next_run_at = next_run_at ? next_run_at : dura_now_ms();
+	return set_field(&rec->error, error);
+}
+
+static int default_retryable(int code)
+{
+	return code != DURA_EINVAL && code != DURA_ECANCELED;
+}
+
+/*
+ * One attempt of the current node failed with `code`. Persist the attempt
+ * (so a crash does not forget it), then either schedule the retry after a
+ * backoff, pause the run (auto-pause), or fail it.
+ * Returns 1 to go on with the loop, 0 to stop, <0 on a store error.
+ */
+static int attempt_failed(dura_engine *eng, dura_record *rec, const dura__node *n, int code, const char *msg)
+{
+	int attempts = rec->attempt + 1;
+	int retry = n->opts.retryable ? n->opts.retryable(code, msg, n->opts.retryable_payload) : default_retryable(code);
+	char error[700];
+	snprintf(error, sizeof(error), "node %s attempt %d: %s", n->name, attempts, msg);
+	int rc;
+	if (retry && attempts < n->opts.max_attempts) {
+		int pause = eng->opts.auto_pause_after_failures && attempts >= eng->opts.auto_pause_after_failures;
+		int64_t delay = dura__backoff_ms(&n->opts, attempts);
+		rc = commit_record(eng, rec, pause ? DURA_RUN_PAUSED : 0, error, attempts, dura_now_ms() + delay,
+		                   pause ? "run_paused" : "attempt_failed");
+		if (rc)
+			return rc;
+		if (pause)
+			return 0;
+		dura__sleep_ms(delay);
+		return 1;
+	}
+	rc = commit_record(eng, rec, DURA_RUN_FAILED, error, attempts, 0, "run_failed");
+	return rc ? rc : 0;
+}
+
+/*
+ * Our commit lost the compare-and-swap. If only the run state changed (a
+ * pause or cancel arrived while the node ran), the step is still ours to
+ * commit: do so, keeping the new run state, and stop after it. Anything
+ * else means another executor moved the run: give up with DURA_ECONFLICT.
+ */
+static int commit_after_conflict(dura_engine *eng, dura_record **recp, dura_commit *c, dura_commit_result *res)
+{
+	dura_record *old = *recp;
+	dura_record *now;
+	int rc = dura_store_get_run(eng->store, old->run_id, &now);
+	if (rc)
+		return rc;
+	int same = now->step_no == old->step_no && strcmp(now->status, old->status) == 0 &&
+	           strcmp(now->state, old->state) == 0 && now->run_state != DURA_RUN_RUNNING;
+	if (!same) {
+		dura_record_free(now);
+		return dura__error_set(DURA_ECONFLICT, "", 0, NULL, "run %s was changed by another executor; stopping",
+		                       old->run_id);
+	}
+	c->expect_version = now->version;
+	c->run_state = 0; /* keep paused / cancelled */
+	rc = dura__store_commit_trusted(eng->store, c, res);
+	if (rc == 0) {
+		old->version = res->new_version;
+		old->run_state = now->run_state;
+	}
+	dura_record_free(now);
+	return rc;
+}
+
+int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
+{
+	if (out)
+		*out = NULL;
+	if (!eng)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_execute: engine is NULL");
+	dura_record *rec = NULL;
+	int rc = dura_store_get_run(eng->store, run_id, &rec);
+	if (rc)
+		return rc;
+	dura_workflow *wf = dura__engine_workflow(eng, rec->workflow_name);
+	if (!wf) {
+		rc = dura__error_set(DURA_ENOTFOUND, "", 0, NULL, "run %s: workflow %s is not registered in this engine",
+		                     rec->run_id, rec->workflow_name);
+		dura_record_free(rec);
+		return rc;
+	}
+	json_t *state = NULL;
+	int64_t steps = 0;
+	for (;;) {
+		if (rec->run_state == DURA_RUN_INITIATED) {
+			if ((rc = dura_store_set_run_state(eng->store, rec->run_id, DURA_RUN_RUNNING, NULL)) ||
+			    (rc = reload(eng, &rec)))
+				break;
+			continue;
+		}
+		if (rec->run_state != DURA_RUN_RUNNING)
+			break; /* completed, failed, paused, cancelled: stop */
+		if (eng->opts.max_steps && steps >= eng->opts.max_steps)
+			break;
+		int64_t now = dura_now_ms();
+		if (!*rec->status) {
+			rc = commit_record(eng, rec, DURA_RUN_COMPLETED, NULL, 0, 0, "run_completed");
+			if (rc == DURA_ECONFLICT && (rc = reload(eng, &rec)) == 0)
+				continue;
+			break;
+		}
+		int64_t run_deadline = eng->opts.run_timeout_ms ? rec->created_at + eng->opts.run_timeout_ms : 0;
+		if (run_deadline && now >= run_deadline) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "run exceeded its budget of %lld ms", (long long)eng->opts.run_timeout_ms);
+			rc = commit_record(eng, rec, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
+			break;
+		}
+		const dura__node *n = dura__workflow_node(wf, rec->status);
+		if (!n) {
+			char msg[400];
+			snprintf(msg, sizeof(msg), "workflow %s has no node named '%s'", wf->name, rec->status);
+			rc = commit_record(eng, rec, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
+			break;
+		}
+		if (rec->next_run_at > now) /* a retry's backoff, or a delayed start */
+			dura__sleep_ms(rec->next_run_at - now);
+		if (!state) {
+			json_error_t jerr;
+			state = json_loads(rec->state, JSON_DECODE_ANY, &jerr);
+			if (!state) {
+				rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "run %s: stored state is not JSON: %s", rec->run_id,
+				                     jerr.text);
+				break;
+			}
+		}
+
+		/* Run the node on a copy, so a failed attempt leaves the state as committed. */
+		json_t *work = json_deep_copy(state);
+		if (!work) {
+			rc = dura__oom("");
+			break;
+		}
+		dura_ctx ctx;
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.eng = eng;
+		ctx.rec = rec;
+		ctx.node = n;
+		ctx.attempt = rec->attempt + 1;
+		ctx.deadline = n->opts.timeout_ms ? dura_now_ms() + n->opts.timeout_ms : 0;
+		ctx.run_deadline = run_deadline;
+		int nrc = n->fn(&ctx, work, n->payload);
+		if (nrc == 0 && ctx.deadline && dura_now_ms() > ctx.deadline) {
+			nrc = DURA_ETIMEOUT;
+			snprintf(ctx.error, sizeof(ctx.error), "overran its timeout of %lld ms", (long long)n->opts.timeout_ms);
+		}
+		if (nrc == 0 && ctx.delta) {
+			nrc = wf->reducer(work, ctx.delta, wf->reducer_payload);
+			if (nrc && !ctx.error[0]) {
+				const dura_error *e = dura_error_last();
+				snprintf(ctx.error, sizeof(ctx.error), "reducer: %s", e ? e->message : dura_strerror(nrc));
+			}
+		}
+		json_decref(ctx.delta);
+		if (nrc != 0) {
+			dura_free(ctx.goto_node);
+			json_decref(work);
+			if (!ctx.error[0])
+				snprintf(ctx.error, sizeof(ctx.error), "%s (%d)", dura_strerror(nrc), nrc);
+			rc = attempt_failed(eng, rec, n, nrc, ctx.error);
+			if (rc < 0)
+				break;
+			if (rc == 0)
+				break;
+			rc = 0;
+			continue;
+		}
+		const char *next = ctx.goto_set ? (ctx.goto_node ? ctx.goto_node : "") : (n->edge ? n->edge : "");
+		if (*next && !dura__workflow_node(wf, next)) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "node %s chose unknown node '%s'", n->name, next);
+			dura_free(ctx.goto_node);
+			json_decref(work);
+			rc = commit_record(eng, rec, DURA_RUN_FAILED, msg, rec->attempt + 1, 0, "run_failed");
+			break;
+		}
+		char *text = json_dumps(work, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!text) {
+			dura_free(ctx.goto_node);
+			json_decref(work);
+			rc = dura__oom("");
+			break;
+		}
+		dura_commit c = DURA_COMMIT_INIT;
+		dura_commit_result res;
+		c.run_id = rec->run_id;
+		c.expect_version = rec->version;
+		c.node_id = n->name;
+		c.state = text;
+		c.status = next;
+		c.run_state = *next ? 0 : DURA_RUN_COMPLETED;
+		rc = dura__store_commit_trusted(eng->store, &c, &res);
+		if (rc == DURA_ECONFLICT)
+			rc = commit_after_conflict(eng, &rec, &c, &res);
+		if (rc == 0) {
+			/* the local record follows the commit: no read per step */
+			rec->version = res.new_version;
+			rec->step_no++;
+			rec->attempt = 0;
+			if (c.run_state)
+				rec->run_state = c.run_state;
+			rec->next_run_at = dura_now_ms();
+			if (set_field(&rec->status, next) || set_field(&rec->error, "") || set_field(&rec->state, text))
+				rc = dura__oom("");
+			json_decref(state);
+			state = work;
+			work = NULL;
+			steps++;
+		}
+		free(text); /* jansson's allocation */
+		json_decref(work);
+		dura_free(ctx.goto_node);
+		if (rc)
+			break;
+	}
+	json_decref(state);
+	if (rc == 0 && out) {
+		/* hand back what the store holds now */
+		rc = reload(eng, &rec);
+		if (rc == 0) {
+			*out = rec;
+			rec = NULL;
+		}
+	}
+	dura_record_free(rec);
+	return rc;
+}
+
+static int control(dura_engine *eng, const char *run_id, int to)
+{
+	if (!eng)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "engine is NULL");
+	return dura_store_set_run_state(eng->store, run_id, to, NULL);
+}
+
+int dura_run_pause(dura_engine *eng, const char *run_id)
+{
+	return control(eng, run_id, DURA_RUN_PAUSED);
+}
+
+int dura_run_resume(dura_engine *eng, const char *run_id)
+{
+	return control(eng, run_id, DURA_RUN_RUNNING);
+}
+
+int dura_run_cancel(dura_engine *eng, const char *run_id)
+{
+	return control(eng, run_id, DURA_RUN_CANCELLED);
+}
+
+static int is_end(int s)
+{
+	return s == DURA_RUN_COMPLETED || s == DURA_RUN_FAILED || s == DURA_RUN_CANCELLED || s == DURA_RUN_DATA_DELETED;
+}
+
+static int matches(const dura_record *r, const dura_await_cond *c)
+{
+	if (c->run_state && r->run_state == c->run_state)
+		return 1;
+	if (c->status && *c->status && strcmp(r->status, c->status) == 0)
+		return 1;
+	if (c->any_end && is_end(r->run_state))
+		return 1;
+	return 0;
+}
+
+int dura_run_await(dura_engine *eng, const char *run_id, const dura_await_cond *cond, int64_t timeout_ms,
+                   dura_record **out)
+{
+	if (out)
+		*out = NULL;
+	if (!eng || !cond)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_await: engine or condition is NULL");
+	if (!cond->run_state && !(cond->status && *cond->status) && !cond->any_end)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_await: the condition checks nothing");
+	int64_t end = dura_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t pause = 1;
+	for (;;) {
+		dura_record *r;
+		int rc = dura_store_get_run(eng->store, run_id, &r);
+		if (rc)
+			return rc;
+		if (matches(r, cond)) {
+			if (out)
+				*out = r;
+			else
+				dura_record_free(r);
+			return 0;
+		}
+		int64_t version = r->version;
+		dura_record_free(r);
+		int64_t left = end - dura_now_ms();
+		if (left <= 0)
+			return dura__error_set(DURA_ETIMEOUT, "", 0, NULL, "run %s did not reach the awaited state within %lld ms",
+			                       run_id, (long long)timeout_ms);
+		/* a store that can notify wakes us on the change; others are polled */
+		rc = dura__store_wait_change(eng->store, run_id, version, left);
+		if (rc == DURA_ENOTSUP) {
+			dura__sleep_ms(pause < left ? pause : left);
+			pause = pause * 2 > 200 ? 200 : pause * 2;
+		} else if (rc && rc != DURA_ETIMEOUT) {
+			return rc;
+		}
+	}
+}
+
+int dura_run_checkpoint(dura_engine *eng, const char *run_id, const char *checkpoint_id)
+{
+	if (!eng)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_checkpoint: engine is NULL");
+	dura_record *r;
+	int rc = dura_store_get_run(eng->store, run_id, &r);
+	if (rc)
+		return rc;
+	/* a checkpoint's step is the number of steps committed when it was taken */
+	rc = dura_store_checkpoint_save(eng->store, checkpoint_id, r->run_id, r->step_no, r->state);
+	dura_record_free(r);
+	return rc;
+}
+
+/*
+ * Fork at position `pos` (steps applied) of run `src`: the node that ran
+ * at step pos is the one to run next; past the last step, the run's
+ * current node.
+ */
+static int next_node_at(dura_engine *eng, const dura_record *src, int64_t pos, char **out)
+{
+	dura_step *st;
+	int rc = dura_store_get_step(eng->store, src->run_id, pos, &st);
+	if (rc == 0) {
+		*out = dura__strdup(st->node_id);
+		dura_step_free(st);
+		return *out ? 0 : dura__oom("");
+	}
+	if (rc != DURA_ENOTFOUND)
+		return rc;
+	if (pos != src->step_no)
+		return dura__error_set(DURA_ENOTFOUND, "", 0, NULL, "run %s has no step %lld", src->run_id, (long long)pos);
+	*out = dura__strdup(src->status);
+	return *out ? 0 : dura__oom("");
+}
+
+int dura_run_fork(dura_engine *eng, const char *run_id, const char *checkpoint_id, int64_t step,
+                  char new_run_id[DURA_UUID_LEN + 1])
+{
+	if (!eng || !new_run_id)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_fork: engine or new_run_id is NULL");
+	new_run_id[0] = '\0';
+	dura_checkpoint *cp = NULL;
+	dura_step *st = NULL;
+	dura_record *src = NULL;
+	char *next = NULL, *meta = NULL;
+	const char *state;
+	int64_t pos;
+	int rc;
+	if (checkpoint_id) {
+		if ((rc = dura_store_checkpoint_load(eng->store, checkpoint_id, &cp)))
+			goto out;
+		run_id = cp->run_id;
+		pos = cp->step;
+		state = cp->state;
+	} else {
+		if (step < 0) {
+			rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_fork: step %lld is negative", (long long)step);
+			goto out;
+		}
+		if ((rc = dura_store_get_step(eng->store, run_id, step, &st)))
+			goto out;
+		pos = step + 1;
+		state = st->state;
+	}
+	if ((rc = dura_store_get_run(eng->store, run_id, &src)) || (rc = next_node_at(eng, src, pos, &next)))
+		goto out;
+	json_t *m = json_pack("{s:s, s:I, s:s?}", "forked_from", src->run_id, "at_step", (json_int_t)pos, "checkpoint",
+	                      checkpoint_id);
+	meta = m ? json_dumps(m, JSON_COMPACT) : NULL;
+	json_decref(m);
+	dura_run_create req = DURA_RUN_CREATE_INIT;
+	req.workflow_name = src->workflow_name;
+	req.state = state;
+	req.status = next;
+	req.run_state = *next ? DURA_RUN_RUNNING : DURA_RUN_COMPLETED;
+	req.meta = meta;
+	dura_record *rec = NULL;
+	rc = dura_store_create_run(eng->store, &req, &rec);
+	if (rc == 0) {
+		snprintf(new_run_id, DURA_UUID_LEN + 1, "%s", rec->run_id);
+		dura_record_free(rec);
+	}
+out:
+	free(meta);
+	dura_free(next);
+	dura_record_free(src);
+	dura_step_free(st);
+	dura_checkpoint_free(cp);
+	return rc;
+}
