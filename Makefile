@@ -41,8 +41,9 @@ demo: build
 
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit
-	./$(BENCH_BUILD)/bench/bench_commit
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine
+	./$(BENCH_BUILD)/bench/bench_commit $(BENCH_BUILD)/tmp
+	./$(BENCH_BUILD)/bench/bench_engine $(BENCH_BUILD)/tmp
 
 install: build
 	cmake --install $(BUILD)

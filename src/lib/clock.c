@@ -57,7 +57,21 @@ void dura_time_format(char out[24], int64_t ms)
 		snprintf(out, 24, "%s", y < 0 ? "0000-01-01 00:00:00.000" : "9999-12-31 23:59:59.999");
 		return;
 	}
-	snprintf(out, 24, "%04d-%02u-%02u %02u:%02u:%02u.%03u", y, mo, d, s / 3600, s / 60 % 60, s % 60, milli);
+	/* fixed-width digits by hand: every field is in range here */
+	unsigned v[] = {(unsigned)y, mo, d, s / 3600, s / 60 % 60, s % 60, milli};
+	static const int width[] = {4, 2, 2, 2, 2, 2, 3};
+	static const char sep[] = "-- ::.";
+	char *o = out;
+	for (int i = 0; i < 7; i++) {
+		for (int k = width[i] - 1; k >= 0; k--) {
+			o[k] = (char)('0' + v[i] % 10);
+			v[i] /= 10;
+		}
+		o += width[i];
+		if (i < 6)
+			*o++ = sep[i];
+	}
+	*o = '\0';
 }
 
 static int digits(const char *p, int n, int *v)

@@ -239,7 +239,7 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 		ctx.deadline = n->opts.timeout_ms ? dura_now_ms() + n->opts.timeout_ms : 0;
 		ctx.run_deadline = run_deadline;
 		int nrc = n->fn(&ctx, work, n->payload);
-		if (nrc == 0 && ctx.deadline && dura_now_ms() > ctx.deadline) {
+		if (nrc == 0 && ctx.deadline && dura_now_ms() >= ctx.deadline) {
 			nrc = DURA_ETIMEOUT;
 			snprintf(ctx.error, sizeof(ctx.error), "overran its timeout of %lld ms", (long long)n->opts.timeout_ms);
 		}

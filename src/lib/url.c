@@ -29,12 +29,16 @@ typedef struct url_impl {
 	int nstrings;
 	char **names;
 	char **values;
+	int oom; /* an allocation failed on the way */
 } url_impl;
 
+/* Every string kept in u is allocated just before: NULL means out of memory. */
 static const char *keep(url_impl *u, char *s)
 {
-	if (!s)
+	if (!s) {
+		u->oom = 1;
 		return "";
+	}
 	if (u->nstrings == (int)(sizeof(u->strings) / sizeof(u->strings[0]))) {
 		dura_free(s);
 		return "";
@@ -475,6 +479,8 @@ int dura_url_parse(dura_url **out, const char *url)
 			rc = parse_hier(u, url, given);
 		}
 	}
+	if (rc == 0 && u->oom)
+		rc = dura__oom("");
 	if (rc == 0) {
 		dura__secret_add(u->pub.password);
 		rc = common_options(u);

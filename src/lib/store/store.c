@@ -153,7 +153,7 @@ int dura_store_open(dura_store **out, const char *url, const dura_store_options 
 		opts = &defaults;
 	dura_url *u;
 	TRY(dura_url_parse(&u, url));
-	const dura_store_ops *ops;
+	const dura_store_ops *ops = NULL;
 	int rc = find_ops(&ops, u->scheme);
 	if (rc == 0 && ops->version != DURA_STORE_ABI_VERSION)
 		rc = dura__error_set(DURA_EVERSION, u->scheme, 0, NULL, "store '%s' implements contract version %u, not %u",
@@ -165,7 +165,7 @@ int dura_store_open(dura_store **out, const char *url, const dura_store_options 
 	dura_store *s = dura__calloc(1, sizeof(*s));
 	if (!s) {
 		dura_url_free(u);
-		return dura__oom(u->scheme);
+		return dura__oom("");
 	}
 	s->ops = ops;
 	s->url = u;
