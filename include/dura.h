@@ -80,6 +80,16 @@ DURA_EXTERN(const dura_error *) dura_error_last(void);
 /** Forget the last error of the calling thread. */
 DURA_EXTERN(void) dura_error_clear(void);
 
+/**
+ * Set the calling thread's error from a callback (a cache computation, an
+ * outbox handler) and return code, for `return dura_error_set(...)`.
+ */
+DURA_EXTERN(int) dura_error_set(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
 /** A static, human-readable name for a return code ("conflict", ...). */
 DURA_EXTERN(const char *) dura_strerror(int code);
 
@@ -735,6 +745,66 @@ typedef int (*dura_event_fn)(const dura_event *ev, void *payload);
  */
 DURA_EXTERN(int) dura_outbox_consume(dura_engine *eng, dura_event_fn handler, void *payload, size_t max,
                                      size_t *delivered);
+
+/* ------------------------------------------------------------------------ */
+/* Step cache with single-flight                                             */
+/* ------------------------------------------------------------------------ */
+
+/** Where a cache key lives: one run only, or shared by all runs and processes. */
+typedef enum { DURA_CACHE_SCOPE_RUN = 0, DURA_CACHE_SCOPE_GLOBAL = 1 } dura_cache_scope;
+
+/** What a computation hands back: bytes, and optional metadata (JSON object). */
+typedef struct dura_cache_value {
+	unsigned char *data; /**< set with dura_cache_value_set */
+	size_t len;
+	char *metadata;
+} dura_cache_value;
+
+/** Copy bytes (and optional metadata JSON) into a computation's result. */
+DURA_EXTERN(int) dura_cache_value_set(dura_cache_value *v, const void *data, size_t len, const char *metadata);
+
+/**
+ * Compute a value for the cache. Return 0 after dura_cache_value_set, or a
+ * negative code (dura_error_set() gives it a message) when it failed.
+ */
+typedef int (*dura_compute_fn)(dura_cache_value *out, void *payload);
+
+#define DURA_CACHE_OPTIONS_VERSION 1
+typedef struct dura_cache_options {
+	unsigned version;
+	int64_t ttl_ms;          /**< 0: never expires */
+	int scope;               /**< dura_cache_scope */
+	const char *run_id;      /**< the run, for DURA_CACHE_SCOPE_RUN */
+	int64_t lease_ms;        /**< how long a computing claimer is trusted, 0: 30000 */
+	int64_t wait_timeout_ms; /**< how long a waiter waits, 0: 60000 */
+	int64_t error_ttl_ms;    /**< > 0: cache a failure's text for this long */
+} dura_cache_options;
+#define DURA_CACHE_OPTIONS_INIT {DURA_CACHE_OPTIONS_VERSION, 0, DURA_CACHE_SCOPE_GLOBAL, 0, 0, 0, 0}
+
+/**
+ * The cached value of `key`, computed exactly once across threads,
+ * processes and machines sharing the store: a hit returns at once; on a
+ * miss one caller claims the key (a lease) and computes, the others wait
+ * for its value. A claimer that dies is replaced once its lease expires;
+ * waiters give up with DURA_ETIMEOUT. A failed computation is not cached
+ * unless error_ttl_ms is set; a cached failure is returned as DURA_ERROR
+ * with the entry (its error field set). *value is freed with
+ * dura_cache_entry_free.
+ */
+DURA_EXTERN(int) dura_cache_do_store(dura_store *store, const char *key, const dura_cache_options *opts,
+                                     dura_compute_fn fn, void *payload, dura_cache_entry **value);
+
+/** dura_cache_do_store from inside a node: the run scope is the node's run. */
+DURA_EXTERN(int) dura_cache_do(dura_ctx *ctx, const char *key, int64_t ttl_ms, dura_cache_scope scope,
+                               dura_compute_fn fn, void *payload, dura_cache_entry **value);
+
+/**
+ * A stable key for a step and its inputs: "<step>:" followed by the
+ * SHA-256 (hex) of the inputs as canonical JSON (sorted keys, compact), so
+ * equal inputs give equal keys whatever their key order. Free with
+ * dura_free.
+ */
+DURA_EXTERN(int) dura_cache_key(char **out, const char *step, const char *inputs_json);
 
 #ifdef __cplusplus
 }

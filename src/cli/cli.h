@@ -117,6 +117,9 @@ char *cli_sha256_hex(const void *data, size_t n);
 /* Pretty-print JSON text with the given indent; the text as is if it does
  * not parse. Ends with a newline. */
 void cli_print_json_text(FILE *f, const char *text, int indent);
+/* JSON text on one line (compact), allocated; a copy of the text if it
+ * does not parse; NULL for NULL. */
+char *cli_json_oneline(const char *text);
 /* Read all of a stream into an allocated buffer. 0 or -1 (errno set). */
 int cli_read_all(FILE *f, unsigned char **out, size_t *len);
 

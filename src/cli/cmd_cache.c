@@ -154,7 +154,9 @@ static int run_get(cli *c, const cli_args *a)
 		cli_kv(stdout, 8, "size", s);
 		free(s);
 		cli_kv(stdout, 8, "error", e->error);
-		cli_kv(stdout, 8, "metadata", e->metadata);
+		s = cli_json_oneline(e->metadata);
+		cli_kv(stdout, 8, "metadata", s);
+		free(s);
 		cli_kv(stdout, 8, "created", cli_time(t, e->created_at));
 		s = expires_text(e->expires_at, now);
 		cli_kv(stdout, 8, "expires", s);
@@ -227,7 +229,10 @@ static int run_put(cli *c, const cli_args *a)
 		return cli_jprint(o);
 	}
 	char *k = cli_cell(key);
-	printf("stored %s (%zu bytes, %s)\n", k, len, ttl ? "with a ttl" : "no expiry");
+	if (ttl)
+		printf("stored %s (%zu byte%s, expires in %" PRId64 " ms)\n", k, len, len == 1 ? "" : "s", ttl);
+	else
+		printf("stored %s (%zu byte%s, no expiry)\n", k, len, len == 1 ? "" : "s");
 	free(k);
 	return CLI_OK;
 }

@@ -35,7 +35,9 @@ static void print_record(const dura_record *r)
 	cli_kv(stdout, W, "attempt", s);
 	free(s);
 	cli_kv(stdout, W, "error", r->error);
-	cli_kv(stdout, W, "meta", r->meta);
+	s = cli_json_oneline(r->meta);
+	cli_kv(stdout, W, "meta", s);
+	free(s);
 	cli_kv(stdout, W, "lease_owner", r->lease_owner);
 	cli_kv(stdout, W, "lease_expires_at", cli_time(t, r->lease_expires_at));
 	cli_kv(stdout, W, "next_run_at", cli_time(t, r->next_run_at));

@@ -305,6 +305,20 @@ void cli_print_json_text(FILE *f, const char *text, int indent)
 	free(s);
 }
 
+char *cli_json_oneline(const char *text)
+{
+	if (!text)
+		return NULL;
+	json_t *j = *text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+	if (!j)
+		return cli_strdup(text);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(j);
+	if (!s)
+		oom();
+	return s;
+}
+
 int cli_read_all(FILE *f, unsigned char **out, size_t *len)
 {
 	size_t cap = 4096, n = 0;

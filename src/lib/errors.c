@@ -60,6 +60,18 @@ int dura__error_set(int code, const char *store, int native_code, const char *sq
 	return code;
 }
 
+int dura_error_set(int code, const char *fmt, ...)
+{
+	char msg[1024] = "";
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+	}
+	return dura__error_set(code < 0 ? code : DURA_ERROR, "", 0, NULL, "%s", msg);
+}
+
 int dura__oom(const char *store)
 {
 	return dura__error_set(DURA_ENOMEM, store, 0, NULL, "out of memory");

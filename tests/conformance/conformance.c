@@ -21,6 +21,7 @@
 
 const char *g_url;
 char g_scheme[32];
+int g_volatile;
 
 dura_store *conf_open(void)
 {
@@ -49,6 +50,11 @@ uint32_t conf_caps(dura_store *s)
 int conf_is_memory(void)
 {
 	return strcmp(g_scheme, "memory") == 0;
+}
+
+int conf_is_volatile(void)
+{
+	return g_volatile;
 }
 
 void conf_name(char *out, size_t size, const char *base)
@@ -285,6 +291,9 @@ static int scheme_of(const char *url, char *out, size_t size)
 	if (dura_url_parse(&u, url) != 0)
 		return -1;
 	snprintf(out, size, "%s", u->scheme ? u->scheme : "");
+	/* memory: and SQLite's in-memory database: each handle is a store */
+	g_volatile = strcmp(out, "memory") == 0 ||
+	             (strcmp(out, "sqlite") == 0 && u->database && strcmp(u->database, ":memory:") == 0);
 	dura_url_free(u);
 	return 0;
 }

@@ -44,6 +44,9 @@ dura_store *conf_open(void);
 /* Capability bits of the store (0 on failure, which is reported). */
 uint32_t conf_caps(dura_store *s);
 int conf_is_memory(void);
+/* 1 when every handle is a store of its own, lost at close (memory:,
+ * sqlite::memory:). */
+int conf_is_volatile(void);
 
 /* "base-<uuid7>" into out. */
 void conf_name(char *out, size_t size, const char *base);

@@ -132,8 +132,8 @@ STORE_TEST(checkpoints_list_delete)
 	REQUIRE_RC(dura_store_checkpoint_list(s, r1->run_id, &l), 0);
 	CHECK(l.count == 1 && pos_in(&l, b) == 0);
 	dura_checkpoint_list_free(&l);
-	int rc = dura_store_checkpoint_delete(s, a);
-	CHECK(rc == 0 || rc == DURA_ENOTFOUND);
+	CHECK_RC(dura_store_checkpoint_delete(s, a), DURA_ENOTFOUND);
+	CHECK(conf_error_ok(DURA_ENOTFOUND));
 	/* the others are untouched */
 	REQUIRE_RC(dura_store_checkpoint_load(s, c3, &c), 0);
 	CHECK(conf_json_same(c->state, "{\"cp\":\"c\"}"));
@@ -219,11 +219,26 @@ STORE_TEST(cache_put_get)
 	}
 	free(buf);
 
+	/* keys are data: quotes, wildcards, UTF-8 */
+	char odd[160];
+	char uid[DURA_UUID_LEN + 1];
+	dura_uuid7(uid);
+	snprintf(odd, sizeof odd, "conf:odd 'k' \"q\" %%_ \\ \xe2\x82\xac;--%s", uid);
+	REQUIRE_RC(dura_store_cache_put(s, odd, "odd", 3, "it's \"bad\"", NULL, 0), 0);
+	REQUIRE_RC(dura_store_cache_get(s, odd, &e), 0);
+	CHECK_STR(e->key, odd);
+	CHECK(e->value_len == 3 && memcmp(e->value, "odd", 3) == 0);
+	CHECK_STR(e->error, "it's \"bad\"");
+	dura_cache_entry_free(e);
+	e = NULL;
+	CHECK_RC(dura_store_cache_claim(s, odd, "o", 1000), DURA_EEXISTS);
+	CHECK_RC(dura_store_cache_delete(s, odd), 0);
+
 	/* delete */
 	CHECK_RC(dura_store_cache_delete(s, key), 0);
 	CHECK_RC(dura_store_cache_get(s, key, &e), DURA_ENOTFOUND);
-	rc = dura_store_cache_delete(s, key);
-	CHECK(rc == 0 || rc == DURA_ENOTFOUND);
+	CHECK_RC(dura_store_cache_delete(s, key), DURA_ENOTFOUND);
+	CHECK(conf_error_ok(DURA_ENOTFOUND));
 	REQUIRE_RC(dura_store_cache_get(s, key2, &e), 0); /* others untouched */
 	dura_cache_entry_free(e);
 	dura_store_cache_delete(s, key2);

@@ -176,6 +176,27 @@ STORE_TEST(leases_claim_filters)
 	}
 	CHECK(claimed == 4);
 
+	/* a commit that sets next_run_at later (a retry backoff) makes the
+	 * run not due until then */
+	char backoff[128];
+	REQUIRE_RC(conf_create(s, wf, NULL, NULL, &r), 0);
+	snprintf(backoff, sizeof backoff, "%s", r->run_id);
+	dura_commit c = DURA_COMMIT_INIT;
+	c.run_id = backoff;
+	c.expect_version = r->version;
+	c.node_id = "try";
+	c.state = "{}";
+	c.status = "try";
+	c.attempt = 1;
+	c.next_run_at = dura_now_ms() + 3600 * 1000;
+	c.flags = DURA_COMMIT_NO_EVENT;
+	dura_record_free(r);
+	REQUIRE_RC(dura_store_commit(s, &c, NULL), 0);
+	REQUIRE_RC(claim(s, "w5", wf, 100, 60000, &l), 0);
+	CHECK(!in_list(&l, backoff));
+	CHECK(l.count == 0);
+	dura_record_list_free(&l);
+
 	/* a resumed run becomes claimable */
 	REQUIRE_RC(dura_store_set_run_state(s, paused, DURA_RUN_RUNNING, NULL), 0);
 	REQUIRE_RC(claim(s, "w3", wf, 100, 60000, &l), 0);
@@ -205,19 +226,25 @@ STORE_TEST(leases_expiry)
 	REQUIRE_RC(conf_create(s, wf, NULL, NULL, &r), 0);
 	dura_record_list l;
 	REQUIRE_RC(claim(s, "slow", wf, 1, 50, &l), 0);
-	CHECK(l.count == 1);
+	REQUIRE(l.count == 1);
+	int64_t v_slow = l.items[0].version;
 	dura_record_list_free(&l);
 	conf_sleep_ms(150);
 	REQUIRE_RC(claim(s, "rescuer", wf, 1, 60000, &l), 0);
-	CHECK(l.count == 1);
-	if (l.count == 1) {
-		CHECK_STR(l.items[0].run_id, r->run_id);
-		CHECK_STR(l.items[0].lease_owner, "rescuer");
-	}
+	REQUIRE(l.count == 1);
+	CHECK_STR(l.items[0].run_id, r->run_id);
+	CHECK_STR(l.items[0].lease_owner, "rescuer");
+	int64_t v_rescuer = l.items[0].version;
 	dura_record_list_free(&l);
-	/* the old owner lost it */
+	/* the old owner lost it: its lease calls fail, and the version it
+	 * holds is stale, so its commit cannot land (the version fences) */
 	CHECK_RC(dura_store_extend_lease(s, r->run_id, "slow", 60000), DURA_ECONFLICT);
 	CHECK_RC(dura_store_release_lease(s, r->run_id, "slow"), DURA_ECONFLICT);
+	CHECK(v_rescuer != v_slow);
+	CHECK_RC(conf_commit(s, r->run_id, v_slow, "late", "{\"by\":\"slow\"}", DURA_COMMIT_NO_EVENT, NULL),
+	         DURA_ECONFLICT);
+	CHECK_RC(conf_commit(s, r->run_id, v_rescuer, "next", "{\"by\":\"rescuer\"}", DURA_COMMIT_NO_EVENT, NULL), 0);
+	CHECK(conf_history_count(s, r->run_id) == 1);
 	char owner[64];
 	REQUIRE_RC(lease_of(s, r->run_id, owner, sizeof owner, NULL), 0);
 	CHECK_STR(owner, "rescuer");

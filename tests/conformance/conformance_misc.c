@@ -8,6 +8,7 @@
 
 #include "conformance.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ STORE_TEST(store_info)
 	CHECK(info.notes != NULL);
 	CHECK(info.library_schema_version > 0);
 	CHECK(info.schema_version == info.library_schema_version);
-	if (conf_is_memory()) {
+	if (conf_is_volatile()) {
 		CHECK(!(info.caps & DURA_CAP_DURABLE));
 		CHECK(!(info.caps & DURA_CAP_MULTI_PROCESS));
 	} else {
@@ -59,6 +60,67 @@ STORE_TEST(store_ping_stats)
 	CHECK(st.in_use == 0); /* nothing is running now */
 }
 
+/* pool_max bounds the connections, also under load from many threads. */
+struct pool_arg {
+	dura_store *s;
+	const char *run_id;
+	int errors;
+};
+
+static void *pool_thread(void *p)
+{
+	struct pool_arg *a = p;
+	for (int i = 0; i < 30; i++) {
+		dura_record *r = NULL;
+		int rc = dura_store_get_run(a->s, a->run_id, &r);
+		if (rc != 0 && rc != DURA_EBUSY)
+			a->errors++;
+		dura_record_free(r);
+	}
+	return NULL;
+}
+
+static void store_pool_max(void)
+{
+	char url[1024];
+	snprintf(url, sizeof url, "%s%spool_max=2", g_url, strchr(g_url, '?') ? "&" : "?");
+	dura_store *s = NULL;
+	REQUIRE_RC(dura_store_open(&s, url, NULL), 0);
+	if (!(conf_caps(s) & DURA_CAP_DURABLE)) {
+		dura_store_close(s);
+		SKIP("store lacks DURA_CAP_DURABLE (an in-process store has no connection pool)");
+	}
+	dura_record *r = NULL;
+	int rc = conf_create(s, "conf-pool", NULL, NULL, &r);
+	if (rc != 0) {
+		dura_store_close(s);
+		REQUIRE_RC(rc, 0);
+	}
+	enum { N = 6 };
+	pthread_t th[N];
+	struct pool_arg args[N];
+	int started = 0;
+	for (int i = 0; i < N; i++) {
+		args[i] = (struct pool_arg){s, r->run_id, 0};
+		if (pthread_create(&th[i], NULL, pool_thread, &args[i]) != 0)
+			break;
+		started++;
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	CHECK(started == N);
+	for (int i = 0; i < started; i++)
+		CHECK(args[i].errors == 0);
+	dura_store_stats st;
+	memset(&st, 0, sizeof st);
+	CHECK_RC(dura_store_stats_get(s, &st), 0);
+	CHECK(st.max_open == 2);
+	CHECK(st.open >= 1 && st.open <= 2);
+	CHECK(st.in_use == 0);
+	dura_record_free(r);
+	dura_store_close(s);
+}
+
 STORE_TEST(store_migrate)
 {
 	dura_store_info info;
@@ -84,7 +146,7 @@ static void store_reopen(void)
 	REQUIRE(s != NULL);
 	if (!(conf_caps(s) & DURA_CAP_DURABLE)) {
 		dura_store_close(s);
-		SKIP("store is not durable");
+		SKIP("store lacks DURA_CAP_DURABLE");
 	}
 	char wf[96], key[96];
 	conf_name(wf, sizeof wf, "conf-reopen");
@@ -159,6 +221,15 @@ static int stop_after_one(int ncols, char **values, char **names, void *payload)
 	return 1;
 }
 
+static int count_rows(int ncols, char **values, char **names, void *payload)
+{
+	(void)ncols;
+	(void)values;
+	(void)names;
+	(*(int *)payload)++;
+	return 0;
+}
+
 STORE_TEST(store_exec_sql)
 {
 	dura_store_info info;
@@ -210,6 +281,65 @@ STORE_TEST(store_exec_sql)
 	rc = dura_store_exec_sql(s, "SELEC nonsense FROM nowhere", NULL, NULL);
 	CHECK(rc < 0);
 	CHECK(conf_error_ok(rc));
+}
+
+/* ?prefix= puts a store's data in other tables or keys. */
+static void store_prefix_isolation(void)
+{
+	if (conf_is_volatile())
+		SKIP("store lacks DURA_CAP_DURABLE (every handle is a store of its own)");
+	dura_url *u = NULL;
+	REQUIRE_RC(dura_url_parse(&u, g_url), 0);
+	int prefixed = u->prefix && u->prefix[0];
+	dura_url_free(u);
+	if (prefixed)
+		SKIP("the store URL already has a prefix");
+	char url[1024];
+	snprintf(url, sizeof url, "%s%sprefix=conf_pfx_", g_url, strchr(g_url, '?') ? "&" : "?");
+	dura_store *a = NULL, *b = NULL;
+	REQUIRE_RC(dura_store_open(&a, url, NULL), 0);
+	int rc = dura_store_open(&b, g_url, NULL);
+	if (rc != 0)
+		dura_store_close(a);
+	REQUIRE_RC(rc, 0);
+
+	char wf[96], key[96], cp[96];
+	conf_name(wf, sizeof wf, "conf-prefix");
+	conf_name(key, sizeof key, "conf:prefix");
+	conf_name(cp, sizeof cp, "conf-prefix-cp");
+	dura_record *r = NULL, *got = NULL;
+	CHECK_RC(conf_create(a, wf, "fid", NULL, &r), 0);
+	if (r) {
+		CHECK_RC(dura_store_get_run(a, r->run_id, &got), 0);
+		dura_record_free(got);
+		got = NULL;
+		CHECK_RC(dura_store_get_run(b, r->run_id, &got), DURA_ENOTFOUND);
+		CHECK_RC(dura_store_latest_run(b, wf, "fid", &got), DURA_ENOTFOUND);
+		/* the same foreign id in the other store is a different run */
+		CHECK_RC(conf_create(b, wf, "fid", NULL, NULL), 0);
+		CHECK_RC(dura_store_checkpoint_save(a, cp, r->run_id, 0, "{}"), 0);
+		dura_checkpoint *c = NULL;
+		CHECK_RC(dura_store_checkpoint_load(b, cp, &c), DURA_ENOTFOUND);
+		CHECK_RC(dura_store_checkpoint_delete(a, cp), 0);
+	}
+	CHECK_RC(dura_store_cache_put(a, key, "x", 1, NULL, NULL, 0), 0);
+	dura_cache_entry *e = NULL;
+	CHECK_RC(dura_store_cache_get(b, key, &e), DURA_ENOTFOUND);
+	CHECK_RC(dura_store_cache_get(a, key, &e), 0);
+	dura_cache_entry_free(e);
+	dura_store_cache_delete(a, key);
+
+	dura_store_info info;
+	if (dura_store_info_get(a, &info) == 0 && (info.caps & DURA_CAP_SQL) && r) {
+		char sql[512];
+		snprintf(sql, sizeof sql, "SELECT run_id FROM conf_pfx_workflow_records WHERE run_id = '%s'", r->run_id);
+		int rows = 0;
+		CHECK_RC(dura_store_exec_sql(a, sql, count_rows, &rows), 0);
+		CHECK(rows == 1);
+	}
+	dura_record_free(r);
+	dura_store_close(a);
+	dura_store_close(b);
 }
 
 /* ---- bad input ------------------------------------------------------------ */
@@ -517,9 +647,11 @@ static void secrets_not_in_errors(void)
 const test_case conf_misc_tests[] = {
 	{"store_info", store_info},
 	{"store_ping_stats", store_ping_stats},
+	{"store_pool_max", store_pool_max},
 	{"store_migrate", store_migrate},
 	{"store_reopen", store_reopen},
 	{"store_exec_sql", store_exec_sql},
+	{"store_prefix_isolation", store_prefix_isolation},
 	{"bad_input_runs", bad_input_runs},
 	{"bad_input_steps", bad_input_steps},
 	{"bad_input_cache_leases", bad_input_cache_leases},

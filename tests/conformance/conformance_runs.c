@@ -160,6 +160,11 @@ STORE_TEST(runs_latest)
 	dura_record_free(got);
 	got = NULL;
 
+	/* the foreign id of another workflow is not this workflow's */
+	char wf2[96];
+	conf_name(wf2, sizeof wf2, "conf-latest-other");
+	CHECK_RC(dura_store_latest_run(s, wf2, fid, &got), DURA_ENOTFOUND);
+
 	/* any state: still b once completed */
 	REQUIRE_RC(end_run(s, b->run_id, DURA_RUN_COMPLETED), 0);
 	REQUIRE_RC(dura_store_latest_run(s, wf, fid, &got), 0);
@@ -261,6 +266,132 @@ STORE_TEST(runs_foreign_id_idempotent)
 	dura_record_free(first);
 	dura_record_free(second);
 	dura_record_free(third);
+}
+
+/* Retrying a failed run (failed -> running) must not make a second active
+ * run for its workflow + foreign id. */
+STORE_TEST(runs_reactivation_keeps_one_active)
+{
+	char wf[96], fid[96];
+	conf_name(wf, sizeof wf, "conf-react");
+	conf_name(fid, sizeof fid, "F");
+	dura_record *a = NULL, *b = NULL, *got = NULL;
+	REQUIRE_RC(conf_create(s, wf, fid, NULL, &a), 0);
+	REQUIRE_RC(end_run(s, a->run_id, DURA_RUN_FAILED), 0);
+	REQUIRE(dura_run_state_transition_ok(DURA_RUN_FAILED, DURA_RUN_RUNNING));
+	REQUIRE_RC(conf_create(s, wf, fid, NULL, &b), 0);
+
+	/* b is active: a may not come back */
+	CHECK_RC(dura_store_set_run_state(s, a->run_id, DURA_RUN_RUNNING, NULL), DURA_ECONFLICT);
+	CHECK(conf_error_ok(DURA_ECONFLICT));
+	REQUIRE_RC(dura_store_get_run(s, a->run_id, &got), 0);
+	CHECK(got->run_state == DURA_RUN_FAILED);
+	dura_record_free(got);
+	got = NULL;
+
+	/* once b has ended, a can be retried */
+	REQUIRE_RC(dura_store_set_run_state(s, b->run_id, DURA_RUN_CANCELLED, NULL), 0);
+	CHECK_RC(dura_store_set_run_state(s, a->run_id, DURA_RUN_RUNNING, NULL), 0);
+	REQUIRE_RC(dura_store_get_run(s, a->run_id, &got), 0);
+	CHECK(got->run_state == DURA_RUN_RUNNING);
+	dura_record_free(got);
+	/* a commit that would make an ended run active again is refused the same way */
+	dura_record *c1 = NULL, *c2 = NULL;
+	char fid2[96];
+	conf_name(fid2, sizeof fid2, "G");
+	REQUIRE_RC(conf_create(s, wf, fid2, "{\"c\":1}", &c1), 0);
+	REQUIRE_RC(end_run(s, c1->run_id, DURA_RUN_COMPLETED), 0);
+	REQUIRE_RC(conf_create(s, wf, fid2, NULL, &c2), 0);
+	REQUIRE_RC(dura_store_get_run(s, c1->run_id, &got), 0);
+	dura_commit cm = DURA_COMMIT_INIT;
+	cm.run_id = c1->run_id;
+	cm.expect_version = got->version;
+	cm.node_id = "again";
+	cm.state = "{\"c\":2}";
+	cm.run_state = DURA_RUN_RUNNING;
+	cm.flags = DURA_COMMIT_NO_EVENT;
+	CHECK_RC(dura_store_commit(s, &cm, NULL), DURA_ECONFLICT);
+	dura_record *after = NULL;
+	REQUIRE_RC(dura_store_get_run(s, c1->run_id, &after), 0);
+	CHECK(after->run_state == DURA_RUN_COMPLETED);
+	CHECK(after->version == got->version);
+	CHECK(after->step_no == got->step_no);
+	CHECK(conf_history_count(s, c1->run_id) == got->step_no);
+	dura_record_free(after);
+	dura_record_free(got);
+	got = NULL;
+	dura_record_free(c1);
+	dura_record_free(c2);
+
+	/* and is the active one again */
+	dura_record *dup = NULL;
+	CHECK_RC(conf_create(s, wf, fid, NULL, &dup), DURA_EEXISTS);
+	if (dup)
+		CHECK_STR(dup->run_id, a->run_id);
+	dura_record_free(dup);
+	dura_record_free(a);
+	dura_record_free(b);
+}
+
+/* Names with quotes, wildcards and UTF-8 are data, not syntax. */
+STORE_TEST(runs_odd_names)
+{
+	char wf[160], wf_like[160], fid[160], id[160];
+	char uid[DURA_UUID_LEN + 1];
+	dura_uuid7(uid);
+	snprintf(wf, sizeof wf, "conf-odd 'q' \"dq\" %%_\\ \xd0\xba\xd0\xbb\xd1\x8e\xd1\x87-%s", uid);
+	/* a name that a LIKE pattern made of wf would match */
+	snprintf(wf_like, sizeof wf_like, "conf-odd 'q' \"dq\" xy\\ \xd0\xba\xd0\xbb\xd1\x8e\xd1\x87-%s", uid);
+	snprintf(fid, sizeof fid, "fid'; DROP TABLE workflow_records; --%s", uid);
+	snprintf(id, sizeof id, "run '%%' \"x\" %s", uid);
+	dura_run_create req = DURA_RUN_CREATE_INIT;
+	req.run_id = id;
+	req.workflow_name = wf;
+	req.foreign_id = fid;
+	req.status = "node 'a'";
+	REQUIRE_RC(dura_store_create_run(s, &req, NULL), 0);
+	REQUIRE_RC(conf_create(s, wf_like, fid, NULL, NULL), 0);
+
+	dura_record *r = NULL;
+	REQUIRE_RC(dura_store_get_run(s, id, &r), 0);
+	CHECK_STR(r->run_id, id);
+	CHECK_STR(r->workflow_name, wf);
+	CHECK_STR(r->foreign_id, fid);
+	CHECK_STR(r->status, "node 'a'");
+	dura_record_free(r);
+	r = NULL;
+	REQUIRE_RC(dura_store_latest_run(s, wf, fid, &r), 0);
+	CHECK_STR(r->run_id, id);
+	dura_record_free(r);
+	CHECK_RC(conf_create(s, wf, fid, NULL, NULL), DURA_EEXISTS);
+
+	dura_run_filter f = DURA_RUN_FILTER_INIT;
+	f.workflow_name = wf;
+	dura_record_list l;
+	memset(&l, 0, sizeof l);
+	REQUIRE_RC(dura_store_list_runs(s, &f, &l), 0);
+	CHECK(l.count == 1);
+	if (l.count == 1)
+		CHECK_STR(l.items[0].run_id, id);
+	dura_record_list_free(&l);
+	f.status = "node 'a'";
+	memset(&l, 0, sizeof l);
+	REQUIRE_RC(dura_store_list_runs(s, &f, &l), 0);
+	CHECK(l.count == 1);
+	dura_record_list_free(&l);
+
+	REQUIRE_RC(conf_commit_n(s, id, 2, "n'ode\""), 0);
+	dura_step *st = NULL;
+	REQUIRE_RC(dura_store_get_step(s, id, 1, &st), 0);
+	CHECK_STR(st->node_id, "n'ode\"1");
+	dura_step_free(st);
+
+	const char *wfs[1] = {wf};
+	memset(&l, 0, sizeof l);
+	REQUIRE_RC(dura_store_claim_runs(s, "owner 'o'", wfs, 1, 10, 60000, &l), 0);
+	CHECK(l.count == 1);
+	dura_record_list_free(&l);
+	CHECK_RC(dura_store_release_lease(s, id, "owner 'o'"), 0);
 }
 
 /* A run id given twice does not overwrite the first run. */
@@ -737,6 +868,64 @@ STORE_TEST(runs_delete_data)
 	dura_record_free(rec);
 }
 
+/*
+ * data_deleted means the data is gone, however the run got there: if
+ * set_run_state accepts data_deleted (dura_run_state_transition_ok allows
+ * completed -> data_deleted), the state, steps and checkpoints must be
+ * erased as delete_run_data does; otherwise it must refuse and change
+ * nothing.
+ */
+STORE_TEST(runs_data_deleted_means_erased)
+{
+	char wf[96], cp[96];
+	conf_name(wf, sizeof wf, "conf-deleted");
+	conf_name(cp, sizeof cp, "cp-deleted");
+	dura_record *rec = NULL;
+	REQUIRE_RC(conf_create(s, wf, NULL, "{\"secret\":\"PAYLOAD-XYZ\"}", &rec), 0);
+	REQUIRE_RC(conf_commit_n(s, rec->run_id, 2, "n"), 0);
+	dura_record *mid = NULL;
+	REQUIRE_RC(dura_store_get_run(s, rec->run_id, &mid), 0);
+	dura_commit cm = DURA_COMMIT_INIT;
+	cm.run_id = rec->run_id;
+	cm.expect_version = mid->version;
+	cm.node_id = "last";
+	cm.state = "{\"secret\":\"PAYLOAD-XYZ\",\"done\":true}";
+	cm.run_state = DURA_RUN_COMPLETED;
+	cm.flags = DURA_COMMIT_NO_EVENT;
+	dura_record_free(mid);
+	REQUIRE_RC(dura_store_commit(s, &cm, NULL), 0);
+	REQUIRE_RC(dura_store_checkpoint_save(s, cp, rec->run_id, 1, "{\"secret\":\"PAYLOAD-XYZ\"}"), 0);
+	dura_record *before = NULL, *after = NULL;
+	REQUIRE_RC(dura_store_get_run(s, rec->run_id, &before), 0);
+
+	int rc = dura_store_set_run_state(s, rec->run_id, DURA_RUN_DATA_DELETED, NULL);
+	REQUIRE_RC(dura_store_get_run(s, rec->run_id, &after), 0);
+	dura_checkpoint *c = NULL;
+	int cprc = dura_store_checkpoint_load(s, cp, &c);
+	dura_checkpoint_free(c);
+	if (rc == 0) {
+		CHECK(after->run_state == DURA_RUN_DATA_DELETED);
+		if (after->state && strstr(after->state, "PAYLOAD-XYZ")) {
+			fprintf(stderr, "    set_run_state(data_deleted) left the run's state in place\n");
+			test__failed_now = 1;
+		}
+		CHECK(conf_history_count(s, rec->run_id) == 0);
+		CHECK(cprc == DURA_ENOTFOUND);
+	} else {
+		CHECK(rc < 0);
+		CHECK(after->run_state == DURA_RUN_COMPLETED);
+		CHECK(after->version == before->version);
+		CHECK(conf_history_count(s, rec->run_id) == 3);
+		CHECK(cprc == 0);
+		/* and delete_run_data still can */
+		CHECK_RC(dura_store_delete_run_data(s, rec->run_id), 0);
+		CHECK(conf_history_count(s, rec->run_id) == 0);
+	}
+	dura_record_free(before);
+	dura_record_free(after);
+	dura_record_free(rec);
+}
+
 const test_case conf_runs_tests[] = {
 	{"runs_create_defaults", runs_create_defaults},
 	{"runs_create_fields", runs_create_fields},
@@ -745,10 +934,13 @@ const test_case conf_runs_tests[] = {
 	{"runs_foreign_id_idempotent", runs_foreign_id_idempotent},
 	{"runs_foreign_id_race", runs_foreign_id_race},
 	{"runs_duplicate_run_id", runs_duplicate_run_id},
+	{"runs_odd_names", runs_odd_names},
+	{"runs_reactivation_keeps_one_active", runs_reactivation_keeps_one_active},
 	{"runs_list_filters", runs_list_filters},
 	{"runs_list_pagination", runs_list_pagination},
 	{"runs_set_state", runs_set_state},
 	{"runs_set_state_matrix", runs_set_state_matrix},
 	{"runs_delete_data", runs_delete_data},
+	{"runs_data_deleted_means_erased", runs_data_deleted_means_erased},
 };
 const size_t conf_runs_ntests = TEST_COUNT(conf_runs_tests);

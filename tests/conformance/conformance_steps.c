@@ -540,8 +540,62 @@ STORE_TEST(steps_commit_batch)
 	CHECK(res[0].code == 0 && res[0].step == 1);
 	CHECK(history_dense(s, ids[2], 2));
 
+	/* an unknown run in a batch: that one is ENOTFOUND, the rest go in */
+	char ghost[DURA_UUID_LEN + 1];
+	dura_uuid7(ghost);
+	dura_commit two[2];
+	two[0] = c[0];
+	two[0].expect_version = ver[0] + 1;
+	two[1] = c[1];
+	two[1].run_id = ghost;
+	memset(res, 0x55, sizeof res);
+	CHECK_RC(dura_store_commit_batch(s, two, 2, res), DURA_ECONFLICT);
+	CHECK(res[0].code == 0 && res[0].step == 2);
+	CHECK(res[1].code == DURA_ENOTFOUND);
+	CHECK(history_dense(s, ids[0], 3));
+	dura_record *gr = NULL;
+	CHECK_RC(dura_store_get_run(s, ghost, &gr), DURA_ENOTFOUND);
+
 	for (int i = 0; i < N; i++)
 		conf_ack_run_events(s, ids[i]);
+}
+
+/* A big state goes through a commit unchanged. */
+STORE_TEST(steps_large_state)
+{
+	char wf[96];
+	conf_name(wf, sizeof wf, "conf-large");
+	dura_record *rec = NULL;
+	REQUIRE_RC(conf_create(s, wf, NULL, NULL, &rec), 0);
+	size_t n = 512 * 1024;
+	char *state = malloc(n + 64);
+	REQUIRE(state != NULL);
+	char *p = state;
+	p += sprintf(p, "{\"blob\":\"");
+	for (size_t i = 0; i < n; i++)
+		*p++ = (char)('a' + (i * 7) % 26);
+	p += sprintf(p, "\",\"n\":[1,2,3]}");
+	dura_commit_result res;
+	int rc = conf_commit(s, rec->run_id, rec->version, "big", state, DURA_COMMIT_NO_EVENT, &res);
+	CHECK_RC(rc, 0);
+	if (rc == 0) {
+		dura_record *got = NULL;
+		if (dura_store_get_run(s, rec->run_id, &got) == 0) {
+			CHECK(conf_json_same(got->state, state));
+			dura_record_free(got);
+		} else {
+			test__failed_now = 1;
+		}
+		dura_step *st = NULL;
+		if (dura_store_load_latest(s, rec->run_id, &st) == 0) {
+			CHECK(conf_json_same(st->state, state));
+			dura_step_free(st);
+		} else {
+			test__failed_now = 1;
+		}
+	}
+	free(state);
+	dura_record_free(rec);
 }
 
 /*
@@ -749,6 +803,7 @@ const test_case conf_steps_tests[] = {
 	{"steps_outbox", steps_outbox},
 	{"steps_commit_failures", steps_commit_failures},
 	{"steps_commit_batch", steps_commit_batch},
+	{"steps_large_state", steps_large_state},
 	{"steps_threads", steps_threads},
 	{"steps_multi_process", steps_multi_process},
 };

@@ -340,8 +340,6 @@ static void refuse_file(const unsigned char *content, size_t len, const char *na
 		const dura_error *e = dura_error_last();
 		CHECK(e && e->message && e->message[0]);
 		CHECK(rc == DURA_EIO || rc == DURA_EINVAL || rc == DURA_EVERSION || rc == DURA_ERROR);
-		if (e && e->message)
-			fprintf(stderr, "    (%s: %d %s)\n", name, rc, e->message);
 	}
 	CHECK(s == NULL);
 	CHECK(same_file(path, content, len));

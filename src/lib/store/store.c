@@ -336,6 +336,19 @@ int dura_store_set_run_state(dura_store *s, const char *run_id, int to, int64_t 
 	CHECK_STORE(s);
 	TRY(check_id(run_id, "run id", fn));
 	TRY(check_run_state(to, 0, fn));
+	/* data_deleted means the data is gone, whichever door the caller used */
+	if (to == DURA_RUN_DATA_DELETED) {
+		dura_error_clear();
+		int rc = s->ops->delete_run_data(s->impl, run_id);
+		if (rc == 0 && new_version) {
+			dura_record *r;
+			if (s->ops->get_run(s->impl, run_id, &r) == 0) {
+				*new_version = r->version;
+				dura_record_free(r);
+			}
+		}
+		return rc;
+	}
 	DISPATCH(s, set_run_state, run_id, to, new_version);
 }
 

@@ -1,0 +1,188 @@
+/*
+ * cache.c - the step cache's single flight: exactly one caller computes a
+ * missing key while the others wait for its value.
+ *
+ * The claim is a lease in the store (cache_claim), so it holds across
+ * threads, processes and machines; the store's put of the value releases
+ * it. If the claimer dies, its lease runs out and the next caller claims
+ * the key and computes. The only case where two callers compute is a
+ * claimer that outlives its lease: keep lease_ms above the computation's
+ * longest time.
+ */
+#include "engine.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+int dura_cache_value_set(dura_cache_value *v, const void *data, size_t len, const char *metadata)
+{
+	if (!v || (!data && len))
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_value_set: value or data is NULL");
+	unsigned char *d = dura__malloc(len);
+	char *m = metadata ? dura__strdup(metadata) : NULL;
+	if (!d || (metadata && !m)) {
+		dura_free(d);
+		dura_free(m);
+		return dura__oom("");
+	}
+	if (len)
+		memcpy(d, data, len);
+	dura_free(v->data);
+	dura_free(v->metadata);
+	v->data = d;
+	v->len = len;
+	v->metadata = m;
+	return 0;
+}
+
+int dura_cache_key(char **out, const char *step, const char *inputs_json)
+{
+	if (!out || !step || !*step)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_key: out or step is missing");
+	*out = NULL;
+	if (strlen(step) > 180)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_key: step name is longer than 180 bytes");
+	json_error_t err;
+	json_t *j = json_loads(inputs_json ? inputs_json : "null", JSON_DECODE_ANY, &err);
+	if (!j)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_key: inputs are not JSON: %s", err.text);
+	char *canon = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	json_decref(j);
+	if (!canon)
+		return dura__oom("");
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int ok = EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL);
+	free(canon);
+	if (!ok)
+		return dura__error_set(DURA_ERROR, "", 0, NULL, "dura_cache_key: SHA-256 failed");
+	size_t n = strlen(step) + 1 + 2 * mdlen + 1;
+	char *k = dura__malloc(n);
+	if (!k)
+		return dura__oom("");
+	int off = snprintf(k, n, "%s:", step);
+	for (unsigned i = 0; i < mdlen; i++)
+		off += snprintf(k + off, n - (size_t)off, "%02x", md[i]);
+	*out = k;
+	return 0;
+}
+
+/* The key as stored: scoped, and hashed when the scoped form is too long. */
+static int scoped_key(char *buf, size_t size, const char *key, int scope, const char *run_id)
+{
+	int n = scope == DURA_CACHE_SCOPE_RUN ? snprintf(buf, size, "run:%s:%s", run_id, key)
+	                                      : snprintf(buf, size, "global:%s", key);
+	if (n < 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "cache key cannot be formatted");
+	if ((size_t)n <= DURA_MAX_ID_LEN)
+		return 0;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!EVP_Digest(buf, strlen(buf), md, &mdlen, EVP_sha256(), NULL))
+		return dura__error_set(DURA_ERROR, "", 0, NULL, "cache key: SHA-256 failed");
+	int off = snprintf(buf, size, "%s:sha256:", scope == DURA_CACHE_SCOPE_RUN ? "run" : "global");
+	for (unsigned i = 0; i < mdlen; i++)
+		off += snprintf(buf + off, size - (size_t)off, "%02x", md[i]);
+	return 0;
+}
+
+static int cached_failure(dura_cache_entry *e, dura_cache_entry **value)
+{
+	int rc = dura__error_set(DURA_ERROR, "", 0, NULL, "cached failure: %s", e->error);
+	*value = e;
+	return rc;
+}
+
+int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_options *opts, dura_compute_fn fn,
+                        void *payload, dura_cache_entry **value)
+{
+	dura_cache_options defaults = DURA_CACHE_OPTIONS_INIT;
+	if (value)
+		*value = NULL;
+	if (!store || !key || !*key || !fn || !value)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: store, key, function and value are required");
+	if (opts && opts->version != DURA_CACHE_OPTIONS_VERSION)
+		return dura__error_set(DURA_EVERSION, "", 0, NULL, "cache options version %u, expected %u", opts->version,
+		                       DURA_CACHE_OPTIONS_VERSION);
+	opts = opts ? opts : &defaults;
+	if (opts->ttl_ms < 0 || opts->lease_ms < 0 || opts->wait_timeout_ms < 0 || opts->error_ttl_ms < 0)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: negative time option");
+	if (opts->scope != DURA_CACHE_SCOPE_RUN && opts->scope != DURA_CACHE_SCOPE_GLOBAL)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: unknown scope %d", opts->scope);
+	if (opts->scope == DURA_CACHE_SCOPE_RUN && !(opts->run_id && *opts->run_id))
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: run scope needs a run id");
+	if (strlen(key) > 4096)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: key is longer than 4096 bytes");
+	char full[4096 + DURA_MAX_ID_LEN + 16];
+	int rc = scoped_key(full, sizeof(full), key, opts->scope, opts->run_id);
+	if (rc)
+		return rc;
+	int64_t lease = opts->lease_ms ? opts->lease_ms : 30000;
+	int64_t deadline = dura_now_ms() + (opts->wait_timeout_ms ? opts->wait_timeout_ms : 60000);
+	char owner[DURA_UUID_LEN + 1];
+	if ((rc = dura_uuid7(owner)))
+		return rc;
+	int64_t pause = 1;
+	for (;;) {
+		dura_cache_entry *e = NULL;
+		rc = dura_store_cache_get(store, full, &e);
+		if (rc == 0)
+			return e->error ? cached_failure(e, value) : (*value = e, 0);
+		if (rc != DURA_ENOTFOUND)
+			return rc;
+		rc = dura_store_cache_claim(store, full, owner, lease);
+		if (rc == DURA_EEXISTS)
+			continue; /* filled between our get and claim */
+		if (rc == DURA_EBUSY) {
+			int64_t left = deadline - dura_now_ms();
+			if (left <= 0)
+				return dura__error_set(DURA_ETIMEOUT, "", 0, NULL,
+				                       "waited for another caller to compute cache key %.200s; gave up", key);
+			dura__sleep_ms(pause < left ? pause : left);
+			pause = pause * 2 > 50 ? 50 : pause * 2;
+			continue;
+		}
+		if (rc)
+			return rc;
+
+		/* We hold the claim: compute, then publish (which releases it). */
+		dura_cache_value v = {NULL, 0, NULL};
+		int crc = fn(&v, payload);
+		if (crc == 0) {
+			rc = dura_store_cache_put(store, full, v.data, v.len, NULL, v.metadata, opts->ttl_ms);
+		} else {
+			const dura_error *ce = dura_error_last();
+			char msg[600];
+			snprintf(msg, sizeof(msg), "%s", ce && ce->message[0] ? ce->message : dura_strerror(crc));
+			if (opts->error_ttl_ms > 0)
+				dura_store_cache_put(store, full, NULL, 0, msg, NULL, opts->error_ttl_ms);
+			else
+				dura_store_cache_release(store, full, owner);
+			dura_free(v.data);
+			dura_free(v.metadata);
+			return dura__error_set(crc < 0 ? crc : DURA_ERROR, "", 0, NULL, "computing cache key %.200s failed: %s",
+			                       key, msg);
+		}
+		dura_free(v.data);
+		dura_free(v.metadata);
+		if (rc) {
+			dura_store_cache_release(store, full, owner);
+			return rc;
+		}
+		rc = dura_store_cache_get(store, full, value);
+		return rc;
+	}
+}
+
+int dura_cache_do(dura_ctx *ctx, const char *key, int64_t ttl_ms, dura_cache_scope scope, dura_compute_fn fn,
+                  void *payload, dura_cache_entry **value)
+{
+	if (!ctx)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: ctx is NULL");
+	dura_cache_options o = DURA_CACHE_OPTIONS_INIT;
+	o.ttl_ms = ttl_ms;
+	o.scope = (int)scope;
+	o.run_id = ctx->rec->run_id;
+	return dura_cache_do_store(ctx->eng->store, key, &o, fn, payload, value);
+}

@@ -1,0 +1,2399 @@
+/*
+ * sqlite.c - the SQLite store (sqlite:PATH), the embedded default.
+ *
+ * One handle owns a pool of sqlite3 connections (opened lazily up to
+ * pool_max, each used by one thread at a time, so they are opened with
+ * SQLITE_OPEN_NOMUTEX). Every connection prepares each statement once, on
+ * first use, from SQL built with the table prefix when the store opens.
+ * The database is in WAL mode; writers take the write lock up front with
+ * BEGIN IMMEDIATE, so several processes can share one file and a
+ * transaction never fails half-way on a lock upgrade.
+ *
+ * Timestamps are stored as text "YYYY-MM-DD HH:MM:SS.mmm" (UTC), which
+ * sorts as time does; a connection-local SQL function NOW() returns the
+ * same form, so the reference documents' cleanup SQL runs unchanged.
+ *
+ * URL options: synchronous=off|normal|full|extra (default full),
+ * busy_timeout=MS (default 5000), prefix, pool_max (default 8).
+ */
+#include "dura/store.h"
+#include "../internal.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define SQ "sqlite"
+#define SQ_SCHEMA_VERSION 1 /* the schema this library writes */
+#define SQ_DEFAULT_POOL 8
+#define SQ_DEFAULT_BUSY_MS 5000
+
+/* ---- SQL ------------------------------------------------------------------- */
+
+/* "{p}" in every statement below becomes the table prefix at open. */
+
+/* The columns of a dura_record, in the order row_record() reads them. */
+#define REC_COLS                                                                                          \
+	"run_id, workflow_name, foreign_id, run_state, status, object, version, step_no, attempt, error, meta, " \
+	"lease_owner, lease_expires_at, next_run_at, created_at, updated_at"
+#define STEP_COLS "run_id, step, node_id, state, created_at"
+#define CP_COLS "checkpoint_id, run_id, step, state, created_at, updated_at"
+#define ACTIVE_STATES "(1, 2, 4)" /* initiated, running, paused */
+
+#define STATEMENTS(X)                                                                                              \
+	X(BEGIN, "BEGIN IMMEDIATE")                                                                                \
+	X(COMMIT, "COMMIT")                                                                                        \
+	X(ROLLBACK, "ROLLBACK")                                                                                    \
+	X(SAVEPOINT, "SAVEPOINT dura_item")                                                                        \
+	X(RELEASE, "RELEASE dura_item")                                                                            \
+	X(ROLLBACK_TO, "ROLLBACK TO dura_item")                                                                    \
+	X(PING, "SELECT count(*) FROM sqlite_master")                                                              \
+	X(SCHEMA_EXISTS, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{p}dura_schema'")    \
+	X(SCHEMA_VERSION, "SELECT coalesce(max(version), 0) FROM {p}dura_schema")                                  \
+	/* runs */                                                                                                 \
+	X(RUN_INSERT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
+	              "(?1, ?2, ?3, ?4, ?5, ?6, 1, 0, 0, '', ?7, '', NULL, ?8, ?9, ?9)")                           \
+	X(RUN_GET, "SELECT " REC_COLS " FROM {p}workflow_records WHERE run_id = ?1")                               \
+	X(RUN_ACTIVE, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ?1 AND foreign_id = ?2 " \
+	              "AND run_state IN " ACTIVE_STATES " ORDER BY run_id DESC LIMIT 1")                           \
+	X(RUN_LATEST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ?1 AND foreign_id = ?2 " \
+	              "ORDER BY run_id DESC LIMIT 1")                                                              \
+	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (?1 IS NULL OR workflow_name = ?1) "       \
+	            "AND (?2 = 0 OR run_state = ?2) AND (?3 IS NULL OR status = ?3) "                              \
+	            "AND (?4 IS NULL OR foreign_id = ?4) AND (?5 IS NULL OR created_at >= ?5) "                    \
+	            "AND (?6 IS NULL OR created_at < ?6) AND (?7 IS NULL OR run_id < ?7) "                         \
+	            "ORDER BY run_id DESC LIMIT ?8")                                                               \
+	X(RUN_STATE, "SELECT run_state, version, workflow_name, foreign_id FROM {p}workflow_records "              \
+	             "WHERE run_id = ?1")                                                                          \
+	X(RUN_SET_STATE, "UPDATE {p}workflow_records SET run_state = ?2, version = version + 1, updated_at = ?3, "  \
+	                 "next_run_at = CASE WHEN ?2 = 2 THEN ?3 ELSE next_run_at END, "                           \
+	                 "attempt = CASE WHEN ?2 = 2 THEN 0 ELSE attempt END "                                     \
+	                 "WHERE run_id = ?1 AND run_state = ?4 RETURNING version")                                 \
+	X(RUN_ERASE, "UPDATE {p}workflow_records SET object = '{}', run_state = 6, version = version + 1, "        \
+	             "updated_at = ?2 WHERE run_id = ?1 RETURNING version")                                        \
+	X(STEPS_ERASE, "DELETE FROM {p}workflow_steps WHERE run_id = ?1")                                          \
+	X(CPS_ERASE, "DELETE FROM {p}workflow_checkpoints WHERE run_id = ?1")                                      \
+	/* steps */                                                                                                \
+	X(COMMIT_UPDATE, "UPDATE {p}workflow_records SET object = ?3, status = ?4, error = ?5, attempt = ?6, "     \
+	                 "next_run_at = ?7, updated_at = ?8, version = version + 1, step_no = step_no + ?9 "       \
+	                 "WHERE run_id = ?1 AND version = ?2 RETURNING step_no, workflow_name, run_state")         \
+	X(COMMIT_UPDATE_FULL, "UPDATE {p}workflow_records SET object = ?3, status = ?4, error = ?5, attempt = ?6, " \
+	                      "next_run_at = ?7, updated_at = ?8, version = version + 1, step_no = step_no + ?9, " \
+	                      "run_state = coalesce(?10, run_state), "                                             \
+	                      "lease_owner = CASE WHEN ?11 THEN '' ELSE lease_owner END, "                         \
+	                      "lease_expires_at = CASE WHEN ?11 THEN NULL ELSE lease_expires_at END "              \
+	                      "WHERE run_id = ?1 AND version = ?2 RETURNING step_no, workflow_name, run_state")    \
+	X(RUN_VERSION, "SELECT version FROM {p}workflow_records WHERE run_id = ?1")                                \
+	X(STEP_INSERT, "INSERT INTO {p}workflow_steps (" STEP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)")                \
+	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
+	                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                                        \
+	X(HISTORY, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ?1 AND step >= ?2 "                 \
+	           "ORDER BY step LIMIT ?3")                                                                       \
+	X(STEP_GET, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ?1 AND step = ?2")                 \
+	X(STEP_LATEST, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ?1 ORDER BY step DESC LIMIT 1") \
+	/* checkpoints */                                                                                          \
+	X(CP_SAVE, "INSERT INTO {p}workflow_checkpoints (checkpoint_id, run_id, state, step, created_at, "         \
+	           "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (checkpoint_id) DO UPDATE SET "        \
+	           "run_id = excluded.run_id, state = excluded.state, step = excluded.step, "                      \
+	           "updated_at = excluded.updated_at")                                                             \
+	X(CP_LOAD, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE checkpoint_id = ?1")                     \
+	X(CP_LIST, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE (?1 IS NULL OR run_id = ?1) "            \
+	           "ORDER BY updated_at DESC, id DESC")                                                            \
+	X(CP_DELETE, "DELETE FROM {p}workflow_checkpoints WHERE checkpoint_id = ?1")                               \
+	/* cache */                                                                                                \
+	X(CACHE_GET, "SELECT \"key\", value, error, created_at, expires_at, metadata FROM {p}step_cache "          \
+	             "WHERE \"key\" = ?1 AND (expires_at IS NULL OR expires_at > ?2)")                             \
+	X(CACHE_PUT, "INSERT INTO {p}step_cache (\"key\", value, error, created_at, expires_at, metadata) "        \
+	             "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (\"key\") DO UPDATE SET value = excluded.value, " \
+	             "error = excluded.error, created_at = excluded.created_at, "                                  \
+	             "expires_at = excluded.expires_at, metadata = excluded.metadata")                             \
+	X(CACHE_LIVE, "SELECT 1 FROM {p}step_cache WHERE \"key\" = ?1 AND (expires_at IS NULL OR expires_at > ?2)") \
+	X(CACHE_DELETE, "DELETE FROM {p}step_cache WHERE \"key\" = ?1")                                            \
+	X(CACHE_PURGE, "DELETE FROM {p}step_cache WHERE expires_at IS NOT NULL AND expires_at <= ?1")              \
+	X(CACHE_LIST, "SELECT \"key\", length(value), error, created_at, expires_at, metadata FROM {p}step_cache " \
+	              "WHERE (?1 IS NULL OR \"key\" > ?1) ORDER BY \"key\" LIMIT ?2")                              \
+	X(CACHE_STATS, "SELECT count(*), coalesce(sum(expires_at IS NOT NULL AND expires_at <= ?1), 0), "          \
+	               "coalesce(sum(length(value)), 0) FROM {p}step_cache")                                       \
+	X(CLAIM_GET, "SELECT owner, expires_at FROM {p}step_cache_claims WHERE \"key\" = ?1")                      \
+	X(CLAIM_SET, "INSERT OR REPLACE INTO {p}step_cache_claims (\"key\", owner, expires_at) VALUES (?1, ?2, ?3)") \
+	X(CLAIM_RELEASE, "DELETE FROM {p}step_cache_claims WHERE \"key\" = ?1 AND owner = ?2")                     \
+	X(CLAIM_DROP, "DELETE FROM {p}step_cache_claims WHERE \"key\" = ?1")                                       \
+	X(CLAIM_PURGE, "DELETE FROM {p}step_cache_claims WHERE expires_at <= ?1")                                  \
+	/* leases */                                                                                               \
+	X(CLAIM_RUNS, "UPDATE {p}workflow_records SET lease_owner = ?1, lease_expires_at = ?2, "                   \
+	              "version = version + 1 WHERE run_id IN (SELECT run_id FROM {p}workflow_records "             \
+	              "WHERE run_state = 2 AND next_run_at <= ?3 "                                                 \
+	              "AND (lease_owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?3) "              \
+	              "AND (?4 IS NULL OR workflow_name IN (SELECT value FROM json_each(?4))) "                    \
+	              "ORDER BY next_run_at, run_id LIMIT ?5) RETURNING " REC_COLS)                                \
+	X(LEASE_EXTEND, "UPDATE {p}workflow_records SET lease_expires_at = ?3 WHERE run_id = ?1 AND lease_owner = ?2") \
+	X(LEASE_RELEASE, "UPDATE {p}workflow_records SET lease_owner = '', lease_expires_at = NULL "               \
+	                 "WHERE run_id = ?1 AND lease_owner = ?2")                                                 \
+	X(LEASE_OWNER, "SELECT lease_owner FROM {p}workflow_records WHERE run_id = ?1")                            \
+	/* outbox */                                                                                               \
+	X(OUTBOX_POLL, "SELECT id, workflow_name, run_id, type, data, created_at FROM {p}workflow_outbox "         \
+	               "ORDER BY id LIMIT ?1")                                                                     \
+	X(OUTBOX_ACK, "DELETE FROM {p}workflow_outbox WHERE id = ?1")
+
+#define X_ENUM(name, sql) ST_##name,
+#define X_SQL(name, sql) sql,
+#define X_NAME(name, sql) #name,
+enum { STATEMENTS(X_ENUM) ST__COUNT };
+static const char *const st_sql[ST__COUNT] = {STATEMENTS(X_SQL)};
+static const char *const st_name[ST__COUNT] = {STATEMENTS(X_NAME)};
+
+/* The bookkeeping table, created before the first migration. */
+static const char schema_table_sql[] =
+	"CREATE TABLE IF NOT EXISTS {p}dura_schema ("
+	"version INTEGER PRIMARY KEY, "
+	"applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')), "
+	"description TEXT NOT NULL DEFAULT '')";
+
+/*
+ * Numbered migrations; migrations[i] takes the schema from version i to
+ * i + 1. Table and column names are the reference documents'; plain
+ * CREATE (not IF NOT EXISTS) so that a foreign table of the same name is
+ * reported instead of silently used. Every commit writes a record, a step
+ * and an outbox row, so each index costs a page per commit: by_run_state
+ * leads with run_state and also serves claim_runs (run_state, next_run_at),
+ * and the outbox, keyed by its text id, is WITHOUT ROWID (one b-tree, not
+ * two). one_active_run enforces one active run per workflow and foreign id
+ * inside the database itself.
+ */
+static const struct {
+	const char *description;
+	const char *sql;
+} migrations[] = {
+	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache",
+	 "CREATE TABLE {p}workflow_records ("
+	 "run_id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL, foreign_id TEXT NOT NULL DEFAULT '', "
+	 "run_state INTEGER NOT NULL, status TEXT NOT NULL DEFAULT '', object TEXT NOT NULL, "
+	 "version INTEGER NOT NULL, step_no INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0, "
+	 "error TEXT NOT NULL DEFAULT '', meta TEXT, lease_owner TEXT NOT NULL DEFAULT '', lease_expires_at TEXT, "
+	 "next_run_at TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+	 "CREATE INDEX {p}by_workflow_name_foreign_id_status ON {p}workflow_records (workflow_name, foreign_id, status);"
+	 "CREATE INDEX {p}by_run_state ON {p}workflow_records (run_state, next_run_at);"
+	 "CREATE INDEX {p}by_created_at ON {p}workflow_records (created_at);"
+	 "CREATE UNIQUE INDEX {p}one_active_run ON {p}workflow_records (workflow_name, foreign_id) "
+	 "WHERE foreign_id <> '' AND run_state IN " ACTIVE_STATES ";"
+	 "CREATE TABLE {p}workflow_steps ("
+	 "id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, step INTEGER NOT NULL, node_id TEXT NOT NULL, "
+	 "state TEXT NOT NULL, created_at TEXT NOT NULL, UNIQUE (run_id, step));"
+	 "CREATE TABLE {p}workflow_checkpoints ("
+	 "id INTEGER PRIMARY KEY, checkpoint_id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL, state TEXT NOT NULL, "
+	 "step INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+	 "CREATE INDEX {p}idx_checkpoints_run_id ON {p}workflow_checkpoints (run_id);"
+	 "CREATE TABLE {p}workflow_outbox ("
+	 "id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL, run_id TEXT NOT NULL, type TEXT NOT NULL, data TEXT, "
+	 "created_at TEXT NOT NULL) WITHOUT ROWID;"
+	 "CREATE INDEX {p}by_workflow_name ON {p}workflow_outbox (workflow_name);"
+	 "CREATE TABLE {p}step_cache ("
+	 "\"key\" TEXT PRIMARY KEY, value BLOB, error TEXT, created_at TEXT NOT NULL, expires_at TEXT, "
+	 "metadata TEXT);"
+	 "CREATE INDEX {p}idx_expires_at ON {p}step_cache (expires_at);"
+	 "CREATE TABLE {p}step_cache_claims ("
+	 "\"key\" TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);"},
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == SQ_SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* ---- the handle and its pool ------------------------------------------------ */
+
+typedef struct sq_conn {
+	sqlite3 *db;
+	struct sq_conn *next_idle;
+	struct sq_conn *next_all;
+	sqlite3_stmt *st[ST__COUNT];
+} sq_conn;
+
+typedef struct sq_store {
+	char *path;
+	char *prefix;
+	const char *synchronous; /* the pragma value */
+	int busy_ms;
+	int pool_max;
+	uint32_t caps;
+	char *sql[ST__COUNT]; /* st_sql with the prefix in */
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	sq_conn *idle; /* stack of idle connections */
+	sq_conn *all;  /* every open connection */
+	int nopen, nidle;
+	uint64_t waits;
+
+	char server_version[48];
+	char notes[512];
+} sq_store;
+
+/* Replace every "{p}" in tmpl with prefix; NULL when out of memory. */
+static char *expand(const char *tmpl, const char *prefix)
+{
+	size_t plen = strlen(prefix), n = 0;
+	for (const char *p = tmpl; (p = strstr(p, "{p}")) != NULL; p += 3)
+		n++;
+	size_t len = strlen(tmpl) - 3 * n + plen * n;
+	char *out = dura__malloc(len + 1), *w = out;
+	if (!out)
+		return NULL;
+	for (const char *p = tmpl; *p;) {
+		if (p[0] == '{' && p[1] == 'p' && p[2] == '}') {
+			memcpy(w, prefix, plen);
+			w += plen;
+			p += 3;
+		} else {
+			*w++ = *p++;
+		}
+	}
+	*w = '\0';
+	return out;
+}
+
+/* ---- errors ------------------------------------------------------------------ */
+
+static int code_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return DURA_EBUSY;
+	case SQLITE_NOMEM:
+		return DURA_ENOMEM;
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PROTOCOL:
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return DURA_EIO;
+	case SQLITE_INTERRUPT:
+		return DURA_ECANCELED;
+	default:
+		return DURA_ERROR;
+	}
+}
+
+/*
+ * Set the thread's error from a failed SQLite call on connection c: the
+ * code mapped (busy -> EBUSY, I/O -> EIO, ...), SQLite's own message after
+ * what we were doing, and the extended result code as native_code.
+ */
+static int sq_fail(sq_conn *c, int rc, const char *what)
+{
+	if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE)
+		rc = c ? sqlite3_extended_errcode(c->db) : SQLITE_ERROR;
+	if (rc == SQLITE_OK)
+		rc = SQLITE_ERROR;
+	const char *msg = c && sqlite3_extended_errcode(c->db) == rc ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
+	return dura__error_set(code_of(rc), SQ, rc, NULL, "%s: %s", what, msg);
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+/* NOW(): the current UTC time in the stored text form. */
+static void sql_now(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	(void)argv;
+	char t[24];
+	dura_time_format(t, dura_now_ms());
+	sqlite3_result_text(ctx, t, -1, SQLITE_TRANSIENT);
+}
+
+static void conn_close(sq_conn *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(c->st[i]);
+	sqlite3_close(c->db);
+	dura_free(c);
+}
+
+/*
+ * Open a connection, check that the file is a database (an empty or new
+ * one is), and apply the settings that write nothing to it (busy timeout,
+ * synchronous, NOW()). conn_wal() does the rest.
+ */
+static int conn_open(sq_store *s, sq_conn **out)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+#ifdef SQLITE_OPEN_EXRESCODE
+	flags |= SQLITE_OPEN_EXRESCODE;
+#endif
+	*out = NULL;
+	sq_conn *c = dura__calloc(1, sizeof(*c));
+	if (!c)
+		return dura__oom(SQ);
+	int rc = sqlite3_open_v2(s->path, &c->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		int code = code_of(rc) == DURA_ENOMEM ? DURA_ENOMEM : DURA_EIO;
+		rc = dura__error_set(code, SQ, rc, NULL, "cannot open SQLite database %s: %s", s->path,
+		                     c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		conn_close(c);
+		return rc;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, s->busy_ms);
+	/* the first read: is this a database at all? (before any pragma,
+	 * some of which read the header too) */
+	rc = sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+	if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT) {
+		rc = dura__error_set(DURA_EINVAL, SQ, sqlite3_extended_errcode(c->db), NULL, "%s is %s SQLite database (%s)",
+		                     s->path, (rc & 0xff) == SQLITE_NOTADB ? "not a" : "a damaged", sqlite3_errmsg(c->db));
+		conn_close(c);
+		return rc;
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_create_function_v2(c->db, "NOW", 0, SQLITE_UTF8, NULL, sql_now, NULL, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		char pragma[48];
+		snprintf(pragma, sizeof(pragma), "PRAGMA synchronous = %s", s->synchronous);
+		rc = sqlite3_exec(c->db, pragma, NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		rc = sq_fail(c, rc, "opening the database");
+		conn_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+/* WAL: readers never block the writer, and a commit is one append. */
+static int conn_wal(sq_conn *c)
+{
+	int rc = sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : sq_fail(c, rc, "PRAGMA journal_mode = WAL");
+}
+
+/* Borrow a connection: an idle one, a new one under pool_max, or wait. */
+static int pool_get(sq_store *s, sq_conn **out)
+{
+	pthread_mutex_lock(&s->mu);
+	if (!s->idle && s->nopen >= s->pool_max) {
+		s->waits++;
+		while (!s->idle && s->nopen >= s->pool_max)
+			pthread_cond_wait(&s->cv, &s->mu);
+	}
+	sq_conn *c = s->idle;
+	if (c) {
+		s->idle = c->next_idle;
+		s->nidle--;
+		pthread_mutex_unlock(&s->mu);
+		*out = c;
+		return 0;
+	}
+	s->nopen++; /* reserve the slot while opening outside the lock */
+	pthread_mutex_unlock(&s->mu);
+	int rc = conn_open(s, &c);
+	if (rc == 0 && (rc = conn_wal(c)) != 0) {
+		conn_close(c);
+		c = NULL;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (rc) {
+		s->nopen--;
+		pthread_cond_signal(&s->cv);
+	} else {
+		c->next_all = s->all;
+		s->all = c;
+	}
+	pthread_mutex_unlock(&s->mu);
+	*out = c;
+	return rc;
+}
+
+static void tx_rollback(sq_store *s, sq_conn *c);
+
+static void pool_put(sq_store *s, sq_conn *c)
+{
+	/* never hand on a connection inside a transaction */
+	if (!sqlite3_get_autocommit(c->db))
+		tx_rollback(s, c);
+	pthread_mutex_lock(&s->mu);
+	c->next_idle = s->idle;
+	s->idle = c;
+	s->nidle++;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- statements ------------------------------------------------------------- */
+
+/* The connection's prepared statement `id`, prepared on first use. */
+static int prep(sq_store *s, sq_conn *c, int id, sqlite3_stmt **out)
+{
+	*out = NULL;
+	if (!c->st[id]) {
+		int rc = sqlite3_prepare_v3(c->db, s->sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL);
+		if (rc != SQLITE_OK) {
+			char what[64];
+			snprintf(what, sizeof(what), "preparing %s", st_name[id]);
+			c->st[id] = NULL;
+			return sq_fail(c, rc, what);
+		}
+	}
+	*out = c->st[id];
+	return 0;
+}
+
+/* Step a statement that returns no rows we need; reset it. */
+static int run_done(sq_conn *c, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		rc = sq_fail(c, rc, what);
+		sqlite3_reset(st);
+		return rc;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int run_simple(sq_store *s, sq_conn *c, int id)
+{
+	sqlite3_stmt *st;
+	int rc = prep(s, c, id, &st);
+	return rc ? rc : run_done(c, st, st_sql[id]);
+}
+
+static int tx_begin(sq_store *s, sq_conn *c)
+{
+	return run_simple(s, c, ST_BEGIN);
+}
+
+/* Undo the open transaction, if any, keeping the thread's error as it is. */
+static void tx_rollback(sq_store *s, sq_conn *c)
+{
+	if (sqlite3_get_autocommit(c->db))
+		return;
+	if (c->st[ST_ROLLBACK] || sqlite3_prepare_v3(c->db, s->sql[ST_ROLLBACK], -1, SQLITE_PREPARE_PERSISTENT,
+	                                             &c->st[ST_ROLLBACK], NULL) == SQLITE_OK) {
+		sqlite3_step(c->st[ST_ROLLBACK]);
+		sqlite3_reset(c->st[ST_ROLLBACK]);
+	}
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int tx_commit(sq_store *s, sq_conn *c)
+{
+	int rc = run_simple(s, c, ST_COMMIT);
+	if (rc)
+		tx_rollback(s, c);
+	return rc;
+}
+
+/* Bind text, NULL as SQL NULL. The caller's string outlives the step. */
+static int bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+/* A failed bind (a string over SQLite's length limit, say). */
+static int bind_fail(sq_conn *c, sqlite3_stmt *st, int rc, const char *what)
+{
+	sqlite3_reset(st);
+	return sq_fail(c, rc, what);
+}
+
+/* ---- values ----------------------------------------------------------------- */
+
+static void fmt_time(char out[24], int64_t ms)
+{
+	dura_time_format(out, ms);
+}
+
+/* A stored timestamp in ms; NULL is 0. Integers are taken as ms already. */
+static int64_t col_time(sqlite3_stmt *st, int i)
+{
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_NULL:
+		return 0;
+	case SQLITE_INTEGER:
+		return sqlite3_column_int64(st, i);
+	default: {
+		const char *t = (const char *)sqlite3_column_text(st, i);
+		int64_t ms;
+		if (!t || dura_time_parse(&ms, t) != 0) {
+			/* an unreadable value (edited by hand) reads as 0, not as a failure */
+			dura_error_clear();
+			return 0;
+		}
+		return ms;
+	}
+	}
+}
+
+/* Copy a text column; NULL becomes "" when empty is set, else stays NULL. */
+static int col_str(sqlite3_stmt *st, int i, int empty, char **out)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	if (!t) {
+		if (!empty) {
+			*out = NULL;
+			return 0;
+		}
+		*out = dura__strdup("");
+	} else {
+		*out = dura__strndup(t, (size_t)sqlite3_column_bytes(st, i));
+	}
+	return *out ? 0 : -1;
+}
+
+/* Read REC_COLS from column `at` on into r. */
+static int row_record(sqlite3_stmt *st, dura_record *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (col_str(st, 0, 1, &r->run_id) || col_str(st, 1, 1, &r->workflow_name) || col_str(st, 2, 1, &r->foreign_id) ||
+	    col_str(st, 4, 1, &r->status) || col_str(st, 5, 1, &r->state) || col_str(st, 9, 1, &r->error) ||
+	    col_str(st, 10, 1, &r->meta) || col_str(st, 11, 1, &r->lease_owner)) {
+		dura__record_clear(r);
+		return dura__oom(SQ);
+	}
+	r->run_state = sqlite3_column_int(st, 3);
+	r->version = sqlite3_column_int64(st, 6);
+	r->step_no = sqlite3_column_int64(st, 7);
+	r->attempt = sqlite3_column_int(st, 8);
+	r->lease_expires_at = col_time(st, 12);
+	r->next_run_at = col_time(st, 13);
+	r->created_at = col_time(st, 14);
+	r->updated_at = col_time(st, 15);
+	return 0;
+}
+
+static int row_step(sqlite3_stmt *st, dura_step *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (col_str(st, 0, 1, &p->run_id) || col_str(st, 2, 1, &p->node_id) || col_str(st, 3, 1, &p->state)) {
+		dura__step_clear(p);
+		return dura__oom(SQ);
+	}
+	p->step = sqlite3_column_int64(st, 1);
+	p->created_at = col_time(st, 4);
+	return 0;
+}
+
+static int row_checkpoint(sqlite3_stmt *st, dura_checkpoint *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (col_str(st, 0, 1, &p->checkpoint_id) || col_str(st, 1, 1, &p->run_id) || col_str(st, 3, 1, &p->state)) {
+		dura__checkpoint_clear(p);
+		return dura__oom(SQ);
+	}
+	p->step = sqlite3_column_int64(st, 2);
+	p->created_at = col_time(st, 4);
+	p->updated_at = col_time(st, 5);
+	return 0;
+}
+
+/* key, value (or its length when with_value is 0), error, created_at, expires_at, metadata */
+static int row_cache(sqlite3_stmt *st, dura_cache_entry *e, int with_value)
+{
+	memset(e, 0, sizeof(*e));
+	if (col_str(st, 0, 1, &e->key) || col_str(st, 2, 0, &e->error) || col_str(st, 5, 0, &e->metadata))
+		goto oom;
+	if (with_value) {
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+			const void *v = sqlite3_column_blob(st, 1);
+			size_t n = (size_t)sqlite3_column_bytes(st, 1);
+			/* one more byte, NUL, so text values can be read as strings */
+			e->value = dura__malloc(n + 1);
+			if (!e->value)
+				goto oom;
+			if (n)
+				memcpy(e->value, v, n);
+			e->value[n] = '\0';
+			e->value_len = n;
+		}
+	} else {
+		e->value_len = (size_t)sqlite3_column_int64(st, 1);
+	}
+	e->created_at = col_time(st, 3);
+	e->expires_at = col_time(st, 4);
+	return 0;
+oom:
+	dura__cache_entry_clear(e);
+	return dura__oom(SQ);
+}
+
+static int row_event(sqlite3_stmt *st, dura_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	if (col_str(st, 0, 1, &ev->id) || col_str(st, 1, 1, &ev->workflow_name) || col_str(st, 2, 1, &ev->run_id) ||
+	    col_str(st, 3, 1, &ev->type) || col_str(st, 4, 1, &ev->data)) {
+		dura__event_clear(ev);
+		return dura__oom(SQ);
+	}
+	ev->created_at = col_time(st, 5);
+	return 0;
+}
+
+/* Grow a result array to hold one more item; 0 or -1. */
+static int grow(void **items, size_t count, size_t *cap, size_t size)
+{
+	if (count < *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 16;
+	void *p = dura__realloc(*items, ncap * size);
+	if (!p)
+		return -1;
+	*items = p;
+	*cap = ncap;
+	return 0;
+}
+
+/*
+ * Step a bound statement that selects REC_COLS: *out gets the first row's
+ * record (when out is not NULL) and the result is 0, or DURA_ENOTFOUND
+ * (without a message: the caller words it) when there is none. Resets st.
+ */
+static int fetch_record(sq_conn *c, sqlite3_stmt *st, dura_record **out, const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return DURA_ENOTFOUND;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = sq_fail(c, rc, what);
+		sqlite3_reset(st);
+		return rc;
+	}
+	rc = 0;
+	if (out) {
+		dura_record *r = dura__malloc(sizeof(*r));
+		if (!r)
+			rc = dura__oom(SQ);
+		else if ((rc = row_record(st, r)) != 0)
+			dura_free(r);
+		else
+			*out = r;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* Append s as a JSON string; p has room for 6 * strlen(s) + 2 bytes. */
+static char *json_quote(char *p, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	*p++ = '"';
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		switch (ch) {
+		case '"': *p++ = '\\'; *p++ = '"'; break;
+		case '\\': *p++ = '\\'; *p++ = '\\'; break;
+		case '\n': *p++ = '\\'; *p++ = 'n'; break;
+		case '\r': *p++ = '\\'; *p++ = 'r'; break;
+		case '\t': *p++ = '\\'; *p++ = 't'; break;
+		case '\b': *p++ = '\\'; *p++ = 'b'; break;
+		case '\f': *p++ = '\\'; *p++ = 'f'; break;
+		default:
+			if (ch < 0x20) {
+				memcpy(p, "\\u00", 4);
+				p[4] = hex[ch >> 4];
+				p[5] = hex[ch & 15];
+				p += 6;
+			} else {
+				*p++ = (char)ch;
+			}
+		}
+	}
+	*p++ = '"';
+	return p;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+/* The schema version recorded in the database (0: none yet). */
+static int read_schema_version(sq_store *s, sq_conn *c, int *out)
+{
+	sqlite3_stmt *st;
+	int rc = prep(s, c, ST_SCHEMA_EXISTS, &st);
+	if (rc)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = sq_fail(c, rc, "reading the schema");
+		sqlite3_reset(st);
+		return rc;
+	}
+	int exists = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	*out = 0;
+	if (!exists)
+		return 0;
+	if ((rc = prep(s, c, ST_SCHEMA_VERSION, &st)) != 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = sq_fail(c, rc, "reading the schema version");
+		sqlite3_reset(st);
+		return rc;
+	}
+	*out = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int newer_schema(int v)
+{
+	return dura__error_set(DURA_EVERSION, SQ, 0, NULL,
+	                       "database schema version %d is newer than this library's %d; upgrade dura", v,
+	                       SQ_SCHEMA_VERSION);
+}
+
+/* Create or upgrade the schema in one transaction. */
+static int migrate_conn(sq_store *s, sq_conn *c, int *from, int *to)
+{
+	int v = 0, rc = tx_begin(s, c);
+	if (rc)
+		return rc;
+	if ((rc = read_schema_version(s, c, &v)) != 0)
+		goto fail;
+	*from = *to = v;
+	if (v > SQ_SCHEMA_VERSION) {
+		rc = newer_schema(v);
+		goto fail;
+	}
+	if (v < SQ_SCHEMA_VERSION) {
+		char *sql = expand(schema_table_sql, s->prefix);
+		if (!sql) {
+			rc = dura__oom(SQ);
+			goto fail;
+		}
+		rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+		dura_free(sql);
+		if (rc != SQLITE_OK) {
+			rc = sq_fail(c, rc, "creating dura_schema");
+			goto fail;
+		}
+	}
+	for (; v < SQ_SCHEMA_VERSION; v++) {
+		char *sql = expand(migrations[v].sql, s->prefix), *rec = NULL;
+		if (sql)
+			rec = sqlite3_mprintf("INSERT INTO %sdura_schema (version, description) VALUES (%d, %Q)", s->prefix,
+			                      v + 1, migrations[v].description);
+		if (!sql || !rec) {
+			dura_free(sql);
+			sqlite3_free(rec);
+			rc = dura__oom(SQ);
+			goto fail;
+		}
+		rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(c->db, rec, NULL, NULL, NULL);
+		dura_free(sql);
+		sqlite3_free(rec);
+		if (rc != SQLITE_OK) {
+			char what[64];
+			snprintf(what, sizeof(what), "schema migration %d", v + 1);
+			rc = sq_fail(c, rc, what);
+			goto fail;
+		}
+	}
+	if ((rc = tx_commit(s, c)) != 0)
+		return rc;
+	*to = v;
+	return 0;
+fail:
+	tx_rollback(s, c);
+	return rc;
+}
+
+/*
+ * Before anything writes to the file: the schema must be one this library
+ * knows. Only then WAL mode (which writes the header) and migrations.
+ */
+static int check_and_migrate(sq_store *s, sq_conn *c, const dura_store_options *opts)
+{
+	int v, rc; /* conn_open() has read the file already: it is a database */
+	if ((rc = read_schema_version(s, c, &v)) != 0)
+		return rc;
+	if (v > SQ_SCHEMA_VERSION)
+		return newer_schema(v);
+	if (v < SQ_SCHEMA_VERSION && !opts->auto_migrate) {
+		if (v == 0)
+			return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL,
+			                       "%s has no dura tables%s%s; run `dura init` to create them", s->path,
+			                       *s->prefix ? " with prefix " : "", s->prefix);
+		return dura__error_set(DURA_EVERSION, SQ, 0, NULL,
+		                       "database schema version %d is older than this library's %d; run `dura init` "
+		                       "to upgrade it",
+		                       v, SQ_SCHEMA_VERSION);
+	}
+	if ((rc = conn_wal(c)) != 0)
+		return rc;
+	if (v < SQ_SCHEMA_VERSION) {
+		int from, to;
+		return migrate_conn(s, c, &from, &to);
+	}
+	return 0;
+}
+
+static void note(sq_store *s, const char *fmt, const char *arg)
+{
+	size_t n = strlen(s->notes);
+	if (n + 3 >= sizeof(s->notes))
+		return;
+	if (n)
+		n += (size_t)snprintf(s->notes + n, sizeof(s->notes) - n, "; ");
+	snprintf(s->notes + n, sizeof(s->notes) - n, fmt, arg);
+}
+
+static void store_free(sq_store *s)
+{
+	if (!s)
+		return;
+	sq_conn *c = s->all;
+	while (c) {
+		sq_conn *next = c->next_all;
+		conn_close(c);
+		c = next;
+	}
+	for (int i = 0; i < ST__COUNT; i++)
+		dura_free(s->sql[i]);
+	dura_free(s->path);
+	dura_free(s->prefix);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	dura_free(s);
+}
+
+static int parse_options(sq_store *s, const dura_url *url)
+{
+	static const char *const known[] = {"synchronous", "busy_timeout", "prefix", "pool_max"};
+	const char *v;
+	s->synchronous = "FULL";
+	if ((v = dura_url_param(url, "synchronous")) != NULL) {
+		static const char *const modes[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
+		s->synchronous = NULL;
+		for (int i = 0; i < 4; i++)
+			if (strcasecmp(v, modes[i]) == 0 || (v[0] == '0' + i && v[1] == '\0'))
+				s->synchronous = modes[i];
+		if (!s->synchronous)
+			return dura__error_set(DURA_EINVAL, SQ, 0, NULL,
+			                       "URL option synchronous='%.40s' is not off, normal, full or extra", v);
+	}
+	s->busy_ms = SQ_DEFAULT_BUSY_MS;
+	if ((v = dura_url_param(url, "busy_timeout")) != NULL) {
+		char *end;
+		long ms = strtol(v, &end, 10);
+		if (!*v || *end || ms < 0 || ms > INT_MAX)
+			return dura__error_set(DURA_EINVAL, SQ, 0, NULL,
+			                       "URL option busy_timeout='%.40s' is not a number of milliseconds", v);
+		s->busy_ms = (int)ms;
+	}
+	s->pool_max = url->pool_max > 0 ? url->pool_max : SQ_DEFAULT_POOL;
+	for (size_t i = 0; i < url->nparams; i++) {
+		int ok = 0;
+		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+			ok |= strcmp(url->param_names[i], known[k]) == 0;
+		if (!ok)
+			note(s, "ignored option %s", url->param_names[i]);
+	}
+	return 0;
+}
+
+static int sq_open(void **impl, const dura_url *url, const dura_store_options *opts)
+{
+	*impl = NULL;
+	sq_store *s = dura__calloc(1, sizeof(*s));
+	if (!s)
+		return dura__oom(SQ);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	int rc = parse_options(s, url);
+	if (rc) {
+		store_free(s);
+		return rc;
+	}
+	s->path = dura__strdup(url->database);
+	s->prefix = dura__strdup(url->prefix ? url->prefix : "");
+	int ok = s->path && s->prefix;
+	for (int i = 0; ok && i < ST__COUNT; i++)
+		ok = (s->sql[i] = expand(st_sql[i], s->prefix)) != NULL;
+	if (!ok) {
+		store_free(s);
+		return dura__oom(SQ);
+	}
+	s->caps = DURA_CAP_RETURNING | DURA_CAP_JSON | DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL;
+	if (strcmp(s->path, ":memory:") == 0) {
+		/* every connection would be a database of its own */
+		s->pool_max = 1;
+		s->caps &= ~(DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE);
+		note(s, "%s database: one connection, lost at close", "in-memory");
+	}
+	snprintf(s->server_version, sizeof(s->server_version), "SQLite %s", sqlite3_libversion());
+
+	sq_conn *c;
+	if ((rc = conn_open(s, &c)) != 0) {
+		store_free(s);
+		return rc;
+	}
+	if ((rc = check_and_migrate(s, c, opts)) != 0) {
+		conn_close(c);
+		store_free(s);
+		return rc;
+	}
+	c->next_all = NULL;
+	s->all = s->idle = c;
+	s->nopen = s->nidle = 1;
+	*impl = s;
+	return 0;
+}
+
+static void sq_close(void *impl)
+{
+	store_free(impl);
+}
+
+static int sq_ping(void *impl)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = run_simple(s, c, ST_PING);
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_info(void *impl, dura_store_info *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int v = 0, rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = read_schema_version(s, c, &v);
+	pool_put(s, c);
+	if (rc)
+		return rc;
+	out->server_version = s->server_version;
+	out->schema_version = v;
+	out->library_schema_version = SQ_SCHEMA_VERSION;
+	out->caps = s->caps;
+	out->notes = s->notes;
+	return 0;
+}
+
+static int sq_stats(void *impl, dura_store_stats *out)
+{
+	sq_store *s = impl;
+	pthread_mutex_lock(&s->mu);
+	out->open = s->nopen;
+	out->idle = s->nidle;
+	out->in_use = s->nopen - s->nidle;
+	out->max_open = s->pool_max;
+	out->waits = s->waits;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+static int sq_migrate(void *impl, int *from, int *to)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = migrate_conn(s, c, from, to);
+	pool_put(s, c);
+	return rc;
+}
+
+/* ---- runs ---------------------------------------------------------------------- */
+
+/* The record create_run wrote, built from the request instead of read back. */
+static int created_record(dura_record **out, const char *run_id, const dura_run_create *req, const char *fid,
+                          const char *state, const char *status, int run_state, int64_t now, int64_t next)
+{
+	dura_record *r = dura__calloc(1, sizeof(*r));
+	if (!r)
+		return dura__oom(SQ);
+	r->run_id = dura__strdup(run_id);
+	r->workflow_name = dura__strdup(req->workflow_name);
+	r->foreign_id = dura__strdup(fid);
+	r->status = dura__strdup(status);
+	r->state = dura__strdup(state);
+	r->error = dura__strdup("");
+	r->meta = dura__strdup(req->meta ? req->meta : "");
+	r->lease_owner = dura__strdup("");
+	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->status || !r->state || !r->error || !r->meta ||
+	    !r->lease_owner) {
+		dura_record_free(r);
+		return dura__oom(SQ);
+	}
+	r->run_state = run_state;
+	r->version = 1;
+	r->next_run_at = next;
+	r->created_at = r->updated_at = now;
+	*out = r;
+	return 0;
+}
+
+static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, const char *run_id, dura_record **out)
+{
+	const char *fid = req->foreign_id ? req->foreign_id : "";
+	const char *state = req->state ? req->state : "{}";
+	const char *status = req->status ? req->status : "";
+	const char *meta = req->meta && *req->meta ? req->meta : NULL;
+	int run_state = req->run_state ? req->run_state : DURA_RUN_RUNNING;
+	int64_t now = dura_now_ms(), next = req->next_run_at ? req->next_run_at : now;
+	char now_txt[24], next_txt[24];
+	fmt_time(now_txt, now);
+	fmt_time(next_txt, next);
+	sqlite3_stmt *st;
+	int rc = tx_begin(s, c);
+	if (rc)
+		return rc;
+
+	/* one active run per workflow and foreign id: under the write lock, so
+	 * no other process can start one between this check and the insert */
+	if (*fid) {
+		if ((rc = prep(s, c, ST_RUN_ACTIVE, &st)) != 0)
+			goto fail;
+		bind_text(st, 1, req->workflow_name);
+		bind_text(st, 2, fid);
+		dura_record *existing = NULL;
+		rc = fetch_record(c, st, &existing, "looking up the active run");
+		if (rc == 0) {
+			tx_rollback(s, c);
+			rc = dura__error_set(DURA_EEXISTS, SQ, 0, NULL,
+			                     "workflow %s already has an active run %s with foreign id %s",
+			                     req->workflow_name, existing->run_id, fid);
+			if (out)
+				*out = existing;
+			else
+				dura_record_free(existing);
+			return rc;
+		}
+		if (rc != DURA_ENOTFOUND)
+			goto fail;
+	}
+
+	if ((rc = prep(s, c, ST_RUN_INSERT, &st)) != 0)
+		goto fail;
+	int b = bind_text(st, 1, run_id) | bind_text(st, 2, req->workflow_name) | bind_text(st, 3, fid) |
+	        sqlite3_bind_int(st, 4, run_state) | bind_text(st, 5, status) | bind_text(st, 6, state) |
+	        bind_text(st, 7, meta) | bind_text(st, 8, next_txt) | bind_text(st, 9, now_txt);
+	if (b) {
+		rc = bind_fail(c, st, b, "creating a run");
+		goto fail;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		int xrc = rc;
+		sqlite3_reset(st);
+		/* the run id is taken (or, racing a writer that bypassed the
+		 * check above, the foreign id): hand back what is there */
+		dura_record *existing = NULL;
+		if ((rc = prep(s, c, ST_RUN_GET, &st)) != 0)
+			goto fail;
+		bind_text(st, 1, run_id);
+		rc = fetch_record(c, st, out ? &existing : NULL, "looking up the run");
+		tx_rollback(s, c);
+		if (rc == 0) {
+			if (out)
+				*out = existing;
+			return dura__error_set(DURA_EEXISTS, SQ, xrc, NULL, "run %s already exists", run_id);
+		}
+		if (rc != DURA_ENOTFOUND)
+			return rc;
+		return dura__error_set(DURA_EEXISTS, SQ, xrc, NULL,
+		                       "workflow %s already has an active run with foreign id %s", req->workflow_name,
+		                       fid);
+	} else {
+		rc = sq_fail(c, rc, "creating a run");
+		sqlite3_reset(st);
+		goto fail;
+	}
+	if ((rc = tx_commit(s, c)) != 0)
+		return rc;
+	if (out)
+		return created_record(out, run_id, req, fid, state, status, run_state, now, next);
+	return 0;
+fail:
+	tx_rollback(s, c);
+	return rc;
+}
+
+static int sq_create_run(void *impl, const dura_run_create *req, const char *run_id, dura_record **out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = create_run_tx(s, c, req, run_id, out);
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_get_run(void *impl, const char *run_id, dura_record **out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_RUN_GET, &st)) == 0) {
+		bind_text(st, 1, run_id);
+		rc = fetch_record(c, st, out, "reading a run");
+	}
+	pool_put(s, c);
+	if (rc == DURA_ENOTFOUND)
+		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+	return rc;
+}
+
+static int sq_latest_run(void *impl, const char *wf, const char *fid, dura_record **out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_RUN_LATEST, &st)) == 0) {
+		bind_text(st, 1, wf);
+		bind_text(st, 2, fid);
+		rc = fetch_record(c, st, out, "reading the latest run");
+	}
+	pool_put(s, c);
+	if (rc == DURA_ENOTFOUND)
+		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "workflow %s has no run with foreign id %s", wf, fid);
+	return rc;
+}
+
+/* Step st (bound, selecting REC_COLS) to the end into a record list. */
+static int collect_records(sq_conn *c, sqlite3_stmt *st, dura_record_list *out, const char *what)
+{
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_record))) {
+			rc = dura__oom(SQ);
+			goto fail;
+		}
+		if ((rc = row_record(st, &out->items[out->count])) != 0)
+			goto fail;
+		out->count++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sq_fail(c, rc, what);
+		goto fail;
+	}
+	sqlite3_reset(st);
+	return 0;
+fail:
+	sqlite3_reset(st);
+	dura_record_list_free(out);
+	return rc;
+}
+
+static int sq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char after[24], before[24];
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_RUN_LIST, &st)) != 0)
+		goto out;
+	if (f->created_after)
+		fmt_time(after, f->created_after);
+	if (f->created_before)
+		fmt_time(before, f->created_before);
+	bind_text(st, 1, f->workflow_name);
+	sqlite3_bind_int(st, 2, f->run_state);
+	bind_text(st, 3, f->status);
+	bind_text(st, 4, f->foreign_id);
+	bind_text(st, 5, f->created_after ? after : NULL);
+	bind_text(st, 6, f->created_before ? before : NULL);
+	bind_text(st, 7, f->cursor && *f->cursor ? f->cursor : NULL);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)f->limit);
+	if ((rc = collect_records(c, st, out, "listing runs")) != 0)
+		goto out;
+	if (out->count == f->limit && out->count > 0) {
+		out->next_cursor = dura__strdup(out->items[out->count - 1].run_id);
+		if (!out->next_cursor) {
+			dura_record_list_free(out);
+			rc = dura__oom(SQ);
+		}
+	}
+out:
+	pool_put(s, c);
+	return rc;
+}
+
+/*
+ * Read a run's state and version inside the open transaction; ENOTFOUND
+ * with a message when it is absent.
+ */
+static int run_state_of(sq_store *s, sq_conn *c, const char *run_id, int *state, int64_t *version)
+{
+	sqlite3_stmt *st;
+	int rc = prep(s, c, ST_RUN_STATE, &st);
+	if (rc)
+		return rc;
+	bind_text(st, 1, run_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*state = sqlite3_column_int(st, 0);
+		*version = sqlite3_column_int64(st, 1);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+	} else {
+		rc = sq_fail(c, rc, "reading a run");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/*
+ * Inside the open transaction: the run's state becomes {}, its run_state
+ * data_deleted, its steps and checkpoints go. *version gets the new one.
+ */
+static int erase_run(sq_store *s, sq_conn *c, const char *run_id, int64_t *version)
+{
+	char now_txt[24];
+	sqlite3_stmt *st;
+	int rc = prep(s, c, ST_RUN_ERASE, &st);
+	if (rc)
+		return rc;
+	fmt_time(now_txt, dura_now_ms());
+	bind_text(st, 1, run_id);
+	bind_text(st, 2, now_txt);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*version = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+	} else {
+		rc = sq_fail(c, rc, "erasing a run's state");
+	}
+	sqlite3_reset(st);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_STEPS_ERASE, &st)) != 0)
+		return rc;
+	bind_text(st, 1, run_id);
+	if ((rc = run_done(c, st, "deleting a run's steps")) != 0)
+		return rc;
+	if ((rc = prep(s, c, ST_CPS_ERASE, &st)) != 0)
+		return rc;
+	bind_text(st, 1, run_id);
+	return run_done(c, st, "deleting a run's checkpoints");
+}
+
+static int set_state_tx(sq_store *s, sq_conn *c, const char *run_id, int to, int64_t *new_version)
+{
+	int cur;
+	int64_t version;
+	char now_txt[24];
+	sqlite3_stmt *st;
+	int rc = tx_begin(s, c);
+	if (rc)
+		return rc;
+	if ((rc = run_state_of(s, c, run_id, &cur, &version)) != 0)
+		goto fail;
+	if (!dura_run_state_transition_ok(cur, to)) {
+		rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL, "cannot move run %s from %s to %s", run_id,
+		                     dura_run_state_name(cur), dura_run_state_name(to));
+		goto fail;
+	}
+	if (to == DURA_RUN_DATA_DELETED) {
+		/* the state's name is a promise: the data goes, as with delete_run_data */
+		if ((rc = erase_run(s, c, run_id, &version)) != 0)
+			goto fail;
+		goto done;
+	}
+	if ((rc = prep(s, c, ST_RUN_SET_STATE, &st)) != 0)
+		goto fail;
+	fmt_time(now_txt, dura_now_ms());
+	bind_text(st, 1, run_id);
+	sqlite3_bind_int(st, 2, to);
+	bind_text(st, 3, now_txt);
+	sqlite3_bind_int(st, 4, cur);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		version = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		/* resuming a failed run while another run of the same workflow
+		 * and foreign id is active */
+		rc = dura__error_set(DURA_ECONFLICT, SQ, rc, NULL,
+		                     "cannot move run %s to %s: its workflow already has an active run with the same "
+		                     "foreign id",
+		                     run_id, dura_run_state_name(to));
+	} else if (rc == SQLITE_DONE) {
+		rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL, "run %s changed while moving it to %s", run_id,
+		                     dura_run_state_name(to));
+	} else {
+		rc = sq_fail(c, rc, "changing a run's state");
+	}
+	sqlite3_reset(st);
+	if (rc)
+		goto fail;
+done:
+	if ((rc = tx_commit(s, c)) != 0)
+		return rc;
+	if (new_version)
+		*new_version = version;
+	return 0;
+fail:
+	tx_rollback(s, c);
+	return rc;
+}
+
+static int sq_set_run_state(void *impl, const char *run_id, int to, int64_t *new_version)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = set_state_tx(s, c, run_id, to, new_version);
+	pool_put(s, c);
+	return rc;
+}
+
+static int delete_data_tx(sq_store *s, sq_conn *c, const char *run_id)
+{
+	int cur;
+	int64_t version;
+	int rc = tx_begin(s, c);
+	if (rc)
+		return rc;
+	if ((rc = run_state_of(s, c, run_id, &cur, &version)) != 0)
+		goto fail;
+	if (cur != DURA_RUN_COMPLETED && cur != DURA_RUN_CANCELLED && cur != DURA_RUN_FAILED) {
+		rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL,
+		                     "cannot delete the data of run %s: it is %s (only completed, cancelled or failed "
+		                     "runs)",
+		                     run_id, dura_run_state_name(cur));
+		goto fail;
+	}
+	if ((rc = erase_run(s, c, run_id, &version)) != 0)
+		goto fail;
+	return tx_commit(s, c);
+fail:
+	tx_rollback(s, c);
+	return rc;
+}
+
+static int sq_delete_run_data(void *impl, const char *run_id)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = delete_data_tx(s, c, run_id);
+	pool_put(s, c);
+	return rc;
+}
+
+/* ---- steps ---------------------------------------------------------------------- */
+
+/* Why a CAS update matched no row: the run is gone, or at another version. */
+static int commit_miss(sq_store *s, sq_conn *c, const dura_commit *cm)
+{
+	sqlite3_stmt *st;
+	int rc = prep(s, c, ST_RUN_VERSION, &st);
+	if (rc)
+		return rc;
+	bind_text(st, 1, cm->run_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL,
+		                     "run %s is at version %lld, not the expected version %lld (another worker "
+		                     "changed it)",
+		                     cm->run_id, (long long)sqlite3_column_int64(st, 0), (long long)cm->expect_version);
+	else if (rc == SQLITE_DONE)
+		rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", cm->run_id);
+	else
+		rc = sq_fail(c, rc, "reading a run's version");
+	sqlite3_reset(st);
+	return rc;
+}
+
+/*
+ * One step commit inside the open transaction: the CAS update of the
+ * record, the step row, the outbox row. Writes nothing on ECONFLICT or
+ * ENOTFOUND; on any other failure the caller rolls back.
+ */
+static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char *event_id, const char *now_txt,
+                      dura_commit_result *res)
+{
+	const int do_step = !(cm->flags & DURA_COMMIT_NO_STEP);
+	const int do_event = !(cm->flags & DURA_COMMIT_NO_EVENT);
+	const int release = (cm->flags & DURA_COMMIT_RELEASE_LEASE) != 0;
+	/* the common commit leaves run_state and the lease alone: a statement
+	 * that does not set them does not rewrite the indexes on run_state */
+	const int full = cm->run_state != 0 || release;
+	const char *status = cm->status ? cm->status : "";
+	char next_txt[24];
+	sqlite3_stmt *up, *st;
+	int rc;
+
+	if (cm->next_run_at)
+		fmt_time(next_txt, cm->next_run_at);
+	if ((rc = prep(s, c, full ? ST_COMMIT_UPDATE_FULL : ST_COMMIT_UPDATE, &up)) != 0)
+		return rc;
+	int b = bind_text(up, 1, cm->run_id) | sqlite3_bind_int64(up, 2, cm->expect_version) |
+	        bind_text(up, 3, cm->state) | bind_text(up, 4, status) | bind_text(up, 5, cm->error ? cm->error : "") |
+	        sqlite3_bind_int(up, 6, cm->attempt) | bind_text(up, 7, cm->next_run_at ? next_txt : now_txt) |
+	        bind_text(up, 8, now_txt) | sqlite3_bind_int(up, 9, do_step);
+	if (full)
+		b |= (cm->run_state ? sqlite3_bind_int(up, 10, cm->run_state) : sqlite3_bind_null(up, 10)) |
+		     sqlite3_bind_int(up, 11, release);
+	if (b)
+		return bind_fail(c, up, b, "committing a step");
+	rc = sqlite3_step(up);
+	if (rc != SQLITE_ROW) {
+		if (rc == SQLITE_DONE) {
+			sqlite3_reset(up);
+			return commit_miss(s, c, cm);
+		}
+		if ((rc & 0xff) == SQLITE_CONSTRAINT)
+			rc = dura__error_set(DURA_ECONFLICT, SQ, rc, NULL,
+			                     "cannot commit run %s as %s: its workflow already has an active run with the "
+			                     "same foreign id",
+			                     cm->run_id, dura_run_state_name(cm->run_state));
+		else
+			rc = sq_fail(c, rc, "committing a step");
+		sqlite3_reset(up);
+		return rc;
+	}
+	int64_t step_no = sqlite3_column_int64(up, 0);
+	int run_state = sqlite3_column_int(up, 2);
+	res->new_version = cm->expect_version + 1;
+	res->step = do_step ? step_no - 1 : -1;
+	if (do_event) {
+		/* the outbox row needs the workflow name: bind a copy before the
+		 * update statement is reset */
+		if ((rc = prep(s, c, ST_OUTBOX_INSERT, &st)) != 0) {
+			sqlite3_reset(up);
+			return rc;
+		}
+		rc = sqlite3_bind_text(st, 2, (const char *)sqlite3_column_text(up, 1), sqlite3_column_bytes(up, 1),
+		                       SQLITE_TRANSIENT);
+		if (rc) {
+			sqlite3_reset(up);
+			return bind_fail(c, st, rc, "writing an outbox event");
+		}
+	}
+	sqlite3_reset(up);
+
+	if (do_step) {
+		if ((rc = prep(s, c, ST_STEP_INSERT, &st)) != 0)
+			return rc;
+		b = bind_text(st, 1, cm->run_id) | sqlite3_bind_int64(st, 2, res->step) | bind_text(st, 3, cm->node_id) |
+		    bind_text(st, 4, cm->state) | bind_text(st, 5, now_txt);
+		if (b)
+			return bind_fail(c, st, b, "writing a step");
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE) {
+			if ((rc & 0xff) == SQLITE_CONSTRAINT)
+				rc = dura__error_set(DURA_ECONFLICT, SQ, rc, NULL, "run %s already has a step %lld",
+				                     cm->run_id, (long long)res->step);
+			else
+				rc = sq_fail(c, rc, "writing a step");
+			sqlite3_reset(st);
+			return rc;
+		}
+		sqlite3_reset(st);
+	}
+
+	if (do_event) {
+		/* {"run_id":..,"step":N,"node_id":..,"status":..,"run_state":N};
+		 * ids are at most 255 bytes (6 each once escaped): the stack
+		 * buffer fits them unless a caller skipped validation */
+		char buf[3 * (6 * DURA_MAX_ID_LEN + 2) + 128], *heap = NULL;
+		const char *payload = cm->event_data;
+		if (!payload) {
+			const char *node = cm->node_id ? cm->node_id : "";
+			size_t need = 6 * (strlen(cm->run_id) + strlen(node) + strlen(status)) + 128;
+			char *p = buf;
+			if (need > sizeof(buf) && !(p = heap = dura__malloc(need)))
+				return dura__oom(SQ);
+			payload = p;
+			p += sprintf(p, "{\"run_id\":");
+			p = json_quote(p, cm->run_id);
+			p += sprintf(p, ",\"step\":%lld,\"node_id\":", (long long)res->step);
+			p = json_quote(p, node);
+			p += sprintf(p, ",\"status\":");
+			p = json_quote(p, status);
+			sprintf(p, ",\"run_state\":%d}", run_state);
+		}
+		st = c->st[ST_OUTBOX_INSERT]; /* prepared, and column 2 bound, above */
+		b = bind_text(st, 1, event_id) | bind_text(st, 3, cm->run_id) |
+		    bind_text(st, 4, cm->event_type ? cm->event_type : "step") | bind_text(st, 5, payload) |
+		    bind_text(st, 6, now_txt);
+		rc = b ? bind_fail(c, st, b, "writing an outbox event") : run_done(c, st, "writing an outbox event");
+		dura_free(heap);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int sq_commit(void *impl, const dura_commit *cm, const char *event_id, dura_commit_result *res)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	char now_txt[24];
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	fmt_time(now_txt, dura_now_ms());
+	if ((rc = tx_begin(s, c)) == 0) {
+		rc = commit_one(s, c, cm, event_id, now_txt, res);
+		if (rc == 0)
+			rc = tx_commit(s, c);
+		else
+			tx_rollback(s, c);
+	}
+	if (rc) {
+		res->new_version = 0;
+		res->step = -1;
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_commit_batch(void *impl, const dura_commit *cm, const char *const *event_ids, size_t n,
+                           dura_commit_result *res)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	char now_txt[24], first[256] = "";
+	size_t failed = 0;
+	int rc = pool_get(s, &c);
+	if (rc)
+		goto fatal_nc;
+	fmt_time(now_txt, dura_now_ms());
+	if ((rc = tx_begin(s, c)) != 0)
+		goto fatal;
+	for (size_t i = 0; i < n; i++) {
+		memset(&res[i], 0, sizeof(res[i]));
+		if ((rc = run_simple(s, c, ST_SAVEPOINT)) != 0)
+			goto fatal;
+		rc = commit_one(s, c, &cm[i], event_ids[i], now_txt, &res[i]);
+		if (rc == 0) {
+			if ((rc = run_simple(s, c, ST_RELEASE)) != 0)
+				goto fatal;
+			continue;
+		}
+		if (rc != DURA_ECONFLICT && rc != DURA_ENOTFOUND)
+			goto fatal;
+		res[i].code = rc;
+		res[i].new_version = 0;
+		res[i].step = -1;
+		if (!failed++) {
+			const dura_error *e = dura_error_last();
+			snprintf(first, sizeof(first), "%s", e && e->message ? e->message : "");
+		}
+		if ((rc = run_simple(s, c, ST_ROLLBACK_TO)) != 0 || (rc = run_simple(s, c, ST_RELEASE)) != 0)
+			goto fatal;
+	}
+	if ((rc = tx_commit(s, c)) != 0)
+		goto fatal;
+	pool_put(s, c);
+	if (!failed)
+		return 0;
+	return dura__error_set(DURA_ECONFLICT, SQ, 0, NULL, "%zu of %zu commits in the batch did not go in (first: %s)",
+	                       failed, n, first);
+fatal:
+	tx_rollback(s, c);
+	pool_put(s, c);
+fatal_nc:
+	for (size_t i = 0; i < n; i++) {
+		res[i].code = rc;
+		res[i].new_version = 0;
+		res[i].step = -1;
+	}
+	return rc;
+}
+
+static int collect_steps(sq_conn *c, sqlite3_stmt *st, dura_step_list *out)
+{
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_step))) {
+			rc = dura__oom(SQ);
+			goto fail;
+		}
+		if ((rc = row_step(st, &out->items[out->count])) != 0)
+			goto fail;
+		out->count++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sq_fail(c, rc, "reading steps");
+		goto fail;
+	}
+	sqlite3_reset(st);
+	return 0;
+fail:
+	sqlite3_reset(st);
+	dura_step_list_free(out);
+	return rc;
+}
+
+static int sq_history(void *impl, const char *run_id, int64_t from, size_t limit, dura_step_list *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_HISTORY, &st)) == 0) {
+		bind_text(st, 1, run_id);
+		sqlite3_bind_int64(st, 2, from);
+		sqlite3_bind_int64(st, 3, limit && limit <= INT64_MAX ? (sqlite3_int64)limit : -1);
+		rc = collect_steps(c, st, out);
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+/* One step from a bound statement, or ENOTFOUND (no message). */
+static int fetch_step(sq_conn *c, sqlite3_stmt *st, dura_step **out)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		dura_step *p = dura__malloc(sizeof(*p));
+		if (!p)
+			rc = dura__oom(SQ);
+		else if ((rc = row_step(st, p)) != 0)
+			dura_free(p);
+		else
+			*out = p;
+	} else if (rc == SQLITE_DONE) {
+		rc = DURA_ENOTFOUND;
+	} else {
+		rc = sq_fail(c, rc, "reading a step");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int sq_get_step(void *impl, const char *run_id, int64_t step, dura_step **out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_STEP_GET, &st)) == 0) {
+		bind_text(st, 1, run_id);
+		sqlite3_bind_int64(st, 2, step);
+		rc = fetch_step(c, st, out);
+	}
+	pool_put(s, c);
+	if (rc == DURA_ENOTFOUND)
+		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s has no step %lld", run_id, (long long)step);
+	return rc;
+}
+
+static int sq_load_latest(void *impl, const char *run_id, dura_step **out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_STEP_LATEST, &st)) == 0) {
+		bind_text(st, 1, run_id);
+		rc = fetch_step(c, st, out);
+	}
+	pool_put(s, c);
+	if (rc == DURA_ENOTFOUND)
+		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s has no committed step", run_id);
+	return rc;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+/* Run one bound write statement; *changes gets the rows it changed. */
+static int write_one(sq_store *s, sq_conn *c, sqlite3_stmt *st, const char *what, int *changes)
+{
+	(void)s;
+	int rc = run_done(c, st, what);
+	if (rc == 0 && changes)
+		*changes = sqlite3_changes(c->db);
+	return rc;
+}
+
+static int sq_checkpoint_save(void *impl, const char *cp_id, const char *run_id, int64_t step, const char *state)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char now_txt[24];
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_CP_SAVE, &st)) == 0) {
+		fmt_time(now_txt, dura_now_ms());
+		int b = bind_text(st, 1, cp_id) | bind_text(st, 2, run_id) | bind_text(st, 3, state) |
+		        sqlite3_bind_int64(st, 4, step) | bind_text(st, 5, now_txt);
+		rc = b ? bind_fail(c, st, b, "saving a checkpoint") : write_one(s, c, st, "saving a checkpoint", NULL);
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_CP_LOAD, &st)) == 0) {
+		bind_text(st, 1, cp_id);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			dura_checkpoint *p = dura__malloc(sizeof(*p));
+			if (!p)
+				rc = dura__oom(SQ);
+			else if ((rc = row_checkpoint(st, p)) != 0)
+				dura_free(p);
+			else
+				*out = p;
+		} else if (rc == SQLITE_DONE) {
+			rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "checkpoint %s not found", cp_id);
+		} else {
+			rc = sq_fail(c, rc, "reading a checkpoint");
+		}
+		sqlite3_reset(st);
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_list *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_CP_LIST, &st)) != 0)
+		goto out;
+	bind_text(st, 1, run_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_checkpoint))) {
+			rc = dura__oom(SQ);
+			goto fail;
+		}
+		if ((rc = row_checkpoint(st, &out->items[out->count])) != 0)
+			goto fail;
+		out->count++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sq_fail(c, rc, "listing checkpoints");
+		goto fail;
+	}
+	sqlite3_reset(st);
+	rc = 0;
+	goto out;
+fail:
+	sqlite3_reset(st);
+	dura_checkpoint_list_free(out);
+out:
+	pool_put(s, c);
+	return rc;
+}
+
+/* A DELETE by one key: ENOTFOUND (with the message fmt, arg) when no row went. */
+static int delete_by(void *impl, int id, const char *key, const char *fmt)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int changes = 0, rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, id, &st)) == 0) {
+		bind_text(st, 1, key);
+		rc = write_one(s, c, st, st_name[id], &changes);
+	}
+	pool_put(s, c);
+	if (rc == 0 && changes == 0)
+		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, fmt, key);
+	return rc;
+}
+
+static int sq_checkpoint_delete(void *impl, const char *cp_id)
+{
+	return delete_by(impl, ST_CP_DELETE, cp_id, "checkpoint %s not found");
+}
+
+/* ---- cache ------------------------------------------------------------------------ */
+
+static int sq_cache_get(void *impl, const char *key, dura_cache_entry **out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char now_txt[24];
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_CACHE_GET, &st)) == 0) {
+		fmt_time(now_txt, dura_now_ms());
+		bind_text(st, 1, key);
+		bind_text(st, 2, now_txt);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			dura_cache_entry *e = dura__malloc(sizeof(*e));
+			if (!e)
+				rc = dura__oom(SQ);
+			else if ((rc = row_cache(st, e, 1)) != 0)
+				dura_free(e);
+			else
+				*out = e;
+		} else if (rc == SQLITE_DONE) {
+			rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "cache key %s not found (or expired)", key);
+		} else {
+			rc = sq_fail(c, rc, "reading the cache");
+		}
+		sqlite3_reset(st);
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+static int cache_put_tx(sq_store *s, sq_conn *c, const char *key, const void *value, size_t len, const char *error,
+                        const char *metadata, int64_t ttl_ms)
+{
+	int64_t now = dura_now_ms();
+	char now_txt[24], exp_txt[24];
+	sqlite3_stmt *st;
+	fmt_time(now_txt, now);
+	if (ttl_ms)
+		fmt_time(exp_txt, now > INT64_MAX - ttl_ms ? INT64_MAX : now + ttl_ms);
+	int rc = tx_begin(s, c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_CACHE_PUT, &st)) != 0)
+		goto fail;
+	/* a zero-length value is an empty blob, not NULL */
+	int b = bind_text(st, 1, key) | sqlite3_bind_blob64(st, 2, len ? value : "", len, SQLITE_STATIC) |
+	        bind_text(st, 3, error) | bind_text(st, 4, now_txt) | bind_text(st, 5, ttl_ms ? exp_txt : NULL) |
+	        bind_text(st, 6, metadata);
+	if (b) {
+		rc = bind_fail(c, st, b, "writing to the cache");
+		goto fail;
+	}
+	if ((rc = run_done(c, st, "writing to the cache")) != 0)
+		goto fail;
+	if ((rc = prep(s, c, ST_CLAIM_DROP, &st)) != 0)
+		goto fail;
+	bind_text(st, 1, key);
+	if ((rc = run_done(c, st, "releasing the cache claim")) != 0)
+		goto fail;
+	return tx_commit(s, c);
+fail:
+	tx_rollback(s, c);
+	return rc;
+}
+
+static int sq_cache_put(void *impl, const char *key, const void *value, size_t len, const char *error,
+                        const char *metadata, int64_t ttl_ms)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = cache_put_tx(s, c, key, value, len, error, metadata, ttl_ms);
+	pool_put(s, c);
+	return rc;
+}
+
+static int cache_claim_tx(sq_store *s, sq_conn *c, const char *key, const char *owner, int64_t lease_ms)
+{
+	int64_t now = dura_now_ms();
+	char now_txt[24], exp_txt[24];
+	sqlite3_stmt *st;
+	fmt_time(now_txt, now);
+	fmt_time(exp_txt, now > INT64_MAX - lease_ms ? INT64_MAX : now + lease_ms);
+	int rc = tx_begin(s, c);
+	if (rc)
+		return rc;
+	/* a value that is there and fresh: nothing to compute */
+	if ((rc = prep(s, c, ST_CACHE_LIVE, &st)) != 0)
+		goto fail;
+	bind_text(st, 1, key);
+	bind_text(st, 2, now_txt);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		rc = dura__error_set(DURA_EEXISTS, SQ, 0, NULL, "cache key %s already has a value", key);
+		goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sq_fail(c, rc, "reading the cache");
+		goto fail;
+	}
+	/* another owner's claim that has not expired */
+	if ((rc = prep(s, c, ST_CLAIM_GET, &st)) != 0)
+		goto fail;
+	bind_text(st, 1, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *holder = (const char *)sqlite3_column_text(st, 0);
+		const char *until = (const char *)sqlite3_column_text(st, 1);
+		if (holder && until && strcmp(holder, owner) != 0 && strcmp(until, now_txt) > 0) {
+			rc = dura__error_set(DURA_EBUSY, SQ, 0, NULL, "cache key %s is claimed by %s until %s", key, holder,
+			                     until);
+			sqlite3_reset(st);
+			goto fail;
+		}
+	} else if (rc != SQLITE_DONE) {
+		rc = sq_fail(c, rc, "reading a cache claim");
+		sqlite3_reset(st);
+		goto fail;
+	}
+	sqlite3_reset(st);
+	if ((rc = prep(s, c, ST_CLAIM_SET, &st)) != 0)
+		goto fail;
+	bind_text(st, 1, key);
+	bind_text(st, 2, owner);
+	bind_text(st, 3, exp_txt);
+	if ((rc = run_done(c, st, "claiming a cache key")) != 0)
+		goto fail;
+	return tx_commit(s, c);
+fail:
+	tx_rollback(s, c);
+	return rc;
+}
+
+static int sq_cache_claim(void *impl, const char *key, const char *owner, int64_t lease_ms)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = cache_claim_tx(s, c, key, owner, lease_ms);
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_cache_release(void *impl, const char *key, const char *owner)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int changes = 0, rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_CLAIM_RELEASE, &st)) == 0) {
+		bind_text(st, 1, key);
+		bind_text(st, 2, owner);
+		rc = write_one(s, c, st, "releasing a cache claim", &changes);
+	}
+	pool_put(s, c);
+	if (rc == 0 && changes == 0)
+		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "cache key %s is not claimed by %s", key, owner);
+	return rc;
+}
+
+static int sq_cache_delete(void *impl, const char *key)
+{
+	return delete_by(impl, ST_CACHE_DELETE, key, "cache key %s not found");
+}
+
+static int purge_tx(sq_store *s, sq_conn *c, int64_t *count)
+{
+	char now_txt[24];
+	sqlite3_stmt *st;
+	int changes = 0, rc = tx_begin(s, c);
+	if (rc)
+		return rc;
+	fmt_time(now_txt, dura_now_ms());
+	if ((rc = prep(s, c, ST_CACHE_PURGE, &st)) != 0)
+		goto fail;
+	bind_text(st, 1, now_txt);
+	if ((rc = write_one(s, c, st, "purging the cache", &changes)) != 0)
+		goto fail;
+	/* expired claims are litter too; they are not counted */
+	if ((rc = prep(s, c, ST_CLAIM_PURGE, &st)) != 0)
+		goto fail;
+	bind_text(st, 1, now_txt);
+	if ((rc = write_one(s, c, st, "purging cache claims", NULL)) != 0)
+		goto fail;
+	if ((rc = tx_commit(s, c)) != 0)
+		return rc;
+	*count = changes;
+	return 0;
+fail:
+	tx_rollback(s, c);
+	return rc;
+}
+
+static int sq_cache_purge_expired(void *impl, int64_t *count)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = purge_tx(s, c, count);
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_cache_list(void *impl, const char *cursor, size_t limit, dura_cache_list *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_CACHE_LIST, &st)) != 0)
+		goto out;
+	bind_text(st, 1, cursor);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_cache_entry))) {
+			rc = dura__oom(SQ);
+			goto fail;
+		}
+		if ((rc = row_cache(st, &out->items[out->count], 0)) != 0)
+			goto fail;
+		out->count++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sq_fail(c, rc, "listing the cache");
+		goto fail;
+	}
+	sqlite3_reset(st);
+	rc = 0;
+	if (out->count == limit && out->count > 0) {
+		out->next_cursor = dura__strdup(out->items[out->count - 1].key);
+		if (!out->next_cursor) {
+			rc = dura__oom(SQ);
+			dura_cache_list_free(out);
+		}
+	}
+	goto out;
+fail:
+	sqlite3_reset(st);
+	dura_cache_list_free(out);
+out:
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_cache_stats(void *impl, dura_cache_stats *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char now_txt[24];
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_CACHE_STATS, &st)) == 0) {
+		fmt_time(now_txt, dura_now_ms());
+		bind_text(st, 1, now_txt);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			out->entries = sqlite3_column_int64(st, 0);
+			out->expired = sqlite3_column_int64(st, 1);
+			out->bytes = sqlite3_column_int64(st, 2);
+			rc = 0;
+		} else {
+			rc = sq_fail(c, rc, "reading cache statistics");
+		}
+		sqlite3_reset(st);
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+/* ---- leases ------------------------------------------------------------------------ */
+
+static int cmp_due(const void *a, const void *b)
+{
+	const dura_record *x = a, *y = b;
+	if (x->next_run_at != y->next_run_at)
+		return x->next_run_at < y->next_run_at ? -1 : 1;
+	return strcmp(x->run_id, y->run_id);
+}
+
+/* ["wf1","wf2",...] for json_each(), so one prepared statement serves any list. */
+static char *json_array_of(const char *const *v, size_t n)
+{
+	size_t size = 3;
+	for (size_t i = 0; i < n; i++)
+		size += 6 * strlen(v[i]) + 3;
+	char *out = dura__malloc(size), *p = out;
+	if (!out)
+		return NULL;
+	*p++ = '[';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		p = json_quote(p, v[i]);
+	}
+	*p++ = ']';
+	*p = '\0';
+	return out;
+}
+
+static int sq_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
+                         int64_t lease_ms, dura_record_list *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char now_txt[24], exp_txt[24], *list = NULL;
+	int64_t now = dura_now_ms();
+	if (nworkflows && !(list = json_array_of(workflows, nworkflows)))
+		return dura__oom(SQ);
+	int rc = pool_get(s, &c);
+	if (rc) {
+		dura_free(list);
+		return rc;
+	}
+	fmt_time(now_txt, now);
+	fmt_time(exp_txt, now > INT64_MAX - lease_ms ? INT64_MAX : now + lease_ms);
+	/* one statement: it runs under the write lock, so no run is claimed
+	 * twice, here or in another process */
+	if ((rc = prep(s, c, ST_CLAIM_RUNS, &st)) == 0) {
+		bind_text(st, 1, owner);
+		bind_text(st, 2, exp_txt);
+		bind_text(st, 3, now_txt);
+		bind_text(st, 4, list);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)max);
+		rc = collect_records(c, st, out, "claiming runs");
+	}
+	pool_put(s, c);
+	dura_free(list);
+	/* RETURNING gives rows in no particular order: oldest due first */
+	if (rc == 0 && out->count > 1)
+		qsort(out->items, out->count, sizeof(dura_record), cmp_due);
+	return rc;
+}
+
+/* A lease update that matched nothing: why not. */
+static int lease_miss(sq_store *s, sq_conn *c, const char *run_id, const char *owner)
+{
+	sqlite3_stmt *st;
+	int rc = prep(s, c, ST_LEASE_OWNER, &st);
+	if (rc)
+		return rc;
+	bind_text(st, 1, run_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *holder = (const char *)sqlite3_column_text(st, 0);
+		if (holder && *holder)
+			rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL, "run %s is leased by %s, not by %s", run_id,
+			                     holder, owner);
+		else
+			rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL, "run %s is not leased (by %s or anyone)", run_id,
+			                     owner);
+	} else if (rc == SQLITE_DONE) {
+		rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+	} else {
+		rc = sq_fail(c, rc, "reading a lease");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int lease_op(sq_store *s, int id, const char *run_id, const char *owner, int64_t lease_ms)
+{
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char exp_txt[24];
+	int changes = 0, rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, id, &st)) == 0) {
+		bind_text(st, 1, run_id);
+		bind_text(st, 2, owner);
+		if (id == ST_LEASE_EXTEND) {
+			int64_t now = dura_now_ms();
+			fmt_time(exp_txt, now > INT64_MAX - lease_ms ? INT64_MAX : now + lease_ms);
+			bind_text(st, 3, exp_txt);
+		}
+		rc = write_one(s, c, st, id == ST_LEASE_EXTEND ? "extending a lease" : "releasing a lease", &changes);
+		if (rc == 0 && changes == 0)
+			rc = lease_miss(s, c, run_id, owner);
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_extend_lease(void *impl, const char *run_id, const char *owner, int64_t lease_ms)
+{
+	return lease_op(impl, ST_LEASE_EXTEND, run_id, owner, lease_ms);
+}
+
+static int sq_release_lease(void *impl, const char *run_id, const char *owner)
+{
+	return lease_op(impl, ST_LEASE_RELEASE, run_id, owner, 0);
+}
+
+/* ---- outbox -------------------------------------------------------------------------- */
+
+static int sq_outbox_poll(void *impl, size_t limit, dura_event_list *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_OUTBOX_POLL, &st)) != 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_event))) {
+			rc = dura__oom(SQ);
+			goto fail;
+		}
+		if ((rc = row_event(st, &out->items[out->count])) != 0)
+			goto fail;
+		out->count++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sq_fail(c, rc, "polling the outbox");
+		goto fail;
+	}
+	sqlite3_reset(st);
+	rc = 0;
+	goto out;
+fail:
+	sqlite3_reset(st);
+	dura_event_list_free(out);
+out:
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_outbox_ack(void *impl, const char *event_id)
+{
+	return delete_by(impl, ST_OUTBOX_ACK, event_id, "outbox event %s not found (already acknowledged?)");
+}
+
+/* ---- raw SQL ------------------------------------------------------------------------- */
+
+struct exec_adapter {
+	dura_row_cb cb;
+	void *payload;
+	int stopped;
+};
+
+static int exec_row(void *p, int ncols, char **values, char **names)
+{
+	struct exec_adapter *a = p;
+	if (a->cb(ncols, values, names, a->payload) != 0) {
+		a->stopped = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int sq_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payload)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	struct exec_adapter a = {cb, payload, 0};
+	char *err = NULL;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = sqlite3_exec(c->db, sql, cb ? exec_row : NULL, &a, &err);
+	if (rc == SQLITE_OK || (rc == SQLITE_ABORT && a.stopped)) {
+		rc = 0;
+	} else {
+		int code = code_of(rc) == DURA_EBUSY ? DURA_EBUSY : DURA_ERROR;
+		rc = dura__error_set(code, SQ, sqlite3_extended_errcode(c->db), NULL, "SQL failed: %s",
+		                     err ? err : sqlite3_errstr(rc));
+	}
+	sqlite3_free(err);
+	/* whatever the SQL left open is not handed to the next caller
+	 * (pool_put rolls back an open transaction) */
+	pool_put(s, c);
+	return rc;
+}
+
+/* ---- the vtable ------------------------------------------------------------------------ */
+
+const dura_store_ops dura__sqlite_ops = {
+	.version = DURA_STORE_ABI_VERSION,
+	.scheme = "sqlite",
+	.caps = DURA_CAP_RETURNING | DURA_CAP_JSON | DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL,
+	.open = sq_open,
+	.close = sq_close,
+	.ping = sq_ping,
+	.info = sq_info,
+	.stats = sq_stats,
+	.migrate = sq_migrate,
+	.create_run = sq_create_run,
+	.get_run = sq_get_run,
+	.latest_run = sq_latest_run,
+	.list_runs = sq_list_runs,
+	.set_run_state = sq_set_run_state,
+	.delete_run_data = sq_delete_run_data,
+	.commit = sq_commit,
+	.commit_batch = sq_commit_batch,
+	.history = sq_history,
+	.get_step = sq_get_step,
+	.load_latest = sq_load_latest,
+	.checkpoint_save = sq_checkpoint_save,
+	.checkpoint_load = sq_checkpoint_load,
+	.checkpoint_list = sq_checkpoint_list,
+	.checkpoint_delete = sq_checkpoint_delete,
+	.cache_get = sq_cache_get,
+	.cache_put = sq_cache_put,
+	.cache_claim = sq_cache_claim,
+	.cache_release = sq_cache_release,
+	.cache_delete = sq_cache_delete,
+	.cache_purge_expired = sq_cache_purge_expired,
+	.cache_list = sq_cache_list,
+	.cache_stats = sq_cache_stats,
+	.claim_runs = sq_claim_runs,
+	.extend_lease = sq_extend_lease,
+	.release_lease = sq_release_lease,
+	.outbox_poll = sq_outbox_poll,
+	.outbox_ack = sq_outbox_ack,
+	.exec_sql = sq_exec_sql,
+	.wait_change = NULL,
+};

@@ -1,0 +1,480 @@
+#!/usr/bin/env bash
+# tests/cli/run.sh - the `dura` command as a user types it.
+#
+#   bash tests/cli/run.sh path/to/dura
+#
+# Works in a temporary directory on sqlite:$tmp/cli.db. Prints "ok - name"
+# or "not ok - name" per check, then "cli: N passed, N failed"; exits 1 if
+# anything failed. DURA_VALGRIND=1 runs every command under valgrind and
+# counts a leak or memory error as a failure.
+set -u
+
+if [ $# -lt 1 ] || [ ! -x "$1" ]; then
+	echo "usage: $0 path/to/dura" >&2
+	exit 2
+fi
+DURA=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/dura-cli.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 2
+unset DURA_STORE_URL
+URL="sqlite:$tmp/cli.db"
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+notok() {
+	failed=$((failed + 1))
+	echo "not ok - $1"
+	shift
+	for line in "$@"; do echo "#   $line"; done
+	echo "#   stdout: $(head -c 600 "$tmp/out")"
+	echo "#   stderr: $(head -c 600 "$tmp/err")"
+}
+
+# d ARGS...: run dura with the test store; output in $tmp/out and
+# $tmp/err, exit status in $rc.
+VG=()
+if [ "${DURA_VALGRIND:-0}" = 1 ]; then
+	VG=(valgrind -q --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all --error-exitcode=99)
+fi
+raw() {
+	"${VG[@]}" "$DURA" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+	rc=$?
+	if [ "$rc" = 99 ]; then
+		notok "valgrind: dura $*"
+	fi
+}
+d() { raw --store "$URL" "$@"; }
+# same, with stdin from a file
+d_in() {
+	local input=$1
+	shift
+	"${VG[@]}" "$DURA" --store "$URL" "$@" >"$tmp/out" 2>"$tmp/err" <"$input"
+	rc=$?
+	if [ "$rc" = 99 ]; then
+		notok "valgrind: dura $*"
+	fi
+}
+out() { cat "$tmp/out"; }
+
+# expect NAME CODE [grep-pattern-on-stdout]
+expect() {
+	local name=$1 code=$2 pat=${3-}
+	if [ "$rc" != "$code" ]; then
+		notok "$name" "exit status $rc, expected $code"
+	elif [ -n "$pat" ] && ! grep -Eq -- "$pat" "$tmp/out"; then
+		notok "$name" "stdout does not match /$pat/"
+	else
+		ok "$name"
+	fi
+}
+# one line on stderr, starting "dura: ", and nothing on stdout
+expect_error() {
+	local name=$1 code=$2 pat=${3-}
+	local lines
+	lines=$(wc -l <"$tmp/err")
+	if [ "$rc" != "$code" ]; then
+		notok "$name" "exit status $rc, expected $code"
+	elif [ "$lines" != 1 ] || ! grep -q '^dura: ' "$tmp/err"; then
+		notok "$name" "stderr is not one 'dura: ' line ($lines lines)"
+	elif [ -s "$tmp/out" ]; then
+		notok "$name" "stdout is not empty"
+	elif [ -n "$pat" ] && ! grep -Eqi -- "$pat" "$tmp/err"; then
+		notok "$name" "stderr does not match /$pat/"
+	else
+		ok "$name"
+	fi
+}
+check() { # check NAME COMMAND...: passes when the command succeeds
+	local name=$1
+	shift
+	if "$@" >/dev/null 2>&1; then ok "$name"; else notok "$name" "failed: $*"; fi
+}
+is_json() { python3 -c 'import json,sys; json.load(sys.stdin)' <"$tmp/out"; }
+# jq-less field access: py EXPR, with the parsed stdout as j
+py() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)" <"$tmp/out"; }
+UUID='^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
+
+# ---- help, version, usage errors -------------------------------------------------
+
+raw --help
+expect "dura --help" 0 '^usage: dura'
+raw help
+expect "dura help" 0 '^usage: dura'
+raw --version
+expect "dura --version" 0 '^dura [0-9]+\.[0-9]+\.[0-9]+$'
+raw version
+expect "dura version" 0 '^dura [0-9]'
+raw
+expect_error "no command is a usage error" 2 'missing command'
+raw frobnicate
+expect_error "unknown command exits 2" 2 "unknown command 'frobnicate'"
+raw --frob runs
+expect_error "unknown global option exits 2" 2 'unknown option'
+d runs --frob
+expect_error "unknown command option exits 2" 2 "unknown option '--frob'"
+d show
+expect_error "missing argument exits 2" 2 'missing argument'
+d runs --limit
+expect_error "option without its value exits 2" 2 'needs a value'
+d runs --limit nope
+expect_error "bad number exits 2" 2 'limit'
+d runs --state sleeping
+expect_error "bad run state exits 2" 2 'unknown run state'
+d cache
+expect_error "cache without a subcommand exits 2" 2 'missing command'
+d cache frob
+expect_error "unknown cache subcommand exits 2" 2 'unknown command'
+raw help frob
+expect_error "help for an unknown command exits 2" 2 'unknown command'
+
+for cmd in init ping info runs "runs list" "runs create" show commit pause resume cancel checkpoints \
+	"checkpoints ls" "checkpoints save" "checkpoints rm" cache "cache ls" "cache get" "cache put" \
+	"cache rm" "cache purge" "cache stats" outbox "outbox ls" "outbox ack" help version; do
+	# shellcheck disable=SC2086
+	raw $cmd --help
+	if [ "$rc" = 0 ] && grep -q "^usage: dura $cmd" "$tmp/out" && grep -q -- '--help' "$tmp/out" &&
+		[ ! -s "$tmp/err" ]; then
+		ok "dura $cmd --help"
+	else
+		notok "dura $cmd --help" "exit status $rc"
+	fi
+	# shellcheck disable=SC2086
+	raw help $cmd
+	if [ "$rc" = 0 ] && grep -q "^usage: dura $cmd" "$tmp/out"; then
+		ok "dura help $cmd"
+	else
+		notok "dura help $cmd" "exit status $rc"
+	fi
+done
+check "--help needs no store" test ! -e "$tmp/dura.db"
+
+# ---- bad stores ------------------------------------------------------------------
+
+raw --store 'bogus://x' ping
+expect_error "unknown scheme: one line, exit 1" 1
+raw --store 'mysql://u:SECRETPW@127.0.0.1:1/db' ping
+if [ "$rc" != 0 ] && ! grep -q SECRETPW "$tmp/out" "$tmp/err"; then
+	ok "a password in --store is never printed"
+else
+	notok "a password in --store is never printed" "exit $rc"
+fi
+for cmd in info runs init "cache stats"; do
+	# shellcheck disable=SC2086
+	raw --store 'mysql://u:SECRETPW@127.0.0.1:1/db' $cmd
+	if [ "$rc" != 0 ] && ! grep -q SECRETPW "$tmp/out" "$tmp/err" && [ "$(wc -l <"$tmp/err")" = 1 ]; then
+		ok "no password with $cmd"
+	else
+		notok "no password with $cmd" "exit $rc"
+	fi
+done
+raw --store 'postgres://bob:SECRETPW@127.0.0.1:1/db' --json info
+if ! grep -q SECRETPW "$tmp/out" "$tmp/err"; then ok "no password, postgres URL"; else notok "no password, postgres URL"; fi
+mkdir -p "$tmp/notadir.db"
+raw --store "sqlite:$tmp/notadir.db" init
+expect_error "a directory as the SQLite file fails in one line" 1
+
+# ---- init, ping, info ---------------------------------------------------------------
+
+d init
+expect "init prints the schema version" 0 '^schema version [0-9]+ \(store .*cli\.db\)$'
+d init
+expect "init again is fine" 0 '^schema version [0-9]+'
+d --json init
+expect "init --json" 0 '"schema_version"'
+d ping
+expect "ping" 0 '^ok \([0-9.]+ ms\)$'
+d info
+expect "info" 0 '^scheme +sqlite$'
+check "info shows the location" grep -Eq "^location +.*cli\.db" "$tmp/out"
+check "info shows the schema versions" grep -Eq '^schema version +[0-9]+ \(library [0-9]+\)$' "$tmp/out"
+check "info shows the capabilities" grep -Eq '^capabilities +.*durable' "$tmp/out"
+check "info shows the pool" grep -Eq '^pool +open [0-9]+, idle [0-9]+, in use [0-9]+, max [0-9]+, waits [0-9]+$' \
+	"$tmp/out"
+d --json info
+expect "info --json" 0
+check "info --json parses" is_json
+check "info --json has the scheme" test "$(py "j['scheme']")" = sqlite
+check "info --json has the pool" test "$(py "'max_open' in j['pool']")" = True
+
+# DURA_STORE_URL is honoured, --store wins over it
+DURA_STORE_URL="sqlite:$tmp/env.db" "$DURA" init >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect "DURA_STORE_URL is honoured" 0 'env\.db'
+check "DURA_STORE_URL created its database" test -e "$tmp/env.db"
+DURA_STORE_URL="sqlite:$tmp/env.db" "$DURA" --store "$URL" info >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect "--store wins over DURA_STORE_URL" 0 'cli\.db'
+# commands other than init do not create a store
+raw --store "sqlite:$tmp/fresh.db" runs
+if [ "$rc" != 0 ]; then
+	expect_error "runs on an uninitialised store names dura init" 1 'init'
+else
+	ok "runs on an uninitialised store (store auto-creates)"
+fi
+
+# ---- runs ------------------------------------------------------------------------
+
+d runs
+expect "runs on an empty store prints the header" 0 '^RUN_ID +WORKFLOW +FOREIGN_ID +STATE +STATUS +STEPS +VERSION +UPDATED$'
+d runs create --workflow orders --foreign-id order-1 --state '{"n":0}' --status validate
+expect "runs create prints a UUID" 0 "$UUID"
+run1=$(out)
+d runs create --workflow orders --foreign-id order-1
+expect "second create with the same foreign id exits 3" 3 "^$run1\$"
+check "... with one note on stderr" test "$(wc -l <"$tmp/err")" = 1
+d runs create --workflow orders --foreign-id order-2
+expect "another foreign id is another run" 0 "$UUID"
+run2=$(out)
+check "... with another id" test "$run1" != "$run2"
+d runs create --workflow billing
+expect "a run without a foreign id" 0 "$UUID"
+run3=$(out)
+d runs create --workflow billing --state 'not json'
+expect_error "runs create with bad JSON fails in one line" 1 'json'
+d runs create --foreign-id x
+expect_error "runs create without --workflow exits 2" 2 'workflow'
+d --json runs create --workflow orders --foreign-id order-1
+if [ "$rc" = 3 ] && is_json && [ "$(py "j['run_id']")" = "$run1" ] && [ "$(py "j['created']")" = False ]; then
+	ok "runs create --json, existing run"
+else
+	notok "runs create --json, existing run"
+fi
+
+d runs
+expect "runs lists the runs" 0 "^$run3 +billing"
+check "runs: newest first" test "$(sed -n 2p "$tmp/out" | cut -d' ' -f1)" = "$run3"
+check "runs: empty foreign id shows as -" grep -Eq "^$run3 +billing +- +running" "$tmp/out"
+check "runs: the first run's row" grep -Eq "^$run1 +orders +order-1 +running +validate +0 +1 +[0-9]{4}-" "$tmp/out"
+d runs --workflow orders
+expect "runs --workflow" 0 "$run1"
+check "runs --workflow filters" test "$(grep -c billing "$tmp/out")" = 0
+d runs --foreign-id order-2
+expect "runs --foreign-id" 0 "$run2"
+check "runs --foreign-id filters" test "$(wc -l <"$tmp/out")" = 2
+d runs --status validate
+expect "runs --status" 0 "$run1"
+check "runs --status filters" test "$(wc -l <"$tmp/out")" = 2
+d runs --state running
+expect "runs --state by name" 0 "$run1"
+d runs --state 2
+expect "runs --state by number" 0 "$run1"
+d runs --state completed
+expect "runs --state filters" 0
+check "runs --state completed is empty" test "$(wc -l <"$tmp/out")" = 1
+d runs --limit 2
+expect "runs --limit 2 prints a cursor" 0 '^next: --cursor '
+cursor=$(sed -n 's/^next: --cursor //p' "$tmp/out")
+check "runs --limit 2: two rows" X
+d runs --limit 2 --cursor "$cursor"
+expect "runs --cursor continues" 0 "$run1"
+check "runs --cursor: the last page has no cursor" test "$(grep -c '^next:' "$tmp/out")" = 0
+d --json runs
+expect "runs --json" 0
+check "runs --json parses" is_json
+check "runs --json: three runs" test "$(py "len(j['runs'])")" = 3
+check "runs --json: next_cursor null" test "$(py "j['next_cursor']")" = None
+check "runs --json: state is JSON" test "$(py "[r for r in j['runs'] if r['run_id']=='$run1'][0]['state']['n']")" = 0
+d runs --json --limit 1
+check "runs --json --limit 1: a cursor" test "$(py "j['next_cursor'] is not None")" = True
+
+# ---- commit and show ----------------------------------------------------------------
+
+d commit "$run1" --node validate --state '{"n":1}' --status charge
+expect "commit prints step and version" 0 '^step 0 committed, version 2$'
+d commit "$run1" --node charge --state '{"n":2,"paid":true}' --status ship
+expect "second commit" 0 '^step 1 committed, version 3$'
+d commit "$run1" --node ship --state '{}' --expect-version 2
+expect_error "a stale --expect-version is a conflict" 1
+d --json commit "$run1" --node ship --state '{"n":3}' --status ship --expect-version 3
+if [ "$rc" = 0 ] && is_json && [ "$(py "j['step']")" = 2 ] && [ "$(py "j['version']")" = 4 ]; then
+	ok "commit --json with --expect-version"
+else
+	notok "commit --json with --expect-version"
+fi
+d commit "$run1" --node x --state '{'
+expect_error "commit with bad JSON fails in one line" 1
+d commit "$run1" --state '{}'
+expect_error "commit without --node exits 2" 2 'node'
+d commit 01234567-0000-7000-8000-000000000000 --node a --state '{}'
+expect_error "commit to a missing run fails" 1
+
+d show "$run1"
+expect "show lists step #0" 0 '^#0 +validate +[0-9]{4}-'
+check "show lists step #1" grep -Eq '^#1 +charge +[0-9]{4}-' "$tmp/out"
+check "show lists step #2" grep -Eq '^#2 +ship' "$tmp/out"
+check "show: the record" grep -Eq "^run_id +$run1\$" "$tmp/out"
+check "show: the run state" grep -Eq '^run_state +running \(2\)$' "$tmp/out"
+check "show: the version" grep -Eq '^version +4$' "$tmp/out"
+check "show: the state, pretty" grep -Eq '^  "n": 3' "$tmp/out"
+check "show: no step states without --states" test "$(grep -c '"paid"' "$tmp/out")" = 0
+d show "$run1" --states
+expect "show --states" 0 '^ +"paid": true'
+d --json show "$run1"
+expect "show --json" 0
+check "show --json parses" is_json
+check "show --json: three steps" test "$(py "len(j['steps'])")" = 3
+check "show --json: step 1 is charge" test "$(py "j['steps'][1]['node_id']")" = charge
+check "show --json: record fields" test "$(py "j['run_state']")" = running
+d show 01234567-0000-7000-8000-000000000000
+expect_error "show of a missing run fails in one line" 1
+d show "$run3"
+expect "show of a run without steps" 0 '^steps \(0\):$'
+
+# ---- pause, resume, cancel -------------------------------------------------------------
+
+d pause "$run2"
+expect "pause" 0 "^run $run2: running -> paused\$"
+d pause "$run2"
+expect_error "pause a paused run fails" 1
+d resume "$run2"
+expect "resume" 0 "^run $run2: paused -> running\$"
+d cancel "$run2"
+expect "cancel" 0 "^run $run2: running -> cancelled\$"
+d resume "$run2"
+expect_error "cancel then resume fails with one line" 1
+d --json pause "$run1"
+if [ "$rc" = 0 ] && is_json && [ "$(py "j['to']")" = paused ]; then ok "pause --json"; else notok "pause --json"; fi
+d resume "$run1"
+expect "resume after --json pause" 0 'paused -> running'
+d runs create --workflow orders --foreign-id order-2
+expect "a cancelled run's foreign id can be reused" 0 "$UUID"
+check "... as a new run" test "$(out)" != "$run2"
+d cancel 01234567-0000-7000-8000-000000000000
+expect_error "cancel a missing run fails" 1
+
+# ---- checkpoints -----------------------------------------------------------------------
+
+d checkpoints
+expect "checkpoints on none" 0 '^CHECKPOINT_ID +RUN_ID +STEP +UPDATED$'
+d checkpoints save cp-1 "$run1" --step 1
+expect "checkpoints save --step" 0 'step 1'
+d checkpoints save cp-2 "$run1"
+expect "checkpoints save (last step)" 0 'step 2'
+d checkpoints save cp-3 "$run3"
+expect_error "checkpoint of a run without steps fails" 1
+d checkpoints "$run1"
+expect "checkpoints RUN" 0 "^cp-[12] +$run1 +[12] "
+check "checkpoints RUN: two rows" test "$(wc -l <"$tmp/out")" = 3
+d checkpoints "$run3"
+check "checkpoints of another run: none" test "$(wc -l <"$tmp/out")" = 1
+d --json checkpoints
+expect "checkpoints --json" 0
+check "checkpoints --json parses" is_json
+check "checkpoints --json: two" test "$(py "len(j['checkpoints'])")" = 2
+d checkpoints rm cp-1
+expect "checkpoints rm" 0 'cp-1'
+d checkpoints rm cp-1
+expect_error "checkpoints rm of a missing one fails" 1
+
+# ---- cache ------------------------------------------------------------------------
+
+d cache ls
+expect "cache ls, empty" 0 '^KEY +SIZE +EXPIRES +CREATED$'
+d cache put greeting hello
+expect "cache put" 0 'greeting'
+d cache put short-lived soon --ttl 1
+expect "cache put --ttl" 0
+d cache put meta-key v --metadata '{"source":"test"}' --error 'it broke'
+expect "cache put with metadata and error" 0
+printf 'a\000b\001c' >"$tmp/bin"
+d_in "$tmp/bin" cache put binary -
+expect "cache put from stdin" 0 '5 bytes'
+d cache put bad x --metadata '[1]'
+expect_error "cache put with metadata that is not an object fails" 1
+d cache put k v --ttl -5
+expect_error "cache put with a negative ttl exits 2" 2
+sleep 0.05
+d cache get greeting
+expect "cache get prints text" 0 '^value +hello$'
+check "cache get: size" grep -Eq '^size +5$' "$tmp/out"
+check "cache get: expires never" grep -Eq '^expires +never$' "$tmp/out"
+d cache get binary
+sha=$(printf 'a\000b\001c' | sha256sum | cut -d' ' -f1)
+expect "cache get of bytes prints size and sha256" 0 "^value +<5 bytes, sha256 $sha>\$"
+d cache get binary --raw
+if cmp -s "$tmp/out" "$tmp/bin"; then ok "cache get --raw"; else notok "cache get --raw"; fi
+d --json cache get binary
+if [ "$rc" = 0 ] && is_json && [ "$(py "j['sha256']")" = "$sha" ] && [ "$(py "j['value']")" = None ] &&
+	[ "$(py "j['value_base64']")" = "$(base64 <"$tmp/bin")" ]; then
+	ok "cache get --json of bytes"
+else
+	notok "cache get --json of bytes"
+fi
+d cache get meta-key
+expect "cache get shows the error" 0 '^error +it broke$'
+check "cache get shows the metadata" grep -q '"source"' "$tmp/out"
+d --json cache get greeting
+if [ "$rc" = 0 ] && is_json && [ "$(py "j['value']")" = hello ]; then ok "cache get --json"; else notok "cache get --json"; fi
+d cache get short-lived
+expect_error "an expired entry is a miss" 1
+d cache get nope
+expect_error "cache get of a missing key fails in one line" 1
+d cache ls
+expect "cache ls" 0 '^binary +5 +never +[0-9]{4}-'
+check "cache ls: key order" test "$(sed -n 2p "$tmp/out" | cut -d' ' -f1)" = binary
+check "cache ls: the expired one is marked" grep -Eq '^short-lived +4 +.*\(expired\)' "$tmp/out"
+d cache ls --limit 2
+expect "cache ls --limit prints a cursor" 0 '^next: --cursor '
+ccur=$(sed -n 's/^next: --cursor //p' "$tmp/out")
+d cache ls --limit 2 --cursor "$ccur"
+expect "cache ls --cursor continues" 0 '^short-lived'
+d --json cache ls
+expect "cache ls --json" 0
+check "cache ls --json parses" is_json
+check "cache ls --json: four entries" test "$(py "len(j['entries'])")" = 4
+d cache stats
+expect "cache stats" 0 '^entries +4$'
+check "cache stats: expired" grep -Eq '^expired +1$' "$tmp/out"
+check "cache stats: bytes" grep -Eq '^bytes +15$' "$tmp/out"
+check "cache stats: hits and misses" grep -Eq '^misses +0$' "$tmp/out"
+d cache purge
+expect "cache purge" 0 '^purged 1 expired entries$'
+d cache purge
+expect "cache purge again" 0 '^purged 0 expired entries$'
+d --json cache stats
+if [ "$rc" = 0 ] && is_json && [ "$(py "j['entries']")" = 3 ]; then ok "cache stats --json"; else notok "cache stats --json"; fi
+d cache rm greeting
+expect "cache rm" 0 'greeting'
+d cache rm greeting
+expect_error "cache rm of a missing key fails" 1
+d cache get greeting
+expect_error "a removed entry is gone" 1
+
+# ---- outbox ----------------------------------------------------------------------
+
+d outbox
+expect "outbox lists the commits' events" 0 '^EVENT_ID +TYPE +RUN_ID +CREATED$'
+nev=$(grep -c "$run1" "$tmp/out")
+check "outbox: an event per commit of run 1" test "$nev" -ge 3
+d outbox --limit 1
+check "outbox --limit 1" test "$(wc -l <"$tmp/out")" = 2
+ev=$(sed -n 2p "$tmp/out" | cut -d' ' -f1)
+d --json outbox
+expect "outbox --json" 0
+check "outbox --json parses" is_json
+check "outbox --json: oldest first" test "$(py "j['events'][0]['id']")" = "$ev"
+d outbox ack "$ev"
+expect "outbox ack" 0 "$ev"
+d outbox ack "$ev"
+expect_error "outbox ack twice fails" 1
+d outbox
+check "outbox: one fewer" test "$(grep -c "$run1" "$tmp/out")" = $((nev - 1))
+
+# ---- output that is not a terminal, odd input ---------------------------------------
+
+d runs create --workflow "$(printf 'tab\there')" --foreign-id "$(printf 'nl\nx')"
+expect "odd characters in names" 0 "$UUID"
+d runs --workflow "$(printf 'tab\there')"
+check "a control character cannot break the table" test "$(wc -l <"$tmp/out")" = 2
+d --json runs --workflow "$(printf 'tab\there')"
+check "... and JSON escapes it" is_json
+d runs create --workflow "$(printf 'bad\377utf8')"
+d --json runs
+check "invalid UTF-8 still gives valid JSON" is_json
+d show ""
+expect_error "an empty run id fails in one line" 1
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" = 0 ]
