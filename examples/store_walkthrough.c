@@ -33,7 +33,7 @@ int main(int argc, char **argv)
 	char order[64];
 	snprintf(order, sizeof(order), "order-%lld", (long long)dura_now_ms());
 	dura_run_create req = DURA_RUN_CREATE_INIT;
-	req.workflow_name = "order_pipeline";
+	req.workflow_name = "orders_by_hand";
 	req.foreign_id = order;
 	req.state = "{\"order\":\"A-1001\",\"items\":3,\"paid\":false}";
 	req.status = "validate";

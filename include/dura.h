@@ -287,7 +287,8 @@ DURA_EXTERN(void) dura_record_free(dura_record *rec);
 typedef struct dura_record_list {
 	size_t count;
 	dura_record *items;
-	char *next_cursor; /**< pass to the next list call, NULL at the end */
+	char *next_cursor; /**< pass to the next list call; NULL at the end (after an
+	                        exactly full last page the next page is empty) */
 } dura_record_list;
 
 DURA_EXTERN(void) dura_record_list_free(dura_record_list *list);
@@ -339,8 +340,12 @@ DURA_EXTERN(int) dura_store_list_runs(dura_store *store, const dura_run_filter *
 /**
  * Move a run to another run state (pause, resume, cancel, ...), if
  * dura_run_state_transition_ok() allows it from the state it is in now.
- * A refused transition is DURA_ECONFLICT and changes nothing. The new
- * version is written to *new_version when not NULL.
+ * A refused transition is DURA_ECONFLICT and changes nothing; so is
+ * resuming a failed run while another run of the workflow with the same
+ * foreign id is active. Moving to data_deleted erases the data exactly as
+ * dura_store_delete_run_data does. The version is bumped (so an executor
+ * holding the old version stops at its next commit); the new version is
+ * written to *new_version when not NULL.
  */
 DURA_EXTERN(int) dura_store_set_run_state(dura_store *store, const char *run_id, int to, int64_t *new_version);
 
@@ -406,7 +411,9 @@ typedef struct dura_commit_result {
 
 /**
  * Commit one step. A stale expect_version is DURA_ECONFLICT and nothing is
- * written; a missing run is DURA_ENOTFOUND. res may be NULL.
+ * written; a missing run is DURA_ENOTFOUND. res may be NULL. The commit is
+ * guarded by the version alone: it does not check run-state transitions
+ * (set_run_state does), so whoever holds the current version decides.
  */
 DURA_EXTERN(int) dura_store_commit(dura_store *store, const dura_commit *c, dura_commit_result *res);
 
@@ -527,11 +534,14 @@ DURA_EXTERN(int) dura_store_cache_stats(dura_store *store, dura_cache_stats *out
  * Claim up to max runnable runs: run_state running, next_run_at due, lease
  * free or expired, workflow in the list (NULL/0: any). Each claimed run is
  * leased to owner for lease_ms; a run is never held by two owners at once.
+ * Claiming bumps the run's version: it is the fencing token, so a worker
+ * whose expired lease was taken over loses its next commit (DURA_ECONFLICT).
  */
 DURA_EXTERN(int) dura_store_claim_runs(dura_store *store, const char *owner, const char *const *workflows,
                                        size_t nworkflows, size_t max, int64_t lease_ms, dura_record_list *out);
 
-/** Extend owner's lease; DURA_ECONFLICT if owner no longer holds it. */
+/** Extend owner's lease (also an expired one nobody took over);
+ *  DURA_ECONFLICT if another owner holds the run now. */
 DURA_EXTERN(int) dura_store_extend_lease(dura_store *store, const char *run_id, const char *owner, int64_t lease_ms);
 
 /** Release owner's lease; DURA_ECONFLICT if owner does not hold it. */

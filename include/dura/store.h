@@ -86,7 +86,7 @@ struct dura_store_ops {
 	int (*set_run_state)(void *impl, const char *run_id, int to, int64_t *new_version);
 	int (*delete_run_data)(void *impl, const char *run_id);
 
-	/* steps: event_id is a fresh UUIDv7 per commit for the outbox row */
+	/* steps: event_id is a fresh UUIDv7 per commit for the outbox row ("" with DURA_COMMIT_NO_EVENT) */
 	int (*commit)(void *impl, const dura_commit *c, const char *event_id, dura_commit_result *res);
 	int (*commit_batch)(void *impl, const dura_commit *c, const char *const *event_ids, size_t n, dura_commit_result *res);
 	int (*history)(void *impl, const char *run_id, int64_t from, size_t limit, dura_step_list *out);

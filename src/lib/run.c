@@ -224,12 +224,10 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 			}
 		}
 
-		/* Run the node on a copy, so a failed attempt leaves the state as committed. */
-		json_t *work = json_deep_copy(state);
-		if (!work) {
-			rc = dura__oom("");
-			break;
-		}
+		/* The node works on the parsed state in place; a failed attempt
+		 * drops it, and the committed text is parsed again. */
+		json_t *work = state;
+		state = NULL;
 		dura_ctx ctx;
 		memset(&ctx, 0, sizeof(ctx));
 		ctx.eng = eng;
@@ -301,7 +299,6 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 			rec->next_run_at = dura_now_ms();
 			if (set_field(&rec->status, next) || set_field(&rec->error, "") || set_field(&rec->state, text))
 				rc = dura__oom("");
-			json_decref(state);
 			state = work;
 			work = NULL;
 			steps++;

@@ -6,7 +6,7 @@
 # Works in a temporary directory on sqlite:$tmp/cli.db. Prints "ok - name"
 # or "not ok - name" per check, then "cli: N passed, N failed"; exits 1 if
 # anything failed. DURA_VALGRIND=1 runs every command under valgrind and
-# counts a leak or memory error as a failure.
+# counts a leak or a memory error as a failure.
 set -u
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
@@ -36,7 +36,10 @@ notok() {
 # $tmp/err, exit status in $rc.
 VG=()
 if [ "${DURA_VALGRIND:-0}" = 1 ]; then
-	VG=(valgrind -q --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all --error-exitcode=99)
+	# still-reachable blocks are the library's process-wide tables (the
+	# password scrub list), not leaks
+	VG=(valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible
+		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99)
 fi
 raw() {
 	"${VG[@]}" "$DURA" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
@@ -266,7 +269,7 @@ check "runs --state completed is empty" test "$(wc -l <"$tmp/out")" = 1
 d runs --limit 2
 expect "runs --limit 2 prints a cursor" 0 '^next: --cursor '
 cursor=$(sed -n 's/^next: --cursor //p' "$tmp/out")
-check "runs --limit 2: two rows" X
+check "runs --limit 2: two rows" test "$(cut -d' ' -f1 "$tmp/out" | grep -Ec "$UUID")" = 2
 d runs --limit 2 --cursor "$cursor"
 expect "runs --cursor continues" 0 "$run1"
 check "runs --cursor: the last page has no cursor" test "$(grep -c '^next:' "$tmp/out")" = 0

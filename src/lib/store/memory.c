@@ -20,7 +20,15 @@
  * workflow_name '\0' foreign_id pointing at the one active run and the
  * newest run with that key (so the uniqueness rule and latest_run cost no
  * scan); checkpoints, cache entries and claims by key; outbox events in a
- * list ordered by id (UUIDv7, so nearly always appended) plus a hash by id.
+ * list ordered by id (UUIDv7, so nearly always appended) plus a hash by id,
+ * each event one allocation.
+ *
+ * Choices where the contract is silent: a run that would become active
+ * again (failed -> running) while another run of its workflow is active
+ * with the same foreign id is refused with DURA_ECONFLICT, so there is
+ * never more than one; set_run_state to data_deleted erases like
+ * delete_run_data; cache_list includes expired entries (as cache_stats
+ * counts them); a claimer's own expired claim can still be released.
  */
 #include "../internal.h"
 

@@ -393,7 +393,9 @@ int dura_store_commit(dura_store *s, const dura_commit *c, dura_commit_result *r
 	char ev[DURA_UUID_LEN + 1];
 	CHECK_STORE(s);
 	TRY(check_commit(c, fn));
-	TRY(dura_uuid7(ev));
+	ev[0] = '\0';
+	if (!(c->flags & DURA_COMMIT_NO_EVENT))
+		TRY(dura_uuid7(ev));
 	if (!res)
 		res = &local;
 	memset(res, 0, sizeof(*res));
@@ -409,8 +411,9 @@ int dura_store_commit(dura_store *s, const dura_commit *c, dura_commit_result *r
 
 int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_result *res)
 {
-	char ev[DURA_UUID_LEN + 1];
-	TRY(dura_uuid7(ev));
+	char ev[DURA_UUID_LEN + 1] = "";
+	if (!(c->flags & DURA_COMMIT_NO_EVENT))
+		TRY(dura_uuid7(ev));
 	memset(res, 0, sizeof(*res));
 	dura_error_clear();
 	int rc = s->ops->commit(s->impl, c, ev, res);
@@ -442,24 +445,35 @@ int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: commits, results and a count > 0 are required", fn);
 	if (n > 10000)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %zu commits in one batch (at most 10000)", fn, n);
-	for (size_t i = 0; i < n; i++)
-		TRY(check_commit(&c[i], fn));
+	/* until the store answers, every result is the error that stops us */
+	memset(res, 0, n * sizeof(*res));
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = check_commit(&c[i], fn);
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			res[i].code = rc;
+		return rc;
+	}
 	char *ids = dura__malloc(n * (DURA_UUID_LEN + 1));
 	const char **ptrs = dura__calloc(n, sizeof(char *));
 	if (!ids || !ptrs) {
 		dura_free(ids);
 		dura_free(ptrs);
+		for (size_t i = 0; i < n; i++)
+			res[i].code = DURA_ENOMEM;
 		return dura__oom(s->ops->scheme);
 	}
-	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		ptrs[i] = ids + i * (DURA_UUID_LEN + 1);
 		rc = dura_uuid7(ids + i * (DURA_UUID_LEN + 1));
 	}
-	memset(res, 0, n * sizeof(*res));
 	if (rc == 0) {
 		dura_error_clear();
 		rc = s->ops->commit_batch(s->impl, c, (const char *const *)ptrs, n, res);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			res[i].code = rc;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (res[i].code == 0 && (rc == 0 || rc == DURA_ECONFLICT))
