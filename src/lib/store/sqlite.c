@@ -547,7 +547,7 @@ static int col_str(sqlite3_stmt *st, int i, int empty, char **out)
 	return *out ? 0 : -1;
 }
 
-/* Read REC_COLS from column `at` on into r. */
+/* A row of REC_COLS into r. */
 static int row_record(sqlite3_stmt *st, dura_record *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -1738,9 +1738,8 @@ static int sq_load_latest(void *impl, const char *run_id, dura_step **out)
 /* ---- checkpoints ------------------------------------------------------------------ */
 
 /* Run one bound write statement; *changes gets the rows it changed. */
-static int write_one(sq_store *s, sq_conn *c, sqlite3_stmt *st, const char *what, int *changes)
+static int write_one(sq_conn *c, sqlite3_stmt *st, const char *what, int *changes)
 {
-	(void)s;
 	int rc = run_done(c, st, what);
 	if (rc == 0 && changes)
 		*changes = sqlite3_changes(c->db);
@@ -1760,7 +1759,7 @@ static int sq_checkpoint_save(void *impl, const char *cp_id, const char *run_id,
 		fmt_time(now_txt, dura_now_ms());
 		int b = bind_text(st, 1, cp_id) | bind_text(st, 2, run_id) | bind_text(st, 3, state) |
 		        sqlite3_bind_int64(st, 4, step) | bind_text(st, 5, now_txt);
-		rc = b ? bind_fail(c, st, b, "saving a checkpoint") : write_one(s, c, st, "saving a checkpoint", NULL);
+		rc = b ? bind_fail(c, st, b, "saving a checkpoint") : write_one(c, st, "saving a checkpoint", NULL);
 	}
 	pool_put(s, c);
 	return rc;
@@ -1843,7 +1842,7 @@ static int delete_by(void *impl, int id, const char *key, const char *fmt)
 		return rc;
 	if ((rc = prep(s, c, id, &st)) == 0) {
 		bind_text(st, 1, key);
-		rc = write_one(s, c, st, st_name[id], &changes);
+		rc = write_one(c, st, st_name[id], &changes);
 	}
 	pool_put(s, c);
 	if (rc == 0 && changes == 0)
@@ -2020,7 +2019,7 @@ static int sq_cache_release(void *impl, const char *key, const char *owner)
 	if ((rc = prep(s, c, ST_CLAIM_RELEASE, &st)) == 0) {
 		bind_text(st, 1, key);
 		bind_text(st, 2, owner);
-		rc = write_one(s, c, st, "releasing a cache claim", &changes);
+		rc = write_one(c, st, "releasing a cache claim", &changes);
 	}
 	pool_put(s, c);
 	if (rc == 0 && changes == 0)
@@ -2044,13 +2043,13 @@ static int purge_tx(sq_store *s, sq_conn *c, int64_t *count)
 	if ((rc = prep(s, c, ST_CACHE_PURGE, &st)) != 0)
 		goto fail;
 	bind_text(st, 1, now_txt);
-	if ((rc = write_one(s, c, st, "purging the cache", &changes)) != 0)
+	if ((rc = write_one(c, st, "purging the cache", &changes)) != 0)
 		goto fail;
 	/* expired claims are litter too; they are not counted */
 	if ((rc = prep(s, c, ST_CLAIM_PURGE, &st)) != 0)
 		goto fail;
 	bind_text(st, 1, now_txt);
-	if ((rc = write_one(s, c, st, "purging cache claims", NULL)) != 0)
+	if ((rc = write_one(c, st, "purging cache claims", NULL)) != 0)
 		goto fail;
 	if ((rc = tx_commit(s, c)) != 0)
 		return rc;
@@ -2251,7 +2250,7 @@ static int lease_op(sq_store *s, int id, const char *run_id, const char *owner, 
 			fmt_time(exp_txt, now > INT64_MAX - lease_ms ? INT64_MAX : now + lease_ms);
 			bind_text(st, 3, exp_txt);
 		}
-		rc = write_one(s, c, st, id == ST_LEASE_EXTEND ? "extending a lease" : "releasing a lease", &changes);
+		rc = write_one(c, st, id == ST_LEASE_EXTEND ? "extending a lease" : "releasing a lease", &changes);
 		if (rc == 0 && changes == 0)
 			rc = lease_miss(s, c, run_id, owner);
 	}
