@@ -131,6 +131,14 @@ static int parse_query(url_impl *u, const char *q)
 				dura_free(val);
 				return dura__error_set(DURA_EINVAL, "", 0, NULL, "URL query has a parameter without a name");
 			}
+			for (size_t i = 0; i < u->pub.nparams; i++) {
+				if (strcmp(u->names[i], name) == 0) {
+					int rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "URL option %.40s is given twice", name);
+					dura_free(name);
+					dura_free(val);
+					return rc;
+				}
+			}
 			u->names[u->pub.nparams] = name;
 			u->values[u->pub.nparams] = val;
 			u->pub.nparams++;

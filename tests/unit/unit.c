@@ -116,6 +116,8 @@ static void url_errors_name_the_part(void)
 	CHECK_RC(dura_url_parse(&u, "postgres://h/db?connect_timeout=soon"), DURA_EINVAL);
 	CHECK(strstr(dura_error_last()->message, "connect_timeout") != NULL);
 	CHECK_RC(dura_url_parse(&u, "mysql://u:p@h:notaport/db"), DURA_EINVAL);
+	CHECK_RC(dura_url_parse(&u, "sqlite:x.db?prefix=app_&prefix=a;drop"), DURA_EINVAL);
+	CHECK(strstr(dura_error_last()->message, "twice") != NULL);
 	CHECK_RC(dura_url_parse(&u, ""), DURA_EINVAL);
 	CHECK_RC(dura_url_parse(&u, NULL), DURA_EINVAL);
 }
