@@ -108,18 +108,24 @@ const char *dura_strerror(int code)
 #define MAX_SECRETS 64
 static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *secrets[MAX_SECRETS];
+static unsigned secrets_next;
 
 void dura__secret_add(const char *secret)
 {
 	if (!secret || strlen(secret) < 3)
 		return;
 	pthread_mutex_lock(&secrets_lock);
-	for (int i = 0; i < MAX_SECRETS; i++) {
-		if (secrets[i] && strcmp(secrets[i], secret) == 0)
+	int i;
+	for (i = 0; i < MAX_SECRETS && secrets[i]; i++)
+		if (strcmp(secrets[i], secret) == 0)
 			break;
-		if (!secrets[i]) {
-			secrets[i] = strdup(secret);
-			break;
+	if (i == MAX_SECRETS || !secrets[i]) {
+		/* a ring: when full, the oldest password makes room for the newest */
+		i = i < MAX_SECRETS ? i : (int)(secrets_next++ % MAX_SECRETS);
+		char *copy = strdup(secret); /* libc: the list outlives any allocator swap */
+		if (copy) {
+			free(secrets[i]);
+			secrets[i] = copy;
 		}
 	}
 	pthread_mutex_unlock(&secrets_lock);
@@ -128,7 +134,9 @@ void dura__secret_add(const char *secret)
 void dura__redact_secrets(char *msg)
 {
 	pthread_mutex_lock(&secrets_lock);
-	for (int i = 0; i < MAX_SECRETS && secrets[i]; i++) {
+	for (int i = 0; i < MAX_SECRETS; i++) {
+		if (!secrets[i])
+			continue;
 		size_t len = strlen(secrets[i]);
 		char *p;
 		while ((p = strstr(msg, secrets[i])) != NULL) {

@@ -444,6 +444,41 @@ out:
 	return rc;
 }
 
+/* A password can also come as a query option (libpq accepts ?password=):
+ * it is a secret, and the printable form shows "***" in its place. */
+static int redact_query_password(url_impl *u)
+{
+	dura__secret_add(dura_url_param(&u->pub, "password"));
+	const char *r = u->pub.redacted;
+	const char *q = strchr(r, '?');
+	if (!q)
+		return 0;
+	size_t n = strlen(r);
+	char *out = dura__malloc(n + 8), *o = out;
+	if (!out)
+		return dura__oom("");
+	memcpy(o, r, (size_t)(q - r) + 1);
+	o += q - r + 1;
+	const char *p = q + 1;
+	while (*p) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+		if (len >= 9 && strncmp(p, "password=", 9) == 0) {
+			memcpy(o, "password=***", 12);
+			o += 12;
+		} else {
+			memcpy(o, p, len);
+			o += len;
+		}
+		if (amp)
+			*o++ = '&';
+		p += len + (amp ? 1 : 0);
+	}
+	*o = '\0';
+	u->pub.redacted = keep(u, out);
+	return u->oom ? dura__oom("") : 0;
+}
+
 int dura_url_parse(dura_url **out, const char *url)
 {
 	if (!out)
@@ -493,6 +528,8 @@ int dura_url_parse(dura_url **out, const char *url)
 		dura__secret_add(u->pub.password);
 		rc = common_options(u);
 	}
+	if (rc == 0 && dura_url_param(&u->pub, "password"))
+		rc = redact_query_password(u);
 	if (rc) {
 		dura_url_free(&u->pub);
 		return rc;

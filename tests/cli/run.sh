@@ -36,13 +36,14 @@ notok() {
 # $tmp/err, exit status in $rc.
 VG=()
 if [ "${DURA_VALGRIND:-0}" = 1 ]; then
+	# shellcheck disable=SC2054 # commas are inside option values
 	# still-reachable blocks are the library's process-wide tables (the
 	# password scrub list), not leaks
 	VG=(valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible
 		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99)
 fi
 raw() {
-	"${VG[@]}" "$DURA" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+	${VG[@]+"${VG[@]}"} "$DURA" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
 	rc=$?
 	if [ "$rc" = 99 ]; then
 		notok "valgrind: dura $*"
@@ -53,7 +54,7 @@ d() { raw --store "$URL" "$@"; }
 d_in() {
 	local input=$1
 	shift
-	"${VG[@]}" "$DURA" --store "$URL" "$@" >"$tmp/out" 2>"$tmp/err" <"$input"
+	${VG[@]+"${VG[@]}"} "$DURA" --store "$URL" "$@" >"$tmp/out" 2>"$tmp/err" <"$input"
 	rc=$?
 	if [ "$rc" = 99 ]; then
 		notok "valgrind: dura $*"

@@ -53,6 +53,10 @@ static void url_postgres(void)
 	CHECK(strstr(u->redacted, "s%40cret") == NULL && strstr(u->redacted, "s@cret") == NULL);
 	CHECK(strstr(u->redacted, "***") != NULL);
 	dura_url_free(u);
+	REQUIRE_RC(dura_url_parse(&u, "postgres://h/db?user=a&password=QPW123&sslmode=disable"), 0);
+	CHECK(strstr(u->redacted, "QPW123") == NULL);
+	CHECK(strstr(u->redacted, "password=***&sslmode=disable") != NULL);
+	dura_url_free(u);
 }
 
 static void url_mysql_forms(void)

@@ -217,6 +217,7 @@ typedef struct sq_store {
 	const char *synchronous; /* the pragma value */
 	int busy_ms;
 	int pool_max;
+	int no_create; /* auto_migrate off: a missing file is an error, not created */
 	uint32_t caps;
 	char *sql[ST__COUNT]; /* st_sql with the prefix in */
 
@@ -322,7 +323,7 @@ static void conn_close(sq_conn *c)
  */
 static int conn_open(sq_store *s, sq_conn **out)
 {
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (s->no_create ? 0 : SQLITE_OPEN_CREATE);
 #ifdef SQLITE_OPEN_EXRESCODE
 	flags |= SQLITE_OPEN_EXRESCODE;
 #endif
@@ -331,6 +332,12 @@ static int conn_open(sq_store *s, sq_conn **out)
 	if (!c)
 		return dura__oom(SQ);
 	int rc = sqlite3_open_v2(s->path, &c->db, flags, NULL);
+	if (rc != SQLITE_OK && s->no_create && (rc & 0xff) == SQLITE_CANTOPEN) {
+		rc = dura__error_set(DURA_ENOTFOUND, SQ, rc, NULL, "%s does not exist; run `dura init` to create it",
+		                     s->path);
+		conn_close(c);
+		return rc;
+	}
 	if (rc != SQLITE_OK) {
 		int code = code_of(rc) == DURA_ENOMEM ? DURA_ENOMEM : DURA_EIO;
 		rc = dura__error_set(code, SQ, rc, NULL, "cannot open SQLite database %s: %s", s->path,
@@ -917,6 +924,7 @@ static int sq_open(void **impl, const dura_url *url, const dura_store_options *o
 	}
 	s->path = dura__strdup(url->database);
 	s->prefix = dura__strdup(url->prefix ? url->prefix : "");
+	s->no_create = !opts->auto_migrate && strcmp(url->database, ":memory:") != 0;
 	int ok = s->path && s->prefix;
 	for (int i = 0; ok && i < ST__COUNT; i++)
 		ok = (s->sql[i] = expand(st_sql[i], s->prefix)) != NULL;
