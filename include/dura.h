@@ -708,7 +708,11 @@ typedef struct dura_await_cond {
 DURA_EXTERN(int) dura_run_await(dura_engine *eng, const char *run_id, const dura_await_cond *cond, int64_t timeout_ms,
                                 dura_record **out);
 
-/** Save a named checkpoint of a run's committed state. */
+/**
+ * Save a named checkpoint of a run's committed state: the state after its
+ * last committed step, which is the checkpoint's step (DURA_EINVAL when
+ * the run has no committed step yet). Saving an existing name overwrites.
+ */
 DURA_EXTERN(int) dura_run_checkpoint(dura_engine *eng, const char *run_id, const char *checkpoint_id);
 
 /**

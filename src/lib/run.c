@@ -408,8 +408,11 @@ int dura_run_checkpoint(dura_engine *eng, const char *run_id, const char *checkp
 	int rc = dura_store_get_run(eng->store, run_id, &r);
 	if (rc)
 		return rc;
-	/* a checkpoint's step is the number of steps committed when it was taken */
-	rc = dura_store_checkpoint_save(eng->store, checkpoint_id, r->run_id, r->step_no, r->state);
+	/* a checkpoint holds the state after its step: the last committed one */
+	if (r->step_no == 0)
+		rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "run %s has no committed step to checkpoint yet", r->run_id);
+	else
+		rc = dura_store_checkpoint_save(eng->store, checkpoint_id, r->run_id, r->step_no - 1, r->state);
 	dura_record_free(r);
 	return rc;
 }
@@ -453,7 +456,7 @@ int dura_run_fork(dura_engine *eng, const char *run_id, const char *checkpoint_i
 		if ((rc = dura_store_checkpoint_load(eng->store, checkpoint_id, &cp)))
 			goto out;
 		run_id = cp->run_id;
-		pos = cp->step;
+		pos = cp->step + 1;
 		state = cp->state;
 	} else {
 		if (step < 0) {

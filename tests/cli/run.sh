@@ -133,7 +133,7 @@ expect_error "unknown cache subcommand exits 2" 2 'unknown command'
 raw help frob
 expect_error "help for an unknown command exits 2" 2 'unknown command'
 
-for cmd in init ping info runs "runs list" "runs create" show commit pause resume cancel checkpoints \
+for cmd in init ping info runs "runs list" "runs create" show commit pause resume cancel fork checkpoints \
 	"checkpoints ls" "checkpoints save" "checkpoints rm" cache "cache ls" "cache get" "cache put" \
 	"cache rm" "cache purge" "cache stats" outbox "outbox ls" "outbox ack" help version; do
 	# shellcheck disable=SC2086
@@ -367,6 +367,28 @@ d --json checkpoints
 expect "checkpoints --json" 0
 check "checkpoints --json parses" is_json
 check "checkpoints --json: two" test "$(py "len(j['checkpoints'])")" = 2
+# fork from a checkpoint and from a step (time travel)
+d fork --checkpoint cp-2
+expect "fork --checkpoint" 0 '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-'
+fork1=$(out)
+d --json show "$run1"
+state_run1=$(py "json.dumps(j['state'], sort_keys=True)")
+check "run1's state was read" test -n "$state_run1"
+d --json show "$fork1"
+check "fork meta names the checkpoint" grep -q 'cp-2' "$tmp/out"
+check "forked run has the checkpoint's state" test "$(py "json.dumps(j['state'], sort_keys=True)")" = "$state_run1"
+check "forked run starts with no steps" test "$(py "j['step_no']")" = 0
+d fork "$run1" --step 0
+expect "fork RUN --step 0" 0 '^[0-9a-f]{8}-'
+fork2=$(out)
+d --json show "$fork2"
+check "fork meta names its source" grep -q "$run1" "$tmp/out"
+d fork "$run1" --step 99
+expect_error "fork from a step that does not exist fails" 1 'no step 99'
+d fork "$run1"
+expect_error "fork needs --step or --checkpoint" 2 'either'
+d fork --checkpoint no-such-cp
+expect_error "fork from a missing checkpoint fails" 1
 d checkpoints rm cp-1
 expect "checkpoints rm" 0 'cp-1'
 d checkpoints rm cp-1
