@@ -167,8 +167,14 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 		dura_free(v.data);
 		dura_free(v.metadata);
 		if (rc) {
+			/* keep the put's error: the release below would clear it */
+			const dura_error *pe = dura_error_last();
+			char msg[1024], where[32];
+			int native = pe ? pe->native_code : 0;
+			snprintf(msg, sizeof(msg), "%s", pe ? pe->message : dura_strerror(rc));
+			snprintf(where, sizeof(where), "%s", pe ? pe->store : "");
 			dura_store_cache_release(store, full, owner);
-			return rc;
+			return dura__error_set(rc, where, native, NULL, "%s", msg);
 		}
 		rc = dura_store_cache_get(store, full, value);
 		return rc;

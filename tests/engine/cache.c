@@ -359,6 +359,34 @@ static void large_value(void)
 	dura_store_close(s);
 }
 
+static void over_the_limit_writes_nothing(void)
+{
+	if (strncmp(g_url, "sqlite:", 7) != 0)
+		SKIP("the size limit option is the SQLite store's");
+	char url[600];
+	snprintf(url, sizeof(url), "%s%smax_value=1000", g_url, strchr(g_url, '?') ? "&" : "?");
+	dura_store *s;
+	REQUIRE_RC(dura_store_open(&s, url, NULL), 0);
+	char key[96];
+	unique_key(key, sizeof(key), "toobig");
+	size_t n = 2000;
+	dura_cache_entry *e;
+	CHECK_RC(dura_cache_do_store(s, key, NULL, big_compute, &n, &e), DURA_EINVAL);
+	CHECK(strstr(dura_error_last()->message, "2000 bytes") != NULL);
+	CHECK(strstr(dura_error_last()->message, "1000") != NULL);
+	char full[160];
+	snprintf(full, sizeof(full), "global:%s", key);
+	CHECK_RC(dura_store_cache_get(s, full, &e), DURA_ENOTFOUND);
+	/* and the claim was released: a smaller value can be computed at once */
+	n = 500;
+	dura_cache_options o = DURA_CACHE_OPTIONS_INIT;
+	o.wait_timeout_ms = 200;
+	REQUIRE_RC(dura_cache_do_store(s, key, &o, big_compute, &n, &e), 0);
+	CHECK(e->value_len == 500);
+	dura_cache_entry_free(e);
+	dura_store_close(s);
+}
+
 static int node_with_cache(dura_ctx *ctx, json_t *state, void *payload)
 {
 	(void)payload;
@@ -419,6 +447,7 @@ int main(int argc, char **argv)
 		{"killed_claimer_is_taken_over", killed_claimer_is_taken_over},
 		{"waiter_times_out", waiter_times_out},
 		{"large_value", large_value},
+		{"over_the_limit_writes_nothing", over_the_limit_writes_nothing},
 		{"from_a_node", from_a_node},
 	};
 	char suite[64];

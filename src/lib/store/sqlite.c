@@ -218,6 +218,7 @@ typedef struct sq_store {
 	int busy_ms;
 	int pool_max;
 	int no_create; /* auto_migrate off: a missing file is an error, not created */
+	int64_t max_value; /* largest cache value accepted, in bytes */
 	uint32_t caps;
 	char *sql[ST__COUNT]; /* st_sql with the prefix in */
 
@@ -876,7 +877,7 @@ static void store_free(sq_store *s)
 
 static int parse_options(sq_store *s, const dura_url *url)
 {
-	static const char *const known[] = {"synchronous", "busy_timeout", "prefix", "pool_max"};
+	static const char *const known[] = {"synchronous", "busy_timeout", "prefix", "pool_max", "max_value"};
 	const char *v;
 	s->synchronous = "FULL";
 	if ((v = dura_url_param(url, "synchronous")) != NULL) {
@@ -897,6 +898,16 @@ static int parse_options(sq_store *s, const dura_url *url)
 			return dura__error_set(DURA_EINVAL, SQ, 0, NULL,
 			                       "URL option busy_timeout='%.40s' is not a number of milliseconds", v);
 		s->busy_ms = (int)ms;
+	}
+	/* SQLite's own ceiling for a BLOB is SQLITE_MAX_LENGTH (10^9 by default) */
+	s->max_value = 1000000000;
+	if ((v = dura_url_param(url, "max_value")) != NULL) {
+		char *end;
+		long long n = strtoll(v, &end, 10);
+		if (!*v || *end || n < 0 || n > 1000000000)
+			return dura__error_set(DURA_EINVAL, SQ, 0, NULL,
+			                       "URL option max_value='%.40s' is not a size in bytes up to 1000000000", v);
+		s->max_value = n;
 	}
 	s->pool_max = url->pool_max > 0 ? url->pool_max : SQ_DEFAULT_POOL;
 	for (size_t i = 0; i < url->nparams; i++) {
@@ -1938,6 +1949,11 @@ static int sq_cache_put(void *impl, const char *key, const void *value, size_t l
 {
 	sq_store *s = impl;
 	sq_conn *c;
+	if ((int64_t)len > s->max_value)
+		return dura__error_set(DURA_EINVAL, SQ, SQLITE_TOOBIG, NULL,
+		                       "cache value of %zu bytes for key %s is over this store's limit of %lld bytes "
+		                       "(URL option max_value); nothing was written",
+		                       len, key, (long long)s->max_value);
 	int rc = pool_get(s, &c);
 	if (rc)
 		return rc;
