@@ -813,6 +813,14 @@ DURA_EXTERN(int) dura_cache_do(dura_ctx *ctx, const char *key, int64_t ttl_ms, d
                                dura_compute_fn fn, void *payload, dura_cache_entry **value);
 
 /**
+ * The key under which dura_cache_do stores `key` for a scope (and run), so
+ * the plain operations - dura_store_cache_get, _put, _delete - reach the
+ * same entry: "global:KEY" or "run:RUN_ID:KEY", or a SHA-256 form when that
+ * would exceed DURA_MAX_ID_LEN. Free with dura_free.
+ */
+DURA_EXTERN(int) dura_cache_scoped_key(char **out, const char *key, dura_cache_scope scope, const char *run_id);
+
+/**
  * A stable key for a step and its inputs: "<step>:" followed by the
  * SHA-256 (hex) of the inputs as canonical JSON (sorted keys, compact), so
  * equal inputs give equal keys whatever their key order. Free with

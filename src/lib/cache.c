@@ -87,6 +87,22 @@ static int scoped_key(char *buf, size_t size, const char *key, int scope, const 
 	return 0;
 }
 
+int dura_cache_scoped_key(char **out, const char *key, dura_cache_scope scope, const char *run_id)
+{
+	if (!out || !key || !*key || strlen(key) > 4096)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_scoped_key: out or key is missing, or key is too long");
+	*out = NULL;
+	if (scope != DURA_CACHE_SCOPE_GLOBAL && (scope != DURA_CACHE_SCOPE_RUN || !run_id || !*run_id || strlen(run_id) > DURA_MAX_ID_LEN))
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_scoped_key: run scope needs a run id");
+	char full[4096 + DURA_MAX_ID_LEN + 16];
+	int rc = scoped_key(full, sizeof(full), key, (int)scope, run_id);
+	if (rc)
+		return rc;
+	if (!(*out = dura__strdup(full)))
+		return dura__oom("");
+	return 0;
+}
+
 static int cached_failure(dura_cache_entry *e, dura_cache_entry **value)
 {
 	int rc = dura__error_set(DURA_ERROR, "", 0, NULL, "cached failure: %s", e->error);

@@ -123,7 +123,20 @@ static void scopes(void)
 	REQUIRE_RC(dura_cache_do_store(s, key, &o, compute, NULL, &e), 0);
 	dura_cache_entry_free(e);
 	CHECK(count_computations() == 3);
+	/* the plain operations reach the same entries through the scoped key */
+	char *sk;
+	REQUIRE_RC(dura_cache_scoped_key(&sk, key, DURA_CACHE_SCOPE_RUN, "run-b"), 0);
+	REQUIRE_RC(dura_store_cache_get(s, sk, &e), 0);
+	CHECK(e->value_len == 6);
+	dura_cache_entry_free(e);
+	REQUIRE_RC(dura_store_cache_delete(s, sk), 0);
+	dura_free(sk);
 	o.scope = DURA_CACHE_SCOPE_RUN;
+	o.run_id = "run-b";
+	REQUIRE_RC(dura_cache_do_store(s, key, &o, compute, NULL, &e), 0); /* deleted: computed again */
+	dura_cache_entry_free(e);
+	CHECK(count_computations() == 4);
+	CHECK_RC(dura_cache_scoped_key(&sk, key, DURA_CACHE_SCOPE_RUN, NULL), DURA_EINVAL);
 	o.run_id = NULL;
 	CHECK_RC(dura_cache_do_store(s, key, &o, compute, NULL, &e), DURA_EINVAL);
 	/* a very long key is hashed, not refused */
