@@ -683,9 +683,13 @@ DURA_EXTERN(int) dura_run_start(dura_engine *eng, const char *workflow, const ch
 /**
  * Execute a run in the calling thread until it completes, fails, is paused
  * or cancelled, or max_steps is reached. Resumes after a crash at the first
- * uncommitted node. Returns 0 when it stopped for any of those reasons
- * (*out, when not NULL, gets the record: look at run_state), DURA_ECONFLICT
- * when another worker changed the run, or another error of the store.
+ * uncommitted node. The thread also waits out retry backoffs and a delayed
+ * start, reading the run every 100 ms so that a pause or cancel stops it.
+ * A pause or cancel that arrives while a node runs takes effect when the
+ * node returns: its step (or its failed attempt) is committed, then the
+ * call returns. Returns 0 when it stopped for any of those reasons (*out,
+ * when not NULL, gets the record: look at run_state), DURA_ECONFLICT when
+ * another executor moved the run on, or another error of the store.
  */
 DURA_EXTERN(int) dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out);
 
@@ -698,7 +702,7 @@ DURA_EXTERN(int) dura_run_cancel(dura_engine *eng, const char *run_id);
 typedef struct dura_await_cond {
 	int run_state;      /**< wait for this run state */
 	const char *status; /**< or for this current node */
-	int any_end;        /**< or for any final state (completed, failed, cancelled) */
+	int any_end;        /**< or for any final state (completed, failed, cancelled, data_deleted) */
 } dura_await_cond;
 
 /**
@@ -815,7 +819,8 @@ DURA_EXTERN(int) dura_cache_do(dura_ctx *ctx, const char *key, int64_t ttl_ms, d
 /**
  * The key under which dura_cache_do stores `key` for a scope (and run), so
  * the plain operations - dura_store_cache_get, _put, _delete - reach the
- * same entry: "global:KEY" or "run:RUN_ID:KEY", or a SHA-256 form when that
+ * same entry: "global:KEY" or "run:N:RUN_ID:KEY" (N the run id's length),
+ * or a SHA-256 form when that
  * would exceed DURA_MAX_ID_LEN. Free with dura_free.
  */
 DURA_EXTERN(int) dura_cache_scoped_key(char **out, const char *key, dura_cache_scope scope, const char *run_id);

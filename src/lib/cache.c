@@ -71,7 +71,8 @@ int dura_cache_key(char **out, const char *step, const char *inputs_json)
 /* The key as stored: scoped, and hashed when the scoped form is too long. */
 static int scoped_key(char *buf, size_t size, const char *key, int scope, const char *run_id)
 {
-	int n = scope == DURA_CACHE_SCOPE_RUN ? snprintf(buf, size, "run:%s:%s", run_id, key)
+	/* the run id's length makes "run:" keys unambiguous whatever they contain */
+	int n = scope == DURA_CACHE_SCOPE_RUN ? snprintf(buf, size, "run:%zu:%s:%s", strlen(run_id), run_id, key)
 	                                      : snprintf(buf, size, "global:%s", key);
 	if (n < 0)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "cache key cannot be formatted");
@@ -128,6 +129,9 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: unknown scope %d", opts->scope);
 	if (opts->scope == DURA_CACHE_SCOPE_RUN && !(opts->run_id && *opts->run_id))
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: run scope needs a run id");
+	if (opts->scope == DURA_CACHE_SCOPE_RUN && strlen(opts->run_id) > DURA_MAX_ID_LEN)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: run id is longer than %d bytes",
+		                       DURA_MAX_ID_LEN);
 	if (strlen(key) > 4096)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: key is longer than 4096 bytes");
 	char full[4096 + DURA_MAX_ID_LEN + 16];
@@ -135,7 +139,7 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 	if (rc)
 		return rc;
 	int64_t lease = opts->lease_ms ? opts->lease_ms : 30000;
-	int64_t deadline = dura_now_ms() + (opts->wait_timeout_ms ? opts->wait_timeout_ms : 60000);
+	int64_t deadline = dura__add_ms(dura_now_ms(), opts->wait_timeout_ms ? opts->wait_timeout_ms : 60000);
 	char owner[DURA_UUID_LEN + 1];
 	if ((rc = dura_uuid7(owner)))
 		return rc;
@@ -164,8 +168,10 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 
 		/* We hold the claim: compute, then publish (which releases it). */
 		dura_cache_value v = {NULL, 0, NULL};
+		int64_t computed_at = 0;
 		int crc = fn(&v, payload);
 		if (crc == 0) {
+			computed_at = dura_now_ms();
 			rc = dura_store_cache_put(store, full, v.data, v.len, NULL, v.metadata, opts->ttl_ms);
 		} else {
 			const dura_error *ce = dura_error_last();
@@ -180,9 +186,9 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 			return dura__error_set(crc < 0 ? crc : DURA_ERROR, "", 0, NULL, "computing cache key %.200s failed: %s",
 			                       key, msg);
 		}
-		dura_free(v.data);
-		dura_free(v.metadata);
 		if (rc) {
+			dura_free(v.data);
+			dura_free(v.metadata);
 			/* keep the put's error: the release below would clear it */
 			const dura_error *pe = dura_error_last();
 			char msg[1024], where[32];
@@ -192,8 +198,25 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 			dura_store_cache_release(store, full, owner);
 			return dura__error_set(rc, where, native, NULL, "%s", msg);
 		}
-		rc = dura_store_cache_get(store, full, value);
-		return rc;
+		/* hand back what we computed: no read back, which a short TTL or a
+		 * purge could turn into a miss */
+		dura_cache_entry *mine = dura__calloc(1, sizeof(*mine));
+		char *k = dura__strdup(full);
+		if (!mine || !k) {
+			dura_free(mine);
+			dura_free(k);
+			dura_free(v.data);
+			dura_free(v.metadata);
+			return dura__oom("");
+		}
+		mine->key = k;
+		mine->value = v.data;
+		mine->value_len = v.len;
+		mine->metadata = v.metadata;
+		mine->created_at = computed_at;
+		mine->expires_at = opts->ttl_ms ? dura__add_ms(computed_at, opts->ttl_ms) : 0;
+		*value = mine;
+		return 0;
 	}
 }
 

@@ -115,7 +115,10 @@ int dura_time_parse(int64_t *out, const char *t)
 	}
 	if (*p != '\0')
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "timestamp '%.32s' has trailing text", t);
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 ||
+	    s > 60)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "timestamp '%.32s' is out of range", t);
 	*out = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s) * 1000 + ms;
 	return 0;

@@ -138,11 +138,13 @@ void dura__redact_secrets(char *msg)
 		if (!secrets[i])
 			continue;
 		size_t len = strlen(secrets[i]);
-		char *p;
-		while ((p = strstr(msg, secrets[i])) != NULL) {
-			/* replace with "***" and close the gap */
+		char *from = msg, *p;
+		while ((p = strstr(from, secrets[i])) != NULL) {
+			/* replace with "***", close the gap, and scan on after it
+			 * (a secret that is itself "***" must not match again) */
 			memcpy(p, "***", 3);
 			memmove(p + 3, p + len, strlen(p + len) + 1);
+			from = p + 3;
 		}
 	}
 	pthread_mutex_unlock(&secrets_lock);

@@ -26,5 +26,8 @@ uint32_t dura__store_caps(dura_store *s);
 /* store/store.c: built-in stores (NULL when not compiled in) */
 extern const dura_store_ops dura__memory_ops;
 extern const dura_store_ops dura__sqlite_ops;
+#ifdef DURA_HAVE_MYSQL
+extern const dura_store_ops dura__mysql_ops;
+#endif
 
 #endif

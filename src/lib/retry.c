@@ -23,7 +23,7 @@ int64_t dura__backoff_ms(const dura_node_options *o, int attempt)
 			r = (uint32_t)dura_now_ms();
 		d = d * (1.0 - o->jitter) + d * o->jitter * ((double)r / 4294967296.0);
 	}
-	return (int64_t)d;
+	return d >= 9.0e18 ? INT64_MAX : (int64_t)d;
 }
 
 void dura__sleep_ms(int64_t ms)

@@ -67,12 +67,46 @@ static int set_field(char **field, const char *value)
 }
 
 /*
+ * Commit c for the run *recp holds. If the compare-and-swap is lost only
+ * because the run's state was moved meanwhile - an operator's pause,
+ * resume or cancel: same step count, node, state and lease owner - the
+ * commit is still ours: make it at the new version, keeping the operator's
+ * run state unless the run is running. Anything else means another
+ * executor moved the run: DURA_ECONFLICT, and this executor stops.
+ */
+static int commit_step(dura_engine *eng, dura_record **recp, dura_commit *c, dura_commit_result *res)
+{
+	for (int tries = 0;; tries++) {
+		int rc = dura__store_commit_trusted(eng->store, c, res);
+		if (rc != DURA_ECONFLICT || tries == 3)
+			return rc;
+		dura_record *old = *recp, *now;
+		if ((rc = dura_store_get_run(eng->store, old->run_id, &now)) != 0)
+			return rc;
+		int same = now->step_no == old->step_no && strcmp(now->status, old->status) == 0 &&
+		           strcmp(now->state, old->state) == 0 && strcmp(now->lease_owner, old->lease_owner) == 0;
+		if (!same) {
+			dura_record_free(now);
+			return dura__error_set(DURA_ECONFLICT, "", 0, NULL, "run %s was changed by another executor; stopping",
+			                       old->run_id);
+		}
+		c->expect_version = now->version;
+		if (now->run_state != DURA_RUN_RUNNING)
+			c->run_state = 0; /* the operator's pause or cancel stands */
+		old->version = now->version;
+		old->run_state = now->run_state;
+		dura_record_free(now);
+	}
+}
+
+/*
  * A record-only commit (no step row): failures, completion, budget. The
  * event tells consumers what happened.
  */
-static int commit_record(dura_engine *eng, dura_record *rec, int run_state, const char *error, int attempt,
+static int commit_record(dura_engine *eng, dura_record **recp, int run_state, const char *error, int attempt,
                          int64_t next_run_at, const char *event_type)
 {
+	dura_record *rec = *recp;
 	dura_commit c = DURA_COMMIT_INIT;
 	dura_commit_result res;
 	c.run_id = rec->run_id;
@@ -85,15 +119,34 @@ static int commit_record(dura_engine *eng, dura_record *rec, int run_state, cons
 	c.next_run_at = next_run_at;
 	c.event_type = event_type;
 	c.flags = DURA_COMMIT_NO_STEP;
-	int rc = dura__store_commit_trusted(eng->store, &c, &res);
+	int rc = commit_step(eng, recp, &c, &res);
 	if (rc)
 		return rc;
 	rec->version = res.new_version;
-	if (run_state)
-		rec->run_state = run_state;
+	if (c.run_state)
+		rec->run_state = c.run_state;
 	rec->attempt = attempt;
 	rec->next_run_at = next_run_at ? next_run_at : dura_now_ms();
 	return set_field(&rec->error, error);
+}
+
+/*
+ * Wait for a backoff or a delayed start to end, in slices of at most
+ * 100 ms, reading the run after each so that a pause or cancel stops the
+ * wait (a store that notifies wakes us at once).
+ */
+static int wait_due(dura_engine *eng, dura_record **recp)
+{
+	int64_t left = (*recp)->next_run_at - dura_now_ms();
+	if (left <= 0)
+		return 0;
+	int64_t slice = left < 100 ? left : 100;
+	int rc = dura__store_wait_change(eng->store, (*recp)->run_id, (*recp)->version, slice);
+	if (rc == DURA_ENOTSUP)
+		dura__sleep_ms(slice);
+	else if (rc && rc != DURA_ETIMEOUT)
+		return rc;
+	return reload(eng, recp);
 }
 
 static int default_retryable(int code)
@@ -107,58 +160,24 @@ static int default_retryable(int code)
  * backoff, pause the run (auto-pause), or fail it.
  * Returns 1 to go on with the loop, 0 to stop, <0 on a store error.
  */
-static int attempt_failed(dura_engine *eng, dura_record *rec, const dura__node *n, int code, const char *msg)
+static int attempt_failed(dura_engine *eng, dura_record **recp, const dura__node *n, int code, const char *msg)
 {
-	int attempts = rec->attempt + 1;
+	int attempts = (*recp)->attempt + 1;
 	int retry = n->opts.retryable ? n->opts.retryable(code, msg, n->opts.retryable_payload) : default_retryable(code);
 	char error[700];
 	snprintf(error, sizeof(error), "node %s attempt %d: %s", n->name, attempts, msg);
 	int rc;
 	if (retry && attempts < n->opts.max_attempts) {
 		int pause = eng->opts.auto_pause_after_failures && attempts >= eng->opts.auto_pause_after_failures;
-		int64_t delay = dura__backoff_ms(&n->opts, attempts);
-		rc = commit_record(eng, rec, pause ? DURA_RUN_PAUSED : 0, error, attempts, dura_now_ms() + delay,
+		int64_t due = dura__add_ms(dura_now_ms(), dura__backoff_ms(&n->opts, attempts));
+		rc = commit_record(eng, recp, pause ? DURA_RUN_PAUSED : 0, error, attempts, due,
 		                   pause ? "run_paused" : "attempt_failed");
 		if (rc)
 			return rc;
-		if (pause)
-			return 0;
-		dura__sleep_ms(delay);
-		return 1;
+		return pause ? 0 : 1; /* the loop waits for `due` */
 	}
-	rc = commit_record(eng, rec, DURA_RUN_FAILED, error, attempts, 0, "run_failed");
+	rc = commit_record(eng, recp, DURA_RUN_FAILED, error, attempts, 0, "run_failed");
 	return rc ? rc : 0;
-}
-
-/*
- * Our commit lost the compare-and-swap. If only the run state changed (a
- * pause or cancel arrived while the node ran), the step is still ours to
- * commit: do so, keeping the new run state, and stop after it. Anything
- * else means another executor moved the run: give up with DURA_ECONFLICT.
- */
-static int commit_after_conflict(dura_engine *eng, dura_record **recp, dura_commit *c, dura_commit_result *res)
-{
-	dura_record *old = *recp;
-	dura_record *now;
-	int rc = dura_store_get_run(eng->store, old->run_id, &now);
-	if (rc)
-		return rc;
-	int same = now->step_no == old->step_no && strcmp(now->status, old->status) == 0 &&
-	           strcmp(now->state, old->state) == 0 && now->run_state != DURA_RUN_RUNNING;
-	if (!same) {
-		dura_record_free(now);
-		return dura__error_set(DURA_ECONFLICT, "", 0, NULL, "run %s was changed by another executor; stopping",
-		                       old->run_id);
-	}
-	c->expect_version = now->version;
-	c->run_state = 0; /* keep paused / cancelled */
-	rc = dura__store_commit_trusted(eng->store, c, res);
-	if (rc == 0) {
-		old->version = res->new_version;
-		old->run_state = now->run_state;
-	}
-	dura_record_free(now);
-	return rc;
 }
 
 int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
@@ -193,27 +212,33 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 			break;
 		int64_t now = dura_now_ms();
 		if (!*rec->status) {
-			rc = commit_record(eng, rec, DURA_RUN_COMPLETED, NULL, 0, 0, "run_completed");
-			if (rc == DURA_ECONFLICT && (rc = reload(eng, &rec)) == 0)
-				continue;
+			rc = commit_record(eng, &rec, DURA_RUN_COMPLETED, NULL, 0, 0, "run_completed");
 			break;
 		}
-		int64_t run_deadline = eng->opts.run_timeout_ms ? rec->created_at + eng->opts.run_timeout_ms : 0;
+		int64_t run_deadline = eng->opts.run_timeout_ms ? dura__add_ms(rec->created_at, eng->opts.run_timeout_ms) : 0;
 		if (run_deadline && now >= run_deadline) {
 			char msg[128];
 			snprintf(msg, sizeof(msg), "run exceeded its budget of %lld ms", (long long)eng->opts.run_timeout_ms);
-			rc = commit_record(eng, rec, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
+			rc = commit_record(eng, &rec, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
 			break;
 		}
 		const dura__node *n = dura__workflow_node(wf, rec->status);
 		if (!n) {
 			char msg[400];
 			snprintf(msg, sizeof(msg), "workflow %s has no node named '%s'", wf->name, rec->status);
-			rc = commit_record(eng, rec, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
+			rc = commit_record(eng, &rec, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
 			break;
 		}
-		if (rec->next_run_at > now) /* a retry's backoff, or a delayed start */
-			dura__sleep_ms(rec->next_run_at - now);
+		if (rec->next_run_at > now) { /* a retry's backoff, or a delayed start */
+			int64_t version = rec->version;
+			if ((rc = wait_due(eng, &rec)) != 0)
+				break;
+			if (rec->version != version) { /* moved meanwhile: start over from what is stored */
+				json_decref(state);
+				state = NULL;
+			}
+			continue;
+		}
 		if (!state) {
 			json_error_t jerr;
 			state = json_loads(rec->state, JSON_DECODE_ANY, &jerr);
@@ -234,7 +259,7 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 		ctx.rec = rec;
 		ctx.node = n;
 		ctx.attempt = rec->attempt + 1;
-		ctx.deadline = n->opts.timeout_ms ? dura_now_ms() + n->opts.timeout_ms : 0;
+		ctx.deadline = n->opts.timeout_ms ? dura__add_ms(dura_now_ms(), n->opts.timeout_ms) : 0;
 		ctx.run_deadline = run_deadline;
 		int nrc = n->fn(&ctx, work, n->payload);
 		if (nrc == 0 && ctx.deadline && dura_now_ms() >= ctx.deadline) {
@@ -254,7 +279,7 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 			json_decref(work);
 			if (!ctx.error[0])
 				snprintf(ctx.error, sizeof(ctx.error), "%s (%d)", dura_strerror(nrc), nrc);
-			rc = attempt_failed(eng, rec, n, nrc, ctx.error);
+			rc = attempt_failed(eng, &rec, n, nrc, ctx.error);
 			if (rc < 0)
 				break;
 			if (rc == 0)
@@ -268,7 +293,7 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 			snprintf(msg, sizeof(msg), "node %s chose unknown node '%s'", n->name, next);
 			dura_free(ctx.goto_node);
 			json_decref(work);
-			rc = commit_record(eng, rec, DURA_RUN_FAILED, msg, rec->attempt + 1, 0, "run_failed");
+			rc = commit_record(eng, &rec, DURA_RUN_FAILED, msg, rec->attempt + 1, 0, "run_failed");
 			break;
 		}
 		char *text = json_dumps(work, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -286,9 +311,7 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 		c.state = text;
 		c.status = next;
 		c.run_state = *next ? 0 : DURA_RUN_COMPLETED;
-		rc = dura__store_commit_trusted(eng->store, &c, &res);
-		if (rc == DURA_ECONFLICT)
-			rc = commit_after_conflict(eng, &rec, &c, &res);
+		rc = commit_step(eng, &rec, &c, &res);
 		if (rc == 0) {
 			/* the local record follows the commit: no read per step */
 			rec->version = res.new_version;
@@ -369,7 +392,7 @@ int dura_run_await(dura_engine *eng, const char *run_id, const dura_await_cond *
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_await: engine or condition is NULL");
 	if (!cond->run_state && !(cond->status && *cond->status) && !cond->any_end)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_await: the condition checks nothing");
-	int64_t end = dura_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t end = dura__add_ms(dura_now_ms(), timeout_ms > 0 ? timeout_ms : 0);
 	int64_t pause = 1;
 	for (;;) {
 		dura_record *r;

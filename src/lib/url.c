@@ -158,7 +158,7 @@ static int parse_duration(int64_t *out, const char *name, const char *v, int64_t
 	char *end;
 	errno = 0;
 	double x = strtod(v, &end);
-	if (end == v || errno || x < 0)
+	if (end == v || errno || !(x >= 0 && x <= 9.0e15)) /* NaN fails too */
 		goto bad;
 	int64_t unit = bare_unit_ms;
 	if (*end) {
@@ -173,7 +173,7 @@ static int parse_duration(int64_t *out, const char *name, const char *v, int64_t
 		else
 			goto bad;
 	}
-	if (x * (double)unit > 9.0e15)
+	if (!(x * (double)unit <= 9.0e15))
 		goto bad;
 	*out = (int64_t)(x * (double)unit);
 	return 0;
@@ -445,7 +445,9 @@ out:
 }
 
 /* A password can also come as a query option (libpq accepts ?password=):
- * it is a secret, and the printable form shows "***" in its place. */
+ * it is a secret, and the printable form shows "***" for the value of every
+ * option whose decoded name is "password". The printable form is rebuilt
+ * from the raw query; a fragment is dropped. */
 static int redact_query_password(url_impl *u)
 {
 	dura__secret_add(dura_url_param(&u->pub, "password"));
@@ -454,25 +456,34 @@ static int redact_query_password(url_impl *u)
 	if (!q)
 		return 0;
 	size_t n = strlen(r);
-	char *out = dura__malloc(n + 8), *o = out;
+	char *out = dura__malloc(2 * n + 16), *o = out; /* "=***" grows a segment by 4 at most */
 	if (!out)
 		return dura__oom("");
 	memcpy(o, r, (size_t)(q - r) + 1);
 	o += q - r + 1;
 	const char *p = q + 1;
-	while (*p) {
-		const char *amp = strchr(p, '&');
-		size_t len = amp ? (size_t)(amp - p) : strlen(p);
-		if (len >= 9 && strncmp(p, "password=", 9) == 0) {
-			memcpy(o, "password=***", 12);
-			o += 12;
-		} else {
-			memcpy(o, p, len);
-			o += len;
+	while (*p && *p != '#') {
+		size_t len = strcspn(p, "&#");
+		const char *eq = memchr(p, '=', len);
+		size_t nlen = eq ? (size_t)(eq - p) : len;
+		char *name = pct_decode(p, nlen);
+		if (!name) {
+			dura_free(out);
+			return dura__oom("");
 		}
-		if (amp)
-			*o++ = '&';
-		p += len + (amp ? 1 : 0);
+		memcpy(o, p, nlen);
+		o += nlen;
+		if (strcmp(name, "password") == 0) {
+			memcpy(o, "=***", 4);
+			o += 4;
+		} else if (eq) {
+			memcpy(o, eq, len - nlen);
+			o += len - nlen;
+		}
+		dura_free(name);
+		p += len;
+		if (*p == '&')
+			*o++ = *p++;
 	}
 	*o = '\0';
 	u->pub.redacted = keep(u, out);
@@ -495,7 +506,9 @@ int dura_url_parse(dura_url **out, const char *url)
 	int rc;
 	const char *colon = strchr(url, ':');
 	const char *scheme = colon ? canonical_scheme(url, (size_t)(colon - url)) : NULL;
-	int looks_dsn = (strstr(url, "@tcp(") || strstr(url, "@unix(") || strncmp(url, "tcp(", 4) == 0 ||
+	/* a known scheme wins: a SQLite path may well contain "@tcp(" */
+	int looks_dsn = !scheme &&
+	                (strstr(url, "@tcp(") || strstr(url, "@unix(") || strncmp(url, "tcp(", 4) == 0 ||
 	                 strncmp(url, "unix(", 5) == 0) &&
 	                !strstr(url, "://");
 	if (looks_dsn) {

@@ -74,9 +74,11 @@ int dura_workflow_add_node(dura_workflow *wf, const char *name, dura_node_fn fn,
 	if (dura__workflow_node(wf, name))
 		return dura__error_set(DURA_EEXISTS, "", 0, NULL, "workflow %s already has a node named '%s'", wf->name, name);
 	opts = opts ? opts : &defaults;
+	/* written so that NaN fails too */
 	if (opts->max_attempts < 0 || opts->backoff_initial_ms < 0 || opts->backoff_max_ms < 0 || opts->timeout_ms < 0 ||
-	    opts->jitter < 0 || opts->jitter > 1 || opts->backoff_multiplier < 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "node '%s': negative option, or jitter outside 0..1", name);
+	    !(opts->jitter >= 0 && opts->jitter <= 1) || !(opts->backoff_multiplier >= 0 && opts->backoff_multiplier <= 1e6))
+		return dura__error_set(DURA_EINVAL, "", 0, NULL,
+		                       "node '%s': negative option, jitter outside 0..1, or multiplier outside 0..1e6", name);
 	dura__node *n = dura__calloc(1, sizeof(*n));
 	if (!n || !(n->name = dura__strdup(name))) {
 		dura_free(n);
@@ -93,7 +95,13 @@ int dura_workflow_add_node(dura_workflow *wf, const char *name, dura_node_fn fn,
 		n->opts.backoff_multiplier = 2.0;
 	if (n->opts.backoff_max_ms == 0)
 		n->opts.backoff_max_ms = 30000;
+	int hash_oom = 0;
 	HASH_ADD_KEYPTR(hh, wf->nodes, n->name, strlen(n->name), n);
+	if (hash_oom) {
+		dura_free(n->name);
+		dura_free(n);
+		return dura__oom("");
+	}
 	return 0;
 }
 
@@ -214,8 +222,12 @@ int dura_engine_register(dura_engine *eng, dura_workflow *wf)
 		HASH_FIND_STR(eng->workflows, wf->name, old);
 		if (old)
 			rc = dura__error_set(DURA_EEXISTS, "", 0, NULL, "workflow %s is already registered", wf->name);
-		else
+		else {
+			int hash_oom = 0;
 			HASH_ADD_KEYPTR(hh, eng->workflows, wf->name, strlen(wf->name), wf);
+			if (hash_oom)
+				rc = dura__oom("");
+		}
 		pthread_mutex_unlock(&eng->lock);
 	}
 	if (rc)

@@ -179,6 +179,26 @@ static void failures(void)
 	dura_store_close(s);
 }
 
+/* A computed value is returned even if its entry expires at once. */
+static void short_ttl_returns_the_value(void)
+{
+	dura_store *s;
+	REQUIRE_RC(dura_store_open(&s, g_url, NULL), 0);
+	dura_cache_options o = DURA_CACHE_OPTIONS_INIT;
+	o.ttl_ms = 1;
+	int bad = 0;
+	for (int i = 0; i < 50; i++) {
+		char key[96];
+		unique_key(key, sizeof(key), "ttl1");
+		dura_cache_entry *e = NULL;
+		int rc = dura_cache_do_store(s, key, &o, compute, NULL, &e);
+		bad += rc != 0 || !e || e->value_len != 6;
+		dura_cache_entry_free(e);
+	}
+	CHECK(bad == 0);
+	dura_store_close(s);
+}
+
 static void key_helper(void)
 {
 	char *a, *b, *c;
@@ -455,6 +475,7 @@ int main(int argc, char **argv)
 		{"scopes", scopes},
 		{"failures", failures},
 		{"key_helper", key_helper},
+		{"short_ttl_returns_the_value", short_ttl_returns_the_value},
 		{"exactly_once_threads", exactly_once_threads},
 		{"exactly_once_processes", exactly_once_processes},
 		{"killed_claimer_is_taken_over", killed_claimer_is_taken_over},

@@ -494,6 +494,135 @@ static void pause_resume_cancel(void)
 	env_close(&e);
 }
 
+/* A node that counts its calls and fails its first attempt. */
+static int calls;
+static int fail_first(dura_ctx *ctx, json_t *state, void *payload)
+{
+	(void)state;
+	(void)payload;
+	calls++;
+	return dura_ctx_attempt(ctx) == 1 ? dura_ctx_fail(ctx, DURA_EIO, "first attempt fails") : 0;
+}
+
+typedef struct later {
+	dura_engine *eng;
+	char id[DURA_UUID_LEN + 1];
+	int to;
+	int usec;
+} later;
+
+static void *control_later(void *p)
+{
+	later *l = p;
+	usleep((useconds_t)l->usec);
+	if (l->to == DURA_RUN_CANCELLED)
+		dura_run_cancel(l->eng, l->id);
+	else if (l->to == DURA_RUN_PAUSED)
+		dura_run_pause(l->eng, l->id);
+	else {
+		dura_run_pause(l->eng, l->id);
+		dura_run_resume(l->eng, l->id);
+	}
+	return NULL;
+}
+
+/* A cancel during a retry's backoff stops the run: the node does not run again. */
+static void cancel_during_backoff(void)
+{
+	env e;
+	REQUIRE(env_open(&e, NULL) == 0);
+	dura_node_options o = DURA_NODE_OPTIONS_INIT;
+	o.max_attempts = 3;
+	o.backoff_initial_ms = 1500;
+	dura_workflow *wf;
+	dura_workflow_new(&wf, e.wf);
+	dura_workflow_add_node(wf, "f", fail_first, NULL, &o);
+	dura_workflow_set_start(wf, "f");
+	REQUIRE_RC(dura_engine_register(e.eng, wf), 0);
+	later l = {e.eng, "", DURA_RUN_CANCELLED, 200000};
+	REQUIRE_RC(dura_run_start(e.eng, e.wf, NULL, "{}", NULL, l.id), 0);
+	calls = 0;
+	pthread_t t;
+	pthread_create(&t, NULL, control_later, &l);
+	dura_record *r;
+	int rc = dura_run_execute(e.eng, l.id, &r);
+	pthread_join(t, NULL);
+	REQUIRE_RC(rc, 0);
+	CHECK(calls == 1);
+	CHECK(r->run_state == DURA_RUN_CANCELLED);
+	CHECK(r->step_no == 0);
+	dura_record_free(r);
+	env_close(&e);
+}
+
+/* A node slow enough for the operator to act while it runs. */
+static int slow_then(dura_ctx *ctx, json_t *state, void *payload)
+{
+	(void)state;
+	calls++;
+	usleep(150000);
+	return payload ? dura_ctx_fail(ctx, DURA_EIO, "failed while paused") : 0;
+}
+
+/* A pause during a failing attempt: the attempt is kept, the run paused, rc 0. */
+static void pause_during_failing_attempt(void)
+{
+	env e;
+	REQUIRE(env_open(&e, NULL) == 0);
+	dura_node_options o = DURA_NODE_OPTIONS_INIT;
+	o.max_attempts = 3;
+	o.backoff_initial_ms = 1;
+	dura_workflow *wf;
+	dura_workflow_new(&wf, e.wf);
+	dura_workflow_add_node(wf, "f", slow_then, (void *)1, &o);
+	dura_workflow_set_start(wf, "f");
+	REQUIRE_RC(dura_engine_register(e.eng, wf), 0);
+	later l = {e.eng, "", DURA_RUN_PAUSED, 30000};
+	REQUIRE_RC(dura_run_start(e.eng, e.wf, NULL, "{}", NULL, l.id), 0);
+	calls = 0;
+	pthread_t t;
+	pthread_create(&t, NULL, control_later, &l);
+	dura_record *r;
+	int rc = dura_run_execute(e.eng, l.id, &r);
+	pthread_join(t, NULL);
+	REQUIRE_RC(rc, 0);
+	CHECK(calls == 1);
+	CHECK(r->run_state == DURA_RUN_PAUSED);
+	CHECK(r->attempt == 1);
+	CHECK(strstr(r->error, "failed while paused") != NULL);
+	dura_record_free(r);
+	env_close(&e);
+}
+
+/* A pause and resume while a node runs: its step is kept, not run again. */
+static void pause_and_resume_during_node(void)
+{
+	env e;
+	REQUIRE(env_open(&e, NULL) == 0);
+	dura_workflow *wf;
+	dura_workflow_new(&wf, e.wf);
+	dura_workflow_add_node(wf, "f", slow_then, NULL, NULL);
+	dura_workflow_set_start(wf, "f");
+	REQUIRE_RC(dura_engine_register(e.eng, wf), 0);
+	later l = {e.eng, "", DURA_RUN_RUNNING, 30000};
+	REQUIRE_RC(dura_run_start(e.eng, e.wf, NULL, "{}", NULL, l.id), 0);
+	calls = 0;
+	pthread_t t;
+	pthread_create(&t, NULL, control_later, &l);
+	dura_record *r;
+	int rc = dura_run_execute(e.eng, l.id, &r);
+	pthread_join(t, NULL);
+	REQUIRE_RC(rc, 0);
+	CHECK(calls == 1);
+	CHECK(r->run_state == DURA_RUN_COMPLETED);
+	CHECK(r->step_no == 1);
+	dura_record_free(r);
+	/* and a wait "for ever" is not an overflow */
+	dura_await_cond done = {DURA_RUN_COMPLETED, NULL, 0};
+	CHECK_RC(dura_run_await(e.eng, l.id, &done, INT64_MAX, NULL), 0);
+	env_close(&e);
+}
+
 static void start_is_idempotent_on_foreign_id(void)
 {
 	env e;
@@ -710,6 +839,9 @@ int main(int argc, char **argv)
 		{"run_budget", run_budget},
 		{"max_steps_and_resume_where_left", max_steps_and_resume_where_left},
 		{"pause_resume_cancel", pause_resume_cancel},
+		{"cancel_during_backoff", cancel_during_backoff},
+		{"pause_during_failing_attempt", pause_during_failing_attempt},
+		{"pause_and_resume_during_node", pause_and_resume_during_node},
 		{"start_is_idempotent_on_foreign_id", start_is_idempotent_on_foreign_id},
 		{"delayed_start", delayed_start},
 		{"await_status_and_end", await_status_and_end},

@@ -153,6 +153,36 @@ static void passwords_never_in_messages(void)
 	dura_url_free(u);
 }
 
+/* Found in review: each of these once overflowed, leaked a password,
+ * misread a path or hung. */
+static void url_and_secret_edge_cases(void)
+{
+	dura_url *u;
+	REQUIRE_RC(dura_url_parse(&u, "postgres://u@h/db?password=#&password=&password=&password=&password=&password="), 0);
+	CHECK(strstr(u->redacted, "#") == NULL);
+	dura_url_free(u);
+	REQUIRE_RC(dura_url_parse(&u, "postgres://app@db.example/app?pass%77ord=hunter22&x=1"), 0);
+	CHECK(strstr(u->redacted, "hunter22") == NULL);
+	CHECK(strstr(u->redacted, "x=1") != NULL);
+	dura_url_free(u);
+	REQUIRE_RC(dura_url_parse(&u, "sqlite:/tmp/a@tcp(x)/y.db"), 0);
+	CHECK_STR(u->scheme, "sqlite");
+	CHECK_STR(u->database, "/tmp/a@tcp(x)/y.db");
+	dura_url_free(u);
+	CHECK_RC(dura_url_parse(&u, "sqlite:/tmp/x.db?timeout=nan"), DURA_EINVAL);
+	CHECK_RC(dura_url_parse(&u, "sqlite:/tmp/x.db?timeout=inf"), DURA_EINVAL);
+	/* a password of "***" must not make the scrubber loop for ever */
+	REQUIRE_RC(dura_url_parse(&u, "postgres://app:%2A%2A%2A@db.example/app"), 0);
+	dura_url_free(u);
+	CHECK_RC(dura_error_set(DURA_EIO, "could not reach postgres://app:***@db.example/app"), DURA_EIO);
+	CHECK(strstr(dura_error_last()->message, "db.example") != NULL);
+	int64_t ms;
+	CHECK_RC(dura_time_parse(&ms, "2023-02-31"), DURA_EINVAL);
+	CHECK_RC(dura_time_parse(&ms, "2023-02-29"), DURA_EINVAL);
+	CHECK_RC(dura_time_parse(&ms, "2024-02-29"), 0);
+	CHECK_RC(dura_time_parse(&ms, "2023-04-31 10:00:00"), DURA_EINVAL);
+}
+
 static void unbuilt_schemes_are_enotsup(void)
 {
 	dura_store *s;
@@ -318,6 +348,7 @@ int main(int argc, char **argv)
 		{"url_redis", url_redis},
 		{"url_errors_name_the_part", url_errors_name_the_part},
 		{"passwords_never_in_messages", passwords_never_in_messages},
+		{"url_and_secret_edge_cases", url_and_secret_edge_cases},
 		{"unbuilt_schemes_are_enotsup", unbuilt_schemes_are_enotsup},
 		{"uuid_shape_and_order", uuid_shape_and_order},
 		{"time_format_parse", time_format_parse},

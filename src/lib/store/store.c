@@ -29,7 +29,11 @@ static const struct {
 	{"memory", &dura__memory_ops, NULL},
 	{"sqlite", &dura__sqlite_ops, NULL},
 	{"postgres", NULL, "the PostgreSQL store"},
+#ifdef DURA_HAVE_MYSQL
+	{"mysql", &dura__mysql_ops, NULL},
+#else
 	{"mysql", NULL, "the MySQL/MariaDB store"},
+#endif
 	{"redis", NULL, "the Redis store"},
 };
 
@@ -342,7 +346,7 @@ int dura_store_set_run_state(dura_store *s, const char *run_id, int to, int64_t 
 		int rc = s->ops->delete_run_data(s->impl, run_id);
 		if (rc == 0 && new_version) {
 			dura_record *r;
-			if (s->ops->get_run(s->impl, run_id, &r) == 0) {
+			if ((rc = s->ops->get_run(s->impl, run_id, &r)) == 0) {
 				*new_version = r->version;
 				dura_record_free(r);
 			}
