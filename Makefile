@@ -19,21 +19,34 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
-# The suites, then the same suites under AddressSanitizer and UBSan.
+# The suites, then the same suites under AddressSanitizer and UBSan, with
+# throwaway database servers (tests/servers) running on loopback ports for
+# the whole time and stopped afterwards, also when something fails.
 # The last line is the total over both runs: "N passed, N failed, N skipped".
 test: build
 	@rm -f .test-totals; \
+	sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
+	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
+	trap 'exit 130' INT TERM; \
+	eval "$$(./tests/servers start "$$sdir")"; \
 	./scripts/run-tests $(BUILD) tests .test-totals; a=$$?; \
-	$(MAKE) --no-print-directory test-asan TOTALS=.test-totals; b=$$?; \
+	$(MAKE) --no-print-directory test-asan TOTALS=.test-totals SERVERS_UP=1; b=$$?; \
 	awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}' .test-totals; \
 	rm -f .test-totals; \
 	test $$a -eq 0 -a $$b -eq 0
 
 TOTALS ?= /dev/null
+SERVERS_UP ?=
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDURA_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	@if [ -z "$(SERVERS_UP)" ]; then \
+	  sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
+	  trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
+	  trap 'exit 130' INT TERM; \
+	  eval "$$(./tests/servers start "$$sdir")"; \
+	fi; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ./scripts/run-tests $(ASAN_BUILD) asan $(TOTALS)
 
 demo: build
@@ -41,9 +54,10 @@ demo: build
 
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine bench_cache
 	./$(BENCH_BUILD)/bench/bench_commit $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_engine $(BENCH_BUILD)/tmp
+	./$(BENCH_BUILD)/bench/bench_cache $(BENCH_BUILD)/tmp
 
 install: build
 	cmake --install $(BUILD)
