@@ -157,6 +157,10 @@ DURA_EXTERN(void) dura__checkpoint_clear(dura_checkpoint *cp);
 DURA_EXTERN(void) dura__cache_entry_clear(dura_cache_entry *e);
 DURA_EXTERN(void) dura__event_clear(dura_event *ev);
 
+/** Make room for one more item in a result array (items, count, capacity
+ *  of `size`-byte items): 0, or -1 when out of memory (items unchanged). */
+DURA_EXTERN(int) dura__grow(void **items, size_t count, size_t *cap, size_t size);
+
 /** 1 if s is a valid SQL identifier prefix: [A-Za-z0-9_]* and at most 32 bytes. */
 DURA_EXTERN(int) dura__prefix_valid(const char *s);
 

@@ -3,6 +3,7 @@
  */
 #include "internal.h"
 
+#include <stdint.h>
 #include <string.h>
 
 void dura__record_clear(dura_record *r)
@@ -145,4 +146,19 @@ void dura_event_list_free(dura_event_list *l)
 		dura__event_clear(&l->items[i]);
 	dura_free(l->items);
 	memset(l, 0, sizeof(*l));
+}
+
+int dura__grow(void **items, size_t count, size_t *cap, size_t size)
+{
+	if (count < *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 16;
+	if (ncap > SIZE_MAX / size)
+		return -1;
+	void *p = dura__realloc(*items, ncap * size);
+	if (!p)
+		return -1;
+	*items = p;
+	*cap = ncap;
+	return 0;
 }

@@ -1060,19 +1060,6 @@ static int row_event(const my_stmt *m, dura_event *ev)
 	return 0;
 }
 
-/* Grow a result array to hold one more item; 0 or -1. */
-static int grow(void **items, size_t count, size_t *cap, size_t size)
-{
-	if (count < *cap)
-		return 0;
-	size_t ncap = *cap ? *cap * 2 : 16;
-	void *p = dura__realloc(*items, ncap * size);
-	if (!p)
-		return -1;
-	*items = p;
-	*cap = ncap;
-	return 0;
-}
 
 /* Run a statement selecting REC_COLS: the first row's record into *out
  * (when out is not NULL), or DURA_ENOTFOUND without a message. */
@@ -1109,7 +1096,7 @@ static int collect_records(my_store *s, my_conn *c, int id, my_params *p, dura_r
 	if (rc)
 		return rc;
 	while ((rc = st_fetch(s, c, m)) == 1) {
-		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_record))) {
+		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_record))) {
 			rc = dura__oom(MY);
 			break;
 		}
@@ -2977,7 +2964,7 @@ static int steps_body(my_store *s, my_conn *c, void *arg, int again)
 		dura_step_list_free(a->list);
 		memset(a->list, 0, sizeof(*a->list));
 		while ((rc = st_fetch(s, c, m)) == 1) {
-			if (grow((void **)&a->list->items, a->list->count, &cap, sizeof(dura_step))) {
+			if (dura__grow((void **)&a->list->items, a->list->count, &cap, sizeof(dura_step))) {
 				rc = dura__oom(MY);
 				break;
 			}
@@ -3116,7 +3103,7 @@ static int cp_body(my_store *s, my_conn *c, void *arg, int again)
 		dura_checkpoint_list_free(a->list);
 		memset(a->list, 0, sizeof(*a->list));
 		while ((rc = st_fetch(s, c, m)) == 1) {
-			if (grow((void **)&a->list->items, a->list->count, &cap, sizeof(dura_checkpoint))) {
+			if (dura__grow((void **)&a->list->items, a->list->count, &cap, sizeof(dura_checkpoint))) {
 				rc = dura__oom(MY);
 				break;
 			}
@@ -3390,7 +3377,7 @@ static int cache_list_body(my_store *s, my_conn *c, void *arg, int again)
 	if (rc)
 		return rc;
 	while ((rc = st_fetch(s, c, m)) == 1) {
-		if (grow((void **)&a->out->items, a->out->count, &cap, sizeof(dura_cache_entry))) {
+		if (dura__grow((void **)&a->out->items, a->out->count, &cap, sizeof(dura_cache_entry))) {
 			rc = dura__oom(MY);
 			break;
 		}
@@ -3643,7 +3630,7 @@ static int poll_body(my_store *s, my_conn *c, void *arg, int again)
 	if (rc)
 		return rc;
 	while ((rc = st_fetch(s, c, m)) == 1) {
-		if (grow((void **)&a->out->items, a->out->count, &cap, sizeof(dura_event))) {
+		if (dura__grow((void **)&a->out->items, a->out->count, &cap, sizeof(dura_event))) {
 			rc = dura__oom(MY);
 			break;
 		}

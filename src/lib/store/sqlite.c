@@ -643,19 +643,6 @@ static int row_event(sqlite3_stmt *st, dura_event *ev)
 	return 0;
 }
 
-/* Grow a result array to hold one more item; 0 or -1. */
-static int grow(void **items, size_t count, size_t *cap, size_t size)
-{
-	if (count < *cap)
-		return 0;
-	size_t ncap = *cap ? *cap * 2 : 16;
-	void *p = dura__realloc(*items, ncap * size);
-	if (!p)
-		return -1;
-	*items = p;
-	*cap = ncap;
-	return 0;
-}
 
 /*
  * Step a bound statement that selects REC_COLS: *out gets the first row's
@@ -1203,7 +1190,7 @@ static int collect_records(sq_conn *c, sqlite3_stmt *st, dura_record_list *out, 
 	size_t cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_record))) {
+		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_record))) {
 			rc = dura__oom(SQ);
 			goto fail;
 		}
@@ -1658,7 +1645,7 @@ static int collect_steps(sq_conn *c, sqlite3_stmt *st, dura_step_list *out)
 	size_t cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_step))) {
+		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_step))) {
 			rc = dura__oom(SQ);
 			goto fail;
 		}
@@ -1827,7 +1814,7 @@ static int sq_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_li
 		goto out;
 	bind_text(st, 1, run_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_checkpoint))) {
+		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_checkpoint))) {
 			rc = dura__oom(SQ);
 			goto fail;
 		}
@@ -2110,7 +2097,7 @@ static int sq_cache_list(void *impl, const char *cursor, size_t limit, dura_cach
 	bind_text(st, 1, cursor);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_cache_entry))) {
+		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_cache_entry))) {
 			rc = dura__oom(SQ);
 			goto fail;
 		}
@@ -2307,7 +2294,7 @@ static int sq_outbox_poll(void *impl, size_t limit, dura_event_list *out)
 		goto out;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&out->items, out->count, &cap, sizeof(dura_event))) {
+		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_event))) {
 			rc = dura__oom(SQ);
 			goto fail;
 		}
