@@ -8,7 +8,7 @@ PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 STORE      ?= sqlite:dura.db
 
-.PHONY: all deps build test test-asan demo bench install clean
+.PHONY: all deps build test test-asan demo bench bench-mysql install clean
 
 all: build
 
@@ -58,6 +58,19 @@ bench: deps
 	./$(BENCH_BUILD)/bench/bench_commit $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_engine $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_cache $(BENCH_BUILD)/tmp
+
+# The MySQL/MariaDB benchmark (needs libmariadb), against a throwaway
+# MariaDB (tests/servers) started in a temporary directory and stopped
+# afterwards, also when something fails.
+bench-mysql: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_mysql
+	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
+	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
+	trap 'exit 130' INT TERM; \
+	unset DURA_TEST_MYSQL_URL; eval "$$(./tests/servers start "$$sdir" mariadb)"; \
+	test -n "$${DURA_TEST_MYSQL_URL:-}" || { echo "bench-mysql: no MariaDB server could be started" >&2; exit 1; }; \
+	./$(BENCH_BUILD)/bench/bench_mysql "$$DURA_TEST_MYSQL_URL"
 
 install: build
 	cmake --install $(BUILD)
