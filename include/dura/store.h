@@ -150,12 +150,15 @@ DURA_EXTERN(char *) dura__strndup(const char *s, size_t n);
 /** Set DURA_ENOMEM and return it. */
 DURA_EXTERN(int) dura__oom(const char *store);
 
-/** Free the strings inside (not the struct itself). */
-DURA_EXTERN(void) dura__record_clear(dura_record *rec);
-DURA_EXTERN(void) dura__step_clear(dura_step *step);
-DURA_EXTERN(void) dura__checkpoint_clear(dura_checkpoint *cp);
-DURA_EXTERN(void) dura__cache_entry_clear(dura_cache_entry *e);
-DURA_EXTERN(void) dura__event_clear(dura_event *ev);
+/** Free the strings inside (not the struct itself). They take `void *` so
+ *  that a store can hand them to a generic list helper as they are:
+ *  dura__record_clear takes a dura_record, dura__step_clear a dura_step, and
+ *  so on. */
+DURA_EXTERN(void) dura__record_clear(void *rec);
+DURA_EXTERN(void) dura__step_clear(void *step);
+DURA_EXTERN(void) dura__checkpoint_clear(void *cp);
+DURA_EXTERN(void) dura__cache_entry_clear(void *e);
+DURA_EXTERN(void) dura__event_clear(void *ev);
 
 /** Make room for one more item in a result array (items, count, capacity
  *  of `size`-byte items): 0, or -1 when out of memory (items unchanged). */

@@ -6,8 +6,9 @@
 #include <stdint.h>
 #include <string.h>
 
-void dura__record_clear(dura_record *r)
+void dura__record_clear(void *item)
 {
+	dura_record *r = item;
 	if (!r)
 		return;
 	dura_free(r->run_id);
@@ -40,8 +41,9 @@ void dura_record_list_free(dura_record_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-void dura__step_clear(dura_step *s)
+void dura__step_clear(void *item)
 {
+	dura_step *s = item;
 	if (!s)
 		return;
 	dura_free(s->run_id);
@@ -68,8 +70,9 @@ void dura_step_list_free(dura_step_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-void dura__checkpoint_clear(dura_checkpoint *c)
+void dura__checkpoint_clear(void *item)
 {
+	dura_checkpoint *c = item;
 	if (!c)
 		return;
 	dura_free(c->checkpoint_id);
@@ -96,8 +99,9 @@ void dura_checkpoint_list_free(dura_checkpoint_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-void dura__cache_entry_clear(dura_cache_entry *e)
+void dura__cache_entry_clear(void *item)
 {
+	dura_cache_entry *e = item;
 	if (!e)
 		return;
 	dura_free(e->key);
@@ -126,8 +130,9 @@ void dura_cache_list_free(dura_cache_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-void dura__event_clear(dura_event *ev)
+void dura__event_clear(void *item)
 {
+	dura_event *ev = item;
 	if (!ev)
 		return;
 	dura_free(ev->id);

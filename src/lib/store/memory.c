@@ -417,6 +417,85 @@ static int copy_event(dura_event *o, const mem_event *e)
 	return 0;
 }
 
+/*
+ * Each kind of list item's copy (item i of src) and clearer on void *, so
+ * that one copy_list() makes every kind of list (calling the typed
+ * functions through a void * signature instead would be undefined
+ * behaviour).
+ */
+
+/* src: the runs (mem_run **) */
+static int item_record(void *item, void *src, size_t i)
+{
+	mem_run **runs = src;
+	return copy_record(item, runs[i], &runs[i]->d);
+}
+
+/* src: a step_range, the run and the index of the first step listed */
+typedef struct step_range {
+	const mem_run *r;
+	size_t start;
+} step_range;
+
+static int item_step(void *item, void *src, size_t i)
+{
+	const step_range *sr = src;
+	return copy_step(item, sr->r, sr->start + i);
+}
+
+/* src: the checkpoints (mem_checkpoint **) */
+static int item_checkpoint(void *item, void *src, size_t i)
+{
+	mem_checkpoint **sel = src;
+	return copy_checkpoint(item, sel[i]);
+}
+
+/* src: the entries (mem_cache **); listed entries carry the value's
+ * length, not the value */
+static int item_cache(void *item, void *src, size_t i)
+{
+	mem_cache **sel = src;
+	return copy_cache(item, sel[i], 0);
+}
+
+/* src: a cursor (mem_event **) into the outbox list, moved on one event a
+ * copy: copy_list() copies in order, and a list has no index */
+static int item_event(void *item, void *src, size_t i)
+{
+	mem_event **e = src;
+	(void)i;
+	int rc = copy_event(item, *e);
+	*e = (*e)->next;
+	return rc;
+}
+
+/*
+ * A result array of n item_size-byte items, item i made by copy(item, src,
+ * i), in order: all of them (*items and *count set) or, on failure, none
+ * (the copies so far cleared and freed, *items and *count untouched).
+ */
+static int copy_list(void **items, size_t *count, size_t n, size_t item_size,
+                     int (*copy)(void *item, void *src, size_t i), void (*clear)(void *item), void *src)
+{
+	if (n == 0)
+		return 0;
+	char *a = dura__calloc(n, item_size);
+	if (!a)
+		return oom();
+	for (size_t i = 0; i < n; i++) {
+		int rc = copy(a + i * item_size, src, i);
+		if (rc) {
+			for (size_t k = 0; k < i; k++)
+				clear(a + k * item_size);
+			dura_free(a);
+			return rc;
+		}
+	}
+	*items = a;
+	*count = n;
+	return 0;
+}
+
 /* ---- freeing -------------------------------------------------------------- */
 
 static void free_steps(mem_run *r)
@@ -823,28 +902,6 @@ static int run_matches(const mem_run *r, const dura_run_filter *f)
 	return 1;
 }
 
-/* Copy runs[0..n) into a record list (no cursor). */
-static int records_out(dura_record_list *out, mem_run **runs, size_t n)
-{
-	if (n == 0)
-		return 0;
-	dura_record *items = dura__calloc(n, sizeof(*items));
-	if (!items)
-		return oom();
-	for (size_t i = 0; i < n; i++) {
-		int rc = copy_record(&items[i], runs[i], &runs[i]->d);
-		if (rc) {
-			for (size_t k = 0; k < i; k++)
-				dura__record_clear(&items[k]);
-			dura_free(items);
-			return rc;
-		}
-	}
-	out->items = items;
-	out->count = n;
-	return 0;
-}
-
 static int mem_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 {
 	mem_store *m = impl;
@@ -868,7 +925,7 @@ static int mem_list_runs(void *impl, const dura_run_filter *f, dura_record_list 
 	qsort(sel, n, sizeof(*sel), run_id_desc);
 	if (n > limit)
 		n = limit;
-	rc = records_out(out, sel, n);
+	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_record, dura__record_clear, sel);
 	if (rc == 0 && n == limit) {
 		out->next_cursor = dura__strdup(sel[n - 1]->run_id);
 		if (!out->next_cursor) {
@@ -1396,22 +1453,8 @@ static int mem_history(void *impl, const char *run_id, int64_t from, size_t limi
 	size_t n = r->nsteps - start;
 	if (limit && n > limit)
 		n = limit;
-	dura_step *items = dura__calloc(n, sizeof(*items));
-	if (!items) {
-		rc = oom();
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++) {
-		rc = copy_step(&items[i], r, start + i);
-		if (rc) {
-			for (size_t k = 0; k < i; k++)
-				dura__step_clear(&items[k]);
-			dura_free(items);
-			goto done;
-		}
-	}
-	out->items = items;
-	out->count = n;
+	step_range range = {r, start};
+	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_step, dura__step_clear, &range);
 done:
 	unlock(m);
 	return rc;
@@ -1558,22 +1601,8 @@ static int mem_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_l
 	if (n == 0)
 		goto done;
 	qsort(sel, n, sizeof(*sel), checkpoint_order);
-	dura_checkpoint *items = dura__calloc(n, sizeof(*items));
-	if (!items) {
-		rc = oom();
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++) {
-		rc = copy_checkpoint(&items[i], sel[i]);
-		if (rc) {
-			for (size_t k = 0; k < i; k++)
-				dura__checkpoint_clear(&items[k]);
-			dura_free(items);
-			goto done;
-		}
-	}
-	out->items = items;
-	out->count = n;
+	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_checkpoint, dura__checkpoint_clear,
+	               sel);
 done:
 	unlock(m);
 	dura_free(sel);
@@ -1845,23 +1874,8 @@ static int mem_cache_list(void *impl, const char *cursor, size_t limit, dura_cac
 	qsort(sel, n, sizeof(*sel), cache_key_order);
 	if (n > limit)
 		n = limit;
-	dura_cache_entry *items = dura__calloc(n, sizeof(*items));
-	if (!items) {
-		rc = oom();
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++) {
-		rc = copy_cache(&items[i], sel[i], 0);
-		if (rc) {
-			for (size_t k = 0; k < i; k++)
-				dura__cache_entry_clear(&items[k]);
-			dura_free(items);
-			goto done;
-		}
-	}
-	out->items = items;
-	out->count = n;
-	if (n == limit) {
+	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_cache, dura__cache_entry_clear, sel);
+	if (rc == 0 && n == limit) {
 		out->next_cursor = dura__strdup(sel[n - 1]->key);
 		if (!out->next_cursor) {
 			dura_cache_list_free(out);
@@ -2044,26 +2058,8 @@ static int mem_outbox_poll(void *impl, size_t limit, dura_event_list *out)
 	size_t n = 0;
 	for (mem_event *e = m->ev_head; e && n < limit; e = e->next)
 		n++;
-	if (n == 0)
-		goto done;
-	dura_event *items = dura__calloc(n, sizeof(*items));
-	if (!items) {
-		rc = oom();
-		goto done;
-	}
 	mem_event *e = m->ev_head;
-	for (size_t i = 0; i < n; i++, e = e->next) {
-		rc = copy_event(&items[i], e);
-		if (rc) {
-			for (size_t k = 0; k < i; k++)
-				dura__event_clear(&items[k]);
-			dura_free(items);
-			goto done;
-		}
-	}
-	out->items = items;
-	out->count = n;
-done:
+	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_event, dura__event_clear, &e);
 	unlock(m);
 	return rc;
 }

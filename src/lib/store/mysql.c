@@ -1088,7 +1088,46 @@ static int fetch_record(my_store *s, my_conn *c, int id, my_params *p, dura_reco
 	return rc;
 }
 
-static int collect_records(my_store *s, my_conn *c, int id, my_params *p, dura_record_list *out)
+/*
+ * Each kind of list item's row converter and clearer on void *, so that
+ * one collect() fills every kind of list (calling the typed functions
+ * through a void * signature instead would be undefined behaviour).
+ */
+static int item_record(const my_stmt *m, void *item)
+{
+	return row_record(m, item);
+}
+
+static int item_step(const my_stmt *m, void *item)
+{
+	return row_step(m, item);
+}
+
+static int item_checkpoint(const my_stmt *m, void *item)
+{
+	return row_checkpoint(m, item);
+}
+
+/* listed entries carry the value's length, not the value */
+static int item_cache(const my_stmt *m, void *item)
+{
+	return row_cache(m, item, 0);
+}
+
+static int item_event(const my_stmt *m, void *item)
+{
+	return row_event(m, item);
+}
+
+/*
+ * Run statement id with p, appending each row, converted by row(), to a
+ * result array of item_size-byte items (*items, *count; empty on entry).
+ * On failure the items so far are cleared and freed, so the list is left
+ * empty, as its list_free and a memset would leave it (nothing else in it
+ * is set yet), for the caller or a rerun by run_op().
+ */
+static int collect(my_store *s, my_conn *c, int id, my_params *p, void **items, size_t *count, size_t item_size,
+                   int (*row)(const my_stmt *, void *), void (*clear)(void *))
 {
 	my_stmt *m;
 	size_t cap = 0;
@@ -1096,18 +1135,21 @@ static int collect_records(my_store *s, my_conn *c, int id, my_params *p, dura_r
 	if (rc)
 		return rc;
 	while ((rc = st_fetch(s, c, m)) == 1) {
-		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_record))) {
+		if (dura__grow(items, *count, &cap, item_size)) {
 			rc = dura__oom(MY);
 			break;
 		}
-		if ((rc = row_record(m, &out->items[out->count])) != 0)
+		if ((rc = row(m, (char *)*items + *count * item_size)) != 0)
 			break;
-		out->count++;
+		(*count)++;
 	}
 	st_done(m);
 	if (rc) {
-		dura_record_list_free(out);
-		memset(out, 0, sizeof(*out));
+		for (size_t i = 0; i < *count; i++)
+			clear((char *)*items + i * item_size);
+		dura_free(*items);
+		*items = NULL;
+		*count = 0;
 	}
 	return rc;
 }
@@ -2313,7 +2355,8 @@ static int list_body(my_store *s, my_conn *c, void *arg, int again)
 	pp_str(&p, cursor);
 	pp_str(&p, cursor);
 	pp_int(&p, (int64_t)f->limit);
-	int rc = collect_records(s, c, ST_RUN_LIST, &p, a->out);
+	int rc = collect(s, c, ST_RUN_LIST, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items),
+	                 item_record, dura__record_clear);
 	if (rc)
 		return rc;
 	if (a->out->count == f->limit && a->out->count > 0) {
@@ -2956,39 +2999,26 @@ static int steps_body(my_store *s, my_conn *c, void *arg, int again)
 	} else if (a->id == ST_STEP_GET) {
 		pp_int(&p, a->step);
 	}
+	if (a->list) {
+		dura_step_list_free(a->list);
+		memset(a->list, 0, sizeof(*a->list));
+		return collect(s, c, a->id, &p, (void **)&a->list->items, &a->list->count, sizeof(*a->list->items),
+		               item_step, dura__step_clear);
+	}
 	int rc = st_run(s, c, a->id, &p, &m);
 	if (rc)
 		return rc;
-	if (a->list) {
-		size_t cap = 0;
-		dura_step_list_free(a->list);
-		memset(a->list, 0, sizeof(*a->list));
-		while ((rc = st_fetch(s, c, m)) == 1) {
-			if (dura__grow((void **)&a->list->items, a->list->count, &cap, sizeof(dura_step))) {
-				rc = dura__oom(MY);
-				break;
-			}
-			if ((rc = row_step(m, &a->list->items[a->list->count])) != 0)
-				break;
-			a->list->count++;
-		}
-		if (rc) {
-			dura_step_list_free(a->list);
-			memset(a->list, 0, sizeof(*a->list));
-		}
-	} else {
-		rc = st_fetch(s, c, m);
-		if (rc == 1) {
-			dura_step *st = dura__malloc(sizeof(*st));
-			if (!st)
-				rc = dura__oom(MY);
-			else if ((rc = row_step(m, st)) != 0)
-				dura_free(st);
-			else
-				*a->one = st;
-		} else if (rc == 0) {
-			rc = DURA_ENOTFOUND;
-		}
+	rc = st_fetch(s, c, m);
+	if (rc == 1) {
+		dura_step *st = dura__malloc(sizeof(*st));
+		if (!st)
+			rc = dura__oom(MY);
+		else if ((rc = row_step(m, st)) != 0)
+			dura_free(st);
+		else
+			*a->one = st;
+	} else if (rc == 0) {
+		rc = DURA_ENOTFOUND;
 	}
 	st_done(m);
 	return rc;
@@ -3093,35 +3123,21 @@ static int cp_body(my_store *s, my_conn *c, void *arg, int again)
 	(void)again;
 	p.n = 0;
 	pp_str(&p, a->key);
-	if (a->list)
-		pp_str(&p, a->key);
-	int rc = st_run(s, c, a->list ? ST_CP_LIST : ST_CP_LOAD, &p, &m);
-	if (rc)
-		return rc;
 	if (a->list) {
-		size_t cap = 0;
+		pp_str(&p, a->key);
 		dura_checkpoint_list_free(a->list);
 		memset(a->list, 0, sizeof(*a->list));
-		while ((rc = st_fetch(s, c, m)) == 1) {
-			if (dura__grow((void **)&a->list->items, a->list->count, &cap, sizeof(dura_checkpoint))) {
-				rc = dura__oom(MY);
-				break;
-			}
-			if ((rc = row_checkpoint(m, &a->list->items[a->list->count])) != 0)
-				break;
-			a->list->count++;
-		}
-		if (rc) {
-			dura_checkpoint_list_free(a->list);
-			memset(a->list, 0, sizeof(*a->list));
-		}
-	} else {
-		rc = st_fetch(s, c, m);
-		if (rc == 1)
-			rc = row_checkpoint(m, a->one);
-		else if (rc == 0)
-			rc = DURA_ENOTFOUND;
+		return collect(s, c, ST_CP_LIST, &p, (void **)&a->list->items, &a->list->count, sizeof(*a->list->items),
+		               item_checkpoint, dura__checkpoint_clear);
 	}
+	int rc = st_run(s, c, ST_CP_LOAD, &p, &m);
+	if (rc)
+		return rc;
+	rc = st_fetch(s, c, m);
+	if (rc == 1)
+		rc = row_checkpoint(m, a->one);
+	else if (rc == 0)
+		rc = DURA_ENOTFOUND;
 	st_done(m);
 	return rc;
 }
@@ -3364,8 +3380,6 @@ static int cache_list_body(my_store *s, my_conn *c, void *arg, int again)
 {
 	struct cache_list_arg *a = arg;
 	my_params p;
-	my_stmt *m;
-	size_t cap = 0;
 	(void)again;
 	dura_cache_list_free(a->out);
 	memset(a->out, 0, sizeof(*a->out));
@@ -3373,19 +3387,8 @@ static int cache_list_body(my_store *s, my_conn *c, void *arg, int again)
 	pp_str(&p, a->cursor);
 	pp_str(&p, a->cursor);
 	pp_int(&p, (int64_t)a->limit);
-	int rc = st_run(s, c, ST_CACHE_LIST, &p, &m);
-	if (rc)
-		return rc;
-	while ((rc = st_fetch(s, c, m)) == 1) {
-		if (dura__grow((void **)&a->out->items, a->out->count, &cap, sizeof(dura_cache_entry))) {
-			rc = dura__oom(MY);
-			break;
-		}
-		if ((rc = row_cache(m, &a->out->items[a->out->count], 0)) != 0)
-			break;
-		a->out->count++;
-	}
-	st_done(m);
+	int rc = collect(s, c, ST_CACHE_LIST, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items),
+	                 item_cache, dura__cache_entry_clear);
 	if (rc == 0 && a->out->count == a->limit && a->out->count > 0) {
 		a->out->next_cursor = dura__strdup(a->out->items[a->out->count - 1].key);
 		if (!a->out->next_cursor)
@@ -3495,7 +3498,8 @@ static int claim_body(my_store *s, my_conn *c, void *arg, int again)
 		pp_str(&p, a->json);
 	}
 	pp_int(&p, (int64_t)a->max);
-	int rc = collect_records(s, c, id, &p, a->out);
+	int rc = collect(s, c, id, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items), item_record,
+	                 dura__record_clear);
 	if (rc)
 		return rc;
 	for (size_t at = 0; at < a->out->count; at += MY_APPLY_SLOTS) {
@@ -3619,31 +3623,13 @@ static int poll_body(my_store *s, my_conn *c, void *arg, int again)
 {
 	struct poll_arg *a = arg;
 	my_params p;
-	my_stmt *m;
-	size_t cap = 0;
 	(void)again;
 	dura_event_list_free(a->out);
 	memset(a->out, 0, sizeof(*a->out));
 	p.n = 0;
 	pp_int(&p, (int64_t)a->limit);
-	int rc = st_run(s, c, ST_OUTBOX_POLL, &p, &m);
-	if (rc)
-		return rc;
-	while ((rc = st_fetch(s, c, m)) == 1) {
-		if (dura__grow((void **)&a->out->items, a->out->count, &cap, sizeof(dura_event))) {
-			rc = dura__oom(MY);
-			break;
-		}
-		if ((rc = row_event(m, &a->out->items[a->out->count])) != 0)
-			break;
-		a->out->count++;
-	}
-	st_done(m);
-	if (rc) {
-		dura_event_list_free(a->out);
-		memset(a->out, 0, sizeof(*a->out));
-	}
-	return rc;
+	return collect(s, c, ST_OUTBOX_POLL, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items),
+	               item_event, dura__event_clear);
 }
 
 static int my_outbox_poll(void *impl, size_t limit, dura_event_list *out)

@@ -675,6 +675,74 @@ static int fetch_record(sq_conn *c, sqlite3_stmt *st, dura_record **out, const c
 	return rc;
 }
 
+/*
+ * Each kind of list item's row converter and clearer on void *, so that
+ * one collect() fills every kind of list (calling the typed functions
+ * through a void * signature instead would be undefined behaviour).
+ */
+static int item_record(sqlite3_stmt *st, void *item)
+{
+	return row_record(st, item);
+}
+
+static int item_step(sqlite3_stmt *st, void *item)
+{
+	return row_step(st, item);
+}
+
+static int item_checkpoint(sqlite3_stmt *st, void *item)
+{
+	return row_checkpoint(st, item);
+}
+
+/* listed entries carry the value's length, not the value */
+static int item_cache(sqlite3_stmt *st, void *item)
+{
+	return row_cache(st, item, 0);
+}
+
+static int item_event(sqlite3_stmt *st, void *item)
+{
+	return row_event(st, item);
+}
+
+/*
+ * Step a bound statement to the end, appending each row, converted by
+ * row(), to a result array of item_size-byte items (*items, *count; empty
+ * on entry). Resets st. On failure the items so far are cleared and freed,
+ * so the list is left empty, as its list_free would leave it (nothing else
+ * in it is set yet).
+ */
+static int collect(sq_conn *c, sqlite3_stmt *st, void **items, size_t *count, size_t item_size,
+                   int (*row)(sqlite3_stmt *, void *), void (*clear)(void *), const char *what)
+{
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (dura__grow(items, *count, &cap, item_size)) {
+			rc = dura__oom(SQ);
+			goto fail;
+		}
+		if ((rc = row(st, (char *)*items + *count * item_size)) != 0)
+			goto fail;
+		(*count)++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sq_fail(c, rc, what);
+		goto fail;
+	}
+	sqlite3_reset(st);
+	return 0;
+fail:
+	sqlite3_reset(st);
+	for (size_t i = 0; i < *count; i++)
+		clear((char *)*items + i * item_size);
+	dura_free(*items);
+	*items = NULL;
+	*count = 0;
+	return rc;
+}
+
 /* Append s as a JSON string; p has room for 6 * strlen(s) + 2 bytes. */
 static char *json_quote(char *p, const char *s)
 {
@@ -1184,32 +1252,6 @@ static int sq_latest_run(void *impl, const char *wf, const char *fid, dura_recor
 	return rc;
 }
 
-/* Step st (bound, selecting REC_COLS) to the end into a record list. */
-static int collect_records(sq_conn *c, sqlite3_stmt *st, dura_record_list *out, const char *what)
-{
-	size_t cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_record))) {
-			rc = dura__oom(SQ);
-			goto fail;
-		}
-		if ((rc = row_record(st, &out->items[out->count])) != 0)
-			goto fail;
-		out->count++;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = sq_fail(c, rc, what);
-		goto fail;
-	}
-	sqlite3_reset(st);
-	return 0;
-fail:
-	sqlite3_reset(st);
-	dura_record_list_free(out);
-	return rc;
-}
-
 static int sq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 {
 	sq_store *s = impl;
@@ -1233,7 +1275,8 @@ static int sq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *
 	bind_text(st, 6, f->created_before ? before : NULL);
 	bind_text(st, 7, f->cursor && *f->cursor ? f->cursor : NULL);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)f->limit);
-	if ((rc = collect_records(c, st, out, "listing runs")) != 0)
+	if ((rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_record, dura__record_clear,
+	                  "listing runs")) != 0)
 		goto out;
 	if (out->count == f->limit && out->count > 0) {
 		out->next_cursor = dura__strdup(out->items[out->count - 1].run_id);
@@ -1640,31 +1683,6 @@ fatal_nc:
 	return rc;
 }
 
-static int collect_steps(sq_conn *c, sqlite3_stmt *st, dura_step_list *out)
-{
-	size_t cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_step))) {
-			rc = dura__oom(SQ);
-			goto fail;
-		}
-		if ((rc = row_step(st, &out->items[out->count])) != 0)
-			goto fail;
-		out->count++;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = sq_fail(c, rc, "reading steps");
-		goto fail;
-	}
-	sqlite3_reset(st);
-	return 0;
-fail:
-	sqlite3_reset(st);
-	dura_step_list_free(out);
-	return rc;
-}
-
 static int sq_history(void *impl, const char *run_id, int64_t from, size_t limit, dura_step_list *out)
 {
 	sq_store *s = impl;
@@ -1677,7 +1695,8 @@ static int sq_history(void *impl, const char *run_id, int64_t from, size_t limit
 		bind_text(st, 1, run_id);
 		sqlite3_bind_int64(st, 2, from);
 		sqlite3_bind_int64(st, 3, limit && limit <= INT64_MAX ? (sqlite3_int64)limit : -1);
-		rc = collect_steps(c, st, out);
+		rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_step, dura__step_clear,
+		             "reading steps");
 	}
 	pool_put(s, c);
 	return rc;
@@ -1806,33 +1825,14 @@ static int sq_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_li
 	sq_store *s = impl;
 	sq_conn *c;
 	sqlite3_stmt *st;
-	size_t cap = 0;
 	int rc = pool_get(s, &c);
 	if (rc)
 		return rc;
-	if ((rc = prep(s, c, ST_CP_LIST, &st)) != 0)
-		goto out;
-	bind_text(st, 1, run_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_checkpoint))) {
-			rc = dura__oom(SQ);
-			goto fail;
-		}
-		if ((rc = row_checkpoint(st, &out->items[out->count])) != 0)
-			goto fail;
-		out->count++;
+	if ((rc = prep(s, c, ST_CP_LIST, &st)) == 0) {
+		bind_text(st, 1, run_id);
+		rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_checkpoint,
+		             dura__checkpoint_clear, "listing checkpoints");
 	}
-	if (rc != SQLITE_DONE) {
-		rc = sq_fail(c, rc, "listing checkpoints");
-		goto fail;
-	}
-	sqlite3_reset(st);
-	rc = 0;
-	goto out;
-fail:
-	sqlite3_reset(st);
-	dura_checkpoint_list_free(out);
-out:
 	pool_put(s, c);
 	return rc;
 }
@@ -2088,7 +2088,6 @@ static int sq_cache_list(void *impl, const char *cursor, size_t limit, dura_cach
 	sq_store *s = impl;
 	sq_conn *c;
 	sqlite3_stmt *st;
-	size_t cap = 0;
 	int rc = pool_get(s, &c);
 	if (rc)
 		return rc;
@@ -2096,21 +2095,9 @@ static int sq_cache_list(void *impl, const char *cursor, size_t limit, dura_cach
 		goto out;
 	bind_text(st, 1, cursor);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_cache_entry))) {
-			rc = dura__oom(SQ);
-			goto fail;
-		}
-		if ((rc = row_cache(st, &out->items[out->count], 0)) != 0)
-			goto fail;
-		out->count++;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = sq_fail(c, rc, "listing the cache");
-		goto fail;
-	}
-	sqlite3_reset(st);
-	rc = 0;
+	if ((rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_cache, dura__cache_entry_clear,
+	                  "listing the cache")) != 0)
+		goto out;
 	if (out->count == limit && out->count > 0) {
 		out->next_cursor = dura__strdup(out->items[out->count - 1].key);
 		if (!out->next_cursor) {
@@ -2118,10 +2105,6 @@ static int sq_cache_list(void *impl, const char *cursor, size_t limit, dura_cach
 			dura_cache_list_free(out);
 		}
 	}
-	goto out;
-fail:
-	sqlite3_reset(st);
-	dura_cache_list_free(out);
 out:
 	pool_put(s, c);
 	return rc;
@@ -2209,7 +2192,8 @@ static int sq_claim_runs(void *impl, const char *owner, const char *const *workf
 		bind_text(st, 3, now_txt);
 		bind_text(st, 4, list);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)max);
-		rc = collect_records(c, st, out, "claiming runs");
+		rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_record, dura__record_clear,
+		             "claiming runs");
 	}
 	pool_put(s, c);
 	dura_free(list);
@@ -2286,33 +2270,14 @@ static int sq_outbox_poll(void *impl, size_t limit, dura_event_list *out)
 	sq_store *s = impl;
 	sq_conn *c;
 	sqlite3_stmt *st;
-	size_t cap = 0;
 	int rc = pool_get(s, &c);
 	if (rc)
 		return rc;
-	if ((rc = prep(s, c, ST_OUTBOX_POLL, &st)) != 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (dura__grow((void **)&out->items, out->count, &cap, sizeof(dura_event))) {
-			rc = dura__oom(SQ);
-			goto fail;
-		}
-		if ((rc = row_event(st, &out->items[out->count])) != 0)
-			goto fail;
-		out->count++;
+	if ((rc = prep(s, c, ST_OUTBOX_POLL, &st)) == 0) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
+		rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_event, dura__event_clear,
+		             "polling the outbox");
 	}
-	if (rc != SQLITE_DONE) {
-		rc = sq_fail(c, rc, "polling the outbox");
-		goto fail;
-	}
-	sqlite3_reset(st);
-	rc = 0;
-	goto out;
-fail:
-	sqlite3_reset(st);
-	dura_event_list_free(out);
-out:
 	pool_put(s, c);
 	return rc;
 }
