@@ -160,6 +160,10 @@ DURA_EXTERN(void) dura__checkpoint_clear(void *cp);
 DURA_EXTERN(void) dura__cache_entry_clear(void *e);
 DURA_EXTERN(void) dura__event_clear(void *ev);
 
+/** Append "; " and fmt (with one string argument) to a store's notes for
+ *  dura_store_info, dropping what does not fit. */
+DURA_EXTERN(void) dura__note(char *notes, size_t size, const char *fmt, const char *arg);
+
 /** Make room for one more item in a result array (items, count, capacity
  *  of `size`-byte items): 0, or -1 when out of memory (items unchanged). */
 DURA_EXTERN(int) dura__grow(void **items, size_t count, size_t *cap, size_t size);

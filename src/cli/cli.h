@@ -159,6 +159,10 @@ int cli_jprint(json_t *v);
 json_t *cli_json_record(const dura_record *r);
 json_t *cli_json_step(const dura_step *s, int with_state);
 
+/* Report that `what` was done to `id`: {"<key>": id} with --json, else
+ * "<what> <id>" on stdout. Returns CLI_OK or CLI_ERROR. */
+int cli_done(const cli *c, const char *key, const char *what, const char *id);
+
 /* ---- the shared bits of pause, resume and cancel --------------------------- */
 
 int cli_transition(cli *c, const cli_args *a, int to);

@@ -123,15 +123,7 @@ static int run_rm(cli *c, const cli_args *a)
 	int rc = dura_store_checkpoint_delete(c->store, a->pos[0]);
 	if (rc)
 		return cli_fail(rc);
-	if (c->json) {
-		json_t *o = cli_jobject();
-		cli_jset(o, "deleted", cli_jstr(a->pos[0]));
-		return cli_jprint(o);
-	}
-	char *id = cli_cell(a->pos[0]);
-	printf("deleted checkpoint %s\n", id);
-	free(id);
-	return CLI_OK;
+	return cli_done(c, "deleted", "deleted checkpoint", a->pos[0]);
 }
 
 static const cli_command cmd_cp_rm = {

@@ -73,15 +73,7 @@ static int run_ack(cli *c, const cli_args *a)
 	int rc = dura_store_outbox_ack(c->store, a->pos[0]);
 	if (rc)
 		return cli_fail(rc);
-	if (c->json) {
-		json_t *o = cli_jobject();
-		cli_jset(o, "acked", cli_jstr(a->pos[0]));
-		return cli_jprint(o);
-	}
-	char *id = cli_cell(a->pos[0]);
-	printf("acked %s\n", id);
-	free(id);
-	return CLI_OK;
+	return cli_done(c, "acked", "acked", a->pos[0]);
 }
 
 static const cli_command cmd_outbox_ack = {

@@ -556,3 +556,16 @@ json_t *cli_json_step(const dura_step *s, int with_state)
 		cli_jset(o, "state", cli_jparse(s->state));
 	return o;
 }
+
+int cli_done(const cli *c, const char *key, const char *what, const char *id)
+{
+	if (c->json) {
+		json_t *o = cli_jobject();
+		cli_jset(o, key, cli_jstr(id));
+		return cli_jprint(o);
+	}
+	char *cell = cli_cell(id);
+	printf("%s %s\n", what, cell);
+	free(cell);
+	return CLI_OK;
+}

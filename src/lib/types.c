@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 void dura__record_clear(void *item)
@@ -151,6 +152,16 @@ void dura_event_list_free(dura_event_list *l)
 		dura__event_clear(&l->items[i]);
 	dura_free(l->items);
 	memset(l, 0, sizeof(*l));
+}
+
+void dura__note(char *notes, size_t size, const char *fmt, const char *arg)
+{
+	size_t n = strnlen(notes, size);
+	if (n + 3 >= size)
+		return;
+	if (n)
+		n += (size_t)snprintf(notes + n, size - n, "; ");
+	snprintf(notes + n, size - n, fmt, arg);
 }
 
 int dura__grow(void **items, size_t count, size_t *cap, size_t size)

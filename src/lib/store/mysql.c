@@ -1839,12 +1839,7 @@ static int check_and_migrate(my_store *s, my_conn *c, const dura_store_options *
 
 static void note(my_store *s, const char *fmt, const char *arg)
 {
-	size_t n = strlen(s->notes);
-	if (n + 3 >= sizeof(s->notes))
-		return;
-	if (n)
-		n += (size_t)snprintf(s->notes + n, sizeof(s->notes) - n, "; ");
-	snprintf(s->notes + n, sizeof(s->notes) - n, fmt, arg);
+	dura__note(s->notes, sizeof(s->notes), fmt, arg);
 }
 
 static void store_free(my_store *s)
