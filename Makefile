@@ -54,23 +54,26 @@ demo: build
 
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine bench_cache
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine bench_cache bench_uuid bench_takeover
 	./$(BENCH_BUILD)/bench/bench_commit $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_engine $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_cache $(BENCH_BUILD)/tmp
+	./$(BENCH_BUILD)/bench/bench_uuid
+	rm -f $(BENCH_BUILD)/tmp/takeover.db*; ./$(BENCH_BUILD)/bench/bench_takeover sqlite:$(BENCH_BUILD)/tmp/takeover.db 20
 
 # The MySQL/MariaDB benchmark (needs libmariadb), against a throwaway
 # MariaDB (tests/servers) started in a temporary directory and stopped
 # afterwards, also when something fails.
 bench-mysql: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_mysql
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_mysql bench_takeover
 	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
 	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
 	trap 'exit 130' INT TERM; \
 	unset DURA_TEST_MYSQL_URL; eval "$$(./tests/servers start "$$sdir" mariadb)"; \
 	test -n "$${DURA_TEST_MYSQL_URL:-}" || { echo "bench-mysql: no MariaDB server could be started" >&2; exit 1; }; \
-	./$(BENCH_BUILD)/bench/bench_mysql "$$DURA_TEST_MYSQL_URL"
+	./$(BENCH_BUILD)/bench/bench_mysql "$$DURA_TEST_MYSQL_URL"; \
+	./$(BENCH_BUILD)/bench/bench_takeover "$$DURA_TEST_MYSQL_URL" 20
 
 install: build
 	cmake --install $(BUILD)

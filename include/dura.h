@@ -209,6 +209,18 @@ typedef struct dura_store_options {
  * DURA_ENOTSUP for a scheme whose store is not built, DURA_EVERSION for a
  * database written by a newer dura, DURA_EIO when it cannot be reached.
  * opts may be NULL. Close with dura_store_close().
+ *
+ * Thread-safety: a handle may be shared by any number of threads.
+ * Fork: a handle opened before fork() keeps working in the parent and in
+ * the child, and so does everything built on it (engines, the step
+ * cache): fork() waits until no other thread is inside a store call, and
+ * the child then drops its copies of the parent's connections without
+ * ending them and opens its own on its next call; ids made in the child
+ * never repeat the parent's or a sibling's. Data of a memory: store is
+ * copied, the child's own from then on. The one exception: fork() from
+ * inside a callback that runs during a store call (dura_store_exec_sql's
+ * row callback) leaves the child's handles as they were; such a child may
+ * exec() or _exit() but must not use dura.
  */
 DURA_EXTERN(int) dura_store_open(dura_store **out, const char *url, const dura_store_options *opts);
 
@@ -793,7 +805,7 @@ typedef struct dura_cache_options {
 	int64_t ttl_ms;          /**< 0: never expires */
 	int scope;               /**< dura_cache_scope */
 	const char *run_id;      /**< the run, for DURA_CACHE_SCOPE_RUN */
-	int64_t lease_ms;        /**< how long a computing claimer is trusted, 0: 30000 */
+	int64_t lease_ms;        /**< a claim's life without a heartbeat, 0: 2000 (see below) */
 	int64_t wait_timeout_ms; /**< how long a waiter waits, 0: 60000 */
 	int64_t error_ttl_ms;    /**< > 0: cache a failure's text for this long */
 } dura_cache_options;
@@ -803,8 +815,12 @@ typedef struct dura_cache_options {
  * The cached value of `key`, computed exactly once across threads,
  * processes and machines sharing the store: a hit returns at once; on a
  * miss one caller claims the key (a lease) and computes, the others wait
- * for its value. A claimer that dies is replaced once its lease expires;
- * waiters give up with DURA_ETIMEOUT. A failed computation is not cached
+ * for its value. While the claimer computes, a thread of its own renews
+ * the claim every lease_ms/2, so a computation may take far longer than
+ * the lease; a claimer that dies is replaced once its lease runs out,
+ * within lease_ms (two heartbeat intervals) plus one waiter's poll (at
+ * most 50 ms). Waiters give up with DURA_ETIMEOUT after wait_timeout_ms.
+ * Safe in a process that forks (see dura_store_open). A failed computation is not cached
  * unless error_ttl_ms is set; a cached failure is returned as DURA_ERROR
  * with the entry (its error field set). *value is freed with
  * dura_cache_entry_free.

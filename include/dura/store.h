@@ -15,6 +15,10 @@
  *
  * Thread-safety: the core calls every operation from any thread at any
  * time, concurrently; a store must be thread-safe.
+ *
+ * Fork: the core makes fork() wait until no store call is in flight, then
+ * calls atfork_child in the child, so a handle opened before fork() keeps
+ * working in both processes.
  */
 #ifndef DURA_STORE_H
 #define DURA_STORE_H
@@ -27,7 +31,10 @@
 extern "C" {
 #endif
 
-#define DURA_STORE_ABI_VERSION 1
+/* 1: the first contract; 2: atfork_child. A store may implement any
+ * version up to this one; the core reads only the operations its version
+ * has. */
+#define DURA_STORE_ABI_VERSION 2
 
 /** Parsed store URL. Strings are owned by the core; "" when absent. */
 typedef struct dura_url {
@@ -124,6 +131,19 @@ struct dura_store_ops {
 	int (*exec_sql)(void *impl, const char *sql, dura_row_cb cb, void *payload);
 	/** Wait until the run's version differs from `version` or timeout (DURA_CAP_NOTIFY). */
 	int (*wait_change)(void *impl, const char *run_id, int64_t version, int64_t timeout_ms);
+
+	/* version 2 */
+	/**
+	 * Called in a child process right after fork(), in its only thread,
+	 * while no other store call is in flight (the core waited for them
+	 * before forking). Drop what the child inherited and must not share
+	 * with the parent - connections, sessions, sockets, prepared
+	 * statements - without ending the parent's use of them (no goodbye on
+	 * a shared socket, no checkpoint or rollback on a shared file), and
+	 * make the handle usable again: the child's next call opens its own.
+	 * NULL: the store has nothing to drop.
+	 */
+	void (*atfork_child)(void *impl);
 };
 
 /**

@@ -4,16 +4,24 @@
  *
  * The claim is a lease in the store (cache_claim), so it holds across
  * threads, processes and machines; the store's put of the value releases
- * it. If the claimer dies, its lease runs out and the next caller claims
- * the key and computes. The only case where two callers compute is a
- * claimer that outlives its lease: keep lease_ms above the computation's
- * longest time.
+ * it. While the claimer computes, a heartbeat thread renews the claim
+ * every lease/2, so a computation may run far longer than the lease and
+ * is still never duplicated, while a claimer that dies (SIGKILL, power) is
+ * replaced within one lease - two heartbeat intervals - plus one poll of
+ * a waiter. A failed heartbeat is retried at once, every 50 ms, until the
+ * lease is gone. The only case where two callers compute is a claimer
+ * that cannot reach the store for a whole lease.
  */
 #include "engine.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#define DEFAULT_LEASE_MS 2000
+#define HEARTBEAT_RETRY_MS 50
 
 int dura_cache_value_set(dura_cache_value *v, const void *data, size_t len, const char *metadata)
 {
@@ -104,6 +112,95 @@ int dura_cache_scoped_key(char **out, const char *key, dura_cache_scope scope, c
 	return 0;
 }
 
+/* ---- the claim's heartbeat ----------------------------------------------------- */
+
+typedef struct heartbeat {
+	dura_store *store;
+	const char *key, *owner;
+	int64_t lease_ms;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+	int stop;
+	pthread_t thread;
+} heartbeat;
+
+static struct timespec mono_in(int64_t ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += (time_t)(ms / 1000);
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+static void *heartbeat_main(void *arg)
+{
+	heartbeat *hb = arg;
+	int64_t interval = hb->lease_ms / 2 > 0 ? hb->lease_ms / 2 : 1;
+	int64_t wait = interval;
+	pthread_mutex_lock(&hb->mu);
+	while (!hb->stop) {
+		struct timespec until = mono_in(wait);
+		while (!hb->stop && pthread_cond_timedwait(&hb->cv, &hb->mu, &until) == 0)
+			;
+		if (hb->stop)
+			break;
+		pthread_mutex_unlock(&hb->mu);
+		/* a claim by its holder renews it (docs/store-contract.md) */
+		int rc = dura_store_cache_claim(hb->store, hb->key, hb->owner, hb->lease_ms);
+		pthread_mutex_lock(&hb->mu);
+		if (rc == DURA_EBUSY || rc == DURA_EEXISTS)
+			break; /* taken over, or filled: nothing left to keep alive */
+		wait = rc == 0 ? interval : (HEARTBEAT_RETRY_MS < interval ? HEARTBEAT_RETRY_MS : interval);
+	}
+	pthread_mutex_unlock(&hb->mu);
+	return NULL;
+}
+
+static int heartbeat_start(heartbeat *hb, dura_store *store, const char *key, const char *owner, int64_t lease_ms)
+{
+	memset(hb, 0, sizeof(*hb));
+	hb->store = store;
+	hb->key = key;
+	hb->owner = owner;
+	hb->lease_ms = lease_ms;
+	pthread_condattr_t ca;
+	int ok = pthread_condattr_init(&ca) == 0;
+	if (ok) {
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		ok = pthread_cond_init(&hb->cv, &ca) == 0;
+		pthread_condattr_destroy(&ca);
+	}
+	if (!ok)
+		return dura__error_set(DURA_ENOMEM, "", 0, NULL, "cache claim heartbeat: no condition variable");
+	if (pthread_mutex_init(&hb->mu, NULL) != 0) {
+		pthread_cond_destroy(&hb->cv);
+		return dura__error_set(DURA_ENOMEM, "", 0, NULL, "cache claim heartbeat: no mutex");
+	}
+	if (pthread_create(&hb->thread, NULL, heartbeat_main, hb) != 0) {
+		pthread_mutex_destroy(&hb->mu);
+		pthread_cond_destroy(&hb->cv);
+		return dura__error_set(DURA_ENOMEM, "", 0, NULL,
+		                       "cache claim heartbeat: cannot start a thread; not computing without one");
+	}
+	return 0;
+}
+
+static void heartbeat_stop(heartbeat *hb)
+{
+	pthread_mutex_lock(&hb->mu);
+	hb->stop = 1;
+	pthread_cond_signal(&hb->cv);
+	pthread_mutex_unlock(&hb->mu);
+	pthread_join(hb->thread, NULL);
+	pthread_mutex_destroy(&hb->mu);
+	pthread_cond_destroy(&hb->cv);
+}
+
 static int cached_failure(dura_cache_entry *e, dura_cache_entry **value)
 {
 	int rc = dura__error_set(DURA_ERROR, "", 0, NULL, "cached failure: %s", e->error);
@@ -138,7 +235,7 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 	int rc = scoped_key(full, sizeof(full), key, opts->scope, opts->run_id);
 	if (rc)
 		return rc;
-	int64_t lease = opts->lease_ms ? opts->lease_ms : 30000;
+	int64_t lease = opts->lease_ms ? opts->lease_ms : DEFAULT_LEASE_MS;
 	int64_t deadline = dura__add_ms(dura_now_ms(), opts->wait_timeout_ms ? opts->wait_timeout_ms : 60000);
 	char owner[DURA_UUID_LEN + 1];
 	if ((rc = dura_uuid7(owner)))
@@ -166,10 +263,19 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 		if (rc)
 			return rc;
 
-		/* We hold the claim: compute, then publish (which releases it). */
+		/* We hold the claim: keep it alive, compute, then publish (which
+		 * releases it). */
+		heartbeat hb;
+		if ((rc = heartbeat_start(&hb, store, full, owner, lease)) != 0) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "%s", dura_error_last()->message);
+			dura_store_cache_release(store, full, owner);
+			return dura__error_set(rc, "", 0, NULL, "%s", msg);
+		}
 		dura_cache_value v = {NULL, 0, NULL};
 		int64_t computed_at = 0;
 		int crc = fn(&v, payload);
+		heartbeat_stop(&hb);
 		if (crc == 0) {
 			computed_at = dura_now_ms();
 			rc = dura_store_cache_put(store, full, v.data, v.len, NULL, v.metadata, opts->ttl_ms);

@@ -131,6 +131,14 @@ void dura__secret_add(const char *secret)
 	pthread_mutex_unlock(&secrets_lock);
 }
 
+void dura__secrets_atfork(int phase)
+{
+	if (phase == DURA__FORK_PREPARE)
+		pthread_mutex_lock(&secrets_lock);
+	else
+		pthread_mutex_unlock(&secrets_lock);
+}
+
 void dura__redact_secrets(char *msg)
 {
 	pthread_mutex_lock(&secrets_lock);

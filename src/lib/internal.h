@@ -12,6 +12,18 @@
 void dura__secret_add(const char *secret);
 void dura__redact_secrets(char *msg);
 
+/* fork.c: the fork guard (see fork.c for the rule it keeps). Every call
+ * into a store runs between enter and leave; fork() waits for them. */
+enum { DURA__FORK_PREPARE, DURA__FORK_PARENT, DURA__FORK_CHILD };
+void dura__fork_init(void);
+void dura__fork_enter(void);
+void dura__fork_leave(void);
+/* the pieces of process-global state fork.c looks after, each in its file;
+ * `guarded` is 0 when fork() was called from inside a store call */
+void dura__uuid_atfork(int phase);
+void dura__secrets_atfork(int phase);
+void dura__stores_atfork(int phase, int guarded);
+
 /* json.c */
 int dura__json_valid(const char *text, const char *what);
 int dura__json_object_valid(const char *text, const char *what);

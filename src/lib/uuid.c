@@ -3,6 +3,13 @@
  * random bits. Within one process ids are strictly increasing: a 12-bit
  * counter in rand_a orders ids made in the same millisecond, so a listing
  * by run_id is a listing by creation time.
+ *
+ * Fork: a child must not make the ids its parent or a sibling makes. At
+ * fork (fork.c) the child throws its copy of the random bytes away, so
+ * its next id draws fresh ones from getrandom(); the timestamp and the
+ * counter carry on, which keeps the child's ids ordered. Two processes
+ * then differ in 62 fresh random bits even in the same millisecond at the
+ * same count. The check costs nothing per id: it happens once, at fork.
  */
 #include "internal.h"
 
@@ -36,9 +43,29 @@ static int random_bytes(unsigned char *out, size_t n)
 static int64_t last_ms;
 static unsigned counter;
 
+void dura__uuid_atfork(int phase)
+{
+	switch (phase) {
+	case DURA__FORK_PREPARE:
+		pthread_mutex_lock(&uuid_lock);
+		break;
+	case DURA__FORK_PARENT:
+		pthread_mutex_unlock(&uuid_lock);
+		break;
+	default:
+		/* the forking thread is the child's only thread: its pool is the
+		 * only one left, and it was the parent's */
+		memset(pool, 0, sizeof(pool));
+		pool_left = 0;
+		pthread_mutex_unlock(&uuid_lock);
+		break;
+	}
+}
+
 int dura_uuid7(char out[DURA_UUID_LEN + 1])
 {
 	unsigned char b[16];
+	dura__fork_init();
 	if (random_bytes(b, sizeof(b)))
 		return dura__error_set(DURA_EIO, "", 0, NULL, "getrandom failed while making a run id");
 

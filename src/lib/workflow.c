@@ -217,6 +217,7 @@ int dura_engine_register(dura_engine *eng, dura_workflow *wf)
 			                     n->name, n->edge);
 	}
 	if (rc == 0) {
+		dura__fork_enter(); /* the engine's lock is never copied held into a child */
 		pthread_mutex_lock(&eng->lock);
 		dura_workflow *old = NULL;
 		HASH_FIND_STR(eng->workflows, wf->name, old);
@@ -229,6 +230,7 @@ int dura_engine_register(dura_engine *eng, dura_workflow *wf)
 				rc = dura__oom("");
 		}
 		pthread_mutex_unlock(&eng->lock);
+		dura__fork_leave();
 	}
 	if (rc)
 		dura_workflow_free(wf);
@@ -238,8 +240,10 @@ int dura_engine_register(dura_engine *eng, dura_workflow *wf)
 dura_workflow *dura__engine_workflow(dura_engine *eng, const char *name)
 {
 	dura_workflow *wf = NULL;
+	dura__fork_enter();
 	pthread_mutex_lock(&eng->lock);
 	HASH_FIND_STR(eng->workflows, name, wf);
 	pthread_mutex_unlock(&eng->lock);
+	dura__fork_leave();
 	return wf;
 }

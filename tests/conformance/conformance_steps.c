@@ -9,6 +9,7 @@
 
 #include "conformance.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -323,6 +324,93 @@ STORE_TEST(steps_outbox)
 
 	conf_ack_run_events(s, run_id);
 	CHECK(conf_events(s, run_id, NULL, NULL) == 0);
+	dura_record_free(rec);
+}
+
+/*
+ * ev's data is the default payload {"run_id":..,"step":N,"node_id":..,
+ * "status":..,"run_state":N} with these values and no other key.
+ */
+static int default_payload_is(const dura_event *ev, const char *run_id, long long step, const char *node,
+                              const char *status, int run_state)
+{
+	json_error_t err;
+	json_t *j = ev->data ? json_loads(ev->data, 0, &err) : NULL;
+	const char *bad = NULL;
+	json_t *v;
+	if (!j || !json_is_object(j))
+		bad = "not a JSON object";
+	else if (json_object_size(j) != 5)
+		bad = "not exactly five keys";
+	else if (!(v = json_object_get(j, "run_id")) || !json_is_string(v) || strcmp(json_string_value(v), run_id) != 0)
+		bad = "run_id";
+	else if (!(v = json_object_get(j, "step")) || !json_is_integer(v) || json_integer_value(v) != step)
+		bad = "step";
+	else if (!(v = json_object_get(j, "node_id")) || !json_is_string(v) || strcmp(json_string_value(v), node) != 0)
+		bad = "node_id";
+	else if (!(v = json_object_get(j, "status")) || !json_is_string(v) || strcmp(json_string_value(v), status) != 0)
+		bad = "status";
+	else if (!(v = json_object_get(j, "run_state")) || !json_is_integer(v) || json_integer_value(v) != run_state)
+		bad = "run_state";
+	json_decref(j);
+	if (bad)
+		fprintf(stderr, "    default event data %s: %s\n", ev->data ? ev->data : "(null)", bad);
+	return bad == NULL;
+}
+
+/* A commit without event data writes the documented default payload. */
+STORE_TEST(steps_outbox_default_payload)
+{
+	conf_outbox_sweep(s);
+	char wf[96];
+	conf_name(wf, sizeof wf, "conf-payload");
+	dura_record *rec = NULL;
+	REQUIRE_RC(conf_create(s, wf, NULL, NULL, &rec), 0);
+	const char *run_id = rec->run_id;
+	/* quotes, backslashes, control characters and UTF-8 are escaped */
+	static const char odd_node[] = "n\"q\\b/\n\t\x01\x1f-\xc3\xa9-\xe2\x82\xac";
+	static const char odd_status[] = "st\xc3\xa9 \"x\"";
+
+	dura_commit c = DURA_COMMIT_INIT;
+	c.run_id = run_id;
+	c.expect_version = rec->version;
+	c.node_id = "a";
+	c.state = "{\"a\":1}";
+	c.status = "st-a";
+	dura_commit_result res;
+	REQUIRE_RC(dura_store_commit(s, &c, &res), 0);
+
+	/* no status (""), a run_state change, odd text */
+	c.expect_version = res.new_version;
+	c.node_id = odd_node;
+	c.status = NULL;
+	c.run_state = DURA_RUN_PAUSED;
+	REQUIRE_RC(dura_store_commit(s, &c, &res), 0);
+
+	/* NO_STEP: step -1, no node ("") */
+	c.expect_version = res.new_version;
+	c.node_id = NULL;
+	c.status = odd_status;
+	c.run_state = 0;
+	c.flags = DURA_COMMIT_NO_STEP;
+	REQUIRE_RC(dura_store_commit(s, &c, &res), 0);
+	CHECK(res.step == -1);
+
+	dura_event_list evs;
+	long n = conf_events(s, run_id, NULL, &evs);
+	CHECK(n == 3);
+	if (n == 3) {
+		for (int i = 0; i < 3; i++) {
+			CHECK_STR(evs.items[i].type, "step");
+			CHECK_STR(evs.items[i].workflow_name, wf);
+		}
+		CHECK(default_payload_is(&evs.items[0], run_id, 0, "a", "st-a", DURA_RUN_RUNNING));
+		CHECK(default_payload_is(&evs.items[1], run_id, 1, odd_node, "", DURA_RUN_PAUSED));
+		CHECK(default_payload_is(&evs.items[2], run_id, -1, "", odd_status, DURA_RUN_PAUSED));
+	}
+	if (n >= 0)
+		dura_event_list_free(&evs);
+	conf_ack_run_events(s, run_id);
 	dura_record_free(rec);
 }
 
@@ -801,6 +889,7 @@ const test_case conf_steps_tests[] = {
 	{"steps_commit_fields", steps_commit_fields},
 	{"steps_commit_no_step", steps_commit_no_step},
 	{"steps_outbox", steps_outbox},
+	{"steps_outbox_default_payload", steps_outbox_default_payload},
 	{"steps_commit_failures", steps_commit_failures},
 	{"steps_commit_batch", steps_commit_batch},
 	{"steps_large_state", steps_large_state},

@@ -3,7 +3,9 @@
  * on one file lose nothing, a damaged or foreign file is refused and left
  * as it was, a newer schema is DURA_EVERSION, the synchronous and WAL
  * settings, timestamps stored as UTC text, and the reference documents'
- * cleanup SQL running as printed (NOW() is registered by the store).
+ * cleanup SQL running as printed (NOW() is registered by the store), and a
+ * value over the connection's SQLITE_LIMIT_LENGTH failing its bind with
+ * SQLITE_TOOBIG as the native code.
  *
  * Usage: sqlite_extra TMPDIR [FILTER]  (files are created in TMPDIR)
  */
@@ -332,14 +334,16 @@ static void refuse_file(const unsigned char *content, size_t len, const char *na
 	REQUIRE(write_all(path, content, len) == 0);
 	dura_store *s = NULL;
 	dura_error_clear();
+	/* not a database: DURA_EINVAL (docs/store-contract.md), naming the file */
 	int rc = dura_store_open(&s, url, NULL);
-	CHECK(rc < 0);
+	CHECK_RC(rc, DURA_EINVAL);
 	if (rc == 0) {
 		dura_store_close(s);
 	} else {
 		const dura_error *e = dura_error_last();
-		CHECK(e && e->message && e->message[0]);
-		CHECK(rc == DURA_EIO || rc == DURA_EINVAL || rc == DURA_EVERSION || rc == DURA_ERROR);
+		CHECK(e && e->message && strstr(e->message, path) != NULL);
+		CHECK(e && e->message && strstr(e->message, "not a SQLite database") != NULL);
+		CHECK(e && (e->native_code & 0xff) == SQLITE_NOTADB);
 	}
 	CHECK(s == NULL);
 	CHECK(same_file(path, content, len));
@@ -347,7 +351,7 @@ static void refuse_file(const unsigned char *content, size_t len, const char *na
 	dura_store_options opts = DURA_STORE_OPTIONS_INIT;
 	opts.auto_migrate = 0;
 	rc = dura_store_open(&s, url, &opts);
-	CHECK(rc < 0);
+	CHECK_RC(rc, DURA_EINVAL);
 	if (rc == 0)
 		dura_store_close(s);
 	CHECK(same_file(path, content, len));
@@ -407,9 +411,11 @@ static void sqlite_damaged_database(void)
 		dura_record_free(r);
 		dura_store_close(s);
 	}
-	CHECK(rc < 0);
+	/* refused at open (the first read of the schema finds the damage) */
+	CHECK_RC(rc, DURA_EINVAL);
 	const dura_error *e = dura_error_last();
-	CHECK(e && e->message && e->message[0]);
+	CHECK(e && e->message && strstr(e->message, "damaged") != NULL);
+	CHECK(e && (e->native_code & 0xff) == SQLITE_CORRUPT);
 	CHECK(same_file(path, buf, len));
 	free(buf);
 }
@@ -694,6 +700,128 @@ static void sqlite_reference_cleanup_sql(void)
 	dura_store_close(s);
 }
 
+/* ---- (f) a value SQLite refuses to bind ----------------------------------- */
+
+enum { LOW_LENGTH_LIMIT = 100000, OVER_LIMIT = 2 * LOW_LENGTH_LIMIT };
+
+/* An auto extension: every connection opened while it is registered gets
+ * SQLITE_LIMIT_LENGTH lowered, so a bind of a value over it fails with
+ * SQLITE_TOOBIG without gigabytes of memory. */
+static int low_length_limit(sqlite3 *db, const char **err, const sqlite3_api_routines *api)
+{
+	(void)err;
+	(void)api;
+	sqlite3_limit(db, SQLITE_LIMIT_LENGTH, LOW_LENGTH_LIMIT);
+	return SQLITE_OK;
+}
+
+/* rc and the thread's error are the SQLITE_TOOBIG of a bind: DURA_EINVAL,
+ * native code 18 exactly (not another code ORed in), the limit named. */
+static void check_toobig(int rc, const char *what)
+{
+	const dura_error *e = dura_error_last();
+	if (rc != DURA_EINVAL || !e || e->native_code != SQLITE_TOOBIG)
+		fprintf(stderr, "    %s: rc %d, native code %d (%s)\n", what, rc, e ? e->native_code : 0,
+		        e && e->message ? e->message : "no error");
+	CHECK(rc == DURA_EINVAL);
+	REQUIRE(e != NULL);
+	CHECK(e->code == DURA_EINVAL);
+	CHECK(e->native_code == SQLITE_TOOBIG);
+	CHECK(e->store && strcmp(e->store, "sqlite") == 0);
+	CHECK(e->message && strstr(e->message, "SQLITE_LIMIT_LENGTH") != NULL);
+	CHECK(e->message && strstr(e->message, "100000 bytes") != NULL);
+}
+
+static void sqlite_bind_too_big(void)
+{
+	char path[512], url[600];
+	new_db(path, sizeof path, url, sizeof url, "toobig", "");
+	dura_store *s = NULL;
+	REQUIRE_RC(open_url(&s, url), 0); /* the schema, at SQLite's own limits */
+	dura_store_close(s);
+
+	/* {"x":"aaa..."}: valid JSON over the limit */
+	char *big = malloc(OVER_LIMIT + 16);
+	REQUIRE(big != NULL);
+	memcpy(big, "{\"x\":\"", 6);
+	memset(big + 6, 'a', OVER_LIMIT);
+	memcpy(big + 6 + OVER_LIMIT, "\"}", 3);
+
+	REQUIRE(sqlite3_auto_extension((void (*)(void))low_length_limit) == SQLITE_OK);
+	int rc = open_url(&s, url);
+	if (rc != 0) {
+		sqlite3_reset_auto_extension();
+		free(big);
+		REQUIRE_RC(rc, 0);
+	}
+
+	/* create_run: nothing is created */
+	char id[DURA_UUID_LEN + 1];
+	dura_uuid7(id);
+	dura_run_create req = DURA_RUN_CREATE_INIT;
+	req.run_id = id;
+	req.workflow_name = "toobig";
+	req.state = big;
+	dura_error_clear();
+	check_toobig(dura_store_create_run(s, &req, NULL), "create_run");
+	dura_record *r = NULL;
+	CHECK_RC(dura_store_get_run(s, id, &r), DURA_ENOTFOUND);
+	dura_record_free(r);
+	r = NULL;
+
+	/* the same statements on the same connections still work */
+	req.state = "{\"small\":true}";
+	CHECK_RC(dura_store_create_run(s, &req, &r), 0);
+	int64_t version = r ? r->version : 0;
+	dura_record_free(r);
+
+	/* commit: a state over the limit, then event data over it (bound
+	 * after the record and the step were written: all rolled back) */
+	dura_commit c = DURA_COMMIT_INIT;
+	c.run_id = id;
+	c.expect_version = version;
+	c.node_id = "n";
+	c.state = big;
+	check_toobig(dura_store_commit(s, &c, NULL), "commit (state)");
+	c.state = "{\"n\":1}";
+	c.event_data = big;
+	check_toobig(dura_store_commit(s, &c, NULL), "commit (event data)");
+	r = NULL;
+	CHECK_RC(dura_store_get_run(s, id, &r), 0);
+	CHECK(r && r->version == version);
+	CHECK(r && r->step_no == 0);
+	CHECK(r && strstr(r->state, "small") != NULL);
+	dura_record_free(r);
+	CHECK(history_dense(s, id, 0));
+	dura_event_list evs;
+	memset(&evs, 0, sizeof evs);
+	CHECK_RC(dura_store_outbox_poll(s, 100, &evs), 0);
+	CHECK(evs.count == 0);
+	dura_event_list_free(&evs);
+	c.event_data = NULL;
+	CHECK_RC(dura_store_commit(s, &c, NULL), 0);
+	CHECK(history_dense(s, id, 1));
+
+	/* a checkpoint and a cache value (a BLOB) over the limit */
+	check_toobig(dura_store_checkpoint_save(s, "toobig-cp", id, 0, big), "checkpoint_save");
+	dura_checkpoint *cp = NULL;
+	CHECK_RC(dura_store_checkpoint_load(s, "toobig-cp", &cp), DURA_ENOTFOUND);
+	dura_checkpoint_free(cp);
+	check_toobig(dura_store_cache_put(s, "toobig-key", big, OVER_LIMIT, NULL, NULL, 0), "cache_put");
+	dura_cache_entry *ce = NULL;
+	CHECK_RC(dura_store_cache_get(s, "toobig-key", &ce), DURA_ENOTFOUND);
+	dura_cache_entry_free(ce);
+	ce = NULL;
+	CHECK_RC(dura_store_cache_put(s, "toobig-key", "v", 1, NULL, NULL, 0), 0);
+	CHECK_RC(dura_store_cache_get(s, "toobig-key", &ce), 0);
+	CHECK(ce && ce->value_len == 1);
+	dura_cache_entry_free(ce);
+
+	dura_store_close(s);
+	sqlite3_reset_auto_extension();
+	free(big);
+}
+
 static const test_case tests[] = {
 	{"sqlite_two_processes", sqlite_two_processes},
 	{"sqlite_crash_keeps_commits", sqlite_crash_keeps_commits},
@@ -706,6 +834,7 @@ static const test_case tests[] = {
 	{"sqlite_pragmas", sqlite_pragmas},
 	{"sqlite_now_and_timestamps", sqlite_now_and_timestamps},
 	{"sqlite_reference_cleanup_sql", sqlite_reference_cleanup_sql},
+	{"sqlite_bind_too_big", sqlite_bind_too_big},
 };
 
 int main(int argc, char **argv)

@@ -2086,6 +2086,23 @@ static int mem_outbox_ack(void *impl, const char *event_id)
 /* ---- notify --------------------------------------------------------------- */
 
 /* A negative timeout waits without a deadline. */
+/*
+ * In a forked child the data is a copy, the child's own from now on: what
+ * either process writes, the other does not see. Waiters of the parent's
+ * other threads do not exist here, so the lock and the condition
+ * variable start afresh.
+ */
+static void mem_atfork_child(void *impl)
+{
+	mem_store *m = impl;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->changed, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 static int mem_wait_change(void *impl, const char *run_id, int64_t version, int64_t timeout_ms)
 {
 	mem_store *m = impl;
@@ -2173,4 +2190,5 @@ const dura_store_ops dura__memory_ops = {
 	.outbox_ack = mem_outbox_ack,
 	.exec_sql = NULL,
 	.wait_change = mem_wait_change,
+	.atfork_child = mem_atfork_child,
 };

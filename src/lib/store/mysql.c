@@ -76,7 +76,7 @@
 #include <unistd.h>
 
 #define MY "mysql"
-#define MY_SCHEMA_VERSION 2 /* the schema this library writes */
+#define MY_SCHEMA_VERSION 3 /* the schema this library writes */
 #define MY_DEFAULT_POOL 25
 #define MY_DEFAULT_IDLE 5
 #define MY_DEFAULT_LIFETIME_MS (5 * 60 * 1000)
@@ -277,7 +277,10 @@ static const char *const migration1[] = {
  * privileges apply, plus EXECUTE). Optional: a migrating user without
  * CREATE ROUTINE, or a caller without EXECUTE, gets the same commit in
  * several round trips. Its one result row is (1, step written) or
- * (0, the run's version or NULL when the run is missing).
+ * (0, the run's version or NULL when the run is missing). MariaDB puts a
+ * routine's local variable into JSON_OBJECT as a string ("step": "0"):
+ * the default event data casts it (migration 3 replaces the procedure
+ * that migration 2 created without the cast).
  */
 static const char *const migration2_optional[] = {
 	"DROP PROCEDURE IF EXISTS {p}dura_commit",
@@ -306,7 +309,7 @@ static const char *const migration2_optional[] = {
 	"IF p_event_id <> '' THEN "
 	"INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "
 	"SELECT p_event_id, workflow_name, run_id, p_type, COALESCE(p_data, JSON_OBJECT('run_id', run_id, "
-	"'step', v_step, 'node_id', p_node, 'status', status, 'run_state', run_state)), p_now "
+	"'step', CAST(v_step AS SIGNED), 'node_id', p_node, 'status', status, 'run_state', run_state)), p_now "
 	"FROM {p}workflow_records WHERE run_id = p_run_id; "
 	"END IF; "
 	"COMMIT; "
@@ -325,6 +328,8 @@ static const struct {
 } migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, no_statements},
 	{"dura_commit procedure (a step commit in one round trip)", no_statements, migration2_optional},
+	{"dura_commit procedure again: the step in default event data is a JSON number", no_statements,
+	 migration2_optional},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == MY_SCHEMA_VERSION, "one migration per schema version");
@@ -1871,6 +1876,28 @@ static void store_free(my_store *s)
 	dura_free(s);
 }
 
+/*
+ * In a forked child (store.h, atfork_child): the idle connections are the
+ * parent's sessions. Let go of them without a goodbye on their sockets;
+ * the child's next call opens its own. No connection is in use: the core
+ * waited for every call in flight before forking.
+ */
+static void my_atfork_child(void *impl)
+{
+	my_store *s = impl;
+	my_conn *c = s->idle;
+	while (c) {
+		my_conn *next = c->next_idle;
+		conn_abandon(c);
+		c = next;
+	}
+	s->idle = NULL;
+	s->nidle = s->nopen = 0;
+	s->pid = getpid();
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+}
+
 /* Whole seconds for Connector/C's timeouts (rounded up; 0 stays 0). */
 static unsigned secs(int64_t ms)
 {
@@ -3263,6 +3290,7 @@ struct claim_key_arg {
  * value holds it until its put commits), then look for a live value, then
  * take or refresh the claim. Two claimers of a key nobody holds both
  * insert; the unique key lets one in and the other runs again and sees it.
+ * A new claim row looks for the value once more (see below).
  */
 static int cache_claim_body(my_store *s, my_conn *c, void *arg, int again)
 {
@@ -3313,7 +3341,20 @@ static int cache_claim_body(my_store *s, my_conn *c, void *arg, int again)
 	rc = st_write(s, c, ST_CLAIM_INSERT, &p, NULL);
 	if (rc && c->err == ER_DUP_ENTRY)
 		return MY_AGAIN;
-	return rc;
+	if (rc)
+		return rc;
+	/* With no claim row there was nothing to lock: between our look and
+	 * our insert another claimer may have claimed, stored its value and
+	 * let go. Now that the new row is ours, look again; a value found
+	 * rolls our claim back. */
+	p.n = 0;
+	pp_str(&p, a->key);
+	pp_time(&p, now);
+	if ((rc = st_exists(s, c, ST_CACHE_LIVE, &p)) < 0)
+		return rc;
+	if (rc == 1)
+		return dura__error_set(DURA_EEXISTS, MY, 0, NULL, "cache key %s already has a value", a->key);
+	return 0;
 }
 
 static int my_cache_claim(void *impl, const char *key, const char *owner, int64_t lease_ms)
@@ -3740,4 +3781,5 @@ const dura_store_ops dura__mysql_ops = {
 	.outbox_ack = my_outbox_ack,
 	.exec_sql = my_exec_sql,
 	.wait_change = NULL,
+	.atfork_child = my_atfork_child,
 };

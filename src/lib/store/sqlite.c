@@ -275,6 +275,8 @@ static int code_of(int rc)
 		return DURA_EIO;
 	case SQLITE_INTERRUPT:
 		return DURA_ECANCELED;
+	case SQLITE_TOOBIG: /* a string, BLOB or row over SQLITE_LIMIT_LENGTH */
+		return DURA_EINVAL;
 	default:
 		return DURA_ERROR;
 	}
@@ -292,6 +294,11 @@ static int sq_fail(sq_conn *c, int rc, const char *what)
 	if (rc == SQLITE_OK)
 		rc = SQLITE_ERROR;
 	const char *msg = c && sqlite3_extended_errcode(c->db) == rc ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
+	if ((rc & 0xff) == SQLITE_TOOBIG && c)
+		return dura__error_set(DURA_EINVAL, SQ, rc, NULL,
+		                       "%s: %s (a value is larger than this connection's limit of %d bytes, "
+		                       "SQLITE_LIMIT_LENGTH)",
+		                       what, msg, sqlite3_limit(c->db, SQLITE_LIMIT_LENGTH, -1));
 	return dura__error_set(code_of(rc), SQ, rc, NULL, "%s: %s", what, msg);
 }
 
@@ -417,6 +424,29 @@ static int pool_get(sq_store *s, sq_conn **out)
 	return rc;
 }
 
+/*
+ * In a forked child (store.h, atfork_child): close the connections copied
+ * from the parent, so that SQLite's per-process record of the file's
+ * locks is the child's own again before the child opens connections of
+ * its own (which it does on demand). The core waited for every call in
+ * flight, so none of them is inside a transaction. Closing may not
+ * checkpoint or delete the WAL, which the parent is still using: the
+ * child closes its copies as if they were never the last.
+ */
+static void sq_atfork_child(void *impl)
+{
+	sq_store *s = impl;
+	for (sq_conn *c = s->all, *next; c; c = next) {
+		next = c->next_all;
+		sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+		conn_close(c);
+	}
+	s->all = s->idle = NULL;
+	s->nopen = s->nidle = 0;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+}
+
 static void tx_rollback(sq_store *s, sq_conn *c);
 
 static void pool_put(sq_store *s, sq_conn *c)
@@ -498,13 +528,69 @@ static int tx_commit(sq_store *s, sq_conn *c)
 	return rc;
 }
 
-/* Bind text, NULL as SQL NULL. The caller's string outlives the step. */
-static int bind_text(sqlite3_stmt *st, int i, const char *v)
+/*
+ * Binding. Every bind goes through these helpers, which return SQLite's
+ * result code (SQLITE_OK is 0) and must be checked (the compiler says so);
+ * the sqlite3_bind_* functions are poisoned below them. A statement binds
+ * its arguments in a chain that stops at the first failure and keeps its
+ * code, `if ((b = bind_text(st, 1, x)) || (b = bind_int64(st, 2, n)))`,
+ * then bind_fail() turns that code into the thread's error. (The codes are
+ * never ORed together: SQLITE_TOOBIG | SQLITE_RANGE reads as
+ * SQLITE_NOTICE.) Values are bound SQLITE_STATIC: the caller's memory
+ * outlives the step.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define SQ_CHECKED __attribute__((warn_unused_result))
+#else
+#define SQ_CHECKED
+#endif
+
+/* Text, NULL as SQL NULL. */
+SQ_CHECKED static int bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
-/* A failed bind (a string over SQLite's length limit, say). */
+/* n bytes of text copied by SQLite (the source goes away before the step). */
+SQ_CHECKED static int bind_text_copy(sqlite3_stmt *st, int i, const char *v, int n)
+{
+	return sqlite3_bind_text(st, i, v, n, SQLITE_TRANSIENT);
+}
+
+SQ_CHECKED static int bind_int(sqlite3_stmt *st, int i, int v)
+{
+	return sqlite3_bind_int(st, i, v);
+}
+
+/* An int, 0 as SQL NULL. */
+SQ_CHECKED static int bind_int_or_null(sqlite3_stmt *st, int i, int v)
+{
+	return v ? sqlite3_bind_int(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+SQ_CHECKED static int bind_int64(sqlite3_stmt *st, int i, int64_t v)
+{
+	return sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+}
+
+SQ_CHECKED static int bind_blob(sqlite3_stmt *st, int i, const void *v, size_t len)
+{
+	return sqlite3_bind_blob64(st, i, len ? v : "", (sqlite3_uint64)len, SQLITE_STATIC);
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC poison sqlite3_bind_text sqlite3_bind_text64 sqlite3_bind_int sqlite3_bind_int64 sqlite3_bind_null
+#pragma GCC poison sqlite3_bind_blob sqlite3_bind_blob64 sqlite3_bind_double sqlite3_bind_value
+#pragma GCC poison sqlite3_bind_zeroblob sqlite3_bind_zeroblob64 sqlite3_bind_pointer
+#endif
+
+/*
+ * A failed bind: reset the statement (clear_bindings is not needed, every
+ * argument is bound again before the next step) and set the thread's
+ * error from SQLite's code rc, as sq_fail() does: SQLITE_TOOBIG (a value
+ * over SQLITE_LIMIT_LENGTH) is DURA_EINVAL naming the limit, SQLITE_NOMEM
+ * DURA_ENOMEM, the extended code is the native code.
+ */
 static int bind_fail(sq_conn *c, sqlite3_stmt *st, int rc, const char *what)
 {
 	sqlite3_reset(st);
@@ -539,10 +625,17 @@ static int64_t col_time(sqlite3_stmt *st, int i)
 	}
 }
 
-/* Copy a text column; NULL becomes "" when empty is set, else stays NULL. */
+/* Copy a text column; NULL becomes "" when empty is set, else stays NULL.
+ * A value that SQLite cannot hand out as text (out of memory: the column
+ * then reads as NULL) is a failure, not an empty string. */
 static int col_str(sqlite3_stmt *st, int i, int empty, char **out)
 {
+	int type = sqlite3_column_type(st, i);
 	const char *t = (const char *)sqlite3_column_text(st, i);
+	if (!t && type != SQLITE_NULL) {
+		*out = NULL;
+		return -1;
+	}
 	if (!t) {
 		if (!empty) {
 			*out = NULL;
@@ -1131,8 +1224,11 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 	if (*fid) {
 		if ((rc = prep(s, c, ST_RUN_ACTIVE, &st)) != 0)
 			goto fail;
-		bind_text(st, 1, req->workflow_name);
-		bind_text(st, 2, fid);
+		int b;
+		if ((b = bind_text(st, 1, req->workflow_name)) || (b = bind_text(st, 2, fid))) {
+			rc = bind_fail(c, st, b, "looking up the active run");
+			goto fail;
+		}
 		dura_record *existing = NULL;
 		rc = fetch_record(c, st, &existing, "looking up the active run");
 		if (rc == 0) {
@@ -1152,10 +1248,10 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 
 	if ((rc = prep(s, c, ST_RUN_INSERT, &st)) != 0)
 		goto fail;
-	int b = bind_text(st, 1, run_id) | bind_text(st, 2, req->workflow_name) | bind_text(st, 3, fid) |
-	        sqlite3_bind_int(st, 4, run_state) | bind_text(st, 5, status) | bind_text(st, 6, state) |
-	        bind_text(st, 7, meta) | bind_text(st, 8, next_txt) | bind_text(st, 9, now_txt);
-	if (b) {
+	int b;
+	if ((b = bind_text(st, 1, run_id)) || (b = bind_text(st, 2, req->workflow_name)) || (b = bind_text(st, 3, fid)) ||
+	    (b = bind_int(st, 4, run_state)) || (b = bind_text(st, 5, status)) || (b = bind_text(st, 6, state)) ||
+	    (b = bind_text(st, 7, meta)) || (b = bind_text(st, 8, next_txt)) || (b = bind_text(st, 9, now_txt))) {
 		rc = bind_fail(c, st, b, "creating a run");
 		goto fail;
 	}
@@ -1170,7 +1266,10 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 		dura_record *existing = NULL;
 		if ((rc = prep(s, c, ST_RUN_GET, &st)) != 0)
 			goto fail;
-		bind_text(st, 1, run_id);
+		if ((b = bind_text(st, 1, run_id)) != 0) {
+			rc = bind_fail(c, st, b, "looking up the run");
+			goto fail;
+		}
 		rc = fetch_record(c, st, out ? &existing : NULL, "looking up the run");
 		tx_rollback(s, c);
 		if (rc == 0) {
@@ -1188,10 +1287,17 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 		sqlite3_reset(st);
 		goto fail;
 	}
-	if ((rc = tx_commit(s, c)) != 0)
+	/* the caller's copy before the commit: running out of memory after it
+	 * would report a failure for a run that exists */
+	dura_record *made = NULL;
+	if (out && (rc = created_record(&made, run_id, req, fid, state, status, run_state, now, next)) != 0)
+		goto fail;
+	if ((rc = tx_commit(s, c)) != 0) {
+		dura_record_free(made);
 		return rc;
+	}
 	if (out)
-		return created_record(out, run_id, req, fid, state, status, run_state, now, next);
+		*out = made;
 	return 0;
 fail:
 	tx_rollback(s, c);
@@ -1219,8 +1325,8 @@ static int sq_get_run(void *impl, const char *run_id, dura_record **out)
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, ST_RUN_GET, &st)) == 0) {
-		bind_text(st, 1, run_id);
-		rc = fetch_record(c, st, out, "reading a run");
+		int b = bind_text(st, 1, run_id);
+		rc = b ? bind_fail(c, st, b, "reading a run") : fetch_record(c, st, out, "reading a run");
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
@@ -1237,9 +1343,11 @@ static int sq_latest_run(void *impl, const char *wf, const char *fid, dura_recor
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, ST_RUN_LATEST, &st)) == 0) {
-		bind_text(st, 1, wf);
-		bind_text(st, 2, fid);
-		rc = fetch_record(c, st, out, "reading the latest run");
+		int b;
+		if ((b = bind_text(st, 1, wf)) || (b = bind_text(st, 2, fid)))
+			rc = bind_fail(c, st, b, "reading the latest run");
+		else
+			rc = fetch_record(c, st, out, "reading the latest run");
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
@@ -1262,14 +1370,16 @@ static int sq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *
 		fmt_time(after, f->created_after);
 	if (f->created_before)
 		fmt_time(before, f->created_before);
-	bind_text(st, 1, f->workflow_name);
-	sqlite3_bind_int(st, 2, f->run_state);
-	bind_text(st, 3, f->status);
-	bind_text(st, 4, f->foreign_id);
-	bind_text(st, 5, f->created_after ? after : NULL);
-	bind_text(st, 6, f->created_before ? before : NULL);
-	bind_text(st, 7, f->cursor && *f->cursor ? f->cursor : NULL);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)f->limit);
+	int b;
+	if ((b = bind_text(st, 1, f->workflow_name)) || (b = bind_int(st, 2, f->run_state)) ||
+	    (b = bind_text(st, 3, f->status)) || (b = bind_text(st, 4, f->foreign_id)) ||
+	    (b = bind_text(st, 5, f->created_after ? after : NULL)) ||
+	    (b = bind_text(st, 6, f->created_before ? before : NULL)) ||
+	    (b = bind_text(st, 7, f->cursor && *f->cursor ? f->cursor : NULL)) ||
+	    (b = bind_int64(st, 8, (int64_t)f->limit))) {
+		rc = bind_fail(c, st, b, "listing runs");
+		goto out;
+	}
 	if ((rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_record, dura__record_clear,
 	                  "listing runs")) != 0)
 		goto out;
@@ -1295,7 +1405,8 @@ static int run_state_of(sq_store *s, sq_conn *c, const char *run_id, int *state,
 	int rc = prep(s, c, ST_RUN_STATE, &st);
 	if (rc)
 		return rc;
-	bind_text(st, 1, run_id);
+	if ((rc = bind_text(st, 1, run_id)) != 0)
+		return bind_fail(c, st, rc, "reading a run");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*state = sqlite3_column_int(st, 0);
@@ -1322,8 +1433,8 @@ static int erase_run(sq_store *s, sq_conn *c, const char *run_id, int64_t *versi
 	if (rc)
 		return rc;
 	fmt_time(now_txt, dura_now_ms());
-	bind_text(st, 1, run_id);
-	bind_text(st, 2, now_txt);
+	if ((rc = bind_text(st, 1, run_id)) || (rc = bind_text(st, 2, now_txt)))
+		return bind_fail(c, st, rc, "erasing a run's state");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*version = sqlite3_column_int64(st, 0);
@@ -1338,12 +1449,14 @@ static int erase_run(sq_store *s, sq_conn *c, const char *run_id, int64_t *versi
 		return rc;
 	if ((rc = prep(s, c, ST_STEPS_ERASE, &st)) != 0)
 		return rc;
-	bind_text(st, 1, run_id);
+	if ((rc = bind_text(st, 1, run_id)) != 0)
+		return bind_fail(c, st, rc, "deleting a run's steps");
 	if ((rc = run_done(c, st, "deleting a run's steps")) != 0)
 		return rc;
 	if ((rc = prep(s, c, ST_CPS_ERASE, &st)) != 0)
 		return rc;
-	bind_text(st, 1, run_id);
+	if ((rc = bind_text(st, 1, run_id)) != 0)
+		return bind_fail(c, st, rc, "deleting a run's checkpoints");
 	return run_done(c, st, "deleting a run's checkpoints");
 }
 
@@ -1372,10 +1485,11 @@ static int set_state_tx(sq_store *s, sq_conn *c, const char *run_id, int to, int
 	if ((rc = prep(s, c, ST_RUN_SET_STATE, &st)) != 0)
 		goto fail;
 	fmt_time(now_txt, dura_now_ms());
-	bind_text(st, 1, run_id);
-	sqlite3_bind_int(st, 2, to);
-	bind_text(st, 3, now_txt);
-	sqlite3_bind_int(st, 4, cur);
+	if ((rc = bind_text(st, 1, run_id)) || (rc = bind_int(st, 2, to)) || (rc = bind_text(st, 3, now_txt)) ||
+	    (rc = bind_int(st, 4, cur))) {
+		rc = bind_fail(c, st, rc, "changing a run's state");
+		goto fail;
+	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		version = sqlite3_column_int64(st, 0);
@@ -1464,7 +1578,8 @@ static int commit_miss(sq_store *s, sq_conn *c, const dura_commit *cm)
 	int rc = prep(s, c, ST_RUN_VERSION, &st);
 	if (rc)
 		return rc;
-	bind_text(st, 1, cm->run_id);
+	if ((rc = bind_text(st, 1, cm->run_id)) != 0)
+		return bind_fail(c, st, rc, "reading a run's version");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL,
@@ -1502,14 +1617,13 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 		fmt_time(next_txt, cm->next_run_at);
 	if ((rc = prep(s, c, full ? ST_COMMIT_UPDATE_FULL : ST_COMMIT_UPDATE, &up)) != 0)
 		return rc;
-	int b = bind_text(up, 1, cm->run_id) | sqlite3_bind_int64(up, 2, cm->expect_version) |
-	        bind_text(up, 3, cm->state) | bind_text(up, 4, status) | bind_text(up, 5, cm->error ? cm->error : "") |
-	        sqlite3_bind_int(up, 6, cm->attempt) | bind_text(up, 7, cm->next_run_at ? next_txt : now_txt) |
-	        bind_text(up, 8, now_txt) | sqlite3_bind_int(up, 9, do_step);
-	if (full)
-		b |= (cm->run_state ? sqlite3_bind_int(up, 10, cm->run_state) : sqlite3_bind_null(up, 10)) |
-		     sqlite3_bind_int(up, 11, release);
-	if (b)
+	int b;
+	if ((b = bind_text(up, 1, cm->run_id)) || (b = bind_int64(up, 2, cm->expect_version)) ||
+	    (b = bind_text(up, 3, cm->state)) || (b = bind_text(up, 4, status)) ||
+	    (b = bind_text(up, 5, cm->error ? cm->error : "")) || (b = bind_int(up, 6, cm->attempt)) ||
+	    (b = bind_text(up, 7, cm->next_run_at ? next_txt : now_txt)) || (b = bind_text(up, 8, now_txt)) ||
+	    (b = bind_int(up, 9, do_step)) ||
+	    (full && ((b = bind_int_or_null(up, 10, cm->run_state)) || (b = bind_int(up, 11, release)))))
 		return bind_fail(c, up, b, "committing a step");
 	rc = sqlite3_step(up);
 	if (rc != SQLITE_ROW) {
@@ -1538,8 +1652,7 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 			sqlite3_reset(up);
 			return rc;
 		}
-		rc = sqlite3_bind_text(st, 2, (const char *)sqlite3_column_text(up, 1), sqlite3_column_bytes(up, 1),
-		                       SQLITE_TRANSIENT);
+		rc = bind_text_copy(st, 2, (const char *)sqlite3_column_text(up, 1), sqlite3_column_bytes(up, 1));
 		if (rc) {
 			sqlite3_reset(up);
 			return bind_fail(c, st, rc, "writing an outbox event");
@@ -1550,9 +1663,9 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 	if (do_step) {
 		if ((rc = prep(s, c, ST_STEP_INSERT, &st)) != 0)
 			return rc;
-		b = bind_text(st, 1, cm->run_id) | sqlite3_bind_int64(st, 2, res->step) | bind_text(st, 3, cm->node_id) |
-		    bind_text(st, 4, cm->state) | bind_text(st, 5, now_txt);
-		if (b)
+		if ((b = bind_text(st, 1, cm->run_id)) || (b = bind_int64(st, 2, res->step)) ||
+		    (b = bind_text(st, 3, cm->node_id)) || (b = bind_text(st, 4, cm->state)) ||
+		    (b = bind_text(st, 5, now_txt)))
 			return bind_fail(c, st, b, "writing a step");
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE) {
@@ -1589,10 +1702,12 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 			sprintf(p, ",\"run_state\":%d}", run_state);
 		}
 		st = c->st[ST_OUTBOX_INSERT]; /* prepared, and column 2 bound, above */
-		b = bind_text(st, 1, event_id) | bind_text(st, 3, cm->run_id) |
-		    bind_text(st, 4, cm->event_type ? cm->event_type : "step") | bind_text(st, 5, payload) |
-		    bind_text(st, 6, now_txt);
-		rc = b ? bind_fail(c, st, b, "writing an outbox event") : run_done(c, st, "writing an outbox event");
+		if ((b = bind_text(st, 1, event_id)) || (b = bind_text(st, 3, cm->run_id)) ||
+		    (b = bind_text(st, 4, cm->event_type ? cm->event_type : "step")) || (b = bind_text(st, 5, payload)) ||
+		    (b = bind_text(st, 6, now_txt)))
+			rc = bind_fail(c, st, b, "writing an outbox event");
+		else
+			rc = run_done(c, st, "writing an outbox event");
 		dura_free(heap);
 		if (rc)
 			return rc;
@@ -1687,11 +1802,13 @@ static int sq_history(void *impl, const char *run_id, int64_t from, size_t limit
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, ST_HISTORY, &st)) == 0) {
-		bind_text(st, 1, run_id);
-		sqlite3_bind_int64(st, 2, from);
-		sqlite3_bind_int64(st, 3, limit && limit <= INT64_MAX ? (sqlite3_int64)limit : -1);
-		rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_step, dura__step_clear,
-		             "reading steps");
+		int b;
+		if ((b = bind_text(st, 1, run_id)) || (b = bind_int64(st, 2, from)) ||
+		    (b = bind_int64(st, 3, limit && limit <= INT64_MAX ? (int64_t)limit : -1)))
+			rc = bind_fail(c, st, b, "reading steps");
+		else
+			rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_step,
+			             dura__step_clear, "reading steps");
 	}
 	pool_put(s, c);
 	return rc;
@@ -1727,9 +1844,11 @@ static int sq_get_step(void *impl, const char *run_id, int64_t step, dura_step *
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, ST_STEP_GET, &st)) == 0) {
-		bind_text(st, 1, run_id);
-		sqlite3_bind_int64(st, 2, step);
-		rc = fetch_step(c, st, out);
+		int b;
+		if ((b = bind_text(st, 1, run_id)) || (b = bind_int64(st, 2, step)))
+			rc = bind_fail(c, st, b, "reading a step");
+		else
+			rc = fetch_step(c, st, out);
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
@@ -1746,8 +1865,8 @@ static int sq_load_latest(void *impl, const char *run_id, dura_step **out)
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, ST_STEP_LATEST, &st)) == 0) {
-		bind_text(st, 1, run_id);
-		rc = fetch_step(c, st, out);
+		int b = bind_text(st, 1, run_id);
+		rc = b ? bind_fail(c, st, b, "reading a step") : fetch_step(c, st, out);
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
@@ -1777,9 +1896,12 @@ static int sq_checkpoint_save(void *impl, const char *cp_id, const char *run_id,
 		return rc;
 	if ((rc = prep(s, c, ST_CP_SAVE, &st)) == 0) {
 		fmt_time(now_txt, dura_now_ms());
-		int b = bind_text(st, 1, cp_id) | bind_text(st, 2, run_id) | bind_text(st, 3, state) |
-		        sqlite3_bind_int64(st, 4, step) | bind_text(st, 5, now_txt);
-		rc = b ? bind_fail(c, st, b, "saving a checkpoint") : write_one(c, st, "saving a checkpoint", NULL);
+		int b;
+		if ((b = bind_text(st, 1, cp_id)) || (b = bind_text(st, 2, run_id)) || (b = bind_text(st, 3, state)) ||
+		    (b = bind_int64(st, 4, step)) || (b = bind_text(st, 5, now_txt)))
+			rc = bind_fail(c, st, b, "saving a checkpoint");
+		else
+			rc = write_one(c, st, "saving a checkpoint", NULL);
 	}
 	pool_put(s, c);
 	return rc;
@@ -1794,8 +1916,10 @@ static int sq_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **o
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, ST_CP_LOAD, &st)) == 0) {
-		bind_text(st, 1, cp_id);
-		rc = sqlite3_step(st);
+		/* a failed bind's code goes to sq_fail() below, with the reset */
+		rc = bind_text(st, 1, cp_id);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			dura_checkpoint *p = dura__malloc(sizeof(*p));
 			if (!p)
@@ -1824,9 +1948,10 @@ static int sq_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_li
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, ST_CP_LIST, &st)) == 0) {
-		bind_text(st, 1, run_id);
-		rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_checkpoint,
-		             dura__checkpoint_clear, "listing checkpoints");
+		int b = bind_text(st, 1, run_id);
+		rc = b ? bind_fail(c, st, b, "listing checkpoints")
+		       : collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_checkpoint,
+		                 dura__checkpoint_clear, "listing checkpoints");
 	}
 	pool_put(s, c);
 	return rc;
@@ -1842,8 +1967,8 @@ static int delete_by(void *impl, int id, const char *key, const char *fmt)
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, id, &st)) == 0) {
-		bind_text(st, 1, key);
-		rc = write_one(c, st, st_name[id], &changes);
+		int b = bind_text(st, 1, key);
+		rc = b ? bind_fail(c, st, b, st_name[id]) : write_one(c, st, st_name[id], &changes);
 	}
 	pool_put(s, c);
 	if (rc == 0 && changes == 0)
@@ -1869,9 +1994,9 @@ static int sq_cache_get(void *impl, const char *key, dura_cache_entry **out)
 		return rc;
 	if ((rc = prep(s, c, ST_CACHE_GET, &st)) == 0) {
 		fmt_time(now_txt, dura_now_ms());
-		bind_text(st, 1, key);
-		bind_text(st, 2, now_txt);
-		rc = sqlite3_step(st);
+		/* a failed bind's code goes to sq_fail() below, with the reset */
+		if ((rc = bind_text(st, 1, key)) == SQLITE_OK && (rc = bind_text(st, 2, now_txt)) == SQLITE_OK)
+			rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			dura_cache_entry *e = dura__malloc(sizeof(*e));
 			if (!e)
@@ -1905,11 +2030,11 @@ static int cache_put_tx(sq_store *s, sq_conn *c, const char *key, const void *va
 		return rc;
 	if ((rc = prep(s, c, ST_CACHE_PUT, &st)) != 0)
 		goto fail;
-	/* a zero-length value is an empty blob, not NULL */
-	int b = bind_text(st, 1, key) | sqlite3_bind_blob64(st, 2, len ? value : "", len, SQLITE_STATIC) |
-	        bind_text(st, 3, error) | bind_text(st, 4, now_txt) | bind_text(st, 5, ttl_ms ? exp_txt : NULL) |
-	        bind_text(st, 6, metadata);
-	if (b) {
+	/* a zero-length value is an empty blob, not NULL (bind_blob) */
+	int b;
+	if ((b = bind_text(st, 1, key)) || (b = bind_blob(st, 2, value, len)) || (b = bind_text(st, 3, error)) ||
+	    (b = bind_text(st, 4, now_txt)) || (b = bind_text(st, 5, ttl_ms ? exp_txt : NULL)) ||
+	    (b = bind_text(st, 6, metadata))) {
 		rc = bind_fail(c, st, b, "writing to the cache");
 		goto fail;
 	}
@@ -1917,7 +2042,10 @@ static int cache_put_tx(sq_store *s, sq_conn *c, const char *key, const void *va
 		goto fail;
 	if ((rc = prep(s, c, ST_CLAIM_DROP, &st)) != 0)
 		goto fail;
-	bind_text(st, 1, key);
+	if ((b = bind_text(st, 1, key)) != 0) {
+		rc = bind_fail(c, st, b, "releasing the cache claim");
+		goto fail;
+	}
 	if ((rc = run_done(c, st, "releasing the cache claim")) != 0)
 		goto fail;
 	return tx_commit(s, c);
@@ -1957,9 +2085,9 @@ static int cache_claim_tx(sq_store *s, sq_conn *c, const char *key, const char *
 	/* a value that is there and fresh: nothing to compute */
 	if ((rc = prep(s, c, ST_CACHE_LIVE, &st)) != 0)
 		goto fail;
-	bind_text(st, 1, key);
-	bind_text(st, 2, now_txt);
-	rc = sqlite3_step(st);
+	/* a failed bind's code goes to sq_fail() below */
+	if ((rc = bind_text(st, 1, key)) == SQLITE_OK && (rc = bind_text(st, 2, now_txt)) == SQLITE_OK)
+		rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW) {
 		rc = dura__error_set(DURA_EEXISTS, SQ, 0, NULL, "cache key %s already has a value", key);
@@ -1972,8 +2100,8 @@ static int cache_claim_tx(sq_store *s, sq_conn *c, const char *key, const char *
 	/* another owner's claim that has not expired */
 	if ((rc = prep(s, c, ST_CLAIM_GET, &st)) != 0)
 		goto fail;
-	bind_text(st, 1, key);
-	rc = sqlite3_step(st);
+	if ((rc = bind_text(st, 1, key)) == SQLITE_OK) /* else to sq_fail() below */
+		rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		const char *holder = (const char *)sqlite3_column_text(st, 0);
 		const char *until = (const char *)sqlite3_column_text(st, 1);
@@ -1991,9 +2119,11 @@ static int cache_claim_tx(sq_store *s, sq_conn *c, const char *key, const char *
 	sqlite3_reset(st);
 	if ((rc = prep(s, c, ST_CLAIM_SET, &st)) != 0)
 		goto fail;
-	bind_text(st, 1, key);
-	bind_text(st, 2, owner);
-	bind_text(st, 3, exp_txt);
+	int b;
+	if ((b = bind_text(st, 1, key)) || (b = bind_text(st, 2, owner)) || (b = bind_text(st, 3, exp_txt))) {
+		rc = bind_fail(c, st, b, "claiming a cache key");
+		goto fail;
+	}
 	if ((rc = run_done(c, st, "claiming a cache key")) != 0)
 		goto fail;
 	return tx_commit(s, c);
@@ -2023,9 +2153,11 @@ static int sq_cache_release(void *impl, const char *key, const char *owner)
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, ST_CLAIM_RELEASE, &st)) == 0) {
-		bind_text(st, 1, key);
-		bind_text(st, 2, owner);
-		rc = write_one(c, st, "releasing a cache claim", &changes);
+		int b;
+		if ((b = bind_text(st, 1, key)) || (b = bind_text(st, 2, owner)))
+			rc = bind_fail(c, st, b, "releasing a cache claim");
+		else
+			rc = write_one(c, st, "releasing a cache claim", &changes);
 	}
 	pool_put(s, c);
 	if (rc == 0 && changes == 0)
@@ -2048,13 +2180,19 @@ static int purge_tx(sq_store *s, sq_conn *c, int64_t *count)
 	fmt_time(now_txt, dura_now_ms());
 	if ((rc = prep(s, c, ST_CACHE_PURGE, &st)) != 0)
 		goto fail;
-	bind_text(st, 1, now_txt);
+	if ((rc = bind_text(st, 1, now_txt)) != 0) {
+		rc = bind_fail(c, st, rc, "purging the cache");
+		goto fail;
+	}
 	if ((rc = write_one(c, st, "purging the cache", &changes)) != 0)
 		goto fail;
 	/* expired claims are litter too; they are not counted */
 	if ((rc = prep(s, c, ST_CLAIM_PURGE, &st)) != 0)
 		goto fail;
-	bind_text(st, 1, now_txt);
+	if ((rc = bind_text(st, 1, now_txt)) != 0) {
+		rc = bind_fail(c, st, rc, "purging cache claims");
+		goto fail;
+	}
 	if ((rc = write_one(c, st, "purging cache claims", NULL)) != 0)
 		goto fail;
 	if ((rc = tx_commit(s, c)) != 0)
@@ -2088,8 +2226,10 @@ static int sq_cache_list(void *impl, const char *cursor, size_t limit, dura_cach
 		return rc;
 	if ((rc = prep(s, c, ST_CACHE_LIST, &st)) != 0)
 		goto out;
-	bind_text(st, 1, cursor);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+	if ((rc = bind_text(st, 1, cursor)) || (rc = bind_int64(st, 2, (int64_t)limit))) {
+		rc = bind_fail(c, st, rc, "listing the cache");
+		goto out;
+	}
 	if ((rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_cache, dura__cache_entry_clear,
 	                  "listing the cache")) != 0)
 		goto out;
@@ -2116,8 +2256,8 @@ static int sq_cache_stats(void *impl, dura_cache_stats *out)
 		return rc;
 	if ((rc = prep(s, c, ST_CACHE_STATS, &st)) == 0) {
 		fmt_time(now_txt, dura_now_ms());
-		bind_text(st, 1, now_txt);
-		rc = sqlite3_step(st);
+		if ((rc = bind_text(st, 1, now_txt)) == SQLITE_OK) /* else to sq_fail() below */
+			rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			out->entries = sqlite3_column_int64(st, 0);
 			out->expired = sqlite3_column_int64(st, 1);
@@ -2180,16 +2320,22 @@ static int sq_claim_runs(void *impl, const char *owner, const char *const *workf
 	fmt_time(now_txt, now);
 	fmt_time(exp_txt, now > INT64_MAX - lease_ms ? INT64_MAX : now + lease_ms);
 	/* one statement: it runs under the write lock, so no run is claimed
-	 * twice, here or in another process */
-	if ((rc = prep(s, c, ST_CLAIM_RUNS, &st)) == 0) {
-		bind_text(st, 1, owner);
-		bind_text(st, 2, exp_txt);
-		bind_text(st, 3, now_txt);
-		bind_text(st, 4, list);
-		sqlite3_bind_int64(st, 5, (sqlite3_int64)max);
-		rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_record, dura__record_clear,
-		             "claiming runs");
+	 * twice, here or in another process. In a transaction, because
+	 * RETURNING has made every change by its first row: running out of
+	 * memory while collecting the rows must undo the claims. */
+	if ((rc = tx_begin(s, c)) == 0 && (rc = prep(s, c, ST_CLAIM_RUNS, &st)) == 0) {
+		int b;
+		if ((b = bind_text(st, 1, owner)) || (b = bind_text(st, 2, exp_txt)) || (b = bind_text(st, 3, now_txt)) ||
+		    (b = bind_text(st, 4, list)) || (b = bind_int64(st, 5, (int64_t)max)))
+			rc = bind_fail(c, st, b, "claiming runs");
+		else
+			rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_record,
+			             dura__record_clear, "claiming runs");
 	}
+	if (rc == 0 && (rc = tx_commit(s, c)) != 0)
+		dura_record_list_free(out);
+	else if (rc)
+		tx_rollback(s, c);
 	pool_put(s, c);
 	dura_free(list);
 	/* RETURNING gives rows in no particular order: oldest due first */
@@ -2205,7 +2351,8 @@ static int lease_miss(sq_store *s, sq_conn *c, const char *run_id, const char *o
 	int rc = prep(s, c, ST_LEASE_OWNER, &st);
 	if (rc)
 		return rc;
-	bind_text(st, 1, run_id);
+	if ((rc = bind_text(st, 1, run_id)) != 0)
+		return bind_fail(c, st, rc, "reading a lease");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		const char *holder = (const char *)sqlite3_column_text(st, 0);
@@ -2233,14 +2380,17 @@ static int lease_op(sq_store *s, int id, const char *run_id, const char *owner, 
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, id, &st)) == 0) {
-		bind_text(st, 1, run_id);
-		bind_text(st, 2, owner);
+		const char *what = id == ST_LEASE_EXTEND ? "extending a lease" : "releasing a lease";
+		int b;
 		if (id == ST_LEASE_EXTEND) {
 			int64_t now = dura_now_ms();
 			fmt_time(exp_txt, now > INT64_MAX - lease_ms ? INT64_MAX : now + lease_ms);
-			bind_text(st, 3, exp_txt);
 		}
-		rc = write_one(c, st, id == ST_LEASE_EXTEND ? "extending a lease" : "releasing a lease", &changes);
+		if ((b = bind_text(st, 1, run_id)) || (b = bind_text(st, 2, owner)) ||
+		    (id == ST_LEASE_EXTEND && (b = bind_text(st, 3, exp_txt))))
+			rc = bind_fail(c, st, b, what);
+		else
+			rc = write_one(c, st, what, &changes);
 		if (rc == 0 && changes == 0)
 			rc = lease_miss(s, c, run_id, owner);
 	}
@@ -2269,9 +2419,10 @@ static int sq_outbox_poll(void *impl, size_t limit, dura_event_list *out)
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, ST_OUTBOX_POLL, &st)) == 0) {
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
-		rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_event, dura__event_clear,
-		             "polling the outbox");
+		int b = bind_int64(st, 1, (int64_t)limit);
+		rc = b ? bind_fail(c, st, b, "polling the outbox")
+		       : collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_event,
+		                 dura__event_clear, "polling the outbox");
 	}
 	pool_put(s, c);
 	return rc;
@@ -2366,4 +2517,5 @@ const dura_store_ops dura__sqlite_ops = {
 	.outbox_ack = sq_outbox_ack,
 	.exec_sql = sq_exec_sql,
 	.wait_change = NULL,
+	.atfork_child = sq_atfork_child,
 };

@@ -16,7 +16,54 @@ struct dura_store {
 	void *impl;
 	dura_url *url;
 	_Atomic uint64_t hits, misses, commits, conflicts;
+	struct dura_store *prev, *next; /* every open store, for fork */
 };
+
+/* ---- open stores, and what each does in a forked child ------------------- */
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static dura_store *open_stores;
+
+static void open_add(dura_store *s)
+{
+	pthread_mutex_lock(&open_lock);
+	s->next = open_stores;
+	if (open_stores)
+		open_stores->prev = s;
+	open_stores = s;
+	pthread_mutex_unlock(&open_lock);
+}
+
+static void open_remove(dura_store *s)
+{
+	pthread_mutex_lock(&open_lock);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		open_stores = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	pthread_mutex_unlock(&open_lock);
+}
+
+/* The atfork_child operation appeared in contract version 2. */
+static void (*atfork_child_of(const dura_store_ops *ops))(void *)
+{
+	return ops->version >= 2 ? ops->atfork_child : NULL;
+}
+
+void dura__stores_atfork(int phase, int guarded)
+{
+	if (phase == DURA__FORK_PREPARE) {
+		pthread_mutex_lock(&open_lock);
+		return;
+	}
+	if (phase == DURA__FORK_CHILD && guarded)
+		for (dura_store *s = open_stores; s; s = s->next)
+			if (atfork_child_of(s->ops))
+				atfork_child_of(s->ops)(s->impl);
+	pthread_mutex_unlock(&open_lock);
+}
 
 /* ---- registry ------------------------------------------------------------ */
 
@@ -45,14 +92,15 @@ int dura_store_register(const dura_store_ops *ops)
 {
 	if (!ops || !ops->scheme || !*ops->scheme)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_register: ops or scheme is missing");
-	if (ops->version != DURA_STORE_ABI_VERSION)
+	if (ops->version < 1 || ops->version > DURA_STORE_ABI_VERSION)
 		return dura__error_set(DURA_EVERSION, ops->scheme, 0, NULL,
-		                       "store '%s' implements contract version %u, this library needs %u", ops->scheme,
-		                       ops->version, DURA_STORE_ABI_VERSION);
+		                       "store '%s' implements contract version %u, this library knows 1 to %u",
+		                       ops->scheme, ops->version, DURA_STORE_ABI_VERSION);
 	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
 		if (builtins[i].ops && strcmp(builtins[i].scheme, ops->scheme) == 0)
 			return dura__error_set(DURA_EEXISTS, ops->scheme, 0, NULL, "scheme '%s' is built in", ops->scheme);
 	int rc = dura__error_set(DURA_ENOMEM, ops->scheme, 0, NULL, "too many external stores (%d)", MAX_EXTERNAL);
+	dura__fork_enter();
 	pthread_mutex_lock(&reg_lock);
 	for (int i = 0; i < MAX_EXTERNAL; i++) {
 		if (!external[i] || strcmp(external[i]->scheme, ops->scheme) == 0) {
@@ -62,6 +110,7 @@ int dura_store_register(const dura_store_ops *ops)
 		}
 	}
 	pthread_mutex_unlock(&reg_lock);
+	dura__fork_leave();
 	if (rc == 0)
 		dura_error_clear();
 	return rc;
@@ -132,6 +181,14 @@ static int check_run_state(int st, int allow_zero, const char *fn)
 			return rc__;   \
 	} while (0)
 
+/* Every call into a store runs inside the fork guard (fork.c). */
+#define GUARD(rc, call)                 \
+	do {                            \
+		dura__fork_enter();     \
+		(rc) = (call);          \
+		dura__fork_leave();     \
+	} while (0)
+
 /* Clear the thread's error before a call, so success leaves none behind. */
 #define DISPATCH(s, op, ...)                                                                                    \
 	do {                                                                                                    \
@@ -139,7 +196,9 @@ static int check_run_state(int st, int allow_zero, const char *fn)
 			return dura__error_set(DURA_ENOTSUP, (s)->ops->scheme, 0, NULL, "the %s store has no %s", \
 			                       (s)->ops->scheme, #op);                                          \
 		dura_error_clear();                                                                             \
-		return (s)->ops->op((s)->impl, __VA_ARGS__);                                                    \
+		int rc__;                                                                                       \
+		GUARD(rc__, (s)->ops->op((s)->impl, __VA_ARGS__));                                              \
+		return rc__;                                                                                    \
 	} while (0)
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -159,9 +218,10 @@ int dura_store_open(dura_store **out, const char *url, const dura_store_options 
 	TRY(dura_url_parse(&u, url));
 	const dura_store_ops *ops = NULL;
 	int rc = find_ops(&ops, u->scheme);
-	if (rc == 0 && ops->version != DURA_STORE_ABI_VERSION)
-		rc = dura__error_set(DURA_EVERSION, u->scheme, 0, NULL, "store '%s' implements contract version %u, not %u",
-		                     u->scheme, ops->version, DURA_STORE_ABI_VERSION);
+	if (rc == 0 && (ops->version < 1 || ops->version > DURA_STORE_ABI_VERSION))
+		rc = dura__error_set(DURA_EVERSION, u->scheme, 0, NULL,
+		                     "store '%s' implements contract version %u, this library knows 1 to %u", u->scheme,
+		                     ops->version, DURA_STORE_ABI_VERSION);
 	if (rc) {
 		dura_url_free(u);
 		return rc;
@@ -174,12 +234,13 @@ int dura_store_open(dura_store **out, const char *url, const dura_store_options 
 	s->ops = ops;
 	s->url = u;
 	dura_error_clear();
-	rc = ops->open(&s->impl, u, opts);
+	GUARD(rc, ops->open(&s->impl, u, opts));
 	if (rc) {
 		dura_url_free(u);
 		dura_free(s);
 		return rc;
 	}
+	open_add(s);
 	*out = s;
 	return 0;
 }
@@ -188,7 +249,10 @@ void dura_store_close(dura_store *s)
 {
 	if (!s)
 		return;
+	open_remove(s);
+	dura__fork_enter();
 	s->ops->close(s->impl);
+	dura__fork_leave();
 	dura_url_free(s->url);
 	dura_free(s);
 }
@@ -197,7 +261,9 @@ int dura_store_ping(dura_store *s)
 {
 	CHECK_STORE(s);
 	dura_error_clear();
-	return s->ops->ping(s->impl);
+	int rc_;
+	GUARD(rc_, s->ops->ping(s->impl));
+	return rc_;
 }
 
 int dura_store_info_get(dura_store *s, dura_store_info *out)
@@ -207,7 +273,9 @@ int dura_store_info_get(dura_store *s, dura_store_info *out)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_info_get: out is NULL");
 	memset(out, 0, sizeof(*out));
 	dura_error_clear();
-	TRY(s->ops->info(s->impl, out));
+	int rc_;
+	GUARD(rc_, s->ops->info(s->impl, out));
+	TRY(rc_);
 	out->scheme = s->ops->scheme;
 	out->location = s->url->redacted;
 	if (!out->server_version)
@@ -224,7 +292,9 @@ int dura_store_stats_get(dura_store *s, dura_store_stats *out)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_stats_get: out is NULL");
 	memset(out, 0, sizeof(*out));
 	dura_error_clear();
-	TRY(s->ops->stats(s->impl, out));
+	int rc_;
+	GUARD(rc_, s->ops->stats(s->impl, out));
+	TRY(rc_);
 	out->commits = atomic_load(&s->commits);
 	out->conflicts = atomic_load(&s->conflicts);
 	return 0;
@@ -235,7 +305,8 @@ int dura_store_migrate(dura_store *s, int *from, int *to)
 	int f = 0, t = 0;
 	CHECK_STORE(s);
 	dura_error_clear();
-	int rc = s->ops->migrate(s->impl, &f, &t);
+	int rc;
+	GUARD(rc, s->ops->migrate(s->impl, &f, &t));
 	if (from)
 		*from = f;
 	if (to)
@@ -276,11 +347,15 @@ int dura_store_create_run(dura_store *s, const dura_run_create *req, dura_record
 	if (req->run_id) {
 		TRY(check_id(req->run_id, "run id", fn));
 		dura_error_clear();
-		return s->ops->create_run(s->impl, req, req->run_id, out);
+		int rc_;
+		GUARD(rc_, s->ops->create_run(s->impl, req, req->run_id, out));
+		return rc_;
 	}
 	TRY(dura_uuid7(id));
 	dura_error_clear();
-	return s->ops->create_run(s->impl, req, id, out);
+	int rc_;
+	GUARD(rc_, s->ops->create_run(s->impl, req, id, out));
+	return rc_;
 }
 
 int dura_store_get_run(dura_store *s, const char *run_id, dura_record **out)
@@ -343,10 +418,12 @@ int dura_store_set_run_state(dura_store *s, const char *run_id, int to, int64_t 
 	/* data_deleted means the data is gone, whichever door the caller used */
 	if (to == DURA_RUN_DATA_DELETED) {
 		dura_error_clear();
-		int rc = s->ops->delete_run_data(s->impl, run_id);
+		int rc;
+		GUARD(rc, s->ops->delete_run_data(s->impl, run_id));
 		if (rc == 0 && new_version) {
 			dura_record *r;
-			if ((rc = s->ops->get_run(s->impl, run_id, &r)) == 0) {
+			GUARD(rc, s->ops->get_run(s->impl, run_id, &r));
+			if (rc == 0) {
 				*new_version = r->version;
 				dura_record_free(r);
 			}
@@ -364,6 +441,32 @@ int dura_store_delete_run_data(dura_store *s, const char *run_id)
 }
 
 /* ---- steps ---------------------------------------------------------------- */
+
+/* 1 if s is UTF-8 as JSON has it (RFC 3629: no overlong forms, surrogates
+ * or code points past U+10FFFF); NULL is "". */
+static int utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	while (*p) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		int n = *p >= 0xc2 && *p <= 0xdf ? 1 : *p >= 0xe0 && *p <= 0xef ? 2 : *p >= 0xf0 && *p <= 0xf4 ? 3 : 0;
+		if (!n)
+			return 0;
+		uint32_t cp = *p & (0x3fu >> n);
+		for (int i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3fu);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
 
 static int check_commit(const dura_commit *c, const char *fn)
 {
@@ -387,6 +490,12 @@ static int check_commit(const dura_commit *c, const char *fn)
 		TRY(check_id(c->event_type, "event type", fn));
 	if (c->event_data)
 		TRY(dura__json_valid(c->event_data, "event data"));
+	/* the default event data is JSON that holds these: every store refuses
+	 * text that is not UTF-8 alike, rather than write an event that is not JSON */
+	if (!c->event_data && !(c->flags & DURA_COMMIT_NO_EVENT) &&
+	    !(utf8_valid(c->run_id) && utf8_valid(c->node_id) && utf8_valid(c->status)))
+		return dura__error_set(DURA_EINVAL, "", 0, NULL,
+		                       "%s: run id, node id and status must be UTF-8 (the event data is JSON made of them)", fn);
 	return 0;
 }
 
@@ -404,7 +513,8 @@ int dura_store_commit(dura_store *s, const dura_commit *c, dura_commit_result *r
 		res = &local;
 	memset(res, 0, sizeof(*res));
 	dura_error_clear();
-	int rc = s->ops->commit(s->impl, c, ev, res);
+	int rc;
+	GUARD(rc, s->ops->commit(s->impl, c, ev, res));
 	res->code = rc;
 	if (rc == 0)
 		atomic_fetch_add(&s->commits, 1);
@@ -420,7 +530,8 @@ int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_
 		TRY(dura_uuid7(ev));
 	memset(res, 0, sizeof(*res));
 	dura_error_clear();
-	int rc = s->ops->commit(s->impl, c, ev, res);
+	int rc;
+	GUARD(rc, s->ops->commit(s->impl, c, ev, res));
 	res->code = rc;
 	if (rc == 0)
 		atomic_fetch_add(&s->commits, 1);
@@ -433,6 +544,7 @@ int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, 
 {
 	if (!s->ops->wait_change)
 		return DURA_ENOTSUP;
+	/* not guarded: it blocks, and holds no connection while it does */
 	return s->ops->wait_change(s->impl, run_id, version, timeout_ms);
 }
 
@@ -474,7 +586,7 @@ int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_
 	}
 	if (rc == 0) {
 		dura_error_clear();
-		rc = s->ops->commit_batch(s->impl, c, (const char *const *)ptrs, n, res);
+		GUARD(rc, s->ops->commit_batch(s->impl, c, (const char *const *)ptrs, n, res));
 	} else {
 		for (size_t i = 0; i < n; i++)
 			res[i].code = rc;
@@ -587,7 +699,8 @@ int dura_store_cache_get(dura_store *s, const char *key, dura_cache_entry **out)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	TRY(check_id(key, "cache key", fn));
 	dura_error_clear();
-	int rc = s->ops->cache_get(s->impl, key, out);
+	int rc;
+	GUARD(rc, s->ops->cache_get(s->impl, key, out));
 	if (rc == 0)
 		atomic_fetch_add(&s->hits, 1);
 	else if (rc == DURA_ENOTFOUND)
@@ -668,7 +781,9 @@ int dura_store_cache_stats(dura_store *s, dura_cache_stats *out)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_cache_stats: out is NULL");
 	memset(out, 0, sizeof(*out));
 	dura_error_clear();
-	TRY(s->ops->cache_stats(s->impl, out));
+	int rc_;
+	GUARD(rc_, s->ops->cache_stats(s->impl, out));
+	TRY(rc_);
 	out->hits = atomic_load(&s->hits);
 	out->misses = atomic_load(&s->misses);
 	return 0;
