@@ -49,6 +49,21 @@ test-asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ./scripts/run-tests $(ASAN_BUILD) asan $(TOTALS)
 
+# The kill loop at length (tests/fault/killloop.c): CHAOS_KILLS SIGKILLs of
+# worker processes racing on the same runs, on SQLite and on a throwaway
+# MariaDB (tests/servers, stopped afterwards, also when something fails).
+CHAOS_KILLS ?= 1000
+.PHONY: chaos
+chaos: build
+	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
+	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
+	trap 'exit 130' INT TERM; \
+	eval "$$(./tests/servers start "$$sdir")"; \
+	rm -f $(BUILD)/chaos-killloop.db $(BUILD)/chaos-killloop.db-wal $(BUILD)/chaos-killloop.db-shm; \
+	./$(BUILD)/tests/killloop_tests "sqlite:$(BUILD)/chaos-killloop.db" $(CHAOS_KILLS) $(BUILD); a=$$?; \
+	bash tests/with-url.sh DURA_TEST_MYSQL_URL ./$(BUILD)/tests/killloop_tests @URL@ $(CHAOS_KILLS) $(BUILD); b=$$?; \
+	test $$a -eq 0 -a $$b -eq 0
+
 demo: build
 	./scripts/demo $(BUILD) '$(STORE)'
 
