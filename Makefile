@@ -21,7 +21,8 @@ build: deps
 
 # The suites, then the same suites under AddressSanitizer and UBSan, with
 # throwaway database servers (tests/servers) running on loopback ports for
-# the whole time and stopped afterwards, also when something fails.
+# the whole time and stopped afterwards, also when something fails; then
+# each libFuzzer harness for FUZZ_TEST_SECONDS.
 # The last line is the total over both runs: "N passed, N failed, N skipped".
 test: build
 	@rm -f .test-totals; \
@@ -31,9 +32,10 @@ test: build
 	eval "$$(./tests/servers start "$$sdir")"; \
 	./scripts/run-tests $(BUILD) tests .test-totals; a=$$?; \
 	$(MAKE) --no-print-directory test-asan TOTALS=.test-totals SERVERS_UP=1; b=$$?; \
+	./tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_TEST_SECONDS) .test-totals; c=$$?; \
 	awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}' .test-totals; \
 	rm -f .test-totals; \
-	test $$a -eq 0 -a $$b -eq 0
+	test $$a -eq 0 -a $$b -eq 0 -a $$c -eq 0
 
 TOTALS ?= /dev/null
 SERVERS_UP ?=
@@ -63,6 +65,15 @@ chaos: build
 	./$(BUILD)/tests/killloop_tests "sqlite:$(BUILD)/chaos-killloop.db" $(CHAOS_KILLS) $(BUILD); a=$$?; \
 	bash tests/with-url.sh DURA_TEST_MYSQL_URL ./$(BUILD)/tests/killloop_tests @URL@ $(CHAOS_KILLS) $(BUILD); b=$$?; \
 	test $$a -eq 0 -a $$b -eq 0
+
+# The libFuzzer harnesses (tests/fuzz, built with clang in FUZZ_BUILD), each
+# for FUZZ_SECONDS over a copy of its seed corpus; a crash fails.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TEST_SECONDS ?= 30
+.PHONY: fuzz
+fuzz: deps
+	./tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 demo: build
 	./scripts/demo $(BUILD) '$(STORE)'
@@ -94,4 +105,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD)

@@ -66,6 +66,26 @@ struct cli {
 	const cli_command *cmd;
 };
 
+/* ---- the command line (main.c) --------------------------------------------- */
+
+/* What cli_parse returns when a command is to run (exit codes are >= 0). */
+#define CLI_PARSED (-1)
+
+/*
+ * Parse a whole command line (argv[0] is the program's name): the global
+ * options into c (whose url holds the default store URL and path "" on
+ * entry), then the command and its arguments. CLI_PARSED when *cmd is to
+ * run with *a (then free *a with cli_args_free); otherwise the exit code
+ * of what was done instead: help or the version printed, or a usage error
+ * reported. Parsing never touches a store.
+ */
+int cli_parse(cli *c, int argc, char **argv, const cli_command **cmd, cli_args *a);
+void cli_args_free(cli_args *a);
+/* Run a parsed command (it opens the store if it needs one; closed here). */
+int cli_exec(cli *c, const cli_command *cmd, const cli_args *a);
+/* The whole `dura` command: parse, run, flush stdout; the exit code. */
+int cli_main(int argc, char **argv);
+
 /* Open the store, as the command's `store` field says, once its arguments
  * are checked (so a bad argument is a usage error whatever the store).
  * Returns 0 or CLI_ERROR (the error printed). */

@@ -252,14 +252,15 @@ int cli_open(cli *c)
 	return 0;
 }
 
-/* Run `cmd` with its arguments (argv[0] is the first argument after its name). */
-static int dispatch(cli *c, const cli_command *cmd, int argc, char **argv)
+/* Find the (sub)command `cmd` names with its arguments (argv[0] is the
+ * first argument after its name) and parse them into *out and *a. */
+static int resolve(cli *c, const cli_command *cmd, int argc, char **argv, const cli_command **out, cli_args *a)
 {
 	if (cmd->subs && argc > 0 && argv[0][0] != '-') {
 		const cli_command *sub = find_sub(cmd->subs, argv[0]);
 		if (sub) {
 			path_append(c, sub->name);
-			return dispatch(c, sub, argc - 1, argv + 1);
+			return resolve(c, sub, argc - 1, argv + 1, out, a);
 		}
 		if (!cmd->run || cmd->max_pos == 0)
 			return cli_usagef(c, "unknown command '%s %s'", c->path, argv[0]);
@@ -273,17 +274,67 @@ static int dispatch(cli *c, const cli_command *cmd, int argc, char **argv)
 			return cli_usagef(c, "'%s' needs a command before options", c->path);
 		return cli_usagef(c, "missing command after '%s'", c->path);
 	}
-	cli_args a;
 	int rc = CLI_OK;
-	int st = parse_args(c, cmd, argc, argv, &a, &rc);
-	if (st == PARSED) {
-		c->cmd = cmd;
-		rc = cmd->run(c, &a);
-		dura_store_close(c->store);
-		c->store = NULL;
+	if (parse_args(c, cmd, argc, argv, a, &rc) == PARSED) {
+		*out = cmd;
+		return CLI_PARSED;
 	}
-	free(a.values);
-	free(a.pos);
+	cli_args_free(a);
+	return rc;
+}
+
+void cli_args_free(cli_args *a)
+{
+	free(a->values);
+	free(a->pos);
+	a->values = NULL;
+	a->pos = NULL;
+	a->npos = 0;
+}
+
+int cli_parse(cli *c, int argc, char **argv, const cli_command **cmd, cli_args *a)
+{
+	int i = 1;
+	*cmd = NULL;
+	memset(a, 0, sizeof(*a));
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *arg = argv[i];
+		if (strcmp(arg, "--") == 0) {
+			i++;
+			break;
+		} else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			cli_print_main_help(stdout);
+			return CLI_OK;
+		} else if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
+			printf("dura %s\n", DURA_VERSION_STRING);
+			return CLI_OK;
+		} else if (strcmp(arg, "--json") == 0) {
+			c->json = 1;
+		} else if (strcmp(arg, "--store") == 0) {
+			if (i + 1 >= argc)
+				return cli_usagef(c, "option --store needs a value (URL)");
+			c->url = argv[++i];
+		} else if (strncmp(arg, "--store=", 8) == 0) {
+			c->url = arg + 8;
+		} else {
+			return cli_usagef(c, "unknown option '%s'", arg);
+		}
+	}
+	if (i >= argc)
+		return cli_usagef(c, "missing command");
+	const cli_command *top = find_sub(commands, argv[i]);
+	if (!top)
+		return cli_usagef(c, "unknown command '%s'", argv[i]);
+	path_append(c, top->name);
+	return resolve(c, top, argc - i - 1, argv + i + 1, cmd, a);
+}
+
+int cli_exec(cli *c, const cli_command *cmd, const cli_args *a)
+{
+	c->cmd = cmd;
+	int rc = cmd->run(c, a);
+	dura_store_close(c->store);
+	c->store = NULL;
 	return rc;
 }
 
@@ -362,52 +413,28 @@ static int finish(int rc)
 	return rc;
 }
 
-int main(int argc, char **argv)
+int cli_main(int argc, char **argv)
 {
 	cli c = {0};
 	const char *env = getenv("DURA_STORE_URL");
 	c.url = env && *env ? env : CLI_DEFAULT_URL;
 	c.path = cli_strdup("");
-	int rc = CLI_OK, i = 1;
-
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		const char *arg = argv[i];
-		if (strcmp(arg, "--") == 0) {
-			i++;
-			break;
-		} else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-			cli_print_main_help(stdout);
-			goto out;
-		} else if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
-			printf("dura %s\n", DURA_VERSION_STRING);
-			goto out;
-		} else if (strcmp(arg, "--json") == 0) {
-			c.json = 1;
-		} else if (strcmp(arg, "--store") == 0) {
-			if (i + 1 >= argc) {
-				rc = cli_usagef(&c, "option --store needs a value (URL)");
-				goto out;
-			}
-			c.url = argv[++i];
-		} else if (strncmp(arg, "--store=", 8) == 0) {
-			c.url = arg + 8;
-		} else {
-			rc = cli_usagef(&c, "unknown option '%s'", arg);
-			goto out;
-		}
+	const cli_command *cmd;
+	cli_args a;
+	int rc = cli_parse(&c, argc, argv, &cmd, &a);
+	if (rc == CLI_PARSED) {
+		rc = cli_exec(&c, cmd, &a);
+		cli_args_free(&a);
 	}
-	if (i >= argc) {
-		rc = cli_usagef(&c, "missing command");
-		goto out;
-	}
-	const cli_command *cmd = find_sub(commands, argv[i]);
-	if (!cmd) {
-		rc = cli_usagef(&c, "unknown command '%s'", argv[i]);
-		goto out;
-	}
-	path_append(&c, cmd->name);
-	rc = dispatch(&c, cmd, argc - i - 1, argv + i + 1);
-out:
 	free(c.path);
 	return finish(rc);
 }
+
+/* The fuzz harness of the parser (tests/fuzz/fuzz_cli.c) links this file
+ * without main. */
+#ifndef DURA_CLI_NO_MAIN
+int main(int argc, char **argv)
+{
+	return cli_main(argc, argv);
+}
+#endif

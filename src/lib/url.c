@@ -30,6 +30,7 @@ typedef struct url_impl {
 	char **names;
 	char **values;
 	int oom; /* an allocation failed on the way */
+	ptrdiff_t query_at; /* where the query's '?' is in pub.redacted; 0: its first '?' */
 } url_impl;
 
 /* Every string kept in u is allocated just before: NULL means out of memory. */
@@ -363,6 +364,9 @@ static int parse_go_dsn(url_impl *u, const char *dsn)
 	} else {
 		p->redacted = keep(u, dura__strdup(dsn));
 	}
+	/* the user and the password may hold a '?' too: say where the query is */
+	if (q)
+		u->query_at = (q - dsn) + ((ptrdiff_t)strlen(p->redacted) - (ptrdiff_t)strlen(dsn));
 	return 0;
 }
 
@@ -453,6 +457,8 @@ static int redact_query_password(url_impl *u)
 	dura__secret_add(dura_url_param(&u->pub, "password"));
 	const char *r = u->pub.redacted;
 	const char *q = strchr(r, '?');
+	if (u->query_at > 0 && (size_t)u->query_at < strlen(r) && r[u->query_at] == '?')
+		q = r + u->query_at;
 	if (!q)
 		return 0;
 	size_t n = strlen(r);
@@ -547,10 +553,13 @@ int dura_url_parse(dura_url **out, const char *url)
 		dura_url_free(&u->pub);
 		return rc;
 	}
-	if (!u->pub.prefix)
-		u->pub.prefix = "";
-	if (!u->pub.socket)
-		u->pub.socket = "";
+	/* the contract: every string is set, "" when absent (memory:, sqlite:
+	 * and a DSN without a user have no user, password or host) */
+	const char **absent[] = {&u->pub.user, &u->pub.password, &u->pub.host, &u->pub.socket, &u->pub.database,
+	                         &u->pub.prefix};
+	for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++)
+		if (!*absent[i])
+			*absent[i] = "";
 	*out = &u->pub;
 	return 0;
 }
