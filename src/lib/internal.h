@@ -27,6 +27,8 @@ void dura__stores_atfork(int phase, int guarded);
 /* json.c */
 int dura__json_valid(const char *text, const char *what);
 int dura__json_object_valid(const char *text, const char *what);
+/* 1 if s is UTF-8 as JSON has it; NULL is "" */
+int dura__utf8_valid(const char *s);
 
 /* store/store.c: the engine's side doors */
 /* A commit whose JSON the engine produced itself: no re-validation. */

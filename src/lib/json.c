@@ -34,3 +34,29 @@ int dura__json_object_valid(const char *text, const char *what)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s must be a JSON object", what);
 	return 0;
 }
+
+/* 1 if s is UTF-8 as JSON has it (RFC 3629: no overlong forms, surrogates
+ * or code points past U+10FFFF); NULL is "". */
+int dura__utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	while (*p) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		int n = *p >= 0xc2 && *p <= 0xdf ? 1 : *p >= 0xe0 && *p <= 0xef ? 2 : *p >= 0xf0 && *p <= 0xf4 ? 3 : 0;
+		if (!n)
+			return 0;
+		uint32_t cp = *p & (0x3fu >> n);
+		for (int i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3fu);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}

@@ -13,6 +13,9 @@ static int name_ok(const char *name, const char *what)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s name is missing", what);
 	if (strlen(name) > DURA_MAX_NAME_LEN)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s name is longer than %d bytes", what, DURA_MAX_NAME_LEN);
+	/* names end up in JSON (the outbox's event data, the CLI's output) */
+	if (!dura__utf8_valid(name))
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s name is not UTF-8", what);
 	return 0;
 }
 

@@ -144,6 +144,14 @@ static void register_validates(void)
 	REQUIRE_RC(dura_workflow_set_start(wf, "a"), 0);
 	CHECK_RC(dura_engine_register(e.eng, wf), DURA_EEXISTS);
 	CHECK_RC(dura_workflow_add_edge(NULL, "a", "b"), DURA_EINVAL);
+	/* names end up in the outbox's JSON: not UTF-8 is refused up front */
+	dura_workflow *bad;
+	CHECK_RC(dura_workflow_new(&bad, "wf-\xff"), DURA_EINVAL);
+	REQUIRE_RC(dura_workflow_new(&bad, "wf-utf8"), 0);
+	CHECK_RC(dura_workflow_add_node(bad, "n\xc3", add_one, NULL, NULL), DURA_EINVAL);
+	CHECK_RC(dura_workflow_add_node(bad, "n\xed\xa0\x80", add_one, NULL, NULL), DURA_EINVAL); /* a surrogate */
+	CHECK_RC(dura_workflow_add_node(bad, "n\xc3\xa9", add_one, NULL, NULL), 0);
+	dura_workflow_free(bad);
 	char id[DURA_UUID_LEN + 1];
 	CHECK_RC(dura_run_start(e.eng, "not-registered", NULL, NULL, NULL, id), DURA_ENOTFOUND);
 	env_close(&e);

@@ -442,32 +442,6 @@ int dura_store_delete_run_data(dura_store *s, const char *run_id)
 
 /* ---- steps ---------------------------------------------------------------- */
 
-/* 1 if s is UTF-8 as JSON has it (RFC 3629: no overlong forms, surrogates
- * or code points past U+10FFFF); NULL is "". */
-static int utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	while (*p) {
-		if (*p < 0x80) {
-			p++;
-			continue;
-		}
-		int n = *p >= 0xc2 && *p <= 0xdf ? 1 : *p >= 0xe0 && *p <= 0xef ? 2 : *p >= 0xf0 && *p <= 0xf4 ? 3 : 0;
-		if (!n)
-			return 0;
-		uint32_t cp = *p & (0x3fu >> n);
-		for (int i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (p[i] & 0x3fu);
-		}
-		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return 0;
-		p += n + 1;
-	}
-	return 1;
-}
-
 static int check_commit(const dura_commit *c, const char *fn)
 {
 	if (!c)
@@ -493,7 +467,7 @@ static int check_commit(const dura_commit *c, const char *fn)
 	/* the default event data is JSON that holds these: every store refuses
 	 * text that is not UTF-8 alike, rather than write an event that is not JSON */
 	if (!c->event_data && !(c->flags & DURA_COMMIT_NO_EVENT) &&
-	    !(utf8_valid(c->run_id) && utf8_valid(c->node_id) && utf8_valid(c->status)))
+	    !(dura__utf8_valid(c->run_id) && dura__utf8_valid(c->node_id) && dura__utf8_valid(c->status)))
 		return dura__error_set(DURA_EINVAL, "", 0, NULL,
 		                       "%s: run id, node id and status must be UTF-8 (the event data is JSON made of them)", fn);
 	return 0;
