@@ -73,68 +73,113 @@ DURA_EXTERN(void) dura_url_free(dura_url *url);
 typedef struct dura_store_ops dura_store_ops;
 
 struct dura_store_ops {
-	unsigned version; /**< DURA_STORE_ABI_VERSION */
-	const char *scheme;
-	uint32_t caps; /**< static capabilities; info may report more */
+	/* Every operation is REQUIRED unless marked optional: the core refuses
+	 * (DURA_EINVAL, naming it) a table that lacks one. The exact behaviour
+	 * each owes is in docs/store-contract.md; the conformance suite checks
+	 * it. The core has validated every argument before the call. */
+	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 or 2) */
+	const char *scheme; /**< the URL scheme it serves, lower case */
+	uint32_t caps;      /**< static capabilities; info may report more */
 
 	/* lifecycle */
+	/** Connect (or open the file), check the schema, migrate when
+	 *  opts->auto_migrate; *impl is the handle every other call gets. */
 	int (*open)(void **impl, const dura_url *url, const dura_store_options *opts);
+	/** Free everything open made; never fails. */
 	void (*close)(void *impl);
+	/** One round trip to the server (or a read of the file). */
 	int (*ping)(void *impl);
+	/** server_version, schema versions, caps, notes (the core adds scheme and location). */
 	int (*info)(void *impl, dura_store_info *out);
+	/** Pool numbers (the core adds commits and conflicts). */
 	int (*stats)(void *impl, dura_store_stats *out);
+	/** Create or upgrade the schema; *from and *to are the versions; idempotent. */
 	int (*migrate)(void *impl, int *from, int *to);
 
 	/* runs */
+	/** Insert a run with run_id; DURA_EEXISTS (and *out the active one) for a
+	 *  workflow + foreign id that has an active run. */
 	int (*create_run)(void *impl, const dura_run_create *req, const char *run_id, dura_record **out);
+	/** The run, or DURA_ENOTFOUND. */
 	int (*get_run)(void *impl, const char *run_id, dura_record **out);
+	/** The newest run of workflow + foreign id, or DURA_ENOTFOUND. */
 	int (*latest_run)(void *impl, const char *workflow_name, const char *foreign_id, dura_record **out);
+	/** Runs newest first, filtered, keyset-paginated on run_id. */
 	int (*list_runs)(void *impl, const dura_run_filter *filter, dura_record_list *out);
+	/** Pause, resume, cancel... along the allowed transitions, else DURA_ECONFLICT. */
 	int (*set_run_state)(void *impl, const char *run_id, int to, int64_t *new_version);
+	/** Erase a final run's steps, checkpoints and state; DURA_ECONFLICT while active. */
 	int (*delete_run_data)(void *impl, const char *run_id);
 
 	/* steps: event_id is a fresh UUIDv7 per commit for the outbox row ("" with DURA_COMMIT_NO_EVENT) */
+	/** The atomic step commit: record + step + event, or nothing; CAS on
+	 *  expect_version, DURA_ECONFLICT when stale. */
 	int (*commit)(void *impl, const dura_commit *c, const char *event_id, dura_commit_result *res);
+	/** n commits in one transaction, each CAS-checked on its own; res[i] for each. */
 	int (*commit_batch)(void *impl, const dura_commit *c, const char *const *event_ids, size_t n, dura_commit_result *res);
+	/** Steps with step >= from, in order, at most limit (0: all); an unknown run: none. */
 	int (*history)(void *impl, const char *run_id, int64_t from, size_t limit, dura_step_list *out);
+	/** One step, or DURA_ENOTFOUND. */
 	int (*get_step)(void *impl, const char *run_id, int64_t step, dura_step **out);
+	/** The last committed step, or DURA_ENOTFOUND. */
 	int (*load_latest)(void *impl, const char *run_id, dura_step **out);
 
 	/* checkpoints */
+	/** Upsert by checkpoint id. */
 	int (*checkpoint_save)(void *impl, const char *checkpoint_id, const char *run_id, int64_t step, const char *state);
+	/** One checkpoint, or DURA_ENOTFOUND. */
 	int (*checkpoint_load)(void *impl, const char *checkpoint_id, dura_checkpoint **out);
+	/** Checkpoints of a run (all when run_id is NULL), newest first. */
 	int (*checkpoint_list)(void *impl, const char *run_id, dura_checkpoint_list *out);
+	/** Delete, or DURA_ENOTFOUND. */
 	int (*checkpoint_delete)(void *impl, const char *checkpoint_id);
 
 	/* cache */
+	/** A live entry, or DURA_ENOTFOUND (absent or expired). */
 	int (*cache_get)(void *impl, const char *key, dura_cache_entry **out);
+	/** Upsert with TTL (0: none); also drops any claim on the key. */
 	int (*cache_put)(void *impl, const char *key, const void *value, size_t value_len, const char *error,
 	                 const char *metadata, int64_t ttl_ms);
+	/** Single-flight claim: DURA_EEXISTS (a live value), DURA_EBUSY (another
+	 *  owner holds it), else owner holds it for lease_ms; a claim by its
+	 *  holder renews it. Atomic across processes. */
 	int (*cache_claim)(void *impl, const char *key, const char *owner, int64_t lease_ms);
+	/** Drop owner's claim, or DURA_ENOTFOUND. */
 	int (*cache_release)(void *impl, const char *key, const char *owner);
+	/** Delete an entry, or DURA_ENOTFOUND. */
 	int (*cache_delete)(void *impl, const char *key);
+	/** Delete expired entries; *count of them. */
 	int (*cache_purge_expired)(void *impl, int64_t *count);
+	/** Entries in key order after cursor, without their values. */
 	int (*cache_list)(void *impl, const char *cursor, size_t limit, dura_cache_list *out);
+	/** Entries, expired, bytes (the core adds hits and misses). */
 	int (*cache_stats)(void *impl, dura_cache_stats *out); /* entries, expired, bytes */
 
 	/* leases */
+	/** Up to max runnable runs leased to owner (version + 1 each); never one run to two owners. */
 	int (*claim_runs)(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
 	                  int64_t lease_ms, dura_record_list *out);
+	/** Extend owner's lease; DURA_ECONFLICT if not owner's, DURA_ENOTFOUND if no run. */
 	int (*extend_lease)(void *impl, const char *run_id, const char *owner, int64_t lease_ms);
+	/** Release owner's lease; the same checks. */
 	int (*release_lease)(void *impl, const char *run_id, const char *owner);
 
 	/* outbox */
+	/** Oldest events first, at most limit. */
 	int (*outbox_poll)(void *impl, size_t limit, dura_event_list *out);
+	/** Delete an event, or DURA_ENOTFOUND. */
 	int (*outbox_ack)(void *impl, const char *event_id);
 
 	/* optional (NULL when absent) */
+	/** Optional (DURA_CAP_SQL): raw SQL, rows to cb; cb returning non-zero stops, and the call returns 0. */
 	int (*exec_sql)(void *impl, const char *sql, dura_row_cb cb, void *payload);
-	/** Wait until the run's version differs from `version` or timeout (DURA_CAP_NOTIFY). */
+	/** Optional (DURA_CAP_NOTIFY): wait until the run's version differs from
+	 *  `version`, or DURA_ETIMEOUT. Called without the fork guard: it may block. */
 	int (*wait_change)(void *impl, const char *run_id, int64_t version, int64_t timeout_ms);
 
 	/* version 2 */
 	/**
-	 * Called in a child process right after fork(), in its only thread,
+	 * Optional. Called in a child process right after fork(), in its only thread,
 	 * while no other store call is in flight (the core waited for them
 	 * before forking). Drop what the child inherited and must not share
 	 * with the parent - connections, sessions, sockets, prepared
@@ -151,6 +196,16 @@ struct dura_store_ops {
  * the same name is refused). DURA_EVERSION if ops->version differs.
  */
 DURA_EXTERN(int) dura_store_register(const dura_store_ops *ops);
+
+/**
+ * The operations serving `scheme` (a built-in store, or one registered),
+ * as SQLite's sqlite3_vfs_find: to wrap a store (a shim that counts, logs
+ * or injects faults, then calls the real one) or to register it again
+ * under another scheme. NULL with DURA_ENOTSUP (or DURA_EINVAL for a
+ * missing scheme) in dura_error_last() when no store serves it. The table
+ * is static: it stays valid for the life of the process.
+ */
+DURA_EXTERN(const dura_store_ops *) dura_store_find(const char *scheme);
 
 /* ---- helpers for store implementations ---------------------------------- */
 

@@ -8,6 +8,7 @@
  *   user:pass@tcp(host:port)/db?opts          the Go MySQL driver's DSN
  *   user:pass@unix(/path/to/sock)/db?opts
  *   redis://[user][:pass]@host:port/N?opts    (rediss:// for TLS)
+ *   other:... / other://...                    a store registered from outside
  *
  * Hierarchical URLs are parsed by libcurl's URL API; the two forms it does
  * not know (scheme:path and the Go DSN) are split here. The password is
@@ -25,7 +26,7 @@
 
 typedef struct url_impl {
 	dura_url pub;
-	char *strings[16]; /* everything owned, freed at the end */
+	char *strings[20]; /* everything owned, freed at the end */
 	int nstrings;
 	char **names;
 	char **values;
@@ -208,6 +209,72 @@ int dura__prefix_valid(const char *s)
 	return 1;
 }
 
+/*
+ * The schemes dura knows, and what each asks of its URL (curl's handler
+ * table, in small): the form, and the rules checked after parsing. A
+ * scheme not in the table is still parsed - scheme://... by libcurl,
+ * scheme:rest as a path - so that a store registered from outside
+ * (dura_store_register) gets its URL; whether any store serves the scheme
+ * is the registry's call at open.
+ */
+enum {
+	U_PATH = 1 << 0,       /* scheme:PATH?query (else scheme://authority/path?query) */
+	U_NEED_PATH = 1 << 1,  /* the path is required (a file) */
+	U_NO_PATH = 1 << 2,    /* no path allowed */
+	U_NEED_HOST = 1 << 3,  /* a host (or ?host=) is required */
+	U_DB_NUMBER = 1 << 4,  /* the path is a database number */
+	U_TLS = 1 << 5,        /* the scheme itself asks for TLS */
+	U_COLON_PREFIX = 1 << 6, /* ':' allowed in ?prefix= (key prefixes) */
+	U_DIAL_TIMEOUT = 1 << 7, /* ?timeout= is also the connect timeout (the Go DSN's) */
+};
+
+typedef struct scheme_rule {
+	const char *name, *canon;
+	unsigned flags;
+	const char *example; /* for messages */
+} scheme_rule;
+
+static const scheme_rule schemes[] = {
+	{"memory", "memory", U_PATH | U_NO_PATH, "memory:"},
+	{"sqlite", "sqlite", U_PATH | U_NEED_PATH, "sqlite:dura.db"},
+	{"sqlite3", "sqlite", U_PATH | U_NEED_PATH, "sqlite:dura.db"},
+	{"postgres", "postgres", U_NEED_HOST, "postgres://host/db"},
+	{"postgresql", "postgres", U_NEED_HOST, "postgres://host/db"},
+	{"mysql", "mysql", U_NEED_HOST | U_DIAL_TIMEOUT, "mysql://host/db"},
+	{"mariadb", "mysql", U_NEED_HOST | U_DIAL_TIMEOUT, "mysql://host/db"},
+	{"redis", "redis", U_DB_NUMBER | U_COLON_PREFIX, "redis://host:6379/0"},
+	{"rediss", "redis", U_DB_NUMBER | U_COLON_PREFIX | U_TLS, "rediss://host:6379/0"},
+};
+
+/* The rules of scheme s (n bytes), or NULL for a scheme dura does not know. */
+static const scheme_rule *scheme_find(const char *s, size_t n)
+{
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strlen(schemes[i].name) == n && strncasecmp(s, schemes[i].name, n) == 0)
+			return &schemes[i];
+	return NULL;
+}
+
+/* The rules of a parsed URL's (canonical) scheme; unknown ones have none. */
+static unsigned scheme_flags(const char *canon)
+{
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strcmp(schemes[i].canon, canon) == 0)
+			return schemes[i].flags & ~(unsigned)U_TLS;
+	return 0;
+}
+
+/* RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), at most 32 bytes */
+static int scheme_token(const char *s, size_t n)
+{
+	if (n == 0 || n > 32 || !isalpha((unsigned char)s[0]))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("+-.", s[i]))
+			return 0;
+	return 1;
+}
+
 /* The options every store understands, validated once here. */
 static int common_options(url_impl *u)
 {
@@ -216,8 +283,8 @@ static int common_options(url_impl *u)
 	int rc;
 	p->pool_idle = -1;
 	if ((v = dura_url_param(p, "prefix"))) {
-		/* ':' is allowed for Redis key prefixes only */
-		int ok = dura__prefix_valid(v) && (strcmp(p->scheme, "redis") == 0 || !strchr(v, ':'));
+		/* ':' is allowed in key prefixes (Redis) only, never in table names */
+		int ok = dura__prefix_valid(v) && ((scheme_flags(p->scheme) & U_COLON_PREFIX) || !strchr(v, ':'));
 		if (!ok)
 			return dura__error_set(DURA_EINVAL, "", 0, NULL,
 			                       "URL option prefix='%.40s' is not allowed: use at most 32 letters, digits "
@@ -244,7 +311,7 @@ static int common_options(url_impl *u)
 		if ((rc = parse_duration(&t, "timeout", v, 1000)))
 			return rc;
 		p->timeout_ms = t;
-		if (!p->connect_timeout_ms && strcmp(p->scheme, "mysql") == 0)
+		if (!p->connect_timeout_ms && (scheme_flags(p->scheme) & U_DIAL_TIMEOUT))
 			p->connect_timeout_ms = t;
 	}
 	if ((v = dura_url_param(p, "tls")) && *v && strcmp(v, "false") != 0)
@@ -254,20 +321,7 @@ static int common_options(url_impl *u)
 	return 0;
 }
 
-static const char *canonical_scheme(const char *s, size_t n)
-{
-	static const struct {
-		const char *name, *canon;
-	} table[] = {{"memory", "memory"},     {"sqlite", "sqlite"}, {"sqlite3", "sqlite"},
-	             {"postgres", "postgres"}, {"postgresql", "postgres"}, {"mysql", "mysql"},
-	             {"mariadb", "mysql"},     {"redis", "redis"},   {"rediss", "redis"}};
-	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		if (strlen(table[i].name) == n && strncasecmp(s, table[i].name, n) == 0)
-			return table[i].canon;
-	return NULL;
-}
-
-/* scheme:path?query for memory: and sqlite: */
+/* scheme:path?query: memory:, sqlite:, and other schemes without "//" */
 static int parse_path_form(url_impl *u, const char *rest)
 {
 	const char *q = strchr(rest, '?');
@@ -283,10 +337,13 @@ static int parse_path_form(url_impl *u, const char *rest)
 	int rc = parse_query(u, q ? q + 1 : NULL);
 	if (rc)
 		return rc;
-	if (strcmp(u->pub.scheme, "sqlite") == 0 && !*u->pub.database)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "sqlite URL has no file path (like sqlite:dura.db)");
-	if (strcmp(u->pub.scheme, "memory") == 0 && *u->pub.database)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "memory URL takes no path (write memory:)");
+	unsigned f = scheme_flags(u->pub.scheme);
+	if ((f & U_NEED_PATH) && !*u->pub.database)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL has no file path (like %s:dura.db)", u->pub.scheme,
+		                       u->pub.scheme);
+	if ((f & U_NO_PATH) && *u->pub.database)
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL takes no path (write %s:)", u->pub.scheme,
+		                       u->pub.scheme);
 	u->pub.redacted = keep(u, dura__strdup(u->pub.raw));
 	return 0;
 }
@@ -415,16 +472,19 @@ static int parse_hier(url_impl *u, const char *url, const char *scheme_as_given)
 	p->database = path[0] == '/' ? path + 1 : path;
 	if ((rc = parse_query(u, query)))
 		goto out;
-	if (strcasecmp(scheme_as_given, "rediss") == 0)
+	const scheme_rule *given = scheme_find(scheme_as_given, strlen(scheme_as_given));
+	unsigned f = scheme_flags(p->scheme);
+	if (given && (given->flags & U_TLS))
 		p->tls = 1;
-	if (strcmp(p->scheme, "redis") == 0 && *p->database) {
+	if ((f & U_DB_NUMBER) && *p->database) {
 		int db;
 		if (parse_int(&db, "database", p->database, 0, 1000000)) {
-			rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "redis URL database '%.40s' is not a number", p->database);
+			rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL database '%.40s' is not a number", p->scheme,
+			                     p->database);
 			goto out;
 		}
 	}
-	if (!*p->host && strcmp(p->scheme, "redis") != 0 && !dura_url_param(p, "host")) {
+	if (!*p->host && (f & U_NEED_HOST) && !dura_url_param(p, "host")) {
 		rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL has no host", p->scheme);
 		goto out;
 	}
@@ -511,35 +571,38 @@ int dura_url_parse(dura_url **out, const char *url)
 	u->pub.raw = keep(u, dura__strdup(url));
 	int rc;
 	const char *colon = strchr(url, ':');
-	const char *scheme = colon ? canonical_scheme(url, (size_t)(colon - url)) : NULL;
+	size_t slen = colon ? (size_t)(colon - url) : 0;
+	const scheme_rule *rule = colon ? scheme_find(url, slen) : NULL;
 	/* a known scheme wins: a SQLite path may well contain "@tcp(" */
-	int looks_dsn = !scheme &&
+	int looks_dsn = !rule &&
 	                (strstr(url, "@tcp(") || strstr(url, "@unix(") || strncmp(url, "tcp(", 4) == 0 ||
 	                 strncmp(url, "unix(", 5) == 0) &&
 	                !strstr(url, "://");
+	char given[40];
+	snprintf(given, sizeof(given), "%.*s", (int)(slen < 32 ? slen : 32), url);
 	if (looks_dsn) {
 		rc = parse_go_dsn(u, url);
-	} else if (!scheme) {
-		size_t n = colon ? (size_t)(colon - url) : 0;
-		if (n > 20)
-			n = 20;
-		rc = colon ? dura__error_set(DURA_EINVAL, "", 0, NULL,
-		                             "unknown store scheme '%.*s' (memory, sqlite, postgres, mysql, mariadb, redis, rediss)",
-		                             (int)n, url)
-		           : dura__error_set(DURA_EINVAL, "", 0, NULL,
-		                             "store URL has no scheme (like sqlite:dura.db or postgres://host/db)");
-	} else {
-		u->pub.scheme = scheme;
-		if (strcmp(scheme, "memory") == 0 || strcmp(scheme, "sqlite") == 0)
+	} else if (!colon || !scheme_token(url, slen)) {
+		rc = dura__error_set(DURA_EINVAL, "", 0, NULL,
+		                     "store URL has no scheme (like sqlite:dura.db or postgres://host/db)");
+	} else if (rule) {
+		u->pub.scheme = rule->canon;
+		if (rule->flags & U_PATH)
 			rc = parse_path_form(u, colon + 1);
 		else if (strncmp(colon, "://", 3) != 0)
-			rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL must start with %.*s://", scheme,
-			                     (int)(colon - url), url);
-		else {
-			char given[16];
-			snprintf(given, sizeof(given), "%.*s", (int)(colon - url), url);
+			rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL must start with %s:// (like %s)", rule->canon,
+			                     given, rule->example);
+		else
 			rc = parse_hier(u, url, given);
-		}
+	} else {
+		/* a scheme for a store registered from outside: its name in lower
+		 * case, the URL in whichever form it was written */
+		char *lower = dura__strndup(url, slen);
+		for (char *c = lower; c && *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		u->pub.scheme = keep(u, lower);
+		rc = !lower ? dura__oom("") : strncmp(colon, "://", 3) == 0 ? parse_hier(u, url, given)
+		                                                           : parse_path_form(u, colon + 1);
 	}
 	if (rc == 0 && u->oom)
 		rc = dura__oom("");

@@ -47,9 +47,10 @@ uint32_t conf_caps(dura_store *s)
 	return info.caps;
 }
 
+/* memwrap: is the memory store, seen through a shim from outside */
 int conf_is_memory(void)
 {
-	return strcmp(g_scheme, "memory") == 0;
+	return strcmp(g_scheme, "memory") == 0 || strcmp(g_scheme, "memwrap") == 0;
 }
 
 int conf_is_volatile(void)
@@ -292,7 +293,7 @@ static int scheme_of(const char *url, char *out, size_t size)
 		return -1;
 	snprintf(out, size, "%s", u->scheme ? u->scheme : "");
 	/* memory: and SQLite's in-memory database: each handle is a store */
-	g_volatile = strcmp(out, "memory") == 0 ||
+	g_volatile = strcmp(out, "memory") == 0 || strcmp(out, "memwrap") == 0 ||
 	             (strcmp(out, "sqlite") == 0 && u->database && strcmp(u->database, ":memory:") == 0);
 	dura_url_free(u);
 	return 0;
@@ -305,6 +306,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	g_url = argv[1];
+	if (conf_external_register() != 0) {
+		const dura_error *e = dura_error_last();
+		fprintf(stderr, "conformance: cannot register the memwrap store: %s\n", e && e->message ? e->message : "");
+		return 2;
+	}
 	if (scheme_of(g_url, g_scheme, sizeof g_scheme) != 0) {
 		const dura_error *e = dura_error_last();
 		fprintf(stderr, "conformance: cannot parse the store URL: %s\n", e && e->message ? e->message : "");
@@ -317,7 +323,7 @@ int main(int argc, char **argv)
 	} groups[] = {
 		{conf_runs_tests, conf_runs_ntests},   {conf_steps_tests, conf_steps_ntests},
 		{conf_cache_tests, conf_cache_ntests}, {conf_leases_tests, conf_leases_ntests},
-		{conf_misc_tests, conf_misc_ntests},
+		{conf_misc_tests, conf_misc_ntests},   {conf_external_tests, conf_external_ntests},
 	};
 	size_t total = 0;
 	for (size_t g = 0; g < TEST_COUNT(groups); g++)

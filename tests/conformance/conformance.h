@@ -105,5 +105,10 @@ extern const test_case conf_leases_tests[];
 extern const size_t conf_leases_ntests;
 extern const test_case conf_misc_tests[];
 extern const size_t conf_misc_ntests;
+extern const test_case conf_external_tests[];
+extern const size_t conf_external_ntests;
+
+/* Register the "memwrap" store (conformance_external.c): 0 or an error. */
+int conf_external_register(void);
 
 #endif

@@ -581,13 +581,17 @@ static void bad_input_open(void)
 	CHECK_EINVAL(dura_store_open(NULL, g_url, NULL));
 	CHECK_EINVAL(dura_store_open(&s, NULL, NULL));
 	CHECK_EINVAL(dura_store_open(&s, "", NULL));
-	/* a scheme dura does not know is a malformed URL, the message naming
-	 * it (DURA_ENOTSUP is for known schemes whose store is not built) */
+	/* a scheme no store serves (none built in, none registered) is
+	 * DURA_ENOTSUP naming it; a URL without a scheme is malformed */
 	int rc = dura_store_open(&s, "nosuchscheme://host/db", NULL);
-	CHECK_RC(rc, DURA_EINVAL);
-	CHECK(conf_error_ok(DURA_EINVAL));
+	CHECK_RC(rc, DURA_ENOTSUP);
+	CHECK(conf_error_ok(DURA_ENOTSUP));
 	const dura_error *e = dura_error_last();
 	CHECK(e && e->message && strstr(e->message, "nosuchscheme") != NULL);
+	CHECK(s == NULL);
+	CHECK_RC(dura_store_open(&s, "nosuchscheme:whatever", NULL), DURA_ENOTSUP);
+	CHECK_EINVAL(dura_store_open(&s, "no scheme here", NULL));
+	CHECK_EINVAL(dura_store_open(&s, "9bad://host/db", NULL));
 	CHECK(s == NULL);
 	dura_store_options opts = DURA_STORE_OPTIONS_INIT;
 	opts.version = 999;

@@ -88,14 +88,48 @@ static const struct {
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static const dura_store_ops *external[MAX_EXTERNAL];
 
-int dura_store_register(const dura_store_ops *ops)
+/* The operations every store must have (store.h says which are optional). */
+#define REQUIRED_OPS(X)                                                                                     \
+	X(open) X(close) X(ping) X(info) X(stats) X(migrate) X(create_run) X(get_run) X(latest_run)          \
+	X(list_runs) X(set_run_state) X(delete_run_data) X(commit) X(commit_batch) X(history) X(get_step)  \
+	X(load_latest) X(checkpoint_save) X(checkpoint_load) X(checkpoint_list) X(checkpoint_delete)        \
+	X(cache_get) X(cache_put) X(cache_claim) X(cache_release) X(cache_delete) X(cache_purge_expired)    \
+	X(cache_list) X(cache_stats) X(claim_runs) X(extend_lease) X(release_lease) X(outbox_poll)          \
+	X(outbox_ack)
+
+/* The first required operation ops lacks, or NULL. */
+static const char *missing_op(const dura_store_ops *ops)
+{
+#define X(name)            \
+	if (!ops->name)    \
+		return #name;
+	REQUIRED_OPS(X)
+#undef X
+	return NULL;
+}
+
+/* 0 if ops is a vtable this library can use: a known version, a scheme,
+ * every required operation. */
+static int ops_valid(const dura_store_ops *ops, const char *fn)
 {
 	if (!ops || !ops->scheme || !*ops->scheme)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_register: ops or scheme is missing");
+		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: ops or scheme is missing", fn);
 	if (ops->version < 1 || ops->version > DURA_STORE_ABI_VERSION)
 		return dura__error_set(DURA_EVERSION, ops->scheme, 0, NULL,
 		                       "store '%s' implements contract version %u, this library knows 1 to %u",
 		                       ops->scheme, ops->version, DURA_STORE_ABI_VERSION);
+	const char *missing = missing_op(ops);
+	if (missing)
+		return dura__error_set(DURA_EINVAL, ops->scheme, 0, NULL,
+		                       "store '%s' has no %s operation, which every store must have", ops->scheme, missing);
+	return 0;
+}
+
+int dura_store_register(const dura_store_ops *ops)
+{
+	int valid = ops_valid(ops, "dura_store_register");
+	if (valid)
+		return valid;
 	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
 		if (builtins[i].ops && strcmp(builtins[i].scheme, ops->scheme) == 0)
 			return dura__error_set(DURA_EEXISTS, ops->scheme, 0, NULL, "scheme '%s' is built in", ops->scheme);
@@ -138,6 +172,19 @@ static int find_ops(const dura_store_ops **out, const char *scheme)
 		return 0;
 	}
 	return dura__error_set(DURA_ENOTSUP, scheme, 0, NULL, "no store is registered for scheme '%s'", scheme);
+}
+
+const dura_store_ops *dura_store_find(const char *scheme)
+{
+	const dura_store_ops *ops = NULL;
+	if (!scheme || !*scheme) {
+		dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_find: scheme is missing");
+		return NULL;
+	}
+	if (find_ops(&ops, scheme))
+		return NULL;
+	dura_error_clear();
+	return ops;
 }
 
 /* ---- argument checks ------------------------------------------------------ */
@@ -218,10 +265,8 @@ int dura_store_open(dura_store **out, const char *url, const dura_store_options 
 	TRY(dura_url_parse(&u, url));
 	const dura_store_ops *ops = NULL;
 	int rc = find_ops(&ops, u->scheme);
-	if (rc == 0 && (ops->version < 1 || ops->version > DURA_STORE_ABI_VERSION))
-		rc = dura__error_set(DURA_EVERSION, u->scheme, 0, NULL,
-		                     "store '%s' implements contract version %u, this library knows 1 to %u", u->scheme,
-		                     ops->version, DURA_STORE_ABI_VERSION);
+	if (rc == 0)
+		rc = ops_valid(ops, "dura_store_open");
 	if (rc) {
 		dura_url_free(u);
 		return rc;
