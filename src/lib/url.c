@@ -573,11 +573,14 @@ int dura_url_parse(dura_url **out, const char *url)
 	const char *colon = strchr(url, ':');
 	size_t slen = colon ? (size_t)(colon - url) : 0;
 	const scheme_rule *rule = colon ? scheme_find(url, slen) : NULL;
-	/* a known scheme wins: a SQLite path may well contain "@tcp(" */
+	/* a known scheme wins: a SQLite path may well contain "@tcp(". Else
+	 * user:pass@tcp(...) is the Go DSN - its user looks like a scheme -
+	 * unless the URL starts scheme:// ("://" later on, in a query value,
+	 * changes nothing) */
 	int looks_dsn = !rule &&
 	                (strstr(url, "@tcp(") || strstr(url, "@unix(") || strncmp(url, "tcp(", 4) == 0 ||
 	                 strncmp(url, "unix(", 5) == 0) &&
-	                !strstr(url, "://");
+	                !(colon && strncmp(colon, "://", 3) == 0);
 	char given[40];
 	snprintf(given, sizeof(given), "%.*s", (int)(slen < 32 ? slen : 32), url);
 	if (looks_dsn) {
