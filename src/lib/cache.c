@@ -53,6 +53,8 @@ int dura_cache_key(char **out, const char *step, const char *inputs_json)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_key: step name is longer than 180 bytes");
 	json_error_t err;
 	json_t *j = json_loads(inputs_json ? inputs_json : "null", JSON_DECODE_ANY, &err);
+	if (!j && (!err.text[0] || json_error_code(&err) == json_error_out_of_memory))
+		return dura__oom(""); /* jansson gives no message when it cannot allocate */
 	if (!j)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_key: inputs are not JSON: %s", err.text);
 	char *canon = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

@@ -6,12 +6,21 @@
 
 #include <jansson.h>
 
+/* jansson fails to allocate without a message (or says so); a parse error
+ * always has one */
+static int out_of_memory(const json_error_t *err)
+{
+	return !err->text[0] || json_error_code(err) == json_error_out_of_memory;
+}
+
 int dura__json_valid(const char *text, const char *what)
 {
 	json_error_t err;
 	if (!text)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s is missing", what);
 	json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+	if (!j && out_of_memory(&err))
+		return dura__oom("");
 	if (!j)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s is not valid JSON: %s at line %d column %d", what,
 		                       err.text, err.line, err.column);
@@ -25,6 +34,8 @@ int dura__json_object_valid(const char *text, const char *what)
 	if (!text)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s is missing", what);
 	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+	if (!j && out_of_memory(&err))
+		return dura__oom("");
 	if (!j)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s is not a valid JSON object or array: %s", what,
 		                       err.text);

@@ -242,6 +242,10 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 		if (!state) {
 			json_error_t jerr;
 			state = json_loads(rec->state, JSON_DECODE_ANY, &jerr);
+			if (!state && (!jerr.text[0] || json_error_code(&jerr) == json_error_out_of_memory)) {
+				rc = dura__oom(""); /* jansson gives no message when it cannot allocate */
+				break;
+			}
 			if (!state) {
 				rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "run %s: stored state is not JSON: %s", rec->run_id,
 				                     jerr.text);

@@ -503,7 +503,12 @@ static int run_simple(sq_store *s, sq_conn *c, int id)
 
 static int tx_begin(sq_store *s, sq_conn *c)
 {
-	return run_simple(s, c, ST_BEGIN);
+	/* the way out is prepared before the way in: out of memory, preparing
+	 * a ROLLBACK fails too, and the connection would stay in the
+	 * transaction, holding the write lock */
+	sqlite3_stmt *rollback;
+	int rc = prep(s, c, ST_ROLLBACK, &rollback);
+	return rc ? rc : run_simple(s, c, ST_BEGIN);
 }
 
 /* Undo the open transaction, if any, keeping the thread's error as it is. */
