@@ -35,7 +35,6 @@ int dura__utf8_valid(const char *s);
 int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_result *res);
 /* Wait for a run's version to change (DURA_ENOTSUP when the store cannot). */
 int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, int64_t timeout_ms);
-uint32_t dura__store_caps(dura_store *s);
 
 /* store/store.c: built-in stores (NULL when not compiled in) */
 extern const dura_store_ops dura__memory_ops;
