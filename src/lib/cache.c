@@ -124,19 +124,6 @@ typedef struct heartbeat {
 	pthread_t thread;
 } heartbeat;
 
-static struct timespec mono_in(int64_t ms)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += (time_t)(ms / 1000);
-	t.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 static void *heartbeat_main(void *arg)
 {
 	heartbeat *hb = arg;
@@ -144,7 +131,7 @@ static void *heartbeat_main(void *arg)
 	int64_t wait = interval;
 	pthread_mutex_lock(&hb->mu);
 	while (!hb->stop) {
-		struct timespec until = mono_in(wait);
+		struct timespec until = dura__mono_after_ms(wait);
 		while (!hb->stop && pthread_cond_timedwait(&hb->cv, &hb->mu, &until) == 0)
 			;
 		if (hb->stop)
