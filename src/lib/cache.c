@@ -254,10 +254,12 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 		 * releases it). */
 		heartbeat hb;
 		if ((rc = heartbeat_start(&hb, store, full, owner, lease)) != 0) {
-			char msg[600];
-			snprintf(msg, sizeof(msg), "%s", dura_error_last()->message);
+			/* report why there is no heartbeat, not how the release went */
+			dura__error_saved why;
+			dura__error_save(&why);
 			dura_store_cache_release(store, full, owner);
-			return dura__error_set(rc, "", 0, NULL, "%s", msg);
+			dura__error_restore(&why);
+			return rc;
 		}
 		dura_cache_value v = {NULL, 0, NULL};
 		int64_t computed_at = 0;
@@ -283,13 +285,13 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 			dura_free(v.data);
 			dura_free(v.metadata);
 			/* keep the put's error: the release below would clear it */
-			const dura_error *pe = dura_error_last();
-			char msg[1024], where[32];
-			int native = pe ? pe->native_code : 0;
-			snprintf(msg, sizeof(msg), "%s", pe ? pe->message : dura_strerror(rc));
-			snprintf(where, sizeof(where), "%s", pe ? pe->store : "");
+			dura__error_saved why;
+			dura__error_save(&why);
 			dura_store_cache_release(store, full, owner);
-			return dura__error_set(rc, where, native, NULL, "%s", msg);
+			if (!why.set)
+				return dura__error_set(rc, "", 0, NULL, "%s", dura_strerror(rc));
+			dura__error_restore(&why);
+			return rc;
 		}
 		/* hand back what we computed: no read back, which a short TTL or a
 		 * purge could turn into a miss */
