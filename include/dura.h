@@ -253,6 +253,12 @@ typedef struct dura_store_stats {
 	uint64_t conflicts;
 } dura_store_stats;
 
+/**
+ * Fill *out with the handle's pool numbers (the store's own) and its commit
+ * and conflict counts; fields a store does not track are 0. Nothing is
+ * allocated. Errors: DURA_EINVAL when store or out is NULL, or an error of
+ * the store.
+ */
 DURA_EXTERN(int) dura_store_stats_get(dura_store *store, dura_store_stats *out);
 
 /**
@@ -294,6 +300,7 @@ typedef struct dura_record {
 	int64_t updated_at;
 } dura_record;
 
+/** Free a record a dura call returned, strings and all; NULL is ignored. */
 DURA_EXTERN(void) dura_record_free(dura_record *rec);
 
 typedef struct dura_record_list {
@@ -303,6 +310,11 @@ typedef struct dura_record_list {
 	                        exactly full last page the next page is empty) */
 } dura_record_list;
 
+/**
+ * Free a list's records and its next_cursor, and zero the list (so it can
+ * be passed to the next list call). The struct itself is the caller's and
+ * is not freed; NULL is ignored.
+ */
 DURA_EXTERN(void) dura_record_list_free(dura_record_list *list);
 
 #define DURA_RUN_CREATE_VERSION 1
@@ -327,6 +339,12 @@ typedef struct dura_run_create {
  */
 DURA_EXTERN(int) dura_store_create_run(dura_store *store, const dura_run_create *req, dura_record **out);
 
+/**
+ * Read a run. *out gets a record the caller frees with dura_record_free;
+ * it is NULL on any error. Errors: DURA_ENOTFOUND for no such run,
+ * DURA_EINVAL for a NULL store or out or a run id that is empty or longer
+ * than DURA_MAX_ID_LEN, or an error of the store.
+ */
 DURA_EXTERN(int) dura_store_get_run(dura_store *store, const char *run_id, dura_record **out);
 
 /** The newest run of a workflow with this foreign id, any state. */
@@ -377,6 +395,7 @@ typedef struct dura_step {
 	int64_t created_at;
 } dura_step;
 
+/** Free a step a dura call returned; NULL is ignored. */
 DURA_EXTERN(void) dura_step_free(dura_step *step);
 
 typedef struct dura_step_list {
@@ -384,6 +403,7 @@ typedef struct dura_step_list {
 	dura_step *items;
 } dura_step_list;
 
+/** Free a list's steps and zero the list (not the struct itself); NULL is ignored. */
 DURA_EXTERN(void) dura_step_list_free(dura_step_list *list);
 
 /** Commit flags. */
@@ -440,6 +460,12 @@ DURA_EXTERN(int) dura_store_commit_batch(dura_store *store, const dura_commit *c
 /** Steps of a run from step `from`, at most limit (0: all), in order. */
 DURA_EXTERN(int) dura_store_history(dura_store *store, const char *run_id, int64_t from, size_t limit, dura_step_list *out);
 
+/**
+ * Read step `step` (from 0) of a run. *out gets a step the caller frees
+ * with dura_step_free; NULL on any error. Errors: DURA_ENOTFOUND when the
+ * run has no such step (or there is no such run), DURA_EINVAL for a NULL
+ * store or out, a bad run id or a negative step.
+ */
 DURA_EXTERN(int) dura_store_get_step(dura_store *store, const char *run_id, int64_t step, dura_step **out);
 
 /** The last committed step of a run (DURA_ENOTFOUND when none). */
@@ -459,6 +485,7 @@ typedef struct dura_checkpoint {
 	int64_t updated_at;
 } dura_checkpoint;
 
+/** Free a checkpoint a dura call returned; NULL is ignored. */
 DURA_EXTERN(void) dura_checkpoint_free(dura_checkpoint *cp);
 
 typedef struct dura_checkpoint_list {
@@ -466,13 +493,20 @@ typedef struct dura_checkpoint_list {
 	dura_checkpoint *items;
 } dura_checkpoint_list;
 
+/** Free a list's checkpoints and zero the list (not the struct itself); NULL is ignored. */
 DURA_EXTERN(void) dura_checkpoint_list_free(dura_checkpoint_list *list);
 
 /** Save (insert or overwrite by checkpoint_id). */
 DURA_EXTERN(int) dura_store_checkpoint_save(dura_store *store, const char *checkpoint_id, const char *run_id, int64_t step, const char *state);
+/**
+ * Read a checkpoint. *out gets one the caller frees with
+ * dura_checkpoint_free; NULL on any error. Errors: DURA_ENOTFOUND for no
+ * such checkpoint, DURA_EINVAL for a NULL store or out or a bad id.
+ */
 DURA_EXTERN(int) dura_store_checkpoint_load(dura_store *store, const char *checkpoint_id, dura_checkpoint **out);
 /** Checkpoints of one run, or of all runs when run_id is NULL; newest first. */
 DURA_EXTERN(int) dura_store_checkpoint_list(dura_store *store, const char *run_id, dura_checkpoint_list *out);
+/** Delete a checkpoint (the run is not touched); DURA_ENOTFOUND if there is none by that id. */
 DURA_EXTERN(int) dura_store_checkpoint_delete(dura_store *store, const char *checkpoint_id);
 
 /* ------------------------------------------------------------------------ */
@@ -490,6 +524,7 @@ typedef struct dura_cache_entry {
 	int64_t expires_at; /**< 0: never */
 } dura_cache_entry;
 
+/** Free a cache entry a dura call returned, value and all; NULL is ignored. */
 DURA_EXTERN(void) dura_cache_entry_free(dura_cache_entry *e);
 
 typedef struct dura_cache_list {
@@ -498,6 +533,7 @@ typedef struct dura_cache_list {
 	char *next_cursor;
 } dura_cache_list;
 
+/** Free a list's entries and next_cursor and zero the list (not the struct itself); NULL is ignored. */
 DURA_EXTERN(void) dura_cache_list_free(dura_cache_list *list);
 
 typedef struct dura_cache_stats {
@@ -528,6 +564,7 @@ DURA_EXTERN(int) dura_store_cache_claim(dura_store *store, const char *key, cons
 /** Give up a claim (only the owner's); DURA_ENOTFOUND if not held by owner. */
 DURA_EXTERN(int) dura_store_cache_release(dura_store *store, const char *key, const char *owner);
 
+/** Delete an entry; DURA_ENOTFOUND if there is none, DURA_EINVAL for a bad key. */
 DURA_EXTERN(int) dura_store_cache_delete(dura_store *store, const char *key);
 
 /** Delete expired entries; *count (may be NULL) receives how many. */
@@ -536,6 +573,12 @@ DURA_EXTERN(int) dura_store_cache_purge_expired(dura_store *store, int64_t *coun
 /** Entries in key order from cursor, at most limit (0: 100). */
 DURA_EXTERN(int) dura_store_cache_list(dura_store *store, const char *cursor, size_t limit, dura_cache_list *out);
 
+/**
+ * Fill *out: entries (expired ones included), expired, bytes (sum of value
+ * sizes) from the store, and hits and misses of dura_store_cache_get
+ * through this handle. Nothing is allocated. Errors: DURA_EINVAL when
+ * store or out is NULL, or an error of the store.
+ */
 DURA_EXTERN(int) dura_store_cache_stats(dura_store *store, dura_cache_stats *out);
 
 /* ------------------------------------------------------------------------ */
@@ -578,6 +621,7 @@ typedef struct dura_event_list {
 	dura_event *items;
 } dura_event_list;
 
+/** Free a list's events and zero the list (not the struct itself); NULL is ignored. */
 DURA_EXTERN(void) dura_event_list_free(dura_event_list *list);
 
 /** Oldest events first, at most limit (0: 100). Polling does not remove them. */
@@ -637,6 +681,8 @@ typedef struct dura_node_options {
 
 /** A new, empty workflow. Free with dura_workflow_free unless registered. */
 DURA_EXTERN(int) dura_workflow_new(dura_workflow **out, const char *name);
+/** Free an unregistered workflow and its nodes; NULL is ignored. Never
+ *  call it on a workflow passed to dura_engine_register. */
 DURA_EXTERN(void) dura_workflow_free(dura_workflow *wf);
 
 /** Add a node; opts may be NULL. A duplicate name is DURA_EEXISTS. */
@@ -646,6 +692,13 @@ DURA_EXTERN(int) dura_workflow_add_node(dura_workflow *wf, const char *name, dur
 /** The static edge from `from` to `to` (one per node). Checked at register. */
 DURA_EXTERN(int) dura_workflow_add_edge(dura_workflow *wf, const char *from, const char *to);
 
+/**
+ * Name the node a new run starts at (required; a second call replaces the
+ * first). The name is copied. That the node exists is checked by
+ * dura_engine_register. Errors: DURA_EINVAL for a NULL workflow or a name
+ * that is missing, longer than DURA_MAX_NAME_LEN or not UTF-8;
+ * DURA_ENOMEM.
+ */
 DURA_EXTERN(int) dura_workflow_set_start(dura_workflow *wf, const char *node);
 
 /** Replace the reducer (default: dura_reducer_replace). */
@@ -667,6 +720,8 @@ typedef struct dura_engine_options {
 
 /** An engine on a store (borrowed: close the engine before the store). */
 DURA_EXTERN(int) dura_engine_open(dura_engine **out, dura_store *store, const dura_engine_options *opts);
+/** Free the engine and the workflows registered with it; the store stays
+ *  open. No thread may be using the engine. NULL is ignored. */
 DURA_EXTERN(void) dura_engine_close(dura_engine *eng);
 
 /**
@@ -705,9 +760,20 @@ DURA_EXTERN(int) dura_run_start(dura_engine *eng, const char *workflow, const ch
  */
 DURA_EXTERN(int) dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out);
 
+/**
+ * Pause a run (from initiated or running). An executor of the run stops
+ * after the node it is running has committed; dura_run_resume continues.
+ * Errors as for dura_store_set_run_state: DURA_ECONFLICT from any other
+ * state (nothing changes), DURA_ENOTFOUND for no such run, DURA_EINVAL for
+ * a NULL engine.
+ */
 DURA_EXTERN(int) dura_run_pause(dura_engine *eng, const char *run_id);
 /** Resume a paused run, or retry a failed one from its failed node. */
 DURA_EXTERN(int) dura_run_resume(dura_engine *eng, const char *run_id);
+/**
+ * Cancel a run (from initiated, running, paused or failed); final. An
+ * executor stops as for a pause. Errors as for dura_run_pause.
+ */
 DURA_EXTERN(int) dura_run_cancel(dura_engine *eng, const char *run_id);
 
 /** What dura_run_await waits for: any field left 0/NULL is not checked. */
@@ -741,8 +807,11 @@ DURA_EXTERN(int) dura_run_fork(dura_engine *eng, const char *run_id, const char 
 
 /* ---- inside a node -------------------------------------------------------- */
 
+/** The run's id; the engine's string, valid during the node call (NULL ctx: NULL). */
 DURA_EXTERN(const char *) dura_ctx_run_id(const dura_ctx *ctx);
+/** The name of the node being run; valid during the node call (NULL ctx: NULL). */
 DURA_EXTERN(const char *) dura_ctx_node(const dura_ctx *ctx);
+/** The step number this node's commit will have: the run's committed steps so far (NULL ctx: -1). */
 DURA_EXTERN(int64_t) dura_ctx_step(const dura_ctx *ctx);
 /** Attempt number of this node, from 1. */
 DURA_EXTERN(int) dura_ctx_attempt(const dura_ctx *ctx);

@@ -126,19 +126,6 @@ typedef struct heartbeat {
 	pthread_t thread;
 } heartbeat;
 
-static struct timespec mono_in(int64_t ms)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += (time_t)(ms / 1000);
-	t.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 static void *heartbeat_main(void *arg)
 {
 	heartbeat *hb = arg;
@@ -146,7 +133,7 @@ static void *heartbeat_main(void *arg)
 	int64_t wait = interval;
 	pthread_mutex_lock(&hb->mu);
 	while (!hb->stop) {
-		struct timespec until = mono_in(wait);
+		struct timespec until = dura__mono_after_ms(wait);
 		while (!hb->stop && pthread_cond_timedwait(&hb->cv, &hb->mu, &until) == 0)
 			;
 		if (hb->stop)
@@ -269,10 +256,12 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 		 * releases it). */
 		heartbeat hb;
 		if ((rc = heartbeat_start(&hb, store, full, owner, lease)) != 0) {
-			char msg[600];
-			snprintf(msg, sizeof(msg), "%s", dura_error_last()->message);
+			/* report why there is no heartbeat, not how the release went */
+			dura__error_saved why;
+			dura__error_save(&why);
 			dura_store_cache_release(store, full, owner);
-			return dura__error_set(rc, "", 0, NULL, "%s", msg);
+			dura__error_restore(&why);
+			return rc;
 		}
 		dura_cache_value v = {NULL, 0, NULL};
 		int64_t computed_at = 0;
@@ -298,13 +287,13 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 			dura_free(v.data);
 			dura_free(v.metadata);
 			/* keep the put's error: the release below would clear it */
-			const dura_error *pe = dura_error_last();
-			char msg[1024], where[32];
-			int native = pe ? pe->native_code : 0;
-			snprintf(msg, sizeof(msg), "%s", pe ? pe->message : dura_strerror(rc));
-			snprintf(where, sizeof(where), "%s", pe ? pe->store : "");
+			dura__error_saved why;
+			dura__error_save(&why);
 			dura_store_cache_release(store, full, owner);
-			return dura__error_set(rc, where, native, NULL, "%s", msg);
+			if (!why.set)
+				return dura__error_set(rc, "", 0, NULL, "%s", dura_strerror(rc));
+			dura__error_restore(&why);
+			return rc;
 		}
 		/* hand back what we computed: no read back, which a short TTL or a
 		 * purge could turn into a miss */

@@ -3,8 +3,9 @@
  * stores in SQL: "YYYY-MM-DD HH:MM:SS.mmm", which sorts as time does and
  * compares with the SQL servers' own DATETIME(3) text.
  */
-#include "internal.h"
+#include "util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +15,15 @@ int64_t dura_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void dura__sleep_ms(int64_t ms)
+{
+	if (ms <= 0)
+		return;
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
 }
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar

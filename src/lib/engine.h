@@ -6,26 +6,9 @@
 #define DURA_ENGINE_H
 
 #include "internal.h"
+#include "util.h"
 
 #include <pthread.h>
-
-/* uthash through dura's allocator, reporting OOM instead of exiting: a
- * function that adds to a hash declares `int hash_oom = 0;` and checks it. */
-#define uthash_malloc(sz) dura__malloc(sz)
-#define uthash_free(ptr, sz) dura_free(ptr)
-#define HASH_NONFATAL_OOM 1
-#define uthash_nonfatal_oom(obj) ((void)(obj), hash_oom = 1)
-#include <uthash.h>
-
-/* a + b for times in ms, saturating instead of overflowing */
-static inline int64_t dura__add_ms(int64_t a, int64_t b)
-{
-	if (b > 0 && a > INT64_MAX - b)
-		return INT64_MAX;
-	if (b < 0 && a < INT64_MIN - b)
-		return INT64_MIN;
-	return a + b;
-}
 
 typedef struct dura__node {
 	char *name;
@@ -70,6 +53,5 @@ dura_workflow *dura__engine_workflow(dura_engine *eng, const char *name);
 
 /* retry.c */
 int64_t dura__backoff_ms(const dura_node_options *o, int attempt);
-void dura__sleep_ms(int64_t ms);
 
 #endif

@@ -19,6 +19,11 @@ typedef struct error_slot {
 
 static _Thread_local error_slot tls_error;
 
+/* dura__error_saved (internal.h) copies the slot's buffers whole */
+_Static_assert(sizeof(((dura__error_saved *)0)->message) == sizeof(((error_slot *)0)->message), "message size");
+_Static_assert(sizeof(((dura__error_saved *)0)->store) == sizeof(((error_slot *)0)->store), "store size");
+_Static_assert(sizeof(((dura__error_saved *)0)->sqlstate) == sizeof(((error_slot *)0)->sqlstate), "sqlstate size");
+
 const dura_error *dura_error_last(void)
 {
 	return tls_error.set ? &tls_error.pub : NULL;
@@ -58,6 +63,45 @@ int dura__error_set(int code, const char *store, int native_code, const char *sq
 	e->pub.sqlstate = e->sqlstate;
 	e->set = 1;
 	return code;
+}
+
+/*
+ * The saved copy has the slot's own sizes, so nothing is cut, and the
+ * restore copies the fields back as they are: they were folded and
+ * scrubbed when first set, and running them through dura__error_set again
+ * would only repeat that.
+ */
+void dura__error_save(dura__error_saved *saved)
+{
+	const error_slot *e = &tls_error;
+	memset(saved, 0, sizeof(*saved));
+	if (!e->set)
+		return;
+	saved->set = 1;
+	saved->code = e->pub.code;
+	saved->native_code = e->pub.native_code;
+	memcpy(saved->message, e->message, sizeof(saved->message));
+	memcpy(saved->store, e->store, sizeof(saved->store));
+	memcpy(saved->sqlstate, e->sqlstate, sizeof(saved->sqlstate));
+}
+
+int dura__error_restore(const dura__error_saved *saved)
+{
+	error_slot *e = &tls_error;
+	if (!saved->set) {
+		e->set = 0;
+		return 0;
+	}
+	memcpy(e->message, saved->message, sizeof(e->message));
+	memcpy(e->store, saved->store, sizeof(e->store));
+	memcpy(e->sqlstate, saved->sqlstate, sizeof(e->sqlstate));
+	e->pub.code = saved->code;
+	e->pub.message = e->message;
+	e->pub.store = e->store;
+	e->pub.native_code = saved->native_code;
+	e->pub.sqlstate = e->sqlstate;
+	e->set = 1;
+	return saved->code;
 }
 
 int dura_error_set(int code, const char *fmt, ...)

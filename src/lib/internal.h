@@ -12,6 +12,26 @@
 void dura__secret_add(const char *secret);
 void dura__redact_secrets(char *msg);
 
+/*
+ * A copy of the thread's last error, for code that must make one more
+ * call - a release, an unlock, a rollback - after a failure and then
+ * report the failure, not whatever that call left behind. Save before the
+ * call, restore after it: the error comes back exactly as it was (code,
+ * message, store, native code, SQLSTATE), or cleared if none was set.
+ * dura__error_restore returns the saved code (0 when none was set), for
+ * `return dura__error_restore(&saved);`.
+ */
+typedef struct dura__error_saved {
+	int set;
+	int code;
+	int native_code;
+	char message[1024];
+	char store[32];
+	char sqlstate[8];
+} dura__error_saved;
+void dura__error_save(dura__error_saved *saved);
+int dura__error_restore(const dura__error_saved *saved);
+
 /* fork.c: the fork guard (see fork.c for the rule it keeps). Every call
  * into a store runs between enter and leave; fork() waits for them. */
 enum { DURA__FORK_PREPARE, DURA__FORK_PARENT, DURA__FORK_CHILD };
@@ -35,7 +55,6 @@ int dura__utf8_valid(const char *s);
 int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_result *res);
 /* Wait for a run's version to change (DURA_ENOTSUP when the store cannot). */
 int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, int64_t timeout_ms);
-uint32_t dura__store_caps(dura_store *s);
 
 /* store/store.c: built-in stores (NULL when not compiled in) */
 extern const dura_store_ops dura__memory_ops;

@@ -1,12 +1,10 @@
 /*
- * retry.c - exponential backoff with jitter and a cap, and sleeping.
+ * retry.c - exponential backoff with jitter and a cap.
  */
 #include "engine.h"
 
-#include <errno.h>
 #include <math.h>
 #include <sys/random.h>
-#include <time.h>
 
 /* Delay before attempt `attempt + 1`, after `attempt` failures (>= 1). */
 int64_t dura__backoff_ms(const dura_node_options *o, int attempt)
@@ -24,13 +22,4 @@ int64_t dura__backoff_ms(const dura_node_options *o, int attempt)
 		d = d * (1.0 - o->jitter) + d * o->jitter * ((double)r / 4294967296.0);
 	}
 	return d >= 9.0e18 ? INT64_MAX : (int64_t)d;
-}
-
-void dura__sleep_ms(int64_t ms)
-{
-	if (ms <= 0)
-		return;
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
 }

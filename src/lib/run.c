@@ -180,25 +180,140 @@ static int attempt_failed(dura_engine *eng, dura_record **recp, const dura__node
 	return rc ? rc : 0;
 }
 
+/*
+ * Commit a successful attempt of node n: the state the node left (work),
+ * and the node to run next (next; "" ends the run). The local record
+ * follows the commit, so the step loop needs no read per step.
+ */
+static int commit_success(dura_engine *eng, dura_record **recp, const dura__node *n, const char *next,
+                          const json_t *work)
+{
+	dura_commit c = DURA_COMMIT_INIT;
+	dura_commit_result res;
+	dura_record *rec = *recp;
+	int rc;
+
+	char *text = json_dumps(work, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (!text)
+		return dura__oom("");
+	c.run_id = rec->run_id;
+	c.expect_version = rec->version;
+	c.node_id = n->name;
+	c.state = text;
+	c.status = next;
+	c.run_state = *next ? 0 : DURA_RUN_COMPLETED;
+	if ((rc = commit_step(eng, recp, &c, &res)) != 0)
+		goto cleanup;
+	rec->version = res.new_version;
+	rec->step_no++;
+	rec->attempt = 0;
+	if (c.run_state)
+		rec->run_state = c.run_state;
+	rec->next_run_at = dura_now_ms();
+	if (set_field(&rec->status, next) || set_field(&rec->error, "") || set_field(&rec->state, text))
+		rc = dura__oom("");
+cleanup:
+	free(text); /* jansson's allocation */
+	return rc;
+}
+
+/* What one attempt leaves the step loop to do; an error is < 0. */
+enum {
+	ATTEMPT_STOP = 0,  /* the run failed, paused or ended: return */
+	ATTEMPT_RETRY = 1, /* the attempt failed and a retry is due later */
+	ATTEMPT_STEP = 2   /* the node's step is committed */
+};
+
+/*
+ * One attempt of node n of the run *recp holds. *statep is the run's
+ * parsed state, or NULL to parse the stored text; the node works on it in
+ * place, so the attempt takes it. After a committed step *statep is the
+ * new state, which spares the next step a parse; after anything else it
+ * is NULL and the next attempt parses the committed text again.
+ * The commits update *recp in place, never replace it.
+ */
+static int run_attempt(dura_engine *eng, const dura_workflow *wf, dura_record **recp, const dura__node *n,
+                       int64_t run_deadline, json_t **statep)
+{
+	dura_record *rec = *recp;
+	json_t *work = *statep;
+	dura_ctx ctx;
+	int rc;
+
+	*statep = NULL;
+	memset(&ctx, 0, sizeof(ctx));
+	if (!work) {
+		json_error_t jerr;
+		work = json_loads(rec->state, JSON_DECODE_ANY, &jerr);
+		if (!work && (!jerr.text[0] || json_error_code(&jerr) == json_error_out_of_memory))
+			return dura__oom(""); /* jansson gives no message when it cannot allocate */
+		if (!work)
+			return dura__error_set(DURA_EINVAL, "", 0, NULL, "run %s: stored state is not JSON: %s", rec->run_id,
+			                       jerr.text);
+	}
+	ctx.eng = eng;
+	ctx.rec = rec;
+	ctx.node = n;
+	ctx.attempt = rec->attempt + 1;
+	ctx.deadline = n->opts.timeout_ms ? dura__add_ms(dura_now_ms(), n->opts.timeout_ms) : 0;
+	ctx.run_deadline = run_deadline;
+	int nrc = n->fn(&ctx, work, n->payload);
+	if (nrc == 0 && ctx.deadline && dura_now_ms() >= ctx.deadline) {
+		nrc = DURA_ETIMEOUT;
+		snprintf(ctx.error, sizeof(ctx.error), "overran its timeout of %lld ms", (long long)n->opts.timeout_ms);
+	}
+	if (nrc == 0 && ctx.delta) {
+		nrc = wf->reducer(work, ctx.delta, wf->reducer_payload);
+		if (nrc && !ctx.error[0]) {
+			const dura_error *e = dura_error_last();
+			snprintf(ctx.error, sizeof(ctx.error), "reducer: %s", e ? e->message : dura_strerror(nrc));
+		}
+	}
+	json_decref(ctx.delta);
+	if (nrc != 0) {
+		if (!ctx.error[0])
+			snprintf(ctx.error, sizeof(ctx.error), "%s (%d)", dura_strerror(nrc), nrc);
+		rc = attempt_failed(eng, recp, n, nrc, ctx.error);
+		goto cleanup;
+	}
+
+	const char *next = ctx.goto_set ? (ctx.goto_node ? ctx.goto_node : "") : (n->edge ? n->edge : "");
+	if (*next && !dura__workflow_node(wf, next)) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "node %s chose unknown node '%s'", n->name, next);
+		rc = commit_record(eng, recp, DURA_RUN_FAILED, msg, rec->attempt + 1, 0, "run_failed");
+		goto cleanup; /* ATTEMPT_STOP when the commit went in */
+	}
+	if ((rc = commit_success(eng, recp, n, next, work)) != 0)
+		goto cleanup;
+	*statep = work;
+	work = NULL;
+	rc = ATTEMPT_STEP;
+cleanup:
+	json_decref(work);
+	dura_free(ctx.goto_node);
+	return rc;
+}
+
 int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 {
+	dura_record *rec = NULL;
+	json_t *state = NULL;
+	int64_t steps = 0;
+	int rc;
+
 	if (out)
 		*out = NULL;
 	if (!eng)
 		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_execute: engine is NULL");
-	dura_record *rec = NULL;
-	int rc = dura_store_get_run(eng->store, run_id, &rec);
-	if (rc)
+	if ((rc = dura_store_get_run(eng->store, run_id, &rec)) != 0)
 		return rc;
 	dura_workflow *wf = dura__engine_workflow(eng, rec->workflow_name);
 	if (!wf) {
 		rc = dura__error_set(DURA_ENOTFOUND, "", 0, NULL, "run %s: workflow %s is not registered in this engine",
 		                     rec->run_id, rec->workflow_name);
-		dura_record_free(rec);
-		return rc;
+		goto cleanup;
 	}
-	json_t *state = NULL;
-	int64_t steps = 0;
 	for (;;) {
 		if (rec->run_state == DURA_RUN_INITIATED) {
 			if ((rc = dura_store_set_run_state(eng->store, rec->run_id, DURA_RUN_RUNNING, NULL)) ||
@@ -239,104 +354,13 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 			}
 			continue;
 		}
-		if (!state) {
-			json_error_t jerr;
-			state = json_loads(rec->state, JSON_DECODE_ANY, &jerr);
-			if (!state && (!jerr.text[0] || json_error_code(&jerr) == json_error_out_of_memory)) {
-				rc = dura__oom(""); /* jansson gives no message when it cannot allocate */
-				break;
-			}
-			if (!state) {
-				rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "run %s: stored state is not JSON: %s", rec->run_id,
-				                     jerr.text);
-				break;
-			}
-		}
-
-		/* The node works on the parsed state in place; a failed attempt
-		 * drops it, and the committed text is parsed again. */
-		json_t *work = state;
-		state = NULL;
-		dura_ctx ctx;
-		memset(&ctx, 0, sizeof(ctx));
-		ctx.eng = eng;
-		ctx.rec = rec;
-		ctx.node = n;
-		ctx.attempt = rec->attempt + 1;
-		ctx.deadline = n->opts.timeout_ms ? dura__add_ms(dura_now_ms(), n->opts.timeout_ms) : 0;
-		ctx.run_deadline = run_deadline;
-		int nrc = n->fn(&ctx, work, n->payload);
-		if (nrc == 0 && ctx.deadline && dura_now_ms() >= ctx.deadline) {
-			nrc = DURA_ETIMEOUT;
-			snprintf(ctx.error, sizeof(ctx.error), "overran its timeout of %lld ms", (long long)n->opts.timeout_ms);
-		}
-		if (nrc == 0 && ctx.delta) {
-			nrc = wf->reducer(work, ctx.delta, wf->reducer_payload);
-			if (nrc && !ctx.error[0]) {
-				const dura_error *e = dura_error_last();
-				snprintf(ctx.error, sizeof(ctx.error), "reducer: %s", e ? e->message : dura_strerror(nrc));
-			}
-		}
-		json_decref(ctx.delta);
-		if (nrc != 0) {
-			dura_free(ctx.goto_node);
-			json_decref(work);
-			if (!ctx.error[0])
-				snprintf(ctx.error, sizeof(ctx.error), "%s (%d)", dura_strerror(nrc), nrc);
-			rc = attempt_failed(eng, &rec, n, nrc, ctx.error);
-			if (rc < 0)
-				break;
-			if (rc == 0)
-				break;
-			rc = 0;
-			continue;
-		}
-		const char *next = ctx.goto_set ? (ctx.goto_node ? ctx.goto_node : "") : (n->edge ? n->edge : "");
-		if (*next && !dura__workflow_node(wf, next)) {
-			char msg[600];
-			snprintf(msg, sizeof(msg), "node %s chose unknown node '%s'", n->name, next);
-			dura_free(ctx.goto_node);
-			json_decref(work);
-			rc = commit_record(eng, &rec, DURA_RUN_FAILED, msg, rec->attempt + 1, 0, "run_failed");
+		rc = run_attempt(eng, wf, &rec, n, run_deadline, &state);
+		if (rc < 0 || rc == ATTEMPT_STOP)
 			break;
-		}
-		char *text = json_dumps(work, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!text) {
-			dura_free(ctx.goto_node);
-			json_decref(work);
-			rc = dura__oom("");
-			break;
-		}
-		dura_commit c = DURA_COMMIT_INIT;
-		dura_commit_result res;
-		c.run_id = rec->run_id;
-		c.expect_version = rec->version;
-		c.node_id = n->name;
-		c.state = text;
-		c.status = next;
-		c.run_state = *next ? 0 : DURA_RUN_COMPLETED;
-		rc = commit_step(eng, &rec, &c, &res);
-		if (rc == 0) {
-			/* the local record follows the commit: no read per step */
-			rec->version = res.new_version;
-			rec->step_no++;
-			rec->attempt = 0;
-			if (c.run_state)
-				rec->run_state = c.run_state;
-			rec->next_run_at = dura_now_ms();
-			if (set_field(&rec->status, next) || set_field(&rec->error, "") || set_field(&rec->state, text))
-				rc = dura__oom("");
-			state = work;
-			work = NULL;
+		if (rc == ATTEMPT_STEP)
 			steps++;
-		}
-		free(text); /* jansson's allocation */
-		json_decref(work);
-		dura_free(ctx.goto_node);
-		if (rc)
-			break;
+		rc = 0;
 	}
-	json_decref(state);
 	if (rc == 0 && out) {
 		/* hand back what the store holds now */
 		rc = reload(eng, &rec);
@@ -345,6 +369,8 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 			rec = NULL;
 		}
 	}
+cleanup:
+	json_decref(state);
 	dura_record_free(rec);
 	return rc;
 }

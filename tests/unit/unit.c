@@ -5,6 +5,7 @@
 #include "dura.h"
 #include "dura/store.h"
 #include "test.h"
+#include "util.h" /* internal: the error save/restore and the time helpers */
 
 #include <pthread.h>
 #include <stdint.h>
@@ -308,6 +309,45 @@ static void errors_are_thread_local(void)
 	CHECK(dura_error_last() == NULL);
 }
 
+/* A save taken before a call that clobbers the error brings it back
+ * whole, SQLSTATE and all; a save of "no error" restores "no error". */
+static void error_save_restore(void)
+{
+	dura__error_set(DURA_EIO, "mysql", 2013, "HY000", "lost connection");
+	dura__error_saved saved;
+	dura__error_save(&saved);
+	dura__error_set(DURA_ENOTFOUND, "sqlite", 1, NULL, "something else");
+	CHECK(dura__error_restore(&saved) == DURA_EIO);
+	const dura_error *e = dura_error_last();
+	REQUIRE(e != NULL);
+	CHECK(e->code == DURA_EIO);
+	CHECK_STR(e->message, "lost connection");
+	CHECK_STR(e->store, "mysql");
+	CHECK_STR(e->sqlstate, "HY000");
+	CHECK(e->native_code == 2013);
+	dura_error_clear();
+	dura__error_save(&saved);
+	dura__error_set(DURA_ERROR, "", 0, NULL, "noise");
+	CHECK(dura__error_restore(&saved) == 0);
+	CHECK(dura_error_last() == NULL);
+}
+
+static void time_helpers(void)
+{
+	CHECK(dura__add_ms(1000, 500) == 1500);
+	CHECK(dura__add_ms(INT64_MAX - 1, 10) == INT64_MAX);
+	CHECK(dura__add_ms(INT64_MIN + 1, -10) == INT64_MIN);
+	struct timespec a = dura__mono_after_ms(0), b = dura__mono_after_ms(1999);
+	int64_t d = ((int64_t)b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	CHECK(d >= 1999 && d < 3000);
+	CHECK(b.tv_nsec >= 0 && b.tv_nsec < 1000000000L);
+	int64_t t0 = dura_now_ms();
+	dura__sleep_ms(20);
+	dura__sleep_ms(0);
+	dura__sleep_ms(-5);
+	CHECK(dura_now_ms() - t0 >= 20);
+}
+
 static int fail_after = -1;
 static void *failing_malloc(size_t n)
 {
@@ -368,6 +408,8 @@ int main(int argc, char **argv)
 		{"time_format_parse", time_format_parse},
 		{"run_states", run_states},
 		{"errors_are_thread_local", errors_are_thread_local},
+		{"error_save_restore", error_save_restore},
+		{"time_helpers", time_helpers},
 		{"allocation_failures_are_clean", allocation_failures_are_clean},
 	};
 	return test_run_all("unit", tests, TEST_COUNT(tests), argc > 1 ? argv[1] : NULL);

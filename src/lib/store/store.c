@@ -567,11 +567,6 @@ int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, 
 	return s->ops->wait_change(s->impl, run_id, version, timeout_ms);
 }
 
-uint32_t dura__store_caps(dura_store *s)
-{
-	return s->ops->caps;
-}
-
 int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_commit_result *res)
 {
 	static const char fn[] = "dura_store_commit_batch";

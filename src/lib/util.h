@@ -1,0 +1,63 @@
+/*
+ * util.h - small helpers the library's files share: time arithmetic,
+ * sleeping, and uthash set up on dura's allocator. Internal; never
+ * installed.
+ *
+ * Each helper is written here once, so that a fix to one (an overflow, a
+ * signal) reaches every caller; a file that needs one includes this
+ * header rather than carrying a copy of its own.
+ */
+#ifndef DURA_UTIL_H
+#define DURA_UTIL_H
+
+#include "internal.h"
+
+#include <stdint.h>
+#include <time.h>
+
+/* ---- time ----------------------------------------------------------------- */
+
+/* a + b for times in ms, saturating instead of overflowing: a timeout of
+ * INT64_MAX means "never", and must not wrap round into the past. */
+static inline int64_t dura__add_ms(int64_t a, int64_t b)
+{
+	if (b > 0 && a > INT64_MAX - b)
+		return INT64_MAX;
+	if (b < 0 && a < INT64_MIN - b)
+		return INT64_MIN;
+	return a + b;
+}
+
+/* The CLOCK_MONOTONIC time ms (>= 0) from now, as pthread_cond_timedwait
+ * wants it for a condition variable set to that clock. Monotonic, so that
+ * a wall-clock step neither cuts a wait short nor stretches it. */
+static inline struct timespec dura__mono_after_ms(int64_t ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += (time_t)(ms / 1000);
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+/* Sleep for ms (nothing for ms <= 0), resuming after signals so that the
+ * whole time passes. clock.c. */
+void dura__sleep_ms(int64_t ms);
+
+/* ---- uthash --------------------------------------------------------------- */
+
+/* uthash through dura's allocator, reporting OOM instead of exiting: a
+ * function that adds to a hash declares `int hash_oom = 0;` and checks it
+ * after the HASH_ADD. These must be defined before <uthash.h> is read,
+ * which is why that header is included from here and nowhere else. */
+#define uthash_malloc(sz) dura__malloc(sz)
+#define uthash_free(ptr, sz) dura_free(ptr)
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(obj) ((void)(obj), hash_oom = 1)
+#include <uthash.h>
+
+#endif
