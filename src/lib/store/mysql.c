@@ -3292,6 +3292,19 @@ struct claim_key_arg {
  * insert; the unique key lets one in and the other runs again and sees it.
  * A new claim row looks for the value once more (see below).
  */
+/* 0 if key has no live value, DURA_EEXISTS if it has, or the error. */
+static int no_live_value(my_store *s, my_conn *c, const char *key, int64_t now)
+{
+	my_params p;
+	p.n = 0;
+	pp_str(&p, key);
+	pp_time(&p, now);
+	int rc = st_exists(s, c, ST_CACHE_LIVE, &p);
+	if (rc < 0)
+		return rc;
+	return rc == 1 ? dura__error_set(DURA_EEXISTS, MY, 0, NULL, "cache key %s already has a value", key) : 0;
+}
+
 static int cache_claim_body(my_store *s, my_conn *c, void *arg, int again)
 {
 	struct claim_key_arg *a = arg;
@@ -3316,13 +3329,8 @@ static int cache_claim_body(my_store *s, my_conn *c, void *arg, int again)
 	st_done(m);
 	if (rc)
 		return rc;
-	p.n = 0;
-	pp_str(&p, a->key);
-	pp_time(&p, now);
-	if ((rc = st_exists(s, c, ST_CACHE_LIVE, &p)) < 0)
+	if ((rc = no_live_value(s, c, a->key, now)) != 0)
 		return rc;
-	if (rc == 1)
-		return dura__error_set(DURA_EEXISTS, MY, 0, NULL, "cache key %s already has a value", a->key);
 	if (have && strcmp(holder, a->owner) != 0 && until > now) {
 		char t[24];
 		dura_time_format(t, until);
@@ -3347,14 +3355,7 @@ static int cache_claim_body(my_store *s, my_conn *c, void *arg, int again)
 	 * our insert another claimer may have claimed, stored its value and
 	 * let go. Now that the new row is ours, look again; a value found
 	 * rolls our claim back. */
-	p.n = 0;
-	pp_str(&p, a->key);
-	pp_time(&p, now);
-	if ((rc = st_exists(s, c, ST_CACHE_LIVE, &p)) < 0)
-		return rc;
-	if (rc == 1)
-		return dura__error_set(DURA_EEXISTS, MY, 0, NULL, "cache key %s already has a value", a->key);
-	return 0;
+	return no_live_value(s, c, a->key, now);
 }
 
 static int my_cache_claim(void *impl, const char *key, const char *owner, int64_t lease_ms)
