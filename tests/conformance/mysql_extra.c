@@ -578,15 +578,16 @@ static void forked_child(void)
 	dura_store_close(s);
 }
 
-/* The store's test hook (mysql.c): the next N COMMITs lose their connection,
- * after the server applied them or before. */
-extern _Atomic int dura__mysql_fault_commits;
-extern _Atomic int dura__mysql_fault_applied;
+/* The store's test hook (mysql.c, in the archive the tests link): the next
+ * N COMMITs lose their connection, after the server applied them or before. */
+extern struct dura__mysql_test_hook {
+	_Atomic int commits, applied;
+} dura__mysql_test_hook;
 
 static void lose_commits(int n, int applied)
 {
-	atomic_store(&dura__mysql_fault_applied, applied);
-	atomic_store(&dura__mysql_fault_commits, n);
+	atomic_store(&dura__mysql_test_hook.applied, applied);
+	atomic_store(&dura__mysql_test_hook.commits, n);
 }
 
 /* Outbox events of a run (counted in SQL: the outbox of a shared test
@@ -1123,7 +1124,7 @@ static void lost_commit(void)
 			dura_commit_result res;
 			lose_commits(1, applied);
 			CHECK_RC(commit(s, r->run_id, v, "n", state, flags[i], &res), 0);
-			CHECK(atomic_load(&dura__mysql_fault_commits) == 0);
+			CHECK(atomic_load(&dura__mysql_test_hook.commits) == 0);
 			CHECK(res.new_version == v + 1);
 			if (!(flags[i] & DURA_COMMIT_NO_STEP)) {
 				CHECK(res.step == want_steps);

@@ -1520,22 +1520,40 @@ static int tx_begin(my_store *s, my_conn *c)
 }
 
 /*
- * Tests only (tests/conformance/mysql_extra.c): the next N COMMITs lose
- * their connection, after the server committed (applied = 1) or before the
- * COMMIT left (applied = 0), so the recovery paths run deterministically.
+ * The test hook, compiled only into the archive the tests link
+ * (DURA_TEST_HOOKS; tests/conformance/mysql_extra.c): the next N commits
+ * lose their connection, after the server committed (applied = 1) or
+ * before the commit left (applied = 0), so that the recovery paths run
+ * deterministically. lost_commit() takes one of the N; in libdura it is 0.
  */
-_Atomic int dura__mysql_fault_commits;
-_Atomic int dura__mysql_fault_applied;
+#ifdef DURA_TEST_HOOKS
+struct dura__mysql_test_hook {
+	_Atomic int commits, applied;
+} dura__mysql_test_hook;
+
+static int lost_commit(int *applied)
+{
+	int n = atomic_load(&dura__mysql_test_hook.commits);
+	while (n > 0 && !atomic_compare_exchange_weak(&dura__mysql_test_hook.commits, &n, n - 1)) {
+	}
+	*applied = atomic_load(&dura__mysql_test_hook.applied);
+	return n > 0;
+}
+#else
+static int lost_commit(int *applied)
+{
+	*applied = 0;
+	return 0;
+}
+#endif
 
 static int fault_commit(my_store *s, my_conn *c)
 {
-	int n = atomic_load(&dura__mysql_fault_commits);
-	while (n > 0 && !atomic_compare_exchange_weak(&dura__mysql_fault_commits, &n, n - 1)) {
-	}
-	if (n <= 0)
+	int applied;
+	if (!lost_commit(&applied))
 		return 0;
 	(void)s;
-	if (atomic_load(&dura__mysql_fault_applied))
+	if (applied)
 		mysql_real_query(c->db, "COMMIT", 6);
 	c->broken = 1;
 	c->err = CR_SERVER_LOST;
@@ -2771,10 +2789,8 @@ static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const cha
 	pp_str(&p, cm->event_data);
 	if (mysql_stmt_bind_param(m->st, p.b))
 		return my_fail(s, c, m->st, "CALL dura_commit");
-	int fault = atomic_load(&dura__mysql_fault_commits);
-	while (fault > 0 && !atomic_compare_exchange_weak(&dura__mysql_fault_commits, &fault, fault - 1)) {
-	}
-	if (fault > 0 && !atomic_load(&dura__mysql_fault_applied)) {
+	int applied, lost = lost_commit(&applied);
+	if (lost && !applied) {
 		c->broken = 1;
 		c->err = CR_SERVER_LOST;
 		return dura__error_set(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
@@ -2824,7 +2840,7 @@ static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const cha
 	if (rc > 0)
 		return my_fail(s, c, m->st, "CALL dura_commit");
 	/* the result bindings were the CALL's: this statement keeps none */
-	if (fault > 0) {
+	if (lost) {
 		c->broken = 1;
 		c->err = CR_SERVER_LOST;
 		return dura__error_set(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
