@@ -243,6 +243,25 @@ DURA_EXTERN(void) dura__note(char *notes, size_t size, const char *fmt, const ch
  *  of `size`-byte items): 0, or -1 when out of memory (items unchanged). */
 DURA_EXTERN(int) dura__grow(void **items, size_t count, size_t *cap, size_t size);
 
+/**
+ * The default event data of a commit without c->event_data, the same bytes
+ * on every store (the conformance suite compares them):
+ *
+ *     {"run_id":R,"step":N,"node_id":D,"status":S,"run_state":N}
+ *
+ * no spaces, R/D/S JSON strings (quote, backslash, \b \f \n \r \t escaped
+ * short, other control characters as \u00xx in lowercase hex, '/' and UTF-8
+ * copied; NULL is ""), the integers in decimal. run_id is c->run_id, step
+ * the step written (-1 with DURA_COMMIT_NO_STEP), node_id c->node_id,
+ * status and run_state the record's after the commit.
+ *
+ * As snprintf: returns the length without the NUL, and writes the text and
+ * a NUL only when it fits in size bytes (else "" when size > 0); buf may be
+ * NULL when size is 0.
+ */
+DURA_EXTERN(size_t) dura__event_summary(char *buf, size_t size, const char *run_id, int64_t step, const char *node_id,
+                                        const char *status, int run_state);
+
 /** 1 if s is a valid SQL identifier prefix: [A-Za-z0-9_]* and at most 32 bytes. */
 DURA_EXTERN(int) dura__prefix_valid(const char *s);
 

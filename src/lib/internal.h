@@ -49,6 +49,19 @@ int dura__json_valid(const char *text, const char *what);
 int dura__json_object_valid(const char *text, const char *what);
 /* 1 if s is UTF-8 as JSON has it; NULL is "" */
 int dura__utf8_valid(const char *s);
+/* s as a JSON string with its quotes: its length, and writing it at o
+ * (no NUL; returns the end). The escaper of dura__event_summary(). */
+size_t dura__json_quote_len(const char *s);
+char *dura__json_quote(char *o, const char *s);
+/* The default event data is these keys, in this order, each followed by its
+ * value: a string through dura__json_quote() or a decimal integer; then "}".
+ * The MySQL store puts the same pieces together around the two integers
+ * only the server knows (the step and run_state). */
+#define DURA__SUMMARY_RUN_ID "{\"run_id\":"
+#define DURA__SUMMARY_STEP ",\"step\":"
+#define DURA__SUMMARY_NODE_ID ",\"node_id\":"
+#define DURA__SUMMARY_STATUS ",\"status\":"
+#define DURA__SUMMARY_RUN_STATE ",\"run_state\":"
 
 /* store/store.c: the engine's side doors */
 /* A commit whose JSON the engine produced itself: no re-validation. */

@@ -358,7 +358,56 @@ static int default_payload_is(const dura_event *ev, const char *run_id, long lon
 	return bad == NULL;
 }
 
-/* A commit without event data writes the documented default payload. */
+/* s as the contract's JSON string (docs/store-contract.md), at o. */
+static char *expect_quote(char *o, const char *s)
+{
+	*o++ = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		const char *esc = *p == '"'    ? "\\\""
+		                  : *p == '\\' ? "\\\\"
+		                  : *p == '\b'  ? "\\b"
+		                  : *p == '\f'  ? "\\f"
+		                  : *p == '\n'  ? "\\n"
+		                  : *p == '\r'  ? "\\r"
+		                  : *p == '\t'  ? "\\t"
+		                                 : NULL;
+		if (esc)
+			o += sprintf(o, "%s", esc);
+		else if (*p < 0x20)
+			o += sprintf(o, "\\u%04x", *p);
+		else
+			*o++ = (char)*p;
+	}
+	*o++ = '"';
+	return o;
+}
+
+/* The default payload's exact bytes, the same on every store. */
+static int default_payload_bytes(const dura_event *ev, const char *run_id, long long step, const char *node,
+                                 const char *status, int run_state)
+{
+	char want[4096], *o = want;
+	o += sprintf(o, "{\"run_id\":");
+	o = expect_quote(o, run_id);
+	o += sprintf(o, ",\"step\":%lld,\"node_id\":", step);
+	o = expect_quote(o, node);
+	o += sprintf(o, ",\"status\":");
+	o = expect_quote(o, status);
+	sprintf(o, ",\"run_state\":%d}", run_state);
+	if (ev->data && strcmp(ev->data, want) == 0)
+		return 1;
+	fprintf(stderr, "    default event data\n      is   %s\n      want %s\n", ev->data ? ev->data : "(null)", want);
+	return 0;
+}
+
+/*
+ * A commit without event data writes the documented default payload: the
+ * five keys, and byte for byte the text the core's dura__event_summary()
+ * writes, the same on every store. (A store whose outbox column keeps
+ * JSON parsed, as MySQL 8's JSON type does, cannot give back any event
+ * data as written: there the first, custom event does not come back
+ * verbatim and only the keys are compared.)
+ */
 STORE_TEST(steps_outbox_default_payload)
 {
 	conf_outbox_sweep(s);
@@ -371,13 +420,23 @@ STORE_TEST(steps_outbox_default_payload)
 	static const char odd_node[] = "n\"q\\b/\n\t\x01\x1f-\xc3\xa9-\xe2\x82\xac";
 	static const char odd_status[] = "st\xc3\xa9 \"x\"";
 
+	static const char spaced[] = "{ \"z\" : 1,\"a\":[1 , 2] }";
+
+	/* custom data, spaced: does the store keep event bytes? */
 	dura_commit c = DURA_COMMIT_INIT;
 	c.run_id = run_id;
 	c.expect_version = rec->version;
+	c.node_id = "pre";
+	c.state = "{}";
+	c.event_data = spaced;
+	dura_commit_result res;
+	REQUIRE_RC(dura_store_commit(s, &c, &res), 0);
+
+	c.expect_version = res.new_version;
 	c.node_id = "a";
 	c.state = "{\"a\":1}";
 	c.status = "st-a";
-	dura_commit_result res;
+	c.event_data = NULL;
 	REQUIRE_RC(dura_store_commit(s, &c, &res), 0);
 
 	/* no status (""), a run_state change, odd text */
@@ -398,15 +457,26 @@ STORE_TEST(steps_outbox_default_payload)
 
 	dura_event_list evs;
 	long n = conf_events(s, run_id, NULL, &evs);
-	CHECK(n == 3);
-	if (n == 3) {
-		for (int i = 0; i < 3; i++) {
+	CHECK(n == 4);
+	if (n == 4) {
+		for (int i = 0; i < 4; i++) {
 			CHECK_STR(evs.items[i].type, "step");
 			CHECK_STR(evs.items[i].workflow_name, wf);
 		}
-		CHECK(default_payload_is(&evs.items[0], run_id, 0, "a", "st-a", DURA_RUN_RUNNING));
-		CHECK(default_payload_is(&evs.items[1], run_id, 1, odd_node, "", DURA_RUN_PAUSED));
-		CHECK(default_payload_is(&evs.items[2], run_id, -1, "", odd_status, DURA_RUN_PAUSED));
+		CHECK(conf_json_same(evs.items[0].data, spaced));
+		int verbatim = evs.items[0].data && strcmp(evs.items[0].data, spaced) == 0;
+		const dura_event *d = &evs.items[1];
+		CHECK(default_payload_is(&d[0], run_id, 1, "a", "st-a", DURA_RUN_RUNNING));
+		CHECK(default_payload_is(&d[1], run_id, 2, odd_node, "", DURA_RUN_PAUSED));
+		CHECK(default_payload_is(&d[2], run_id, -1, "", odd_status, DURA_RUN_PAUSED));
+		if (verbatim) {
+			CHECK(default_payload_bytes(&d[0], run_id, 1, "a", "st-a", DURA_RUN_RUNNING));
+			CHECK(default_payload_bytes(&d[1], run_id, 2, odd_node, "", DURA_RUN_PAUSED));
+			CHECK(default_payload_bytes(&d[2], run_id, -1, "", odd_status, DURA_RUN_PAUSED));
+		} else {
+			fprintf(stderr, "    note: the store does not keep event data as written; default payload bytes not "
+			                "compared\n");
+		}
 	}
 	if (n >= 0)
 		dura_event_list_free(&evs);

@@ -671,6 +671,69 @@ static void commit_procedure(void)
 	dura_store_close(s);
 }
 
+/* The default event data is the same bytes through the procedure, the
+ * several-statement commit, and a procedure left from before migration 4
+ * (the old argument count: the commit goes the long way). */
+static void default_payload_every_path(void)
+{
+	if (!need_env(g_url, "DURA_TEST_MYSQL_URL"))
+		return;
+	char url[1024], prefix[32], sql[1024], got[2048], want[2048];
+	snprintf(prefix, sizeof(prefix), "xdp%d_", (int)getpid());
+	snprintf(sql, sizeof(sql), "prefix=%s", prefix);
+	url_with(url, sizeof(url), g_url, sql);
+	dura_store *s = NULL, *t = NULL;
+	REQUIRE_RC(dura_store_open(&s, url, NULL), 0);
+	char wf[96];
+	unique(wf, sizeof(wf), "extra-payload");
+	dura_record *r = NULL;
+	REQUIRE_RC(create_run(s, wf, &r), 0);
+	dura_commit_result res;
+	long long before = com_call_procedure(s);
+	CHECK_RC(commit(s, r->run_id, r->version, "a", "{}", 0, &res), 0); /* CALL */
+	CHECK(com_call_procedure(s) > before);
+	dura_commit b = DURA_COMMIT_INIT;
+	dura_commit_result bres;
+	b.run_id = r->run_id;
+	b.expect_version = res.new_version;
+	b.node_id = "b";
+	b.state = "{}";
+	b.status = "b";
+	CHECK_RC(dura_store_commit_batch(s, &b, 1, &bres), 0); /* several statements */
+	/* a procedure with the old argument count, as before migration 4 */
+	snprintf(sql, sizeof(sql), "DROP PROCEDURE IF EXISTS %sdura_commit", prefix);
+	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
+	snprintf(sql, sizeof(sql), "CREATE PROCEDURE %sdura_commit(IN a INT) SELECT a", prefix);
+	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
+	REQUIRE_RC(dura_store_open(&t, url, NULL), 0);
+	CHECK_RC(commit(t, r->run_id, bres.new_version, "c", "{}", DURA_COMMIT_NO_STEP, &res), 0);
+	dura_store_close(t);
+	static const struct {
+		const char *node;
+		int step;
+	} want_rows[] = {{"a", 0}, {"b", 1}, {"c", -1}};
+	for (int i = 0; i < 3; i++) {
+		snprintf(sql, sizeof(sql), "SELECT data FROM %sworkflow_outbox WHERE run_id = '%s' ORDER BY id LIMIT 1 OFFSET %d",
+		         prefix, r->run_id, i);
+		CHECK(sql_rows(s, sql, got, sizeof(got)) == 1);
+		snprintf(want, sizeof(want),
+		         "{\"run_id\":\"%s\",\"step\":%d,\"node_id\":\"%s\",\"status\":\"%s\",\"run_state\":2}",
+		         r->run_id, want_rows[i].step, want_rows[i].node, want_rows[i].node);
+		if (strcmp(got, want) != 0)
+			fprintf(stderr, "    outbox data\n      is   %s\n      want %s\n", got, want);
+		CHECK(strcmp(got, want) == 0);
+	}
+	dura_record_free(r);
+	snprintf(sql, sizeof(sql),
+	         "DROP TABLE %sworkflow_records, %sworkflow_steps, %sworkflow_checkpoints, %sworkflow_outbox, "
+	         "%sstep_cache, %sstep_cache_claims, %sdura_schema",
+	         prefix, prefix, prefix, prefix, prefix, prefix, prefix);
+	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
+	snprintf(sql, sizeof(sql), "DROP PROCEDURE IF EXISTS %sdura_commit", prefix);
+	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
+	dura_store_close(s);
+}
+
 /* A user with CREATE but not CREATE ROUTINE migrates without the procedure
  * and commits the long way. */
 static void no_routine_privilege(void)
@@ -1223,6 +1286,7 @@ int main(int argc, char **argv)
 		{"killed_connections", killed_connections},
 		{"lost_commit", lost_commit},
 		{"commit_procedure", commit_procedure},
+		{"default_payload_every_path", default_payload_every_path},
 		{"no_routine_privilege", no_routine_privilege},
 		{"no_connection_to_spare", no_connection_to_spare},
 		{"forked_child", forked_child},

@@ -1,6 +1,6 @@
 /*
  * Unit tests of the pure parts: URLs, UUIDv7, timestamps, run states,
- * errors and the allocation hook.
+ * the default event data, errors and the allocation hook.
  */
 #include "dura.h"
 #include "dura/store.h"
@@ -282,6 +282,26 @@ static void run_states(void)
 
 /* ---- errors and allocation ------------------------------------------------ */
 
+/* dura__event_summary: the documented bytes, snprintf's contract. */
+static void event_summary_text(void)
+{
+	static const char want[] = "{\"run_id\":\"r\\\"1\",\"step\":-1,\"node_id\":\"\\n\\u001f/\xc3\xa9\","
+	                           "\"status\":\"\",\"run_state\":4}";
+	char buf[128];
+	size_t n = dura__event_summary(NULL, 0, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4);
+	CHECK(n == sizeof want - 1);
+	CHECK(dura__event_summary(buf, sizeof buf, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4) == n);
+	CHECK_STR(buf, want);
+	memset(buf, 'x', sizeof buf);
+	CHECK(dura__event_summary(buf, n, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4) == n); /* no room for the NUL */
+	CHECK(buf[0] == '\0' && buf[1] == 'x');
+	CHECK(dura__event_summary(buf, n + 1, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4) == n);
+	CHECK_STR(buf, want);
+	CHECK(dura__event_summary(buf, sizeof buf, "r", INT64_MIN, "a", "s", 2) ==
+	      strlen("{\"run_id\":\"r\",\"step\":-9223372036854775808,\"node_id\":\"a\",\"status\":\"s\",\"run_state\":2}"));
+	CHECK_STR(buf, "{\"run_id\":\"r\",\"step\":-9223372036854775808,\"node_id\":\"a\",\"status\":\"s\",\"run_state\":2}");
+}
+
 static void *thread_error(void *arg)
 {
 	(void)arg;
@@ -407,6 +427,7 @@ int main(int argc, char **argv)
 		{"uuid_shape_and_order", uuid_shape_and_order},
 		{"time_format_parse", time_format_parse},
 		{"run_states", run_states},
+		{"event_summary_text", event_summary_text},
 		{"errors_are_thread_local", errors_are_thread_local},
 		{"error_save_restore", error_save_restore},
 		{"time_helpers", time_helpers},

@@ -33,7 +33,6 @@
 #include "../internal.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1036,160 +1035,25 @@ done:
 
 /* ---- steps ---------------------------------------------------------------- */
 
-/* Length of s as a JSON string with its quotes, escaped as jansson does
- * (JSON_COMPACT, no JSON_ENSURE_ASCII); 0 if s has a byte >= 0x80. */
-static size_t ascii_json_len(const char *s)
-{
-	size_t n = 2;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p >= 0x80)
-			return 0;
-		if (*p == '"' || *p == '\\' || *p == '\b' || *p == '\f' || *p == '\n' || *p == '\r' || *p == '\t')
-			n += 2;
-		else if (*p < 0x20)
-			n += 6;
-		else
-			n++;
-	}
-	return n;
-}
-
-static char *ascii_json_put(char *o, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	*o++ = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char e = 0;
-		switch (*p) {
-		case '"': e = '"'; break;
-		case '\\': e = '\\'; break;
-		case '\b': e = 'b'; break;
-		case '\f': e = 'f'; break;
-		case '\n': e = 'n'; break;
-		case '\r': e = 'r'; break;
-		case '\t': e = 't'; break;
-		default: break;
-		}
-		if (e) {
-			*o++ = '\\';
-			*o++ = e;
-		} else if (*p < 0x20) {
-			memcpy(o, "\\u00", 4);
-			o[4] = hex[*p >> 4];
-			o[5] = hex[*p & 15];
-			o += 6;
-		} else {
-			*o++ = (char)*p;
-		}
-	}
-	*o++ = '"';
-	return o;
-}
-
-/* The default event data, {"run_id":..,"step":N,"node_id":..,"status":..,"run_state":N}. */
+/* What the default event data is made of (dura__event_summary()). */
 typedef struct event_summary {
 	const char *run_id, *node_id, *status;
 	int64_t step;
 	int run_state;
-	size_t lr, ln, ls; /* escaped lengths, 0: not plain ASCII */
-	char nums[2][24];
-	int a, b;
 } event_summary;
-
-static const char k1[] = "{\"run_id\":", k2[] = ",\"step\":", k3[] = ",\"node_id\":", k4[] = ",\"status\":",
-                  k5[] = ",\"run_state\":";
-
-/*
- * Plain ASCII text is written here, byte for byte what jansson writes
- * (this is on every commit, and jansson's pack and dump cost
- * microseconds); other text goes through jansson, which also checks that
- * it is UTF-8. Returns the length of the data, 0 when it is not ASCII.
- */
-static size_t summary_len(event_summary *e)
-{
-	e->lr = ascii_json_len(e->run_id);
-	e->ln = ascii_json_len(e->node_id);
-	e->ls = ascii_json_len(e->status);
-	if (!e->lr || !e->ln || !e->ls)
-		return 0;
-	e->a = snprintf(e->nums[0], sizeof(e->nums[0]), "%lld", (long long)e->step);
-	e->b = snprintf(e->nums[1], sizeof(e->nums[1]), "%d", e->run_state);
-	return sizeof(k1) + sizeof(k2) + sizeof(k3) + sizeof(k4) + sizeof(k5) - 5 + e->lr + e->ln + e->ls +
-	       (size_t)e->a + (size_t)e->b + 1;
-}
-
-/* Write the summary (summary_len() bytes and a NUL) at o. */
-static void summary_put(char *o, const event_summary *e)
-{
-	memcpy(o, k1, sizeof(k1) - 1);
-	o = ascii_json_put(o + sizeof(k1) - 1, e->run_id);
-	memcpy(o, k2, sizeof(k2) - 1);
-	o += sizeof(k2) - 1;
-	memcpy(o, e->nums[0], (size_t)e->a);
-	o += e->a;
-	memcpy(o, k3, sizeof(k3) - 1);
-	o = ascii_json_put(o + sizeof(k3) - 1, e->node_id);
-	memcpy(o, k4, sizeof(k4) - 1);
-	o = ascii_json_put(o + sizeof(k4) - 1, e->status);
-	memcpy(o, k5, sizeof(k5) - 1);
-	o += sizeof(k5) - 1;
-	memcpy(o, e->nums[1], (size_t)e->b);
-	o += e->b;
-	*o++ = '}';
-	*o = '\0';
-}
-
-/* The summary through jansson; NULL with *rc set on failure. */
-static char *summary_jansson(const event_summary *e, int *rc)
-{
-	json_error_t err;
-	json_t *j = json_pack_ex(&err, 0, "{s:s, s:I, s:s, s:s, s:i}", "run_id", e->run_id, "step", (json_int_t)e->step,
-	                         "node_id", e->node_id, "status", e->status, "run_state", e->run_state);
-	if (!j) {
-		*rc = json_error_code(&err) == json_error_out_of_memory
-		              ? oom()
-		              : dura__error_set(DURA_EINVAL, STORE, 0, NULL,
-		                                "run %s: cannot write the event data as JSON: %s", e->run_id, err.text);
-		return NULL;
-	}
-	size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
-	char *s = n ? dura__malloc(n + 1) : NULL;
-	if (s && json_dumpb(j, s, n, JSON_COMPACT) == n) {
-		s[n] = '\0';
-	} else {
-		dura_free(s);
-		s = NULL;
-	}
-	json_decref(j);
-	if (!s)
-		*rc = oom();
-	return s;
-}
 
 /*
  * A new event in one allocation: the struct, its id, its data and (when
- * not the default) its type. data NULL: the summary. NULL with *rc set on
- * failure.
+ * not the default) its type. data NULL: the default event data of sum.
+ * NULL with *rc set on failure.
  */
-static mem_event *event_new(const char *id, const char *type, const char *data, event_summary *sum, int *rc)
+static mem_event *event_new(const char *id, const char *type, const char *data, const event_summary *sum, int *rc)
 {
-	char *tmp = NULL;
-	size_t ld = 0;
-	if (!data) {
-		ld = summary_len(sum);
-		if (!ld) {
-			tmp = summary_jansson(sum, rc);
-			if (!tmp)
-				return NULL;
-			data = tmp;
-		}
-	}
-	if (data)
-		ld = strlen(data);
+	size_t ld = data ? strlen(data)
+	                 : dura__event_summary(NULL, 0, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
 	size_t li = strlen(id), lt = type ? strlen(type) + 1 : 0;
 	mem_event *e = dura__calloc(1, sizeof(*e) + li + 1 + ld + 1 + lt);
 	if (!e) {
-		dura_free(tmp);
 		*rc = oom();
 		return NULL;
 	}
@@ -1198,13 +1062,12 @@ static mem_event *event_new(const char *id, const char *type, const char *data, 
 	if (data)
 		memcpy(e->data, data, ld + 1);
 	else
-		summary_put(e->data, sum);
+		dura__event_summary(e->data, ld + 1, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
 	e->type = mem_type_step;
 	if (type) {
 		e->type = e->data + ld + 1;
 		memcpy(e->type, type, lt);
 	}
-	dura_free(tmp);
 	return e;
 }
 
@@ -1273,13 +1136,7 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 		}
 	}
 	if (!bad && with_event) {
-		event_summary sum;
-		memset(&sum, 0, sizeof(sum));
-		sum.run_id = r->run_id;
-		sum.node_id = c->node_id ? c->node_id : "";
-		sum.status = c->status ? c->status : "";
-		sum.step = step;
-		sum.run_state = to;
+		event_summary sum = {r->run_id, c->node_id, c->status, step, to};
 		ev = event_new(event_id, c->event_type, c->event_data, &sum, &rc);
 		bad = !ev;
 		if (ev) {

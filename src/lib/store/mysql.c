@@ -76,7 +76,7 @@
 #include <unistd.h>
 
 #define MY "mysql"
-#define MY_SCHEMA_VERSION 3 /* the schema this library writes */
+#define MY_SCHEMA_VERSION 4 /* the schema this library writes */
 #define MY_DEFAULT_POOL 25
 #define MY_DEFAULT_IDLE 5
 #define MY_DEFAULT_LIFETIME_MS (5 * 60 * 1000)
@@ -140,15 +140,14 @@
 	                      "lease_owner = IF(?, '', lease_owner), "                                             \
 	                      "lease_expires_at = IF(?, NULL, lease_expires_at) WHERE run_id = ? AND version = ?") \
 	X(RUN_VERSION, "SELECT version FROM {p}workflow_records WHERE run_id = ?")                                 \
-	X(COMMIT_CALL, "CALL {p}dura_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                          \
+	X(COMMIT_CALL, "CALL {p}dura_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                    \
 	X(COMMIT_VERIFY, "SELECT version, step_no, updated_at, object FROM {p}workflow_records "                   \
 	                 "WHERE run_id = ? FOR UPDATE")                                                            \
 	X(STEP_INSERT, "INSERT INTO {p}workflow_steps (" STEP_COLS ") VALUES (?, ?, ?, ?, ?)")                     \
 	X(STEP_FIND, "SELECT step, state FROM {p}workflow_steps WHERE run_id = ? AND created_at = ? "             \
 	             "AND node_id = ? ORDER BY step DESC LIMIT 1")                                                 \
 	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
-	                 "SELECT ?, workflow_name, run_id, ?, COALESCE(?, JSON_OBJECT('run_id', run_id, "          \
-	                 "'step', ?, 'node_id', ?, 'status', status, 'run_state', run_state)), ? "                 \
+	                 "SELECT ?, workflow_name, run_id, ?, COALESCE(?, CONCAT(?, run_state, '}')), ? "          \
 	                 "FROM {p}workflow_records WHERE run_id = ?")                                              \
 	X(EVENT_CHECK, "SELECT 1 FROM {p}workflow_outbox WHERE id = ?")                                            \
 	X(HISTORY, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ? AND step >= ? "                   \
@@ -280,7 +279,8 @@ static const char *const migration1[] = {
  * (0, the run's version or NULL when the run is missing). MariaDB puts a
  * routine's local variable into JSON_OBJECT as a string ("step": "0"):
  * the default event data casts it (migration 3 replaces the procedure
- * that migration 2 created without the cast).
+ * that migration 2 created without the cast). Migrations 2 and 3 stay as
+ * they were; migration 4 replaces the procedure again.
  */
 static const char *const migration2_optional[] = {
 	"DROP PROCEDURE IF EXISTS {p}dura_commit",
@@ -319,6 +319,53 @@ static const char *const migration2_optional[] = {
 	NULL,
 };
 
+/*
+ * Migration 4: the procedure of migration 2 with the default event data
+ * made of the client's pieces (p_sum_head, p_sum_tail: see
+ * summary_pieces()) around the two integers only the transaction knows,
+ * so that it is the bytes dura__event_summary() writes in every other
+ * store rather than the server's JSON_OBJECT (its own spacing and escapes).
+ * A CALL of the old 15-argument procedure fails with
+ * ER_SP_WRONG_NO_OF_ARGS and the commit goes the long way.
+ */
+static const char *const migration4_optional[] = {
+	"DROP PROCEDURE IF EXISTS {p}dura_commit",
+	"CREATE PROCEDURE {p}dura_commit(IN p_run_id VARCHAR(255), IN p_expect BIGINT, IN p_state LONGTEXT, "
+	"IN p_status VARCHAR(255), IN p_error TEXT, IN p_attempt INT, IN p_next DATETIME(3), IN p_now DATETIME(3), "
+	"IN p_do_step TINYINT, IN p_run_state INT, IN p_release TINYINT, IN p_node VARCHAR(255), "
+	"IN p_event_id VARCHAR(255), IN p_type VARCHAR(255), IN p_data LONGTEXT, "
+	"IN p_sum_head TEXT CHARACTER SET utf8mb4, IN p_sum_tail TEXT CHARACTER SET utf8mb4) "
+	"MODIFIES SQL DATA SQL SECURITY INVOKER "
+	"BEGIN "
+	"DECLARE v_step BIGINT DEFAULT -1; "
+	"DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END; "
+	"START TRANSACTION; "
+	"UPDATE {p}workflow_records SET object = p_state, status = p_status, error = p_error, attempt = p_attempt, "
+	"next_run_at = p_next, updated_at = p_now, version = version + 1, step_no = step_no + p_do_step, "
+	"run_state = COALESCE(p_run_state, run_state), lease_owner = IF(p_release, '', lease_owner), "
+	"lease_expires_at = IF(p_release, NULL, lease_expires_at) WHERE run_id = p_run_id AND version = p_expect; "
+	"IF ROW_COUNT() = 0 THEN "
+	"ROLLBACK; "
+	"SELECT 0, (SELECT version FROM {p}workflow_records WHERE run_id = p_run_id); "
+	"ELSE "
+	"IF p_do_step THEN "
+	"SELECT step_no - 1 INTO v_step FROM {p}workflow_records WHERE run_id = p_run_id; "
+	"INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at) "
+	"VALUES (p_run_id, v_step, p_node, p_state, p_now); "
+	"END IF; "
+	"IF p_event_id <> '' THEN "
+	"INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "
+	"SELECT p_event_id, workflow_name, run_id, p_type, "
+	"COALESCE(p_data, CONCAT(p_sum_head, v_step, p_sum_tail, run_state, '}')), p_now "
+	"FROM {p}workflow_records WHERE run_id = p_run_id; "
+	"END IF; "
+	"COMMIT; "
+	"SELECT 1, v_step; "
+	"END IF; "
+	"END",
+	NULL,
+};
+
 static const char *const no_statements[] = {NULL};
 
 static const struct {
@@ -330,6 +377,8 @@ static const struct {
 	{"dura_commit procedure (a step commit in one round trip)", no_statements, migration2_optional},
 	{"dura_commit procedure again: the step in default event data is a JSON number", no_statements,
 	 migration2_optional},
+	{"dura_commit procedure again: default event data from the client pieces, the same bytes as every store",
+	 no_statements, migration4_optional},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == MY_SCHEMA_VERSION, "one migration per schema version");
@@ -2654,6 +2703,51 @@ static int commit_verify(my_store *s, my_conn *c, const dura_commit *cm, const c
 }
 
 /*
+ * The default event data (dura__event_summary()) but for the integers the
+ * server supplies. With step NULL (the procedure): the head runs up to the
+ * step's place and *tail from there to the run_state's place; with a step
+ * (the several-statement commit, which has it from LAST_INSERT_ID): the
+ * head runs, step included, up to the run_state's place. The server
+ * appends the run_state and "}" (see OUTBOX_INSERT and migration 4). In
+ * buf when it fits, else in *heap (the caller frees it); NULL when out of
+ * memory.
+ */
+static const char *summary_pieces(char *buf, size_t size, const dura_commit *cm, const int64_t *step,
+                                  const char **tail, char **heap)
+{
+	static const char k1[] = DURA__SUMMARY_RUN_ID, k2[] = DURA__SUMMARY_STEP, k3[] = DURA__SUMMARY_NODE_ID,
+	                  k4[] = DURA__SUMMARY_STATUS, k5[] = DURA__SUMMARY_RUN_STATE;
+	const char *node = cm->node_id ? cm->node_id : "", *status = cm->status ? cm->status : "";
+	size_t need = sizeof k1 + sizeof k2 + sizeof k3 + sizeof k4 + sizeof k5 + 24 + dura__json_quote_len(cm->run_id) +
+	              dura__json_quote_len(node) + dura__json_quote_len(status);
+	char *o = buf;
+	*heap = NULL;
+	if (need > size && !(o = *heap = dura__malloc(need)))
+		return NULL;
+	char *head = o;
+	memcpy(o, k1, sizeof k1 - 1);
+	o = dura__json_quote(o + sizeof k1 - 1, cm->run_id);
+	memcpy(o, k2, sizeof k2 - 1);
+	o += sizeof k2 - 1;
+	if (step) {
+		o += sprintf(o, "%lld", (long long)*step);
+	} else {
+		*o++ = '\0';
+		*tail = o;
+	}
+	memcpy(o, k3, sizeof k3 - 1);
+	o = dura__json_quote(o + sizeof k3 - 1, node);
+	memcpy(o, k4, sizeof k4 - 1);
+	o = dura__json_quote(o + sizeof k4 - 1, status);
+	memcpy(o, k5, sizeof k5 - 1);
+	o[sizeof k5 - 1] = '\0';
+	return head;
+}
+
+/* Room for the pieces of ids of at most DURA_MAX_ID_LEN bytes. */
+#define SUMMARY_BUF (3 * (6 * DURA_MAX_ID_LEN + 2) + 128)
+
+/*
  * One step commit inside the open transaction (or alone, in autocommit,
  * when it is one statement): the CAS update of the record, the step row,
  * the outbox row. Writes nothing on ECONFLICT or ENOTFOUND at the update;
@@ -2722,15 +2816,20 @@ static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char
 		}
 	}
 	if (do_event) {
+		char buf[SUMMARY_BUF], *heap = NULL;
+		const char *head = NULL;
+		if (!cm->event_data && !(head = summary_pieces(buf, sizeof buf, cm, &res->step, NULL, &heap)))
+			return dura__oom(MY);
 		p.n = 0;
 		pp_str(&p, event_id);
 		pp_str(&p, cm->event_type ? cm->event_type : "step");
 		pp_str(&p, cm->event_data);
-		pp_int(&p, res->step);
-		pp_str(&p, cm->node_id ? cm->node_id : "");
+		pp_str(&p, head);
 		pp_time(&p, now);
 		pp_str(&p, cm->run_id);
-		if ((rc = st_write(s, c, ST_OUTBOX_INSERT, &p, NULL)) != 0)
+		rc = st_write(s, c, ST_OUTBOX_INSERT, &p, NULL);
+		dura_free(heap);
+		if (rc)
 			return rc;
 	}
 	return 0;
@@ -2751,8 +2850,8 @@ static int proc_unusable(unsigned e)
  * commit the long way. The lost-connection test hook applies as in
  * tx_commit().
  */
-static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
-                       dura_commit_result *res)
+static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
+                            dura_commit_result *res, const char *sum_head, const char *sum_tail)
 {
 	const int do_step = !(cm->flags & DURA_COMMIT_NO_STEP);
 	const int do_event = !(cm->flags & DURA_COMMIT_NO_EVENT);
@@ -2787,6 +2886,8 @@ static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const cha
 	pp_str(&p, do_event ? event_id : "");
 	pp_str(&p, cm->event_type ? cm->event_type : "step");
 	pp_str(&p, cm->event_data);
+	pp_str(&p, sum_head);
+	pp_str(&p, sum_tail);
 	if (mysql_stmt_bind_param(m->st, p.b))
 		return my_fail(s, c, m->st, "CALL dura_commit");
 	int applied, lost = lost_commit(&applied);
@@ -2858,6 +2959,19 @@ static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const cha
 	return dura__error_set(DURA_ECONFLICT, MY, 0, NULL,
 	                       "run %s is at version %lld, not the expected version %lld (another worker changed it)",
 	                       cm->run_id, v, (long long)cm->expect_version);
+}
+
+static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
+                       dura_commit_result *res)
+{
+	char buf[SUMMARY_BUF], *heap = NULL;
+	const char *head = NULL, *tail = NULL;
+	if (!cm->event_data && !(cm->flags & DURA_COMMIT_NO_EVENT) &&
+	    !(head = summary_pieces(buf, sizeof buf, cm, NULL, &tail, &heap)))
+		return dura__oom(MY);
+	int rc = commit_call_with(s, c, cm, event_id, now, res, head, tail);
+	dura_free(heap);
+	return rc;
 }
 
 struct commit_arg {

@@ -841,36 +841,6 @@ fail:
 	return rc;
 }
 
-/* Append s as a JSON string; p has room for 6 * strlen(s) + 2 bytes. */
-static char *json_quote(char *p, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	*p++ = '"';
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		switch (ch) {
-		case '"': *p++ = '\\'; *p++ = '"'; break;
-		case '\\': *p++ = '\\'; *p++ = '\\'; break;
-		case '\n': *p++ = '\\'; *p++ = 'n'; break;
-		case '\r': *p++ = '\\'; *p++ = 'r'; break;
-		case '\t': *p++ = '\\'; *p++ = 't'; break;
-		case '\b': *p++ = '\\'; *p++ = 'b'; break;
-		case '\f': *p++ = '\\'; *p++ = 'f'; break;
-		default:
-			if (ch < 0x20) {
-				memcpy(p, "\\u00", 4);
-				p[4] = hex[ch >> 4];
-				p[5] = hex[ch & 15];
-				p += 6;
-			} else {
-				*p++ = (char)ch;
-			}
-		}
-	}
-	*p++ = '"';
-	return p;
-}
-
 /* ---- lifecycle ---------------------------------------------------------------- */
 
 /* The schema version recorded in the database (0: none yet). */
@@ -1686,25 +1656,19 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 	}
 
 	if (do_event) {
-		/* {"run_id":..,"step":N,"node_id":..,"status":..,"run_state":N};
-		 * ids are at most 255 bytes (6 each once escaped): the stack
-		 * buffer fits them unless a caller skipped validation */
+		/* the default event data (dura__event_summary): ids are at most 255
+		 * bytes (6 each once escaped), the stack buffer fits them unless a
+		 * caller skipped validation */
 		char buf[3 * (6 * DURA_MAX_ID_LEN + 2) + 128], *heap = NULL;
 		const char *payload = cm->event_data;
 		if (!payload) {
-			const char *node = cm->node_id ? cm->node_id : "";
-			size_t need = 6 * (strlen(cm->run_id) + strlen(node) + strlen(status)) + 128;
-			char *p = buf;
-			if (need > sizeof(buf) && !(p = heap = dura__malloc(need)))
-				return dura__oom(SQ);
-			payload = p;
-			p += sprintf(p, "{\"run_id\":");
-			p = json_quote(p, cm->run_id);
-			p += sprintf(p, ",\"step\":%lld,\"node_id\":", (long long)res->step);
-			p = json_quote(p, node);
-			p += sprintf(p, ",\"status\":");
-			p = json_quote(p, status);
-			sprintf(p, ",\"run_state\":%d}", run_state);
+			size_t n = dura__event_summary(buf, sizeof buf, cm->run_id, res->step, cm->node_id, status, run_state);
+			if (n >= sizeof buf) {
+				if (!(heap = dura__malloc(n + 1)))
+					return dura__oom(SQ);
+				dura__event_summary(heap, n + 1, cm->run_id, res->step, cm->node_id, status, run_state);
+			}
+			payload = heap ? heap : buf;
 		}
 		st = c->st[ST_OUTBOX_INSERT]; /* prepared, and column 2 bound, above */
 		if ((b = bind_text(st, 1, event_id)) || (b = bind_text(st, 3, cm->run_id)) ||
@@ -2300,7 +2264,7 @@ static char *json_array_of(const char *const *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (i)
 			*p++ = ',';
-		p = json_quote(p, v[i]);
+		p = dura__json_quote(p, v[i]);
 	}
 	*p++ = ']';
 	*p = '\0';

@@ -509,8 +509,9 @@ static int check_commit(const dura_commit *c, const char *fn)
 		TRY(check_id(c->event_type, "event type", fn));
 	if (c->event_data)
 		TRY(dura__json_valid(c->event_data, "event data"));
-	/* the default event data is JSON that holds these: every store refuses
-	 * text that is not UTF-8 alike, rather than write an event that is not JSON */
+	/* the default event data (dura__event_summary(), which every store
+	 * calls) is JSON that holds these: refuse text that is not UTF-8 here,
+	 * rather than write an event that is not JSON */
 	if (!c->event_data && !(c->flags & DURA_COMMIT_NO_EVENT) &&
 	    !(dura__utf8_valid(c->run_id) && dura__utf8_valid(c->node_id) && dura__utf8_valid(c->status)))
 		return dura__error_set(DURA_EINVAL, "", 0, NULL,
