@@ -430,7 +430,7 @@ typedef struct dura_commit {
 	int attempt;            /**< failed attempts of the next node */
 	int64_t next_run_at;    /**< 0: now */
 	const char *event_type; /**< outbox event type, NULL: "step" */
-	const char *event_data; /**< outbox payload JSON, NULL: the default summary (dura__event_summary) */
+	const char *event_data; /**< outbox payload JSON, NULL: the default summary (dura_store_event_summary) */
 	unsigned flags;         /**< DURA_COMMIT_* */
 } dura_commit;
 #define DURA_COMMIT_INIT {DURA_COMMIT_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}

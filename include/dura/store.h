@@ -9,8 +9,8 @@
  * appended, and the version bumped.
  *
  * Every operation gets the store's own handle (`impl`, from open) and
- * returns 0 or a DURA_E* code after dura__error_set(). Returned objects are
- * allocated with dura__malloc and friends; the caller frees them with the
+ * returns 0 or a DURA_E* code after dura_error_set_native(). Returned objects are
+ * allocated with dura_malloc and friends; the caller frees them with the
  * public *_free functions.
  *
  * Thread-safety: the core calls every operation from any thread at any
@@ -209,39 +209,55 @@ DURA_EXTERN(const dura_store_ops *) dura_store_find(const char *scheme);
 
 /* ---- helpers for store implementations ---------------------------------- */
 
-/** Set this thread's error; returns code. fmt is printf-style. */
-DURA_EXTERN(int) dura__error_set(int code, const char *store, int native_code, const char *sqlstate, const char *fmt, ...)
+/**
+ * Set this thread's error (dura_error_last) with what the driver said:
+ * code is a DURA_E* code and is returned; store the scheme ("" for the
+ * core); native_code the driver's own code (SQLite's extended result code,
+ * the server's error number, 0 when none); sqlstate the SQLSTATE or NULL.
+ * fmt is printf-style. Any registered password in the message is replaced
+ * with "***". Every failing store operation sets its error this way.
+ */
+DURA_EXTERN(int) dura_error_set_native(int code, const char *store, int native_code, const char *sqlstate, const char *fmt, ...)
 #if defined(__GNUC__)
 	__attribute__((format(printf, 5, 6)))
 #endif
 	;
 
-DURA_EXTERN(void *) dura__malloc(size_t n);
-DURA_EXTERN(void *) dura__calloc(size_t n, size_t size);
-DURA_EXTERN(void *) dura__realloc(void *p, size_t n);
-DURA_EXTERN(char *) dura__strdup(const char *s); /* NULL -> NULL */
-DURA_EXTERN(char *) dura__strndup(const char *s, size_t n);
+/**
+ * Allocation through the allocator of dura_set_allocator, so that tests
+ * can fail the Nth one. Everything a store returns to the core (records,
+ * lists, the strings in them) is allocated with these; the caller frees
+ * it with dura_free or the matching *_free. NULL when out of memory.
+ * dura_strdup(NULL) and dura_strndup(NULL, n) are NULL; dura_strndup
+ * copies the first n bytes of s (which must have that many) and adds a
+ * NUL.
+ */
+DURA_EXTERN(void *) dura_malloc(size_t n);
+DURA_EXTERN(void *) dura_calloc(size_t n, size_t size);
+DURA_EXTERN(void *) dura_realloc(void *p, size_t n);
+DURA_EXTERN(char *) dura_strdup(const char *s);
+DURA_EXTERN(char *) dura_strndup(const char *s, size_t n);
 
-/** Set DURA_ENOMEM and return it. */
-DURA_EXTERN(int) dura__oom(const char *store);
+/** Set DURA_ENOMEM (with store as the store's name) and return it. */
+DURA_EXTERN(int) dura_error_oom(const char *store);
 
 /** Free the strings inside (not the struct itself). They take `void *` so
  *  that a store can hand them to a generic list helper as they are:
- *  dura__record_clear takes a dura_record, dura__step_clear a dura_step, and
+ *  dura_record_clear takes a dura_record, dura_step_clear a dura_step, and
  *  so on. */
-DURA_EXTERN(void) dura__record_clear(void *rec);
-DURA_EXTERN(void) dura__step_clear(void *step);
-DURA_EXTERN(void) dura__checkpoint_clear(void *cp);
-DURA_EXTERN(void) dura__cache_entry_clear(void *e);
-DURA_EXTERN(void) dura__event_clear(void *ev);
+DURA_EXTERN(void) dura_record_clear(void *rec);
+DURA_EXTERN(void) dura_step_clear(void *step);
+DURA_EXTERN(void) dura_checkpoint_clear(void *cp);
+DURA_EXTERN(void) dura_cache_entry_clear(void *e);
+DURA_EXTERN(void) dura_event_clear(void *ev);
 
 /** Append "; " and fmt (with one string argument) to a store's notes for
  *  dura_store_info, dropping what does not fit. */
-DURA_EXTERN(void) dura__note(char *notes, size_t size, const char *fmt, const char *arg);
+DURA_EXTERN(void) dura_store_note(char *notes, size_t size, const char *fmt, const char *arg);
 
 /** Make room for one more item in a result array (items, count, capacity
  *  of `size`-byte items): 0, or -1 when out of memory (items unchanged). */
-DURA_EXTERN(int) dura__grow(void **items, size_t count, size_t *cap, size_t size);
+DURA_EXTERN(int) dura_store_grow(void **items, size_t count, size_t *cap, size_t size);
 
 /**
  * The default event data of a commit without c->event_data, the same bytes
@@ -259,11 +275,11 @@ DURA_EXTERN(int) dura__grow(void **items, size_t count, size_t *cap, size_t size
  * a NUL only when it fits in size bytes (else "" when size > 0); buf may be
  * NULL when size is 0.
  */
-DURA_EXTERN(size_t) dura__event_summary(char *buf, size_t size, const char *run_id, int64_t step, const char *node_id,
-                                        const char *status, int run_state);
+DURA_EXTERN(size_t) dura_store_event_summary(char *buf, size_t size, const char *run_id, int64_t step, const char *node_id,
+                                             const char *status, int run_state);
 
 /** 1 if s is a valid SQL identifier prefix: [A-Za-z0-9_]* and at most 32 bytes. */
-DURA_EXTERN(int) dura__prefix_valid(const char *s);
+DURA_EXTERN(int) dura_store_prefix_valid(const char *s);
 
 #ifdef __cplusplus
 }

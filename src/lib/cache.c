@@ -26,13 +26,13 @@
 int dura_cache_value_set(dura_cache_value *v, const void *data, size_t len, const char *metadata)
 {
 	if (!v || (!data && len))
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_value_set: value or data is NULL");
-	unsigned char *d = dura__malloc(len);
-	char *m = metadata ? dura__strdup(metadata) : NULL;
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_value_set: value or data is NULL");
+	unsigned char *d = dura_malloc(len);
+	char *m = metadata ? dura_strdup(metadata) : NULL;
 	if (!d || (metadata && !m)) {
 		dura_free(d);
 		dura_free(m);
-		return dura__oom("");
+		return dura_error_oom("");
 	}
 	if (len)
 		memcpy(d, data, len);
@@ -47,30 +47,30 @@ int dura_cache_value_set(dura_cache_value *v, const void *data, size_t len, cons
 int dura_cache_key(char **out, const char *step, const char *inputs_json)
 {
 	if (!out || !step || !*step)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_key: out or step is missing");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_key: out or step is missing");
 	*out = NULL;
 	if (strlen(step) > 180)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_key: step name is longer than 180 bytes");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_key: step name is longer than 180 bytes");
 	json_error_t err;
 	json_t *j = json_loads(inputs_json ? inputs_json : "null", JSON_DECODE_ANY, &err);
 	if (!j && (!err.text[0] || json_error_code(&err) == json_error_out_of_memory))
-		return dura__oom(""); /* jansson gives no message when it cannot allocate */
+		return dura_error_oom(""); /* jansson gives no message when it cannot allocate */
 	if (!j)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_key: inputs are not JSON: %s", err.text);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_key: inputs are not JSON: %s", err.text);
 	char *canon = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 	json_decref(j);
 	if (!canon)
-		return dura__oom("");
+		return dura_error_oom("");
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	int ok = EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL);
 	free(canon);
 	if (!ok)
-		return dura__error_set(DURA_ERROR, "", 0, NULL, "dura_cache_key: SHA-256 failed");
+		return dura_error_set_native(DURA_ERROR, "", 0, NULL, "dura_cache_key: SHA-256 failed");
 	size_t n = strlen(step) + 1 + 2 * mdlen + 1;
-	char *k = dura__malloc(n);
+	char *k = dura_malloc(n);
 	if (!k)
-		return dura__oom("");
+		return dura_error_oom("");
 	int off = snprintf(k, n, "%s:", step);
 	for (unsigned i = 0; i < mdlen; i++)
 		off += snprintf(k + off, n - (size_t)off, "%02x", md[i]);
@@ -85,13 +85,13 @@ static int scoped_key(char *buf, size_t size, const char *key, int scope, const 
 	int n = scope == DURA_CACHE_SCOPE_RUN ? snprintf(buf, size, "run:%zu:%s:%s", strlen(run_id), run_id, key)
 	                                      : snprintf(buf, size, "global:%s", key);
 	if (n < 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "cache key cannot be formatted");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "cache key cannot be formatted");
 	if ((size_t)n <= DURA_MAX_ID_LEN)
 		return 0;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	if (!EVP_Digest(buf, strlen(buf), md, &mdlen, EVP_sha256(), NULL))
-		return dura__error_set(DURA_ERROR, "", 0, NULL, "cache key: SHA-256 failed");
+		return dura_error_set_native(DURA_ERROR, "", 0, NULL, "cache key: SHA-256 failed");
 	int off = snprintf(buf, size, "%s:sha256:", scope == DURA_CACHE_SCOPE_RUN ? "run" : "global");
 	for (unsigned i = 0; i < mdlen; i++)
 		off += snprintf(buf + off, size - (size_t)off, "%02x", md[i]);
@@ -101,16 +101,16 @@ static int scoped_key(char *buf, size_t size, const char *key, int scope, const 
 int dura_cache_scoped_key(char **out, const char *key, dura_cache_scope scope, const char *run_id)
 {
 	if (!out || !key || !*key || strlen(key) > 4096)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_scoped_key: out or key is missing, or key is too long");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_scoped_key: out or key is missing, or key is too long");
 	*out = NULL;
 	if (scope != DURA_CACHE_SCOPE_GLOBAL && (scope != DURA_CACHE_SCOPE_RUN || !run_id || !*run_id || strlen(run_id) > DURA_MAX_ID_LEN))
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_scoped_key: run scope needs a run id");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_scoped_key: run scope needs a run id");
 	char full[4096 + DURA_MAX_ID_LEN + 16];
 	int rc = scoped_key(full, sizeof(full), key, (int)scope, run_id);
 	if (rc)
 		return rc;
-	if (!(*out = dura__strdup(full)))
-		return dura__oom("");
+	if (!(*out = dura_strdup(full)))
+		return dura_error_oom("");
 	return 0;
 }
 
@@ -165,16 +165,16 @@ static int heartbeat_start(heartbeat *hb, dura_store *store, const char *key, co
 		pthread_condattr_destroy(&ca);
 	}
 	if (!ok)
-		return dura__error_set(DURA_ENOMEM, "", 0, NULL, "cache claim heartbeat: no condition variable");
+		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "cache claim heartbeat: no condition variable");
 	if (pthread_mutex_init(&hb->mu, NULL) != 0) {
 		pthread_cond_destroy(&hb->cv);
-		return dura__error_set(DURA_ENOMEM, "", 0, NULL, "cache claim heartbeat: no mutex");
+		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "cache claim heartbeat: no mutex");
 	}
 	if (pthread_create(&hb->thread, NULL, heartbeat_main, hb) != 0) {
 		pthread_mutex_destroy(&hb->mu);
 		pthread_cond_destroy(&hb->cv);
-		return dura__error_set(DURA_ENOMEM, "", 0, NULL,
-		                       "cache claim heartbeat: cannot start a thread; not computing without one");
+		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL,
+		                             "cache claim heartbeat: cannot start a thread; not computing without one");
 	}
 	return 0;
 }
@@ -192,7 +192,7 @@ static void heartbeat_stop(heartbeat *hb)
 
 static int cached_failure(dura_cache_entry *e, dura_cache_entry **value)
 {
-	int rc = dura__error_set(DURA_ERROR, "", 0, NULL, "cached failure: %s", e->error);
+	int rc = dura_error_set_native(DURA_ERROR, "", 0, NULL, "cached failure: %s", e->error);
 	*value = e;
 	return rc;
 }
@@ -204,22 +204,22 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 	if (value)
 		*value = NULL;
 	if (!store || !key || !*key || !fn || !value)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: store, key, function and value are required");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_do: store, key, function and value are required");
 	if (opts && opts->version != DURA_CACHE_OPTIONS_VERSION)
-		return dura__error_set(DURA_EVERSION, "", 0, NULL, "cache options version %u, expected %u", opts->version,
-		                       DURA_CACHE_OPTIONS_VERSION);
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "cache options version %u, expected %u", opts->version,
+		                             DURA_CACHE_OPTIONS_VERSION);
 	opts = opts ? opts : &defaults;
 	if (opts->ttl_ms < 0 || opts->lease_ms < 0 || opts->wait_timeout_ms < 0 || opts->error_ttl_ms < 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: negative time option");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_do: negative time option");
 	if (opts->scope != DURA_CACHE_SCOPE_RUN && opts->scope != DURA_CACHE_SCOPE_GLOBAL)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: unknown scope %d", opts->scope);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_do: unknown scope %d", opts->scope);
 	if (opts->scope == DURA_CACHE_SCOPE_RUN && !(opts->run_id && *opts->run_id))
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: run scope needs a run id");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_do: run scope needs a run id");
 	if (opts->scope == DURA_CACHE_SCOPE_RUN && strlen(opts->run_id) > DURA_MAX_ID_LEN)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: run id is longer than %d bytes",
-		                       DURA_MAX_ID_LEN);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_do: run id is longer than %d bytes",
+		                             DURA_MAX_ID_LEN);
 	if (strlen(key) > 4096)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: key is longer than 4096 bytes");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_do: key is longer than 4096 bytes");
 	char full[4096 + DURA_MAX_ID_LEN + 16];
 	int rc = scoped_key(full, sizeof(full), key, opts->scope, opts->run_id);
 	if (rc)
@@ -243,8 +243,8 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 		if (rc == DURA_EBUSY) {
 			int64_t left = deadline - dura_now_ms();
 			if (left <= 0)
-				return dura__error_set(DURA_ETIMEOUT, "", 0, NULL,
-				                       "waited for another caller to compute cache key %.200s; gave up", key);
+				return dura_error_set_native(DURA_ETIMEOUT, "", 0, NULL,
+				                             "waited for another caller to compute cache key %.200s; gave up", key);
 			dura__sleep_ms(pause < left ? pause : left);
 			pause = pause * 2 > 50 ? 50 : pause * 2;
 			continue;
@@ -280,8 +280,8 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 				dura_store_cache_release(store, full, owner);
 			dura_free(v.data);
 			dura_free(v.metadata);
-			return dura__error_set(crc < 0 ? crc : DURA_ERROR, "", 0, NULL, "computing cache key %.200s failed: %s",
-			                       key, msg);
+			return dura_error_set_native(crc < 0 ? crc : DURA_ERROR, "", 0, NULL, "computing cache key %.200s failed: %s",
+			                             key, msg);
 		}
 		if (rc) {
 			dura_free(v.data);
@@ -291,20 +291,20 @@ int dura_cache_do_store(dura_store *store, const char *key, const dura_cache_opt
 			dura__error_save(&why);
 			dura_store_cache_release(store, full, owner);
 			if (!why.set)
-				return dura__error_set(rc, "", 0, NULL, "%s", dura_strerror(rc));
+				return dura_error_set_native(rc, "", 0, NULL, "%s", dura_strerror(rc));
 			dura__error_restore(&why);
 			return rc;
 		}
 		/* hand back what we computed: no read back, which a short TTL or a
 		 * purge could turn into a miss */
-		dura_cache_entry *mine = dura__calloc(1, sizeof(*mine));
-		char *k = dura__strdup(full);
+		dura_cache_entry *mine = dura_calloc(1, sizeof(*mine));
+		char *k = dura_strdup(full);
 		if (!mine || !k) {
 			dura_free(mine);
 			dura_free(k);
 			dura_free(v.data);
 			dura_free(v.metadata);
-			return dura__oom("");
+			return dura_error_oom("");
 		}
 		mine->key = k;
 		mine->value = v.data;
@@ -321,7 +321,7 @@ int dura_cache_do(dura_ctx *ctx, const char *key, int64_t ttl_ms, dura_cache_sco
                   void *payload, dura_cache_entry **value)
 {
 	if (!ctx)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_cache_do: ctx is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_cache_do: ctx is NULL");
 	dura_cache_options o = DURA_CACHE_OPTIONS_INIT;
 	o.ttl_ms = ttl_ms;
 	o.scope = (int)scope;

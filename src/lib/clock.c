@@ -99,13 +99,13 @@ int dura_time_parse(int64_t *out, const char *t)
 {
 	int y, mo, d, h = 0, mi = 0, s = 0, ms = 0;
 	if (!out || !t || strlen(t) < 10)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "timestamp is missing or too short");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "timestamp is missing or too short");
 	if (digits(t, 4, &y) || t[4] != '-' || digits(t + 5, 2, &mo) || t[7] != '-' || digits(t + 8, 2, &d))
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "timestamp '%.32s' is not YYYY-MM-DD", t);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "timestamp '%.32s' is not YYYY-MM-DD", t);
 	const char *p = t + 10;
 	if (*p == ' ' || *p == 'T') {
 		if (digits(p + 1, 2, &h) || p[3] != ':' || digits(p + 4, 2, &mi) || p[6] != ':' || digits(p + 7, 2, &s))
-			return dura__error_set(DURA_EINVAL, "", 0, NULL, "timestamp '%.32s' has a bad time", t);
+			return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "timestamp '%.32s' has a bad time", t);
 		p += 9;
 		if (*p == '.') {
 			int scale = 100;
@@ -124,12 +124,12 @@ int dura_time_parse(int64_t *out, const char *t)
 			p += 6;
 	}
 	if (*p != '\0')
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "timestamp '%.32s' has trailing text", t);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "timestamp '%.32s' has trailing text", t);
 	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 ||
 	    s > 60)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "timestamp '%.32s' is out of range", t);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "timestamp '%.32s' is out of range", t);
 	*out = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s) * 1000 + ms;
 	return 0;
 }

@@ -12,17 +12,17 @@ int dura_engine_open(dura_engine **out, dura_store *store, const dura_engine_opt
 {
 	dura_engine_options defaults = DURA_ENGINE_OPTIONS_INIT;
 	if (!out || !store)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_engine_open: out or store is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_engine_open: out or store is NULL");
 	*out = NULL;
 	if (opts && opts->version != DURA_ENGINE_OPTIONS_VERSION)
-		return dura__error_set(DURA_EVERSION, "", 0, NULL, "engine options version %u, expected %u", opts->version,
-		                       DURA_ENGINE_OPTIONS_VERSION);
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "engine options version %u, expected %u", opts->version,
+		                             DURA_ENGINE_OPTIONS_VERSION);
 	opts = opts ? opts : &defaults;
 	if (opts->max_steps < 0 || opts->auto_pause_after_failures < 0 || opts->run_timeout_ms < 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_engine_open: negative option");
-	dura_engine *eng = dura__calloc(1, sizeof(*eng));
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_engine_open: negative option");
+	dura_engine *eng = dura_calloc(1, sizeof(*eng));
 	if (!eng)
-		return dura__oom("");
+		return dura_error_oom("");
 	eng->store = store;
 	eng->opts = *opts;
 	pthread_mutex_init(&eng->lock, NULL);
@@ -84,13 +84,13 @@ int dura_ctx_canceled(const dura_ctx *ctx)
 int dura_ctx_goto(dura_ctx *ctx, const char *node)
 {
 	if (!ctx)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_ctx_goto: ctx is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_ctx_goto: ctx is NULL");
 	char *copy = NULL;
 	if (node && *node) {
 		if (strlen(node) > DURA_MAX_NAME_LEN)
-			return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_ctx_goto: node name is too long");
-		if (!(copy = dura__strdup(node)))
-			return dura__oom("");
+			return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_ctx_goto: node name is too long");
+		if (!(copy = dura_strdup(node)))
+			return dura_error_oom("");
 	}
 	dura_free(ctx->goto_node);
 	ctx->goto_node = copy;
@@ -102,7 +102,7 @@ int dura_ctx_set_delta(dura_ctx *ctx, json_t *delta)
 {
 	if (!ctx || !delta) {
 		json_decref(delta);
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_ctx_set_delta: ctx or delta is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_ctx_set_delta: ctx or delta is NULL");
 	}
 	json_decref(ctx->delta);
 	ctx->delta = delta;
@@ -136,7 +136,7 @@ int dura_outbox_consume(dura_engine *eng, dura_event_fn handler, void *payload, 
 	if (delivered)
 		*delivered = 0;
 	if (!eng || !handler)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_outbox_consume: engine or handler is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_outbox_consume: engine or handler is NULL");
 	for (;;) {
 		size_t want = max ? max - done : 100;
 		if (max && done >= max)

@@ -39,7 +39,7 @@ void dura_error_clear(void)
  * callers (URLs are only ever formatted in their redacted form), and once
  * more here for the one password dura knows of on this thread.
  */
-int dura__error_set(int code, const char *store, int native_code, const char *sqlstate, const char *fmt, ...)
+int dura_error_set_native(int code, const char *store, int native_code, const char *sqlstate, const char *fmt, ...)
 {
 	error_slot *e = &tls_error;
 	va_list ap;
@@ -68,7 +68,7 @@ int dura__error_set(int code, const char *store, int native_code, const char *sq
 /*
  * The saved copy has the slot's own sizes, so nothing is cut, and the
  * restore copies the fields back as they are: they were folded and
- * scrubbed when first set, and running them through dura__error_set again
+ * scrubbed when first set, and running them through dura_error_set_native again
  * would only repeat that.
  */
 void dura__error_save(dura__error_saved *saved)
@@ -113,12 +113,12 @@ int dura_error_set(int code, const char *fmt, ...)
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
 	}
-	return dura__error_set(code < 0 ? code : DURA_ERROR, "", 0, NULL, "%s", msg);
+	return dura_error_set_native(code < 0 ? code : DURA_ERROR, "", 0, NULL, "%s", msg);
 }
 
-int dura__oom(const char *store)
+int dura_error_oom(const char *store)
 {
-	return dura__error_set(DURA_ENOMEM, store, 0, NULL, "out of memory");
+	return dura_error_set_native(DURA_ENOMEM, store, 0, NULL, "out of memory");
 }
 
 const char *dura_strerror(int code)
@@ -213,12 +213,12 @@ void dura_set_allocator(const dura_allocator *a)
 	g_alloc.free_fn = a && a->free_fn ? a->free_fn : free;
 }
 
-void *dura__malloc(size_t n)
+void *dura_malloc(size_t n)
 {
 	return g_alloc.malloc_fn(n ? n : 1);
 }
 
-void *dura__calloc(size_t n, size_t size)
+void *dura_calloc(size_t n, size_t size)
 {
 	if (size && n > SIZE_MAX / size)
 		return NULL;
@@ -229,7 +229,7 @@ void *dura__calloc(size_t n, size_t size)
 	return p;
 }
 
-void *dura__realloc(void *p, size_t n)
+void *dura_realloc(void *p, size_t n)
 {
 	return g_alloc.realloc_fn(p, n ? n : 1);
 }
@@ -240,11 +240,11 @@ void dura_free(void *p)
 		g_alloc.free_fn(p);
 }
 
-char *dura__strndup(const char *s, size_t n)
+char *dura_strndup(const char *s, size_t n)
 {
 	if (!s)
 		return NULL;
-	char *d = dura__malloc(n + 1);
+	char *d = dura_malloc(n + 1);
 	if (!d)
 		return NULL;
 	memcpy(d, s, n);
@@ -252,7 +252,7 @@ char *dura__strndup(const char *s, size_t n)
 	return d;
 }
 
-char *dura__strdup(const char *s)
+char *dura_strdup(const char *s)
 {
-	return s ? dura__strndup(s, strlen(s)) : NULL;
+	return s ? dura_strndup(s, strlen(s)) : NULL;
 }

@@ -50,7 +50,7 @@ int dura__json_object_valid(const char *text, const char *what);
 /* 1 if s is UTF-8 as JSON has it; NULL is "" */
 int dura__utf8_valid(const char *s);
 /* s as a JSON string with its quotes: its length, and writing it at o
- * (no NUL; returns the end). The escaper of dura__event_summary(). */
+ * (no NUL; returns the end). The escaper of dura_store_event_summary(). */
 size_t dura__json_quote_len(const char *s);
 char *dura__json_quote(char *o, const char *s);
 /* The default event data is these keys, in this order, each followed by its

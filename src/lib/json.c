@@ -20,13 +20,13 @@ int dura__json_valid(const char *text, const char *what)
 {
 	json_error_t err;
 	if (!text)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s is missing", what);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s is missing", what);
 	json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
 	if (!j && out_of_memory(&err))
-		return dura__oom("");
+		return dura_error_oom("");
 	if (!j)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s is not valid JSON: %s at line %d column %d", what,
-		                       err.text, err.line, err.column);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s is not valid JSON: %s at line %d column %d", what,
+		                             err.text, err.line, err.column);
 	json_decref(j);
 	return 0;
 }
@@ -35,17 +35,17 @@ int dura__json_object_valid(const char *text, const char *what)
 {
 	json_error_t err;
 	if (!text)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s is missing", what);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s is missing", what);
 	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &err);
 	if (!j && out_of_memory(&err))
-		return dura__oom("");
+		return dura_error_oom("");
 	if (!j)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s is not a valid JSON object or array: %s", what,
-		                       err.text);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s is not a valid JSON object or array: %s", what,
+		                             err.text);
 	int ok = json_is_object(j);
 	json_decref(j);
 	if (!ok)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s must be a JSON object", what);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s must be a JSON object", what);
 	return 0;
 }
 
@@ -148,8 +148,8 @@ static int dec(char *o, int64_t v)
 	return n;
 }
 
-size_t dura__event_summary(char *buf, size_t size, const char *run_id, int64_t step, const char *node_id,
-                           const char *status, int run_state)
+size_t dura_store_event_summary(char *buf, size_t size, const char *run_id, int64_t step, const char *node_id,
+                                const char *status, int run_state)
 {
 	static const char k1[] = DURA__SUMMARY_RUN_ID, k2[] = DURA__SUMMARY_STEP, k3[] = DURA__SUMMARY_NODE_ID,
 	                  k4[] = DURA__SUMMARY_STATUS, k5[] = DURA__SUMMARY_RUN_STATE;

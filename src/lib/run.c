@@ -16,14 +16,14 @@ int dura_run_start(dura_engine *eng, const char *workflow, const char *foreign_i
                    const dura_run_options *opts, char run_id[DURA_UUID_LEN + 1])
 {
 	if (!eng || !workflow || !run_id)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_start: engine, workflow or run_id is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_run_start: engine, workflow or run_id is NULL");
 	run_id[0] = '\0';
 	if (opts && opts->version != DURA_RUN_OPTIONS_VERSION)
-		return dura__error_set(DURA_EVERSION, "", 0, NULL, "run options version %u, expected %u", opts->version,
-		                       DURA_RUN_OPTIONS_VERSION);
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "run options version %u, expected %u", opts->version,
+		                             DURA_RUN_OPTIONS_VERSION);
 	dura_workflow *wf = dura__engine_workflow(eng, workflow);
 	if (!wf)
-		return dura__error_set(DURA_ENOTFOUND, "", 0, NULL, "workflow %.255s is not registered", workflow);
+		return dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL, "workflow %.255s is not registered", workflow);
 	dura_run_create req = DURA_RUN_CREATE_INIT;
 	req.workflow_name = workflow;
 	req.foreign_id = foreign_id;
@@ -58,9 +58,9 @@ static int reload(dura_engine *eng, dura_record **rec)
 /* Swap a string field of the local record for a new value. */
 static int set_field(char **field, const char *value)
 {
-	char *c = dura__strdup(value ? value : "");
+	char *c = dura_strdup(value ? value : "");
 	if (!c)
-		return dura__oom("");
+		return dura_error_oom("");
 	dura_free(*field);
 	*field = c;
 	return 0;
@@ -87,8 +87,8 @@ static int commit_step(dura_engine *eng, dura_record **recp, dura_commit *c, dur
 		           strcmp(now->state, old->state) == 0 && strcmp(now->lease_owner, old->lease_owner) == 0;
 		if (!same) {
 			dura_record_free(now);
-			return dura__error_set(DURA_ECONFLICT, "", 0, NULL, "run %s was changed by another executor; stopping",
-			                       old->run_id);
+			return dura_error_set_native(DURA_ECONFLICT, "", 0, NULL, "run %s was changed by another executor; stopping",
+			                             old->run_id);
 		}
 		c->expect_version = now->version;
 		if (now->run_state != DURA_RUN_RUNNING)
@@ -195,7 +195,7 @@ static int commit_success(dura_engine *eng, dura_record **recp, const dura__node
 
 	char *text = json_dumps(work, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!text)
-		return dura__oom("");
+		return dura_error_oom("");
 	c.run_id = rec->run_id;
 	c.expect_version = rec->version;
 	c.node_id = n->name;
@@ -211,7 +211,7 @@ static int commit_success(dura_engine *eng, dura_record **recp, const dura__node
 		rec->run_state = c.run_state;
 	rec->next_run_at = dura_now_ms();
 	if (set_field(&rec->status, next) || set_field(&rec->error, "") || set_field(&rec->state, text))
-		rc = dura__oom("");
+		rc = dura_error_oom("");
 cleanup:
 	free(text); /* jansson's allocation */
 	return rc;
@@ -246,10 +246,10 @@ static int run_attempt(dura_engine *eng, const dura_workflow *wf, dura_record **
 		json_error_t jerr;
 		work = json_loads(rec->state, JSON_DECODE_ANY, &jerr);
 		if (!work && (!jerr.text[0] || json_error_code(&jerr) == json_error_out_of_memory))
-			return dura__oom(""); /* jansson gives no message when it cannot allocate */
+			return dura_error_oom(""); /* jansson gives no message when it cannot allocate */
 		if (!work)
-			return dura__error_set(DURA_EINVAL, "", 0, NULL, "run %s: stored state is not JSON: %s", rec->run_id,
-			                       jerr.text);
+			return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "run %s: stored state is not JSON: %s", rec->run_id,
+			                             jerr.text);
 	}
 	ctx.eng = eng;
 	ctx.rec = rec;
@@ -305,13 +305,13 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 	if (out)
 		*out = NULL;
 	if (!eng)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_execute: engine is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_run_execute: engine is NULL");
 	if ((rc = dura_store_get_run(eng->store, run_id, &rec)) != 0)
 		return rc;
 	dura_workflow *wf = dura__engine_workflow(eng, rec->workflow_name);
 	if (!wf) {
-		rc = dura__error_set(DURA_ENOTFOUND, "", 0, NULL, "run %s: workflow %s is not registered in this engine",
-		                     rec->run_id, rec->workflow_name);
+		rc = dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL, "run %s: workflow %s is not registered in this engine",
+		                           rec->run_id, rec->workflow_name);
 		goto cleanup;
 	}
 	for (;;) {
@@ -378,7 +378,7 @@ cleanup:
 static int control(dura_engine *eng, const char *run_id, int to)
 {
 	if (!eng)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "engine is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "engine is NULL");
 	return dura_store_set_run_state(eng->store, run_id, to, NULL);
 }
 
@@ -419,9 +419,9 @@ int dura_run_await(dura_engine *eng, const char *run_id, const dura_await_cond *
 	if (out)
 		*out = NULL;
 	if (!eng || !cond)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_await: engine or condition is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_run_await: engine or condition is NULL");
 	if (!cond->run_state && !(cond->status && *cond->status) && !cond->any_end)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_await: the condition checks nothing");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_run_await: the condition checks nothing");
 	int64_t end = dura__add_ms(dura_now_ms(), timeout_ms > 0 ? timeout_ms : 0);
 	int64_t pause = 1;
 	for (;;) {
@@ -440,8 +440,8 @@ int dura_run_await(dura_engine *eng, const char *run_id, const dura_await_cond *
 		dura_record_free(r);
 		int64_t left = end - dura_now_ms();
 		if (left <= 0)
-			return dura__error_set(DURA_ETIMEOUT, "", 0, NULL, "run %s did not reach the awaited state within %lld ms",
-			                       run_id, (long long)timeout_ms);
+			return dura_error_set_native(DURA_ETIMEOUT, "", 0, NULL, "run %s did not reach the awaited state within %lld ms",
+			                             run_id, (long long)timeout_ms);
 		/* a store that can notify wakes us on the change; others are polled */
 		rc = dura__store_wait_change(eng->store, run_id, version, left);
 		if (rc == DURA_ENOTSUP) {
@@ -456,14 +456,14 @@ int dura_run_await(dura_engine *eng, const char *run_id, const dura_await_cond *
 int dura_run_checkpoint(dura_engine *eng, const char *run_id, const char *checkpoint_id)
 {
 	if (!eng)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_checkpoint: engine is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_run_checkpoint: engine is NULL");
 	dura_record *r;
 	int rc = dura_store_get_run(eng->store, run_id, &r);
 	if (rc)
 		return rc;
 	/* a checkpoint holds the state after its step: the last committed one */
 	if (r->step_no == 0)
-		rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "run %s has no committed step to checkpoint yet", r->run_id);
+		rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "run %s has no committed step to checkpoint yet", r->run_id);
 	else
 		rc = dura_store_checkpoint_save(eng->store, checkpoint_id, r->run_id, r->step_no - 1, r->state);
 	dura_record_free(r);
@@ -480,23 +480,23 @@ static int next_node_at(dura_engine *eng, const dura_record *src, int64_t pos, c
 	dura_step *st;
 	int rc = dura_store_get_step(eng->store, src->run_id, pos, &st);
 	if (rc == 0) {
-		*out = dura__strdup(st->node_id);
+		*out = dura_strdup(st->node_id);
 		dura_step_free(st);
-		return *out ? 0 : dura__oom("");
+		return *out ? 0 : dura_error_oom("");
 	}
 	if (rc != DURA_ENOTFOUND)
 		return rc;
 	if (pos != src->step_no)
-		return dura__error_set(DURA_ENOTFOUND, "", 0, NULL, "run %s has no step %lld", src->run_id, (long long)pos);
-	*out = dura__strdup(src->status);
-	return *out ? 0 : dura__oom("");
+		return dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL, "run %s has no step %lld", src->run_id, (long long)pos);
+	*out = dura_strdup(src->status);
+	return *out ? 0 : dura_error_oom("");
 }
 
 int dura_run_fork(dura_engine *eng, const char *run_id, const char *checkpoint_id, int64_t step,
                   char new_run_id[DURA_UUID_LEN + 1])
 {
 	if (!eng || !new_run_id)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_fork: engine or new_run_id is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_run_fork: engine or new_run_id is NULL");
 	new_run_id[0] = '\0';
 	dura_checkpoint *cp = NULL;
 	dura_step *st = NULL;
@@ -513,7 +513,7 @@ int dura_run_fork(dura_engine *eng, const char *run_id, const char *checkpoint_i
 		state = cp->state;
 	} else {
 		if (step < 0) {
-			rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_run_fork: step %lld is negative", (long long)step);
+			rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_run_fork: step %lld is negative", (long long)step);
 			goto out;
 		}
 		if ((rc = dura_store_get_step(eng->store, run_id, step, &st)))

@@ -20,7 +20,7 @@ const char *dura_run_state_name(int s)
 int dura_run_state_parse(int *out, const char *name)
 {
 	if (!out || !name || !*name)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "run state is missing");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "run state is missing");
 	for (int i = 1; i <= DURA_RUN_STATE_MAX; i++) {
 		if (strcasecmp(name, state_names[i]) == 0) {
 			*out = i;
@@ -33,10 +33,10 @@ int dura_run_state_parse(int *out, const char *name)
 		*out = (int)v;
 		return 0;
 	}
-	return dura__error_set(DURA_EINVAL, "", 0, NULL,
-	                       "unknown run state '%.40s' (initiated, running, completed, paused, cancelled, "
-	                       "data_deleted, failed)",
-	                       name);
+	return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+	                             "unknown run state '%.40s' (initiated, running, completed, paused, cancelled, "
+	                             "data_deleted, failed)",
+	                             name);
 }
 
 int dura_run_state_active(int s)

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void dura__record_clear(void *item)
+void dura_record_clear(void *item)
 {
 	dura_record *r = item;
 	if (!r)
@@ -27,7 +27,7 @@ void dura_record_free(dura_record *r)
 {
 	if (!r)
 		return;
-	dura__record_clear(r);
+	dura_record_clear(r);
 	dura_free(r);
 }
 
@@ -36,13 +36,13 @@ void dura_record_list_free(dura_record_list *l)
 	if (!l)
 		return;
 	for (size_t i = 0; i < l->count; i++)
-		dura__record_clear(&l->items[i]);
+		dura_record_clear(&l->items[i]);
 	dura_free(l->items);
 	dura_free(l->next_cursor);
 	memset(l, 0, sizeof(*l));
 }
 
-void dura__step_clear(void *item)
+void dura_step_clear(void *item)
 {
 	dura_step *s = item;
 	if (!s)
@@ -57,7 +57,7 @@ void dura_step_free(dura_step *s)
 {
 	if (!s)
 		return;
-	dura__step_clear(s);
+	dura_step_clear(s);
 	dura_free(s);
 }
 
@@ -66,12 +66,12 @@ void dura_step_list_free(dura_step_list *l)
 	if (!l)
 		return;
 	for (size_t i = 0; i < l->count; i++)
-		dura__step_clear(&l->items[i]);
+		dura_step_clear(&l->items[i]);
 	dura_free(l->items);
 	memset(l, 0, sizeof(*l));
 }
 
-void dura__checkpoint_clear(void *item)
+void dura_checkpoint_clear(void *item)
 {
 	dura_checkpoint *c = item;
 	if (!c)
@@ -86,7 +86,7 @@ void dura_checkpoint_free(dura_checkpoint *c)
 {
 	if (!c)
 		return;
-	dura__checkpoint_clear(c);
+	dura_checkpoint_clear(c);
 	dura_free(c);
 }
 
@@ -95,12 +95,12 @@ void dura_checkpoint_list_free(dura_checkpoint_list *l)
 	if (!l)
 		return;
 	for (size_t i = 0; i < l->count; i++)
-		dura__checkpoint_clear(&l->items[i]);
+		dura_checkpoint_clear(&l->items[i]);
 	dura_free(l->items);
 	memset(l, 0, sizeof(*l));
 }
 
-void dura__cache_entry_clear(void *item)
+void dura_cache_entry_clear(void *item)
 {
 	dura_cache_entry *e = item;
 	if (!e)
@@ -116,7 +116,7 @@ void dura_cache_entry_free(dura_cache_entry *e)
 {
 	if (!e)
 		return;
-	dura__cache_entry_clear(e);
+	dura_cache_entry_clear(e);
 	dura_free(e);
 }
 
@@ -125,13 +125,13 @@ void dura_cache_list_free(dura_cache_list *l)
 	if (!l)
 		return;
 	for (size_t i = 0; i < l->count; i++)
-		dura__cache_entry_clear(&l->items[i]);
+		dura_cache_entry_clear(&l->items[i]);
 	dura_free(l->items);
 	dura_free(l->next_cursor);
 	memset(l, 0, sizeof(*l));
 }
 
-void dura__event_clear(void *item)
+void dura_event_clear(void *item)
 {
 	dura_event *ev = item;
 	if (!ev)
@@ -149,12 +149,12 @@ void dura_event_list_free(dura_event_list *l)
 	if (!l)
 		return;
 	for (size_t i = 0; i < l->count; i++)
-		dura__event_clear(&l->items[i]);
+		dura_event_clear(&l->items[i]);
 	dura_free(l->items);
 	memset(l, 0, sizeof(*l));
 }
 
-void dura__note(char *notes, size_t size, const char *fmt, const char *arg)
+void dura_store_note(char *notes, size_t size, const char *fmt, const char *arg)
 {
 	size_t n = strnlen(notes, size);
 	if (n + 3 >= size)
@@ -164,14 +164,14 @@ void dura__note(char *notes, size_t size, const char *fmt, const char *arg)
 	snprintf(notes + n, size - n, fmt, arg);
 }
 
-int dura__grow(void **items, size_t count, size_t *cap, size_t size)
+int dura_store_grow(void **items, size_t count, size_t *cap, size_t size)
 {
 	if (count < *cap)
 		return 0;
 	size_t ncap = *cap ? *cap * 2 : 16;
 	if (ncap > SIZE_MAX / size)
 		return -1;
-	void *p = dura__realloc(*items, ncap * size);
+	void *p = dura_realloc(*items, ncap * size);
 	if (!p)
 		return -1;
 	*items = p;

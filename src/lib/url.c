@@ -86,7 +86,7 @@ static int hexval(int c)
 /* Percent-decode n bytes of s into a new string ('+' stays '+'). */
 static char *pct_decode(const char *s, size_t n)
 {
-	char *d = dura__malloc(n + 1), *o = d;
+	char *d = dura_malloc(n + 1), *o = d;
 	if (!d)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -110,10 +110,10 @@ static int parse_query(url_impl *u, const char *q)
 		if (*p == '&')
 			cap++;
 	cap++;
-	u->names = dura__calloc(cap, sizeof(char *));
-	u->values = dura__calloc(cap, sizeof(char *));
+	u->names = dura_calloc(cap, sizeof(char *));
+	u->values = dura_calloc(cap, sizeof(char *));
 	if (!u->names || !u->values)
-		return dura__oom("");
+		return dura_error_oom("");
 	const char *p = q;
 	while (*p) {
 		const char *amp = strchr(p, '&');
@@ -122,20 +122,20 @@ static int parse_query(url_impl *u, const char *q)
 			const char *eq = memchr(p, '=', len);
 			size_t nlen = eq ? (size_t)(eq - p) : len;
 			char *name = pct_decode(p, nlen);
-			char *val = eq ? pct_decode(eq + 1, len - nlen - 1) : dura__strdup("");
+			char *val = eq ? pct_decode(eq + 1, len - nlen - 1) : dura_strdup("");
 			if (!name || !val) {
 				dura_free(name);
 				dura_free(val);
-				return dura__oom("");
+				return dura_error_oom("");
 			}
 			if (!*name) {
 				dura_free(name);
 				dura_free(val);
-				return dura__error_set(DURA_EINVAL, "", 0, NULL, "URL query has a parameter without a name");
+				return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "URL query has a parameter without a name");
 			}
 			for (size_t i = 0; i < u->pub.nparams; i++) {
 				if (strcmp(u->names[i], name) == 0) {
-					int rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "URL option %.40s is given twice", name);
+					int rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "URL option %.40s is given twice", name);
 					dura_free(name);
 					dura_free(val);
 					return rc;
@@ -180,8 +180,8 @@ static int parse_duration(int64_t *out, const char *name, const char *v, int64_t
 	*out = (int64_t)(x * (double)unit);
 	return 0;
 bad:
-	return dura__error_set(DURA_EINVAL, "", 0, NULL,
-	                       "URL option %s='%.40s' is not a duration (like 500ms, 5s, 2m)", name, v);
+	return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+	                             "URL option %s='%.40s' is not a duration (like 500ms, 5s, 2m)", name, v);
 }
 
 static int parse_int(int *out, const char *name, const char *v, int min, int max)
@@ -190,13 +190,13 @@ static int parse_int(int *out, const char *name, const char *v, int min, int max
 	errno = 0;
 	long x = strtol(v, &end, 10);
 	if (end == v || *end || errno || x < min || x > max)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "URL option %s='%.40s' must be a whole number from %d to %d",
-		                       name, v, min, max);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "URL option %s='%.40s' must be a whole number from %d to %d",
+		                             name, v, min, max);
 	*out = (int)x;
 	return 0;
 }
 
-int dura__prefix_valid(const char *s)
+int dura_store_prefix_valid(const char *s)
 {
 	if (!s)
 		return 1;
@@ -284,12 +284,12 @@ static int common_options(url_impl *u)
 	p->pool_idle = -1;
 	if ((v = dura_url_param(p, "prefix"))) {
 		/* ':' is allowed in key prefixes (Redis) only, never in table names */
-		int ok = dura__prefix_valid(v) && ((scheme_flags(p->scheme) & U_COLON_PREFIX) || !strchr(v, ':'));
+		int ok = dura_store_prefix_valid(v) && ((scheme_flags(p->scheme) & U_COLON_PREFIX) || !strchr(v, ':'));
 		if (!ok)
-			return dura__error_set(DURA_EINVAL, "", 0, NULL,
-			                       "URL option prefix='%.40s' is not allowed: use at most 32 letters, digits "
-			                       "and underscores",
-			                       v);
+			return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+			                             "URL option prefix='%.40s' is not allowed: use at most 32 letters, digits "
+			                             "and underscores",
+			                             v);
 		p->prefix = v;
 	}
 	if ((v = dura_url_param(p, "pool_max")) && (rc = parse_int(&p->pool_max, "pool_max", v, 1, 10000)))
@@ -332,19 +332,19 @@ static int parse_path_form(url_impl *u, const char *rest)
 	}
 	char *path = pct_decode(rest, plen);
 	if (!path)
-		return dura__oom("");
+		return dura_error_oom("");
 	u->pub.database = keep(u, path);
 	int rc = parse_query(u, q ? q + 1 : NULL);
 	if (rc)
 		return rc;
 	unsigned f = scheme_flags(u->pub.scheme);
 	if ((f & U_NEED_PATH) && !*u->pub.database)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL has no file path (like %s:dura.db)", u->pub.scheme,
-		                       u->pub.scheme);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s URL has no file path (like %s:dura.db)", u->pub.scheme,
+		                             u->pub.scheme);
 	if ((f & U_NO_PATH) && *u->pub.database)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL takes no path (write %s:)", u->pub.scheme,
-		                       u->pub.scheme);
-	u->pub.redacted = keep(u, dura__strdup(u->pub.raw));
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s URL takes no path (write %s:)", u->pub.scheme,
+		                             u->pub.scheme);
+	u->pub.redacted = keep(u, dura_strdup(u->pub.raw));
 	return 0;
 }
 
@@ -358,23 +358,23 @@ static int parse_go_dsn(url_impl *u, const char *dsn)
 	if (!proto)
 		proto = strstr(dsn, "unix(");
 	if (!proto)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN has no tcp(...) or unix(...) address");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "MySQL DSN has no tcp(...) or unix(...) address");
 	if (proto > dsn) {
 		at = proto - 1;
 		if (*at != '@')
-			return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: expected '@' before the address");
+			return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "MySQL DSN: expected '@' before the address");
 		const char *colon = memchr(dsn, ':', (size_t)(at - dsn));
-		p->user = keep(u, dura__strndup(dsn, colon ? (size_t)(colon - dsn) : (size_t)(at - dsn)));
+		p->user = keep(u, dura_strndup(dsn, colon ? (size_t)(colon - dsn) : (size_t)(at - dsn)));
 		if (colon)
-			p->password = keep(u, dura__strndup(colon + 1, (size_t)(at - colon - 1)));
+			p->password = keep(u, dura_strndup(colon + 1, (size_t)(at - colon - 1)));
 	}
 	int is_unix = proto[0] == 'u';
 	const char *open = strchr(proto, '(');
 	const char *close = strchr(open, ')');
 	if (!close)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: the address has no closing ')'");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "MySQL DSN: the address has no closing ')'");
 	if (is_unix) {
-		p->socket = keep(u, dura__strndup(open + 1, (size_t)(close - open - 1)));
+		p->socket = keep(u, dura_strndup(open + 1, (size_t)(close - open - 1)));
 	} else {
 		const char *hs = open + 1;
 		const char *colon = NULL;
@@ -384,42 +384,42 @@ static int parse_go_dsn(url_impl *u, const char *dsn)
 		if (hs[0] == '[') { /* [::1]:3306 */
 			const char *rb = memchr(hs, ']', (size_t)(close - hs));
 			if (!rb)
-				return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: bad IPv6 host");
-			p->host = keep(u, dura__strndup(hs + 1, (size_t)(rb - hs - 1)));
+				return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "MySQL DSN: bad IPv6 host");
+			p->host = keep(u, dura_strndup(hs + 1, (size_t)(rb - hs - 1)));
 			colon = rb[1] == ':' ? rb + 1 : NULL;
 		} else {
-			p->host = keep(u, dura__strndup(hs, colon ? (size_t)(colon - hs) : (size_t)(close - hs)));
+			p->host = keep(u, dura_strndup(hs, colon ? (size_t)(colon - hs) : (size_t)(close - hs)));
 		}
 		if (colon) {
 			char port[8] = {0};
 			size_t n = (size_t)(close - colon - 1);
 			if (n == 0 || n >= sizeof(port))
-				return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: bad port");
+				return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "MySQL DSN: bad port");
 			memcpy(port, colon + 1, n);
 			int rc = parse_int(&p->port, "port", port, 1, 65535);
 			if (rc)
-				return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: port '%s' is not a number from 1 to 65535", port);
+				return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "MySQL DSN: port '%s' is not a number from 1 to 65535", port);
 		}
 	}
 	const char *rest = close + 1;
 	if (*rest != '/')
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "MySQL DSN: expected '/dbname' after the address");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "MySQL DSN: expected '/dbname' after the address");
 	rest++;
 	const char *q = strchr(rest, '?');
-	p->database = keep(u, dura__strndup(rest, q ? (size_t)(q - rest) : strlen(rest)));
+	p->database = keep(u, dura_strndup(rest, q ? (size_t)(q - rest) : strlen(rest)));
 	int rc = parse_query(u, q ? q + 1 : NULL);
 	if (rc)
 		return rc;
 	/* redacted: the DSN with the password replaced */
 	if (p->password && *p->password) {
 		size_t ulen = strlen(p->user);
-		char *r = dura__malloc(strlen(dsn) + 8);
+		char *r = dura_malloc(strlen(dsn) + 8);
 		if (!r)
-			return dura__oom("");
+			return dura_error_oom("");
 		sprintf(r, "%.*s:***%s", (int)ulen, dsn, at);
 		p->redacted = keep(u, r);
 	} else {
-		p->redacted = keep(u, dura__strdup(dsn));
+		p->redacted = keep(u, dura_strdup(dsn));
 	}
 	/* the user and the password may hold a '?' too: say where the query is */
 	if (q)
@@ -432,14 +432,14 @@ static int curl_part(url_impl *u, CURLU *h, CURLUPart part, const char **dst, un
 	char *v = NULL;
 	CURLUcode c = curl_url_get(h, part, &v, flags);
 	if (c == CURLUE_OK && v) {
-		*dst = keep(u, dura__strdup(v));
+		*dst = keep(u, dura_strdup(v));
 		curl_free(v);
 		return 0;
 	}
 	if (v)
 		curl_free(v);
 	*dst = "";
-	return c == CURLUE_OUT_OF_MEMORY ? dura__oom("") : 0;
+	return c == CURLUE_OUT_OF_MEMORY ? dura_error_oom("") : 0;
 }
 
 static int parse_hier(url_impl *u, const char *url, const char *scheme_as_given)
@@ -447,12 +447,12 @@ static int parse_hier(url_impl *u, const char *url, const char *scheme_as_given)
 	dura_url *p = &u->pub;
 	CURLU *h = curl_url();
 	if (!h)
-		return dura__oom("");
+		return dura_error_oom("");
 	int rc = 0;
 	CURLUcode c = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
 	if (c != CURLUE_OK) {
 		/* libcurl names the part; never echo the URL itself */
-		rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL is malformed: %s", p->scheme, curl_url_strerror(c));
+		rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s URL is malformed: %s", p->scheme, curl_url_strerror(c));
 		goto out;
 	}
 	const char *port = "", *path = "", *query = "";
@@ -465,7 +465,7 @@ static int parse_hier(url_impl *u, const char *url, const char *scheme_as_given)
 		goto out;
 	if (p->host[0] == '[') { /* libcurl keeps the brackets of an IPv6 host */
 		size_t n = strlen(p->host);
-		p->host = keep(u, dura__strndup(p->host + 1, n > 2 ? n - 2 : 0));
+		p->host = keep(u, dura_strndup(p->host + 1, n > 2 ? n - 2 : 0));
 	}
 	if (*port && (rc = parse_int(&p->port, "port", port, 1, 65535)))
 		goto out;
@@ -479,13 +479,13 @@ static int parse_hier(url_impl *u, const char *url, const char *scheme_as_given)
 	if ((f & U_DB_NUMBER) && *p->database) {
 		int db;
 		if (parse_int(&db, "database", p->database, 0, 1000000)) {
-			rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL database '%.40s' is not a number", p->scheme,
-			                     p->database);
+			rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s URL database '%.40s' is not a number", p->scheme,
+			                           p->database);
 			goto out;
 		}
 	}
 	if (!*p->host && (f & U_NEED_HOST) && !dura_url_param(p, "host")) {
-		rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL has no host", p->scheme);
+		rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s URL has no host", p->scheme);
 		goto out;
 	}
 	/* the printable form */
@@ -493,15 +493,15 @@ static int parse_hier(url_impl *u, const char *url, const char *scheme_as_given)
 		c = curl_url_set(h, CURLUPART_PASSWORD, "***", 0);
 		char *r = NULL;
 		if (c == CURLUE_OK && curl_url_get(h, CURLUPART_URL, &r, 0) == CURLUE_OK && r) {
-			p->redacted = keep(u, dura__strdup(r));
+			p->redacted = keep(u, dura_strdup(r));
 			curl_free(r);
 		} else {
 			if (r)
 				curl_free(r);
-			p->redacted = keep(u, dura__strdup("(URL with password)"));
+			p->redacted = keep(u, dura_strdup("(URL with password)"));
 		}
 	} else {
-		p->redacted = keep(u, dura__strdup(url));
+		p->redacted = keep(u, dura_strdup(url));
 	}
 out:
 	curl_url_cleanup(h);
@@ -522,9 +522,9 @@ static int redact_query_password(url_impl *u)
 	if (!q)
 		return 0;
 	size_t n = strlen(r);
-	char *out = dura__malloc(2 * n + 16), *o = out; /* "=***" grows a segment by 4 at most */
+	char *out = dura_malloc(2 * n + 16), *o = out; /* "=***" grows a segment by 4 at most */
 	if (!out)
-		return dura__oom("");
+		return dura_error_oom("");
 	memcpy(o, r, (size_t)(q - r) + 1);
 	o += q - r + 1;
 	const char *p = q + 1;
@@ -535,7 +535,7 @@ static int redact_query_password(url_impl *u)
 		char *name = pct_decode(p, nlen);
 		if (!name) {
 			dura_free(out);
-			return dura__oom("");
+			return dura_error_oom("");
 		}
 		memcpy(o, p, nlen);
 		o += nlen;
@@ -553,22 +553,22 @@ static int redact_query_password(url_impl *u)
 	}
 	*o = '\0';
 	u->pub.redacted = keep(u, out);
-	return u->oom ? dura__oom("") : 0;
+	return u->oom ? dura_error_oom("") : 0;
 }
 
 int dura_url_parse(dura_url **out, const char *url)
 {
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_url_parse: out is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_url_parse: out is NULL");
 	*out = NULL;
 	if (!url || !*url)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "store URL is empty");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "store URL is empty");
 	if (strlen(url) > 4096)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "store URL is longer than 4096 bytes");
-	url_impl *u = dura__calloc(1, sizeof(*u));
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "store URL is longer than 4096 bytes");
+	url_impl *u = dura_calloc(1, sizeof(*u));
 	if (!u)
-		return dura__oom("");
-	u->pub.raw = keep(u, dura__strdup(url));
+		return dura_error_oom("");
+	u->pub.raw = keep(u, dura_strdup(url));
 	int rc;
 	const char *colon = strchr(url, ':');
 	size_t slen = colon ? (size_t)(colon - url) : 0;
@@ -586,29 +586,29 @@ int dura_url_parse(dura_url **out, const char *url)
 	if (looks_dsn) {
 		rc = parse_go_dsn(u, url);
 	} else if (!colon || !scheme_token(url, slen)) {
-		rc = dura__error_set(DURA_EINVAL, "", 0, NULL,
-		                     "store URL has no scheme (like sqlite:dura.db or postgres://host/db)");
+		rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+		                           "store URL has no scheme (like sqlite:dura.db or postgres://host/db)");
 	} else if (rule) {
 		u->pub.scheme = rule->canon;
 		if (rule->flags & U_PATH)
 			rc = parse_path_form(u, colon + 1);
 		else if (strncmp(colon, "://", 3) != 0)
-			rc = dura__error_set(DURA_EINVAL, "", 0, NULL, "%s URL must start with %s:// (like %s)", rule->canon,
-			                     given, rule->example);
+			rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s URL must start with %s:// (like %s)", rule->canon,
+			                           given, rule->example);
 		else
 			rc = parse_hier(u, url, given);
 	} else {
 		/* a scheme for a store registered from outside: its name in lower
 		 * case, the URL in whichever form it was written */
-		char *lower = dura__strndup(url, slen);
+		char *lower = dura_strndup(url, slen);
 		for (char *c = lower; c && *c; c++)
 			*c = (char)tolower((unsigned char)*c);
 		u->pub.scheme = keep(u, lower);
-		rc = !lower ? dura__oom("") : strncmp(colon, "://", 3) == 0 ? parse_hier(u, url, given)
+		rc = !lower ? dura_error_oom("") : strncmp(colon, "://", 3) == 0 ? parse_hier(u, url, given)
 		                                                           : parse_path_form(u, colon + 1);
 	}
 	if (rc == 0 && u->oom)
-		rc = dura__oom("");
+		rc = dura_error_oom("");
 	if (rc == 0) {
 		dura__secret_add(u->pub.password);
 		rc = common_options(u);

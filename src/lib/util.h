@@ -54,7 +54,7 @@ void dura__sleep_ms(int64_t ms);
  * function that adds to a hash declares `int hash_oom = 0;` and checks it
  * after the HASH_ADD. These must be defined before <uthash.h> is read,
  * which is why that header is included from here and nowhere else. */
-#define uthash_malloc(sz) dura__malloc(sz)
+#define uthash_malloc(sz) dura_malloc(sz)
 #define uthash_free(ptr, sz) dura_free(ptr)
 #define HASH_NONFATAL_OOM 1
 #define uthash_nonfatal_oom(obj) ((void)(obj), hash_oom = 1)

@@ -67,7 +67,7 @@ int dura_uuid7(char out[DURA_UUID_LEN + 1])
 	unsigned char b[16];
 	dura__fork_init();
 	if (random_bytes(b, sizeof(b)))
-		return dura__error_set(DURA_EIO, "", 0, NULL, "getrandom failed while making a run id");
+		return dura_error_set_native(DURA_EIO, "", 0, NULL, "getrandom failed while making a run id");
 
 	int64_t ms = dura_now_ms();
 	pthread_mutex_lock(&uuid_lock);

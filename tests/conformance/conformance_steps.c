@@ -402,7 +402,7 @@ static int default_payload_bytes(const dura_event *ev, const char *run_id, long 
 
 /*
  * A commit without event data writes the documented default payload: the
- * five keys, and byte for byte the text the core's dura__event_summary()
+ * five keys, and byte for byte the text the core's dura_store_event_summary()
  * writes, the same on every store. (A store whose outbox column keeps
  * JSON parsed, as MySQL 8's JSON type does, cannot give back any event
  * data as written: there the first, custom event does not come back

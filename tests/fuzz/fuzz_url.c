@@ -32,7 +32,7 @@ static void check_url(const dura_url *u, const char *input)
 	FUZZ_CHECK(u->pool_max == 0 || (u->pool_max >= 1 && u->pool_max <= 10000));
 	FUZZ_CHECK(u->pool_idle >= -1 && u->pool_idle <= 10000);
 	FUZZ_CHECK(u->conn_lifetime_ms >= 0 && u->conn_idle_ms >= 0 && u->connect_timeout_ms >= 0 && u->timeout_ms >= 0);
-	FUZZ_CHECK(dura__prefix_valid(u->prefix));
+	FUZZ_CHECK(dura_store_prefix_valid(u->prefix));
 	if (u->password[0])
 		FUZZ_CHECK(strstr(u->redacted, "***") != NULL);
 	FUZZ_CHECK(u->nparams == 0 || (u->param_names && u->param_values));

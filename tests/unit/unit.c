@@ -162,7 +162,7 @@ static void passwords_never_in_messages(void)
 	/* a message that would echo a known password is scrubbed */
 	dura_url *u;
 	REQUIRE_RC(dura_url_parse(&u, "mysql://u:PWMARK2y@h/db"), 0);
-	dura__error_set(DURA_EIO, "mysql", 0, NULL, "driver said: Access denied (using password PWMARK2y)");
+	dura_error_set_native(DURA_EIO, "mysql", 0, NULL, "driver said: Access denied (using password PWMARK2y)");
 	CHECK(strstr(dura_error_last()->message, "PWMARK2y") == NULL);
 	CHECK(strstr(dura_error_last()->message, "***") != NULL);
 	dura_url_free(u);
@@ -282,22 +282,22 @@ static void run_states(void)
 
 /* ---- errors and allocation ------------------------------------------------ */
 
-/* dura__event_summary: the documented bytes, snprintf's contract. */
+/* dura_store_event_summary: the documented bytes, snprintf's contract. */
 static void event_summary_text(void)
 {
 	static const char want[] = "{\"run_id\":\"r\\\"1\",\"step\":-1,\"node_id\":\"\\n\\u001f/\xc3\xa9\","
 	                           "\"status\":\"\",\"run_state\":4}";
 	char buf[128];
-	size_t n = dura__event_summary(NULL, 0, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4);
+	size_t n = dura_store_event_summary(NULL, 0, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4);
 	CHECK(n == sizeof want - 1);
-	CHECK(dura__event_summary(buf, sizeof buf, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4) == n);
+	CHECK(dura_store_event_summary(buf, sizeof buf, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4) == n);
 	CHECK_STR(buf, want);
 	memset(buf, 'x', sizeof buf);
-	CHECK(dura__event_summary(buf, n, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4) == n); /* no room for the NUL */
+	CHECK(dura_store_event_summary(buf, n, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4) == n); /* no room for the NUL */
 	CHECK(buf[0] == '\0' && buf[1] == 'x');
-	CHECK(dura__event_summary(buf, n + 1, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4) == n);
+	CHECK(dura_store_event_summary(buf, n + 1, "r\"1", -1, "\n\x1f/\xc3\xa9", NULL, 4) == n);
 	CHECK_STR(buf, want);
-	CHECK(dura__event_summary(buf, sizeof buf, "r", INT64_MIN, "a", "s", 2) ==
+	CHECK(dura_store_event_summary(buf, sizeof buf, "r", INT64_MIN, "a", "s", 2) ==
 	      strlen("{\"run_id\":\"r\",\"step\":-9223372036854775808,\"node_id\":\"a\",\"status\":\"s\",\"run_state\":2}"));
 	CHECK_STR(buf, "{\"run_id\":\"r\",\"step\":-9223372036854775808,\"node_id\":\"a\",\"status\":\"s\",\"run_state\":2}");
 }
@@ -310,7 +310,7 @@ static void *thread_error(void *arg)
 
 static void errors_are_thread_local(void)
 {
-	dura__error_set(DURA_ECONFLICT, "sqlite", 5, "40001", "line one\nline two");
+	dura_error_set_native(DURA_ECONFLICT, "sqlite", 5, "40001", "line one\nline two");
 	const dura_error *e = dura_error_last();
 	REQUIRE(e != NULL);
 	CHECK(e->code == DURA_ECONFLICT);
@@ -333,10 +333,10 @@ static void errors_are_thread_local(void)
  * whole, SQLSTATE and all; a save of "no error" restores "no error". */
 static void error_save_restore(void)
 {
-	dura__error_set(DURA_EIO, "mysql", 2013, "HY000", "lost connection");
+	dura_error_set_native(DURA_EIO, "mysql", 2013, "HY000", "lost connection");
 	dura__error_saved saved;
 	dura__error_save(&saved);
-	dura__error_set(DURA_ENOTFOUND, "sqlite", 1, NULL, "something else");
+	dura_error_set_native(DURA_ENOTFOUND, "sqlite", 1, NULL, "something else");
 	CHECK(dura__error_restore(&saved) == DURA_EIO);
 	const dura_error *e = dura_error_last();
 	REQUIRE(e != NULL);
@@ -347,7 +347,7 @@ static void error_save_restore(void)
 	CHECK(e->native_code == 2013);
 	dura_error_clear();
 	dura__error_save(&saved);
-	dura__error_set(DURA_ERROR, "", 0, NULL, "noise");
+	dura_error_set_native(DURA_ERROR, "", 0, NULL, "noise");
 	CHECK(dura__error_restore(&saved) == 0);
 	CHECK(dura_error_last() == NULL);
 }

@@ -41,7 +41,7 @@
 
 /* uthash: allocate through dura's hook and report OOM instead of exiting.
  * Every function that adds to a hash declares `int hash_oom = 0;`. */
-#define uthash_malloc(sz) dura__malloc(sz)
+#define uthash_malloc(sz) dura_malloc(sz)
 #define uthash_free(ptr, sz) dura_free(ptr)
 #define HASH_NONFATAL_OOM 1
 #define uthash_nonfatal_oom(obj) ((void)(obj), hash_oom = 1)
@@ -178,13 +178,13 @@ static void unlock(mem_store *m)
 
 static int oom(void)
 {
-	return dura__oom(STORE);
+	return dura_error_oom(STORE);
 }
 
 static mem_text *text_new(const char *s)
 {
 	size_t n = strlen(s);
-	mem_text *t = dura__malloc(sizeof(*t) + n + 1);
+	mem_text *t = dura_malloc(sizeof(*t) + n + 1);
 	if (!t)
 		return NULL;
 	t->refs = 1;
@@ -202,7 +202,7 @@ static void text_unref(mem_text *t)
 /* An optional text: mem_empty for NULL or "", else a copy (NULL: OOM). */
 static char *opt_dup(const char *s)
 {
-	return s && *s ? dura__strdup(s) : mem_empty;
+	return s && *s ? dura_strdup(s) : mem_empty;
 }
 
 static void opt_free(char *s)
@@ -225,7 +225,7 @@ static mem_run *find_run(mem_store *m, const char *run_id)
 
 static int run_missing(const char *run_id)
 {
-	return dura__error_set(DURA_ENOTFOUND, STORE, 0, NULL, "run %s does not exist", run_id);
+	return dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "run %s does not exist", run_id);
 }
 
 /* The slot key "workflow\0foreign_id" into buf (which holds 2 ids). */
@@ -261,9 +261,9 @@ static int reactivation_refused(const mem_run *r, int to)
 	const mem_run *other = r->slot->active;
 	if (!other || other == r)
 		return 0;
-	return dura__error_set(DURA_ECONFLICT, STORE, 0, NULL,
-	                       "run %s cannot become %s: run %s of workflow %s with foreign id %s is already active",
-	                       r->run_id, dura_run_state_name(to), other->run_id, r->workflow_name, r->foreign_id);
+	return dura_error_set_native(DURA_ECONFLICT, STORE, 0, NULL,
+	                             "run %s cannot become %s: run %s of workflow %s with foreign id %s is already active",
+	                             r->run_id, dura_run_state_name(to), other->run_id, r->workflow_name, r->foreign_id);
 }
 
 /* Keep the slot's active pointer in step with a run-state change. */
@@ -284,17 +284,17 @@ static void slot_track(mem_run *r, int was, int now_state)
 static int copy_record(dura_record *o, const mem_run *r, const run_data *d)
 {
 	memset(o, 0, sizeof(*o));
-	o->run_id = dura__strdup(r->run_id);
-	o->workflow_name = dura__strdup(r->workflow_name);
-	o->foreign_id = dura__strdup(r->foreign_id);
-	o->status = dura__strdup(d->status);
-	o->state = dura__strndup(d->state->s, d->state->len);
-	o->error = dura__strdup(d->error);
-	o->meta = dura__strdup(r->meta);
-	o->lease_owner = dura__strdup(d->lease_owner);
+	o->run_id = dura_strdup(r->run_id);
+	o->workflow_name = dura_strdup(r->workflow_name);
+	o->foreign_id = dura_strdup(r->foreign_id);
+	o->status = dura_strdup(d->status);
+	o->state = dura_strndup(d->state->s, d->state->len);
+	o->error = dura_strdup(d->error);
+	o->meta = dura_strdup(r->meta);
+	o->lease_owner = dura_strdup(d->lease_owner);
 	if (!o->run_id || !o->workflow_name || !o->foreign_id || !o->status || !o->state || !o->error || !o->meta ||
 	    !o->lease_owner) {
-		dura__record_clear(o);
+		dura_record_clear(o);
 		return oom();
 	}
 	o->run_state = d->run_state;
@@ -310,7 +310,7 @@ static int copy_record(dura_record *o, const mem_run *r, const run_data *d)
 
 static int record_out(dura_record **out, const mem_run *r)
 {
-	dura_record *rec = dura__calloc(1, sizeof(*rec));
+	dura_record *rec = dura_calloc(1, sizeof(*rec));
 	if (!rec)
 		return oom();
 	int rc = copy_record(rec, r, &r->d);
@@ -326,11 +326,11 @@ static int copy_step(dura_step *o, const mem_run *r, size_t i)
 {
 	const mem_step *st = &r->steps[i];
 	memset(o, 0, sizeof(*o));
-	o->run_id = dura__strdup(r->run_id);
-	o->node_id = dura__strdup(st->node_id);
-	o->state = dura__strndup(st->state->s, st->state->len);
+	o->run_id = dura_strdup(r->run_id);
+	o->node_id = dura_strdup(st->node_id);
+	o->state = dura_strndup(st->state->s, st->state->len);
 	if (!o->run_id || !o->node_id || !o->state) {
-		dura__step_clear(o);
+		dura_step_clear(o);
 		return oom();
 	}
 	o->step = r->step_base + (int64_t)i;
@@ -340,7 +340,7 @@ static int copy_step(dura_step *o, const mem_run *r, size_t i)
 
 static int step_out(dura_step **out, const mem_run *r, size_t i)
 {
-	dura_step *st = dura__calloc(1, sizeof(*st));
+	dura_step *st = dura_calloc(1, sizeof(*st));
 	if (!st)
 		return oom();
 	int rc = copy_step(st, r, i);
@@ -355,11 +355,11 @@ static int step_out(dura_step **out, const mem_run *r, size_t i)
 static int copy_checkpoint(dura_checkpoint *o, const mem_checkpoint *c)
 {
 	memset(o, 0, sizeof(*o));
-	o->checkpoint_id = dura__strdup(c->id);
-	o->run_id = dura__strdup(c->run_id);
-	o->state = dura__strdup(c->state);
+	o->checkpoint_id = dura_strdup(c->id);
+	o->run_id = dura_strdup(c->run_id);
+	o->state = dura_strdup(c->state);
 	if (!o->checkpoint_id || !o->run_id || !o->state) {
-		dura__checkpoint_clear(o);
+		dura_checkpoint_clear(o);
 		return oom();
 	}
 	o->step = c->step;
@@ -372,10 +372,10 @@ static int copy_checkpoint(dura_checkpoint *o, const mem_checkpoint *c)
 static int copy_cache(dura_cache_entry *o, const mem_cache *e, int with_value)
 {
 	memset(o, 0, sizeof(*o));
-	o->key = dura__strdup(e->key);
+	o->key = dura_strdup(e->key);
 	int bad = !o->key;
 	if (with_value) {
-		o->value = dura__malloc(e->value_len + 1);
+		o->value = dura_malloc(e->value_len + 1);
 		if (o->value) {
 			memcpy(o->value, e->value, e->value_len);
 			o->value[e->value_len] = '\0';
@@ -383,15 +383,15 @@ static int copy_cache(dura_cache_entry *o, const mem_cache *e, int with_value)
 		bad |= !o->value;
 	}
 	if (e->error) {
-		o->error = dura__strdup(e->error);
+		o->error = dura_strdup(e->error);
 		bad |= !o->error;
 	}
 	if (e->metadata) {
-		o->metadata = dura__strdup(e->metadata);
+		o->metadata = dura_strdup(e->metadata);
 		bad |= !o->metadata;
 	}
 	if (bad) {
-		dura__cache_entry_clear(o);
+		dura_cache_entry_clear(o);
 		return oom();
 	}
 	o->value_len = e->value_len;
@@ -403,13 +403,13 @@ static int copy_cache(dura_cache_entry *o, const mem_cache *e, int with_value)
 static int copy_event(dura_event *o, const mem_event *e)
 {
 	memset(o, 0, sizeof(*o));
-	o->id = dura__strdup(e->id);
-	o->workflow_name = dura__strdup(e->run->workflow_name);
-	o->run_id = dura__strdup(e->run->run_id);
-	o->type = dura__strdup(e->type);
-	o->data = dura__strdup(e->data);
+	o->id = dura_strdup(e->id);
+	o->workflow_name = dura_strdup(e->run->workflow_name);
+	o->run_id = dura_strdup(e->run->run_id);
+	o->type = dura_strdup(e->type);
+	o->data = dura_strdup(e->data);
 	if (!o->id || !o->workflow_name || !o->run_id || !o->type || !o->data) {
-		dura__event_clear(o);
+		dura_event_clear(o);
 		return oom();
 	}
 	o->created_at = e->created_at;
@@ -478,7 +478,7 @@ static int copy_list(void **items, size_t *count, size_t n, size_t item_size,
 {
 	if (n == 0)
 		return 0;
-	char *a = dura__calloc(n, item_size);
+	char *a = dura_calloc(n, item_size);
 	if (!a)
 		return oom();
 	for (size_t i = 0; i < n; i++) {
@@ -611,7 +611,7 @@ static int make_notes(char **out, const dura_url *url)
 		return 0;
 	}
 	static const char head[] = "ignored options (the memory store has none): ";
-	char *s = dura__malloc(sizeof(head) + n);
+	char *s = dura_malloc(sizeof(head) + n);
 	if (!s)
 		return oom();
 	size_t off = 0;
@@ -635,7 +635,7 @@ static int mem_open(void **impl, const dura_url *url, const dura_store_options *
 {
 	(void)opts; /* the schema is built in: nothing to migrate */
 	*impl = NULL;
-	mem_store *m = dura__calloc(1, sizeof(*m));
+	mem_store *m = dura_calloc(1, sizeof(*m));
 	if (!m)
 		return oom();
 	int rc = make_notes(&m->notes, url);
@@ -653,13 +653,13 @@ static int mem_open(void **impl, const dura_url *url, const dura_store_options *
 	if (!cond_ok) {
 		dura_free(m->notes);
 		dura_free(m);
-		return dura__error_set(DURA_ERROR, STORE, 0, NULL, "cannot create a condition variable");
+		return dura_error_set_native(DURA_ERROR, STORE, 0, NULL, "cannot create a condition variable");
 	}
 	if (pthread_mutex_init(&m->lock, NULL) != 0) {
 		pthread_cond_destroy(&m->changed);
 		dura_free(m->notes);
 		dura_free(m);
-		return dura__error_set(DURA_ERROR, STORE, 0, NULL, "cannot create a mutex");
+		return dura_error_set_native(DURA_ERROR, STORE, 0, NULL, "cannot create a mutex");
 	}
 	*impl = m;
 	return 0;
@@ -774,16 +774,16 @@ static int mem_create_run(void *impl, const dura_run_create *req, const char *ru
 	int rc = 0;
 	lock(m);
 	if (find_run(m, run_id)) {
-		rc = dura__error_set(DURA_EEXISTS, STORE, 0, NULL, "run id %s already exists", run_id);
+		rc = dura_error_set_native(DURA_EEXISTS, STORE, 0, NULL, "run id %s already exists", run_id);
 		goto done;
 	}
 	mem_slot *slot = NULL, *new_slot = NULL;
 	if (*fid) {
 		slot = find_slot(m, req->workflow_name, fid);
 		if (slot && slot->active) {
-			rc = dura__error_set(DURA_EEXISTS, STORE, 0, NULL,
-			                     "workflow %s already has an active run %s with foreign id %s",
-			                     req->workflow_name, slot->active->run_id, fid);
+			rc = dura_error_set_native(DURA_EEXISTS, STORE, 0, NULL,
+			                           "workflow %s already has an active run %s with foreign id %s",
+			                           req->workflow_name, slot->active->run_id, fid);
 			if (out && record_out(out, slot->active) != 0)
 				rc = DURA_ENOMEM;
 			goto done;
@@ -791,7 +791,7 @@ static int mem_create_run(void *impl, const dura_run_create *req, const char *ru
 		if (!slot) {
 			char key[SLOT_KEY_MAX];
 			size_t n = slot_key(key, sizeof(key), req->workflow_name, fid);
-			new_slot = dura__calloc(1, sizeof(*new_slot) + n);
+			new_slot = dura_calloc(1, sizeof(*new_slot) + n);
 			if (!new_slot) {
 				rc = oom();
 				goto done;
@@ -803,14 +803,14 @@ static int mem_create_run(void *impl, const dura_run_create *req, const char *ru
 	}
 
 	int64_t now = dura_now_ms();
-	mem_run *r = dura__calloc(1, sizeof(*r));
+	mem_run *r = dura_calloc(1, sizeof(*r));
 	if (!r) {
 		dura_free(new_slot);
 		rc = oom();
 		goto done;
 	}
-	r->run_id = dura__strdup(run_id);
-	r->workflow_name = dura__strdup(req->workflow_name);
+	r->run_id = dura_strdup(run_id);
+	r->workflow_name = dura_strdup(req->workflow_name);
 	r->foreign_id = opt_dup(fid);
 	r->meta = opt_dup(req->meta);
 	r->created_at = now;
@@ -870,8 +870,8 @@ static int mem_latest_run(void *impl, const char *wf, const char *fid, dura_reco
 	lock(m);
 	mem_slot *s = find_slot(m, wf, fid);
 	int rc = s && s->latest ? record_out(out, s->latest)
-	                        : dura__error_set(DURA_ENOTFOUND, STORE, 0, NULL,
-	                                          "workflow %s has no run with foreign id %s", wf, fid);
+	                        : dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL,
+	                                                "workflow %s has no run with foreign id %s", wf, fid);
 	unlock(m);
 	return rc;
 }
@@ -910,7 +910,7 @@ static int mem_list_runs(void *impl, const dura_run_filter *f, dura_record_list 
 	size_t total = HASH_COUNT(m->runs), n = 0;
 	mem_run **sel = NULL;
 	if (total) {
-		sel = dura__malloc(total * sizeof(*sel));
+		sel = dura_malloc(total * sizeof(*sel));
 		if (!sel) {
 			rc = oom();
 			goto done;
@@ -924,9 +924,9 @@ static int mem_list_runs(void *impl, const dura_run_filter *f, dura_record_list 
 	qsort(sel, n, sizeof(*sel), run_id_desc);
 	if (n > limit)
 		n = limit;
-	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_record, dura__record_clear, sel);
+	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_record, dura_record_clear, sel);
 	if (rc == 0 && n == limit) {
-		out->next_cursor = dura__strdup(sel[n - 1]->run_id);
+		out->next_cursor = dura_strdup(sel[n - 1]->run_id);
 		if (!out->next_cursor) {
 			dura_record_list_free(out);
 			rc = oom();
@@ -967,8 +967,8 @@ static int mem_set_run_state(void *impl, const char *run_id, int to, int64_t *ne
 	}
 	int from = r->d.run_state;
 	if (!dura_run_state_transition_ok(from, to)) {
-		rc = dura__error_set(DURA_ECONFLICT, STORE, 0, NULL, "run %s is %s and cannot become %s", run_id,
-		                     dura_run_state_name(from), dura_run_state_name(to));
+		rc = dura_error_set_native(DURA_ECONFLICT, STORE, 0, NULL, "run %s is %s and cannot become %s", run_id,
+		                           dura_run_state_name(from), dura_run_state_name(to));
 		goto done;
 	}
 	rc = reactivation_refused(r, to);
@@ -1013,9 +1013,9 @@ static int mem_delete_run_data(void *impl, const char *run_id)
 	}
 	int st = r->d.run_state;
 	if (st != DURA_RUN_COMPLETED && st != DURA_RUN_CANCELLED && st != DURA_RUN_FAILED) {
-		rc = dura__error_set(DURA_ECONFLICT, STORE, 0, NULL,
-		                     "run %s is %s: only a completed, cancelled or failed run's data can be deleted",
-		                     run_id, dura_run_state_name(st));
+		rc = dura_error_set_native(DURA_ECONFLICT, STORE, 0, NULL,
+		                           "run %s is %s: only a completed, cancelled or failed run's data can be deleted",
+		                           run_id, dura_run_state_name(st));
 		goto done;
 	}
 	mem_text *empty_state = text_new("{}");
@@ -1035,7 +1035,7 @@ done:
 
 /* ---- steps ---------------------------------------------------------------- */
 
-/* What the default event data is made of (dura__event_summary()). */
+/* What the default event data is made of (dura_store_event_summary()). */
 typedef struct event_summary {
 	const char *run_id, *node_id, *status;
 	int64_t step;
@@ -1050,9 +1050,9 @@ typedef struct event_summary {
 static mem_event *event_new(const char *id, const char *type, const char *data, const event_summary *sum, int *rc)
 {
 	size_t ld = data ? strlen(data)
-	                 : dura__event_summary(NULL, 0, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
+	                 : dura_store_event_summary(NULL, 0, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
 	size_t li = strlen(id), lt = type ? strlen(type) + 1 : 0;
-	mem_event *e = dura__calloc(1, sizeof(*e) + li + 1 + ld + 1 + lt);
+	mem_event *e = dura_calloc(1, sizeof(*e) + li + 1 + ld + 1 + lt);
 	if (!e) {
 		*rc = oom();
 		return NULL;
@@ -1062,7 +1062,7 @@ static mem_event *event_new(const char *id, const char *type, const char *data, 
 	if (data)
 		memcpy(e->data, data, ld + 1);
 	else
-		dura__event_summary(e->data, ld + 1, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
+		dura_store_event_summary(e->data, ld + 1, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
 	e->type = mem_type_step;
 	if (type) {
 		e->type = e->data + ld + 1;
@@ -1101,8 +1101,8 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 	if (!r)
 		return run_missing(c->run_id);
 	if (r->d.version != c->expect_version)
-		return dura__error_set(DURA_ECONFLICT, STORE, 0, NULL, "run %s: expected version %lld but it is %lld",
-		                       c->run_id, (long long)c->expect_version, (long long)r->d.version);
+		return dura_error_set_native(DURA_ECONFLICT, STORE, 0, NULL, "run %s: expected version %lld but it is %lld",
+		                             c->run_id, (long long)c->expect_version, (long long)r->d.version);
 	int to = c->run_state ? c->run_state : r->d.run_state;
 	int rc = reactivation_refused(r, to);
 	if (rc)
@@ -1123,7 +1123,7 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 	if (!bad && with_step) {
 		if (r->nsteps == r->capsteps) {
 			size_t cap = r->capsteps ? r->capsteps * 2 : 8;
-			mem_step *grown = dura__realloc(r->steps, cap * sizeof(*grown));
+			mem_step *grown = dura_realloc(r->steps, cap * sizeof(*grown));
 			if (grown) {
 				r->steps = grown; /* only capacity: no visible change */
 				r->capsteps = cap;
@@ -1131,7 +1131,7 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 			bad = !grown;
 		}
 		if (!bad) {
-			node = dura__strdup(c->node_id);
+			node = dura_strdup(c->node_id);
 			bad = !node;
 		}
 	}
@@ -1250,7 +1250,7 @@ static int mem_commit_batch(void *impl, const dura_commit *c, const char *const 
                             dura_commit_result *res)
 {
 	mem_store *m = impl;
-	commit_undo *undo = dura__calloc(n, sizeof(*undo));
+	commit_undo *undo = dura_calloc(n, sizeof(*undo));
 	if (!undo) {
 		int rc = oom();
 		for (size_t i = 0; i < n; i++)
@@ -1291,8 +1291,8 @@ static int mem_commit_batch(void *impl, const dura_commit *c, const char *const 
 	unlock(m);
 	dura_free(undo);
 	if (rc == 0 && failed)
-		rc = dura__error_set(DURA_ECONFLICT, STORE, 0, NULL, "%zu of %zu commits did not go in (commit %zu: %s)",
-		                     failed, n, first_failed, first_msg);
+		rc = dura_error_set_native(DURA_ECONFLICT, STORE, 0, NULL, "%zu of %zu commits did not go in (commit %zu: %s)",
+		                           failed, n, first_failed, first_msg);
 	return rc;
 }
 
@@ -1311,7 +1311,7 @@ static int mem_history(void *impl, const char *run_id, int64_t from, size_t limi
 	if (limit && n > limit)
 		n = limit;
 	step_range range = {r, start};
-	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_step, dura__step_clear, &range);
+	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_step, dura_step_clear, &range);
 done:
 	unlock(m);
 	return rc;
@@ -1328,8 +1328,8 @@ static int mem_get_step(void *impl, const char *run_id, int64_t step, dura_step 
 	else if (!r)
 		rc = run_missing(run_id);
 	else
-		rc = dura__error_set(DURA_ENOTFOUND, STORE, 0, NULL, "run %s has no step %lld", run_id,
-		                     (long long)step);
+		rc = dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "run %s has no step %lld", run_id,
+		                           (long long)step);
 	unlock(m);
 	return rc;
 }
@@ -1345,7 +1345,7 @@ static int mem_load_latest(void *impl, const char *run_id, dura_step **out)
 	else if (!r)
 		rc = run_missing(run_id);
 	else
-		rc = dura__error_set(DURA_ENOTFOUND, STORE, 0, NULL, "run %s has no steps", run_id);
+		rc = dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "run %s has no steps", run_id);
 	unlock(m);
 	return rc;
 }
@@ -1363,7 +1363,7 @@ static int mem_checkpoint_save(void *impl, const char *cp_id, const char *run_id
 {
 	mem_store *m = impl;
 	int rc = 0;
-	char *rid = dura__strdup(run_id), *st = dura__strdup(state);
+	char *rid = dura_strdup(run_id), *st = dura_strdup(state);
 	if (!rid || !st) {
 		dura_free(rid);
 		dura_free(st);
@@ -1382,9 +1382,9 @@ static int mem_checkpoint_save(void *impl, const char *cp_id, const char *run_id
 		c->updated_at = now;
 		goto done;
 	}
-	c = dura__calloc(1, sizeof(*c));
+	c = dura_calloc(1, sizeof(*c));
 	if (c)
-		c->id = dura__strdup(cp_id);
+		c->id = dura_strdup(cp_id);
 	if (!c || !c->id || add_checkpoint(m, c)) {
 		if (c)
 			dura_free(c->id);
@@ -1411,10 +1411,10 @@ static int mem_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **
 	mem_checkpoint *c = NULL;
 	HASH_FIND_STR(m->checkpoints, cp_id, c);
 	if (!c) {
-		rc = dura__error_set(DURA_ENOTFOUND, STORE, 0, NULL, "checkpoint %s does not exist", cp_id);
+		rc = dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "checkpoint %s does not exist", cp_id);
 		goto done;
 	}
-	dura_checkpoint *cp = dura__calloc(1, sizeof(*cp));
+	dura_checkpoint *cp = dura_calloc(1, sizeof(*cp));
 	if (!cp) {
 		rc = oom();
 		goto done;
@@ -1447,7 +1447,7 @@ static int mem_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_l
 	size_t total = HASH_COUNT(m->checkpoints), n = 0;
 	if (total == 0)
 		goto done;
-	sel = dura__malloc(total * sizeof(*sel));
+	sel = dura_malloc(total * sizeof(*sel));
 	if (!sel) {
 		rc = oom();
 		goto done;
@@ -1458,7 +1458,7 @@ static int mem_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_l
 	if (n == 0)
 		goto done;
 	qsort(sel, n, sizeof(*sel), checkpoint_order);
-	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_checkpoint, dura__checkpoint_clear,
+	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_checkpoint, dura_checkpoint_clear,
 	               sel);
 done:
 	unlock(m);
@@ -1477,7 +1477,7 @@ static int mem_checkpoint_delete(void *impl, const char *cp_id)
 		HASH_DEL(m->checkpoints, c);
 		free_checkpoint(c);
 	} else {
-		rc = dura__error_set(DURA_ENOTFOUND, STORE, 0, NULL, "checkpoint %s does not exist", cp_id);
+		rc = dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "checkpoint %s does not exist", cp_id);
 	}
 	unlock(m);
 	return rc;
@@ -1534,11 +1534,11 @@ static int mem_cache_get(void *impl, const char *key, dura_cache_entry **out)
 	lock(m);
 	mem_cache *e = find_cache(m, key);
 	if (!e || expired(e, dura_now_ms())) {
-		rc = dura__error_set(DURA_ENOTFOUND, STORE, 0, NULL, "cache key %s: %s", key,
-		                     e ? "the entry has expired" : "no entry");
+		rc = dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "cache key %s: %s", key,
+		                           e ? "the entry has expired" : "no entry");
 		goto done;
 	}
-	dura_cache_entry *ce = dura__calloc(1, sizeof(*ce));
+	dura_cache_entry *ce = dura_calloc(1, sizeof(*ce));
 	if (!ce) {
 		rc = oom();
 		goto done;
@@ -1558,9 +1558,9 @@ static int mem_cache_put(void *impl, const char *key, const void *value, size_t 
 {
 	mem_store *m = impl;
 	/* everything the new entry needs, before the lock */
-	unsigned char *v = dura__malloc(value_len + 1);
-	char *err = error ? dura__strdup(error) : NULL;
-	char *meta = metadata ? dura__strdup(metadata) : NULL;
+	unsigned char *v = dura_malloc(value_len + 1);
+	char *err = error ? dura_strdup(error) : NULL;
+	char *meta = metadata ? dura_strdup(metadata) : NULL;
 	if (!v || (error && !err) || (metadata && !meta)) {
 		dura_free(v);
 		dura_free(err);
@@ -1575,9 +1575,9 @@ static int mem_cache_put(void *impl, const char *key, const void *value, size_t 
 	int64_t now = dura_now_ms();
 	mem_cache *e = find_cache(m, key);
 	if (!e) {
-		e = dura__calloc(1, sizeof(*e));
+		e = dura_calloc(1, sizeof(*e));
 		if (e)
-			e->key = dura__strdup(key);
+			e->key = dura_strdup(key);
 		if (!e || !e->key || add_cache(m, e)) {
 			if (e)
 				dura_free(e->key);
@@ -1609,26 +1609,26 @@ static int mem_cache_claim(void *impl, const char *key, const char *owner, int64
 {
 	mem_store *m = impl;
 	int rc = 0;
-	char *own = dura__strdup(owner);
+	char *own = dura_strdup(owner);
 	if (!own)
 		return oom();
 	lock(m);
 	int64_t now = dura_now_ms();
 	mem_cache *e = find_cache(m, key);
 	if (e && !expired(e, now)) {
-		rc = dura__error_set(DURA_EEXISTS, STORE, 0, NULL, "cache key %s already has a value", key);
+		rc = dura_error_set_native(DURA_EEXISTS, STORE, 0, NULL, "cache key %s already has a value", key);
 		goto done;
 	}
 	mem_claim *c = find_claim(m, key);
 	if (c && strcmp(c->owner, owner) != 0 && c->expires_at > now) {
-		rc = dura__error_set(DURA_EBUSY, STORE, 0, NULL, "cache key %s is claimed by %s for %lld ms more", key,
-		                     c->owner, (long long)(c->expires_at - now));
+		rc = dura_error_set_native(DURA_EBUSY, STORE, 0, NULL, "cache key %s is claimed by %s for %lld ms more", key,
+		                           c->owner, (long long)(c->expires_at - now));
 		goto done;
 	}
 	if (!c) {
-		c = dura__calloc(1, sizeof(*c));
+		c = dura_calloc(1, sizeof(*c));
 		if (c)
-			c->key = dura__strdup(key);
+			c->key = dura_strdup(key);
 		if (!c || !c->key || add_claim(m, c)) {
 			if (c)
 				dura_free(c->key);
@@ -1658,7 +1658,7 @@ static int mem_cache_release(void *impl, const char *key, const char *owner)
 		HASH_DEL(m->claims, c);
 		free_claim(c);
 	} else {
-		rc = dura__error_set(DURA_ENOTFOUND, STORE, 0, NULL, "cache key %s is not claimed by %s", key, owner);
+		rc = dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "cache key %s is not claimed by %s", key, owner);
 	}
 	unlock(m);
 	return rc;
@@ -1674,7 +1674,7 @@ static int mem_cache_delete(void *impl, const char *key)
 		HASH_DEL(m->cache, e);
 		free_cache(e);
 	} else {
-		rc = dura__error_set(DURA_ENOTFOUND, STORE, 0, NULL, "cache key %s: no entry", key);
+		rc = dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "cache key %s: no entry", key);
 	}
 	unlock(m);
 	return rc;
@@ -1718,7 +1718,7 @@ static int mem_cache_list(void *impl, const char *cursor, size_t limit, dura_cac
 	size_t total = HASH_COUNT(m->cache), n = 0;
 	if (total == 0)
 		goto done;
-	sel = dura__malloc(total * sizeof(*sel));
+	sel = dura_malloc(total * sizeof(*sel));
 	if (!sel) {
 		rc = oom();
 		goto done;
@@ -1731,9 +1731,9 @@ static int mem_cache_list(void *impl, const char *cursor, size_t limit, dura_cac
 	qsort(sel, n, sizeof(*sel), cache_key_order);
 	if (n > limit)
 		n = limit;
-	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_cache, dura__cache_entry_clear, sel);
+	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_cache, dura_cache_entry_clear, sel);
 	if (rc == 0 && n == limit) {
-		out->next_cursor = dura__strdup(sel[n - 1]->key);
+		out->next_cursor = dura_strdup(sel[n - 1]->key);
 		if (!out->next_cursor) {
 			dura_cache_list_free(out);
 			rc = oom();
@@ -1796,7 +1796,7 @@ static int mem_claim_runs(void *impl, const char *owner, const char *const *wfs,
 	size_t total = HASH_COUNT(m->runs);
 	if (total == 0)
 		goto done;
-	sel = dura__malloc(total * sizeof(*sel));
+	sel = dura_malloc(total * sizeof(*sel));
 	if (!sel) {
 		rc = oom();
 		goto done;
@@ -1815,15 +1815,15 @@ static int mem_claim_runs(void *impl, const char *owner, const char *const *wfs,
 	if (n > max)
 		n = max;
 	/* build the new fields and the caller's copies before changing a run */
-	nd = dura__calloc(n, sizeof(*nd));
-	items = dura__calloc(n, sizeof(*items));
+	nd = dura_calloc(n, sizeof(*nd));
+	items = dura_calloc(n, sizeof(*items));
 	if (!nd || !items) {
 		rc = oom();
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
 		nd[i] = sel[i]->d;
-		nd[i].lease_owner = dura__strdup(owner);
+		nd[i].lease_owner = dura_strdup(owner);
 		if (!nd[i].lease_owner) {
 			rc = oom();
 			goto done;
@@ -1850,7 +1850,7 @@ done:
 	unlock(m);
 	if (items) {
 		for (size_t i = 0; i < done_copies; i++) {
-			dura__record_clear(&items[i]);
+			dura_record_clear(&items[i]);
 			dura_free(nd[i].lease_owner);
 		}
 		dura_free(items);
@@ -1868,9 +1868,9 @@ static mem_run *leased_run(mem_store *m, const char *run_id, const char *owner, 
 		return NULL;
 	}
 	if (strcmp(r->d.lease_owner, owner) != 0) {
-		*rc = dura__error_set(DURA_ECONFLICT, STORE, 0, NULL, "run %s is not leased to %s (%s%s)", run_id, owner,
-		                      r->d.lease_owner[0] ? "its lease owner is " : "it has no lease owner",
-		                      r->d.lease_owner);
+		*rc = dura_error_set_native(DURA_ECONFLICT, STORE, 0, NULL, "run %s is not leased to %s (%s%s)", run_id, owner,
+		                            r->d.lease_owner[0] ? "its lease owner is " : "it has no lease owner",
+		                            r->d.lease_owner);
 		return NULL;
 	}
 	return r;
@@ -1916,7 +1916,7 @@ static int mem_outbox_poll(void *impl, size_t limit, dura_event_list *out)
 	for (mem_event *e = m->ev_head; e && n < limit; e = e->next)
 		n++;
 	mem_event *e = m->ev_head;
-	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_event, dura__event_clear, &e);
+	rc = copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), item_event, dura_event_clear, &e);
 	unlock(m);
 	return rc;
 }
@@ -1933,8 +1933,8 @@ static int mem_outbox_ack(void *impl, const char *event_id)
 		event_unlink(m, e);
 		free_event(e);
 	} else {
-		rc = dura__error_set(DURA_ENOTFOUND, STORE, 0, NULL, "outbox event %s does not exist (already acknowledged?)",
-		                     event_id);
+		rc = dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "outbox event %s does not exist (already acknowledged?)",
+		                           event_id);
 	}
 	unlock(m);
 	return rc;
@@ -1995,9 +1995,9 @@ static int mem_wait_change(void *impl, const char *run_id, int64_t version, int6
 			r = find_run(m, run_id);
 			rc = r && r->d.version != version
 			             ? 0
-			             : dura__error_set(DURA_ETIMEOUT, STORE, 0, NULL,
-			                               "run %s is still at version %lld after %lld ms", run_id,
-			                               (long long)version, (long long)timeout_ms);
+			             : dura_error_set_native(DURA_ETIMEOUT, STORE, 0, NULL,
+			                                     "run %s is still at version %lld after %lld ms", run_id,
+			                                     (long long)version, (long long)timeout_ms);
 			break;
 		}
 	}

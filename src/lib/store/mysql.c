@@ -323,7 +323,7 @@ static const char *const migration2_optional[] = {
  * Migration 4: the procedure of migration 2 with the default event data
  * made of the client's pieces (p_sum_head, p_sum_tail: see
  * summary_pieces()) around the two integers only the transaction knows,
- * so that it is the bytes dura__event_summary() writes in every other
+ * so that it is the bytes dura_store_event_summary() writes in every other
  * store rather than the server's JSON_OBJECT (its own spacing and escapes).
  * A CALL of the old 15-argument procedure fails with
  * ER_SP_WRONG_NO_OF_ARGS and the commit goes the long way.
@@ -475,7 +475,7 @@ static int my_thread(void)
 {
 	pthread_once(&lib_once, lib_init);
 	if (lib_failed)
-		return dura__error_set(DURA_ERROR, MY, 0, NULL, "cannot initialise the MariaDB Connector/C library");
+		return dura_error_set_native(DURA_ERROR, MY, 0, NULL, "cannot initialise the MariaDB Connector/C library");
 	if (!thread_ready) {
 		mysql_thread_init();
 		pthread_setspecific(thread_key, (void *)1);
@@ -656,7 +656,7 @@ static int my_fail(my_store *s, my_conn *c, MYSQL_STMT *st, const char *what)
 	default:
 		break;
 	}
-	return dura__error_set(code_of(e), MY, (int)e, state, "%s: %s (MySQL error %u)%s", what, msg, e, hint);
+	return dura_error_set_native(code_of(e), MY, (int)e, state, "%s: %s (MySQL error %u)%s", what, msg, e, hint);
 }
 
 /* ---- statements ------------------------------------------------------------------ */
@@ -679,7 +679,7 @@ static char *expand(const char *tmpl, const char *const *keys, const char *const
 			p++;
 		}
 	}
-	char *out = dura__malloc(len + 1), *w = out;
+	char *out = dura_malloc(len + 1), *w = out;
 	if (!out)
 		return NULL;
 	for (const char *p = tmpl; *p;) {
@@ -787,21 +787,21 @@ static int prep(my_store *s, my_conn *c, int id, my_stmt **out)
 		if (meta) {
 			unsigned n = mysql_num_fields(meta);
 			MYSQL_FIELD *f = mysql_fetch_fields(meta);
-			m->cells = dura__calloc(n, sizeof(my_cell));
-			m->rb = dura__calloc(n, sizeof(MYSQL_BIND));
+			m->cells = dura_calloc(n, sizeof(my_cell));
+			m->rb = dura_calloc(n, sizeof(MYSQL_BIND));
 			int ok = m->cells && m->rb;
 			m->ncols = m->cells ? n : 0;
 			for (unsigned i = 0; ok && i < n; i++) {
 				m->cells[i].kind = cell_kind(f[i].type);
 				if (m->cells[i].kind == K_STR) {
 					m->cells[i].cap = 256;
-					ok = (m->cells[i].buf = dura__malloc(256)) != NULL;
+					ok = (m->cells[i].buf = dura_malloc(256)) != NULL;
 				}
 			}
 			mysql_free_result(meta);
 			if (!ok) {
 				stmt_clear(m);
-				return dura__oom(MY);
+				return dura_error_oom(MY);
 			}
 			for (unsigned i = 0; i < n; i++)
 				bind_cell(&m->rb[i], &m->cells[i]);
@@ -899,7 +899,7 @@ static void st_done(my_stmt *m)
 	for (unsigned i = 0; i < m->ncols; i++) {
 		my_cell *cl = &m->cells[i];
 		if (cl->kind == K_STR && cl->cap > MY_KEEP_BUF) {
-			char *small = dura__malloc(256);
+			char *small = dura_malloc(256);
 			if (!small)
 				continue;
 			dura_free(cl->buf);
@@ -922,8 +922,8 @@ static int st_run(my_store *s, my_conn *c, int id, my_params *p, my_stmt **out)
 		return rc;
 	snprintf(what, sizeof(what), "%s", st_name[id]);
 	if ((unsigned)p->n != m->nparams)
-		return dura__error_set(DURA_ERROR, MY, 0, NULL, "%s: %d parameters bound, the statement has %u", what, p->n,
-		                       m->nparams);
+		return dura_error_set_native(DURA_ERROR, MY, 0, NULL, "%s: %d parameters bound, the statement has %u", what, p->n,
+		                             m->nparams);
 	if (m->nparams && mysql_stmt_bind_param(m->st, p->b))
 		return my_fail(s, c, m->st, what);
 	if (m->rebind) {
@@ -964,9 +964,9 @@ static int st_fetch(my_store *s, my_conn *c, my_stmt *m)
 			continue;
 		if (cl->len + 1 > cl->cap) {
 			unsigned long cap = cl->len + 1;
-			char *nb = dura__malloc(cap);
+			char *nb = dura_malloc(cap);
 			if (!nb)
-				return dura__oom(MY);
+				return dura_error_oom(MY);
 			dura_free(cl->buf);
 			cl->buf = nb;
 			cl->cap = cap;
@@ -1019,10 +1019,10 @@ static int c_dup(const my_stmt *m, unsigned i, int empty, char **out)
 {
 	const my_cell *c = &m->cells[i];
 	if (c->is_null || c->kind != K_STR) {
-		*out = empty ? dura__strdup("") : NULL;
+		*out = empty ? dura_strdup("") : NULL;
 		return empty && !*out ? -1 : 0;
 	}
-	*out = dura__strndup(c->buf, c->len);
+	*out = dura_strndup(c->buf, c->len);
 	return *out ? 0 : -1;
 }
 
@@ -1034,8 +1034,8 @@ static int row_record(const my_stmt *m, dura_record *r)
 	if (c_dup(m, 0, 1, &r->run_id) || c_dup(m, 1, 1, &r->workflow_name) || c_dup(m, 2, 1, &r->foreign_id) ||
 	    c_dup(m, 4, 1, &r->status) || c_dup(m, 5, 1, &r->state) || c_dup(m, 9, 1, &r->error) ||
 	    c_dup(m, 10, 1, &r->meta) || c_dup(m, 11, 1, &r->lease_owner)) {
-		dura__record_clear(r);
-		return dura__oom(MY);
+		dura_record_clear(r);
+		return dura_error_oom(MY);
 	}
 	r->run_state = (int)c_int(m, 3);
 	r->version = c_int(m, 6);
@@ -1052,8 +1052,8 @@ static int row_step(const my_stmt *m, dura_step *p)
 {
 	memset(p, 0, sizeof(*p));
 	if (c_dup(m, 0, 1, &p->run_id) || c_dup(m, 2, 1, &p->node_id) || c_dup(m, 3, 1, &p->state)) {
-		dura__step_clear(p);
-		return dura__oom(MY);
+		dura_step_clear(p);
+		return dura_error_oom(MY);
 	}
 	p->step = c_int(m, 1);
 	p->created_at = c_time(m, 4);
@@ -1064,8 +1064,8 @@ static int row_checkpoint(const my_stmt *m, dura_checkpoint *p)
 {
 	memset(p, 0, sizeof(*p));
 	if (c_dup(m, 0, 1, &p->checkpoint_id) || c_dup(m, 1, 1, &p->run_id) || c_dup(m, 3, 1, &p->state)) {
-		dura__checkpoint_clear(p);
-		return dura__oom(MY);
+		dura_checkpoint_clear(p);
+		return dura_error_oom(MY);
 	}
 	p->step = c_int(m, 2);
 	p->created_at = c_time(m, 4);
@@ -1083,7 +1083,7 @@ static int row_cache(const my_stmt *m, dura_cache_entry *e, int with_value)
 		const my_cell *v = &m->cells[1];
 		if (!v->is_null) {
 			/* one more byte, NUL, so text values can be read as strings */
-			e->value = dura__malloc(v->len + 1);
+			e->value = dura_malloc(v->len + 1);
 			if (!e->value)
 				goto oom;
 			if (v->len)
@@ -1098,8 +1098,8 @@ static int row_cache(const my_stmt *m, dura_cache_entry *e, int with_value)
 	e->expires_at = c_time(m, 4);
 	return 0;
 oom:
-	dura__cache_entry_clear(e);
-	return dura__oom(MY);
+	dura_cache_entry_clear(e);
+	return dura_error_oom(MY);
 }
 
 static int row_event(const my_stmt *m, dura_event *ev)
@@ -1107,8 +1107,8 @@ static int row_event(const my_stmt *m, dura_event *ev)
 	memset(ev, 0, sizeof(*ev));
 	if (c_dup(m, 0, 1, &ev->id) || c_dup(m, 1, 1, &ev->workflow_name) || c_dup(m, 2, 1, &ev->run_id) ||
 	    c_dup(m, 3, 1, &ev->type) || c_dup(m, 4, 1, &ev->data)) {
-		dura__event_clear(ev);
-		return dura__oom(MY);
+		dura_event_clear(ev);
+		return dura_error_oom(MY);
 	}
 	ev->created_at = c_time(m, 5);
 	return 0;
@@ -1129,9 +1129,9 @@ static int fetch_record(my_store *s, my_conn *c, int id, my_params *p, dura_reco
 	} else if (rc == 1) {
 		rc = 0;
 		if (out) {
-			dura_record *r = dura__malloc(sizeof(*r));
+			dura_record *r = dura_malloc(sizeof(*r));
 			if (!r)
-				rc = dura__oom(MY);
+				rc = dura_error_oom(MY);
 			else if ((rc = row_record(m, r)) != 0)
 				dura_free(r);
 			else
@@ -1189,8 +1189,8 @@ static int collect(my_store *s, my_conn *c, int id, my_params *p, void **items, 
 	if (rc)
 		return rc;
 	while ((rc = st_fetch(s, c, m)) == 1) {
-		if (dura__grow(items, *count, &cap, item_size)) {
-			rc = dura__oom(MY);
+		if (dura_store_grow(items, *count, &cap, item_size)) {
+			rc = dura_error_oom(MY);
 			break;
 		}
 		if ((rc = row(m, (char *)*items + *count * item_size)) != 0)
@@ -1312,32 +1312,32 @@ static int connect_fail(my_store *s, MYSQL *db)
 	switch (e) {
 	case ER_ACCESS_DENIED_ERROR:
 	case ER_DBACCESS_DENIED_ERROR:
-		return dura__error_set(DURA_EIO, MY, (int)e, state,
-		                       "access denied for user '%s' on the MySQL server at %s: check the user and password "
-		                       "in the store URL, and the user's grants (%s)",
-		                       s->user, where, msg);
+		return dura_error_set_native(DURA_EIO, MY, (int)e, state,
+		                             "access denied for user '%s' on the MySQL server at %s: check the user and password "
+		                             "in the store URL, and the user's grants (%s)",
+		                             s->user, where, msg);
 	case ER_BAD_DB_ERROR:
-		return dura__error_set(DURA_ENOTFOUND, MY, (int)e, state,
-		                       "database '%s' does not exist on the MySQL server at %s: create it first "
-		                       "(CREATE DATABASE %s CHARACTER SET utf8mb4), then run `dura init`",
-		                       s->database, where, s->database);
+		return dura_error_set_native(DURA_ENOTFOUND, MY, (int)e, state,
+		                             "database '%s' does not exist on the MySQL server at %s: create it first "
+		                             "(CREATE DATABASE %s CHARACTER SET utf8mb4), then run `dura init`",
+		                             s->database, where, s->database);
 	case ER_CON_COUNT_ERROR:
 	case ER_TOO_MANY_USER_CONNECTIONS:
 	case ER_USER_LIMIT_REACHED:
-		return dura__error_set(DURA_EBUSY, MY, (int)e, state,
-		                       "the MySQL server at %s has no connection to spare for user '%s' (%s): lower pool_max "
-		                       "or raise max_connections / the user's MAX_USER_CONNECTIONS",
-		                       where, s->user, msg);
+		return dura_error_set_native(DURA_EBUSY, MY, (int)e, state,
+		                             "the MySQL server at %s has no connection to spare for user '%s' (%s): lower pool_max "
+		                             "or raise max_connections / the user's MAX_USER_CONNECTIONS",
+		                             where, s->user, msg);
 	case CR_SSL_CONNECTION_ERROR:
-		return dura__error_set(DURA_EIO, MY, (int)e, state, "TLS to the MySQL server at %s failed: %s", where, msg);
+		return dura_error_set_native(DURA_EIO, MY, (int)e, state, "TLS to the MySQL server at %s failed: %s", where, msg);
 	default:
 		if (e == CR_CONN_HOST_ERROR || e == CR_CONNECTION_ERROR || e == CR_SERVER_LOST || e == CR_SERVER_GONE_ERROR ||
 		    e == CR_UNKNOWN_HOST || e == CR_SERVER_LOST_EXTENDED)
-			return dura__error_set(DURA_EIO, MY, (int)e, state,
-			                       "cannot connect to the MySQL server at %s (connect timeout %us): %s", where,
-			                       s->connect_s, msg);
-		return dura__error_set(code_of(e) == DURA_ERROR ? DURA_EIO : code_of(e), MY, (int)e, state,
-		                       "cannot connect to the MySQL server at %s: %s (MySQL error %u)", where, msg, e);
+			return dura_error_set_native(DURA_EIO, MY, (int)e, state,
+			                             "cannot connect to the MySQL server at %s (connect timeout %us): %s", where,
+			                             s->connect_s, msg);
+		return dura_error_set_native(code_of(e) == DURA_ERROR ? DURA_EIO : code_of(e), MY, (int)e, state,
+		                             "cannot connect to the MySQL server at %s: %s (MySQL error %u)", where, msg, e);
 	}
 }
 
@@ -1379,13 +1379,13 @@ static void learn_server(my_store *s, MYSQL *db)
 static int conn_open(my_store *s, my_conn **out)
 {
 	*out = NULL;
-	my_conn *c = dura__calloc(1, sizeof(*c));
+	my_conn *c = dura_calloc(1, sizeof(*c));
 	if (!c)
-		return dura__oom(MY);
+		return dura_error_oom(MY);
 	c->db = mysql_init(NULL);
 	if (!c->db) {
 		dura_free(c);
-		return dura__oom(MY);
+		return dura_error_oom(MY);
 	}
 	unsigned long max_packet = 1024UL * 1024 * 1024;
 	my_bool on = 1, off = 0;
@@ -1606,8 +1606,8 @@ static int fault_commit(my_store *s, my_conn *c)
 		mysql_real_query(c->db, "COMMIT", 6);
 	c->broken = 1;
 	c->err = CR_SERVER_LOST;
-	return dura__error_set(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
-	                       "COMMIT: Lost connection to server during query (simulated by a test)");
+	return dura_error_set_native(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
+	                             "COMMIT: Lost connection to server during query (simulated by a test)");
 }
 
 static int tx_commit(my_store *s, my_conn *c)
@@ -1687,7 +1687,7 @@ static int run_op(my_store *s, my_body fn, void *arg, unsigned flags)
 		if (rc == MY_AGAIN) {
 			if (++agains < MY_AGAIN_ATTEMPTS)
 				continue;
-			return dura__error_set(DURA_EBUSY, MY, 0, NULL, "gave up after %d attempts in a busy store", agains);
+			return dura_error_set_native(DURA_EBUSY, MY, 0, NULL, "gave up after %d attempts in a busy store", agains);
 		}
 		if (retryable && ++busy < MY_BUSY_ATTEMPTS) {
 			backoff(busy);
@@ -1704,10 +1704,10 @@ static int run_op(my_store *s, my_body fn, void *arg, unsigned flags)
 				const dura_error *e = dura_error_last();
 				char msg[512];
 				snprintf(msg, sizeof(msg), "%s", e && e->message ? e->message : "");
-				return dura__error_set(DURA_EIO, MY, e ? e->native_code : 0, NULL,
-				                       "the connection was lost while committing: the change may or may not "
-				                       "have been applied (%s)",
-				                       msg);
+				return dura_error_set_native(DURA_EIO, MY, e ? e->native_code : 0, NULL,
+				                             "the connection was lost while committing: the change may or may not "
+				                             "have been applied (%s)",
+				                             msg);
 			}
 		}
 		return rc;
@@ -1722,10 +1722,10 @@ static int check_size(my_store *s, size_t n, const char *what)
 	limit = s->max_packet;
 	pthread_mutex_unlock(&s->mu);
 	if (limit && n + 1024 > limit)
-		return dura__error_set(DURA_EINVAL, MY, ER_NET_PACKET_TOO_LARGE, "08S01",
-		                       "%s of %zu bytes does not fit in the server's max_allowed_packet of %lu bytes "
-		                       "(nothing was written): raise max_allowed_packet on the server",
-		                       what, n, limit);
+		return dura_error_set_native(DURA_EINVAL, MY, ER_NET_PACKET_TOO_LARGE, "08S01",
+		                             "%s of %zu bytes does not fit in the server's max_allowed_packet of %lu bytes "
+		                             "(nothing was written): raise max_allowed_packet on the server",
+		                             what, n, limit);
 	return 0;
 }
 
@@ -1761,9 +1761,9 @@ static int read_schema_version(my_store *s, my_conn *c, int *out)
 
 static int newer_schema(int v)
 {
-	return dura__error_set(DURA_EVERSION, MY, 0, NULL,
-	                       "database schema version %d is newer than this library's %d; upgrade dura", v,
-	                       MY_SCHEMA_VERSION);
+	return dura_error_set_native(DURA_EVERSION, MY, 0, NULL,
+	                             "database schema version %d is newer than this library's %d; upgrade dura", v,
+	                             MY_SCHEMA_VERSION);
 }
 
 /* A failed migration statement, worded for the usual cause. */
@@ -1774,17 +1774,17 @@ static int migrate_fail(my_store *s, my_conn *c, int version)
 	snprintf(what, sizeof(what), "schema migration %d", version);
 	if (e == ER_TABLEACCESS_DENIED_ERROR || e == ER_DBACCESS_DENIED_ERROR || e == ER_ACCESS_DENIED_ERROR ||
 	    e == ER_SPECIFIC_ACCESS_DENIED_ERROR)
-		return dura__error_set(DURA_ERROR, MY, (int)e, mysql_sqlstate(c->db),
-		                       "cannot create dura's tables in database '%s': user '%s' lacks the CREATE privilege "
-		                       "(%s). Run `dura init` once as a user with CREATE, INDEX, ALTER and CREATE ROUTINE on "
-		                       "the database, or GRANT them; afterwards SELECT, INSERT, UPDATE, DELETE are enough",
-		                       s->database, s->user, mysql_error(c->db));
+		return dura_error_set_native(DURA_ERROR, MY, (int)e, mysql_sqlstate(c->db),
+		                             "cannot create dura's tables in database '%s': user '%s' lacks the CREATE privilege "
+		                             "(%s). Run `dura init` once as a user with CREATE, INDEX, ALTER and CREATE ROUTINE on "
+		                             "the database, or GRANT them; afterwards SELECT, INSERT, UPDATE, DELETE are enough",
+		                             s->database, s->user, mysql_error(c->db));
 	if (e == ER_TABLE_EXISTS_ERROR)
-		return dura__error_set(DURA_ERROR, MY, (int)e, mysql_sqlstate(c->db),
-		                       "%s: %s, but %sdura_schema does not record this migration: an earlier `dura init` "
-		                       "was interrupted, or the table belongs to another program (drop it, or give dura "
-		                       "its own tables with ?prefix=)",
-		                       what, mysql_error(c->db), s->prefix);
+		return dura_error_set_native(DURA_ERROR, MY, (int)e, mysql_sqlstate(c->db),
+		                             "%s: %s, but %sdura_schema does not record this migration: an earlier `dura init` "
+		                             "was interrupted, or the table belongs to another program (drop it, or give dura "
+		                             "its own tables with ?prefix=)",
+		                             what, mysql_error(c->db), s->prefix);
 	return my_fail(s, c, NULL, what);
 }
 
@@ -1803,8 +1803,8 @@ static int migrate_conn(my_store *s, my_conn *c, int *from, int *to)
 	if (rc)
 		return rc;
 	if (isnull || got != 1)
-		return dura__error_set(DURA_EBUSY, MY, 0, NULL,
-		                       "another process has been migrating database '%s' for a minute; try again", s->database);
+		return dura_error_set_native(DURA_EBUSY, MY, 0, NULL,
+		                             "another process has been migrating database '%s' for a minute; try again", s->database);
 	if ((rc = read_schema_version(s, c, &v)) != 0)
 		goto out;
 	*from = *to = v;
@@ -1814,7 +1814,7 @@ static int migrate_conn(my_store *s, my_conn *c, int *from, int *to)
 	}
 	if (v < MY_SCHEMA_VERSION) {
 		if (!(sql = my_expand(s, schema_table_sql))) {
-			rc = dura__oom(MY);
+			rc = dura_error_oom(MY);
 			goto out;
 		}
 		if (mysql_real_query(c->db, sql, strlen(sql))) {
@@ -1828,7 +1828,7 @@ static int migrate_conn(my_store *s, my_conn *c, int *from, int *to)
 		const char *skipped = "";
 		for (const char *const *q = migrations[v].sql; *q; q++) {
 			if (!(sql = my_expand(s, *q))) {
-				rc = dura__oom(MY);
+				rc = dura_error_oom(MY);
 				goto out;
 			}
 			if (mysql_real_query(c->db, sql, strlen(sql))) {
@@ -1840,7 +1840,7 @@ static int migrate_conn(my_store *s, my_conn *c, int *from, int *to)
 		}
 		for (const char *const *q = migrations[v].optional; *q && !*skipped; q++) {
 			if (!(sql = my_expand(s, *q))) {
-				rc = dura__oom(MY);
+				rc = dura_error_oom(MY);
 				goto out;
 			}
 			if (mysql_real_query(c->db, sql, strlen(sql))) {
@@ -1879,7 +1879,7 @@ out:
 		}
 		mysql_real_query(c->db, unlock, strlen(unlock));
 		if (code)
-			dura__error_set(code, MY, native, state, "%s", msg);
+			dura_error_set_native(code, MY, native, state, "%s", msg);
 	}
 	return rc;
 }
@@ -1894,13 +1894,13 @@ static int check_and_migrate(my_store *s, my_conn *c, const dura_store_options *
 		return newer_schema(v);
 	if (v < MY_SCHEMA_VERSION && !opts->auto_migrate) {
 		if (v == 0)
-			return dura__error_set(DURA_ENOTFOUND, MY, 0, NULL,
-			                       "database '%s' has no dura tables%s%s; run `dura init` to create them",
-			                       s->database, *s->prefix ? " with prefix " : "", s->prefix);
-		return dura__error_set(DURA_EVERSION, MY, 0, NULL,
-		                       "database schema version %d is older than this library's %d; run `dura init` to "
-		                       "upgrade it",
-		                       v, MY_SCHEMA_VERSION);
+			return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL,
+			                             "database '%s' has no dura tables%s%s; run `dura init` to create them",
+			                             s->database, *s->prefix ? " with prefix " : "", s->prefix);
+		return dura_error_set_native(DURA_EVERSION, MY, 0, NULL,
+		                             "database schema version %d is older than this library's %d; run `dura init` to "
+		                             "upgrade it",
+		                             v, MY_SCHEMA_VERSION);
 	}
 	if (v < MY_SCHEMA_VERSION) {
 		int from, to;
@@ -1911,7 +1911,7 @@ static int check_and_migrate(my_store *s, my_conn *c, const dura_store_options *
 
 static void note(my_store *s, const char *fmt, const char *arg)
 {
-	dura__note(s->notes, sizeof(s->notes), fmt, arg);
+	dura_store_note(s->notes, sizeof(s->notes), fmt, arg);
 }
 
 static void store_free(my_store *s)
@@ -2002,8 +2002,8 @@ static int duration_param(const dura_url *url, const char *name, int64_t *out)
 	*out = (int64_t)(x * unit);
 	return 0;
 bad:
-	return dura__error_set(DURA_EINVAL, MY, 0, NULL, "URL option %s='%.40s' is not a duration (like 500ms, 5s, 2m)",
-	                       name, v);
+	return dura_error_set_native(DURA_EINVAL, MY, 0, NULL, "URL option %s='%.40s' is not a duration (like 500ms, 5s, 2m)",
+	                             name, v);
 }
 
 static int parse_options(my_store *s, const dura_url *url)
@@ -2044,7 +2044,7 @@ static int parse_options(my_store *s, const dura_url *url)
 		if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "off") == 0)
 			s->skip_locked_opt = 0;
 		else if (!(strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "on") == 0))
-			return dura__error_set(DURA_EINVAL, MY, 0, NULL, "URL option skip_locked='%.40s' is not 0 or 1", v);
+			return dura_error_set_native(DURA_EINVAL, MY, 0, NULL, "URL option skip_locked='%.40s' is not 0 or 1", v);
 	}
 	s->tls = 0;
 	s->tls_verify = 1;
@@ -2062,13 +2062,13 @@ static int parse_options(my_store *s, const dura_url *url)
 			s->tls = 0;
 		} else if (strchr(v, '/') || strchr(v, '.')) {
 			s->tls = 1;
-			if (!(s->tls_ca = dura__strdup(v)))
-				return dura__oom(MY);
+			if (!(s->tls_ca = dura_strdup(v)))
+				return dura_error_oom(MY);
 		} else {
-			return dura__error_set(DURA_EINVAL, MY, 0, NULL,
-			                       "URL option tls='%.60s' is not true, false, skip-verify, preferred or the path "
-			                       "of a CA certificate file",
-			                       v);
+			return dura_error_set_native(DURA_EINVAL, MY, 0, NULL,
+			                             "URL option tls='%.60s' is not true, false, skip-verify, preferred or the path "
+			                             "of a CA certificate file",
+			                             v);
 		}
 	}
 	if (!dura_url_param(url, "tls") && (v = dura_url_param(url, "sslmode")) != NULL) {
@@ -2111,9 +2111,9 @@ static int my_open(void **impl, const dura_url *url, const dura_store_options *o
 	int rc = my_thread();
 	if (rc)
 		return rc;
-	my_store *s = dura__calloc(1, sizeof(*s));
+	my_store *s = dura_calloc(1, sizeof(*s));
 	if (!s)
-		return dura__oom(MY);
+		return dura_error_oom(MY);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	s->pid = getpid();
@@ -2121,25 +2121,25 @@ static int my_open(void **impl, const dura_url *url, const dura_store_options *o
 		store_free(s);
 		return rc;
 	}
-	s->host = dura__strdup(url->host ? url->host : "");
-	s->user = dura__strdup(url->user ? url->user : "");
-	s->password = dura__strdup(url->password ? url->password : "");
-	s->database = dura__strdup(url->database ? url->database : "");
-	s->socket = dura__strdup(url->socket ? url->socket : "");
-	s->prefix = dura__strdup(url->prefix ? url->prefix : "");
+	s->host = dura_strdup(url->host ? url->host : "");
+	s->user = dura_strdup(url->user ? url->user : "");
+	s->password = dura_strdup(url->password ? url->password : "");
+	s->database = dura_strdup(url->database ? url->database : "");
+	s->socket = dura_strdup(url->socket ? url->socket : "");
+	s->prefix = dura_strdup(url->prefix ? url->prefix : "");
 	s->port = url->port > 0 ? (unsigned)url->port : 3306;
 	if (!s->host || !s->user || !s->password || !s->database || !s->socket || !s->prefix) {
 		store_free(s);
-		return dura__oom(MY);
+		return dura_error_oom(MY);
 	}
 	if (!*s->database) {
 		store_free(s);
-		return dura__error_set(DURA_EINVAL, MY, 0, NULL,
-		                       "the MySQL store URL names no database (like mysql://user:pass@host:3306/DBNAME)");
+		return dura_error_set_native(DURA_EINVAL, MY, 0, NULL,
+		                             "the MySQL store URL names no database (like mysql://user:pass@host:3306/DBNAME)");
 	}
 	if (strchr(s->database, '/') || strlen(s->database) > 64) {
 		store_free(s);
-		return dura__error_set(DURA_EINVAL, MY, 0, NULL, "'%.80s' is not a MySQL database name", s->database);
+		return dura_error_set_native(DURA_EINVAL, MY, 0, NULL, "'%.80s' is not a MySQL database name", s->database);
 	}
 
 	my_conn *c;
@@ -2158,7 +2158,7 @@ static int my_open(void **impl, const dura_url *url, const dura_store_options *o
 	}
 	for (int i = 0; i < ST__COUNT && rc == 0; i++)
 		if (!(s->sql[i] = my_expand(s, st_sql[i])))
-			rc = dura__oom(MY);
+			rc = dura_error_oom(MY);
 	if (rc == 0)
 		rc = check_and_migrate(s, c, opts);
 	atomic_store(&s->use_proc, 1); /* until a CALL says it cannot be used */
@@ -2249,21 +2249,21 @@ static int my_migrate(void *impl, int *from, int *to)
 static int created_record(dura_record **out, const char *run_id, const dura_run_create *req, const char *fid,
                           const char *state, const char *status, int run_state, int64_t now, int64_t next)
 {
-	dura_record *r = dura__calloc(1, sizeof(*r));
+	dura_record *r = dura_calloc(1, sizeof(*r));
 	if (!r)
-		return dura__oom(MY);
-	r->run_id = dura__strdup(run_id);
-	r->workflow_name = dura__strdup(req->workflow_name);
-	r->foreign_id = dura__strdup(fid);
-	r->status = dura__strdup(status);
-	r->state = dura__strdup(state);
-	r->error = dura__strdup("");
-	r->meta = dura__strdup(req->meta ? req->meta : "");
-	r->lease_owner = dura__strdup("");
+		return dura_error_oom(MY);
+	r->run_id = dura_strdup(run_id);
+	r->workflow_name = dura_strdup(req->workflow_name);
+	r->foreign_id = dura_strdup(fid);
+	r->status = dura_strdup(status);
+	r->state = dura_strdup(state);
+	r->error = dura_strdup("");
+	r->meta = dura_strdup(req->meta ? req->meta : "");
+	r->lease_owner = dura_strdup("");
 	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->status || !r->state || !r->error || !r->meta ||
 	    !r->lease_owner) {
 		dura_record_free(r);
-		return dura__oom(MY);
+		return dura_error_oom(MY);
 	}
 	r->run_state = run_state;
 	r->version = 1;
@@ -2327,7 +2327,7 @@ static int create_body(my_store *s, my_conn *c, void *arg, int again)
 				dura_record_free(existing);
 			return 0;
 		}
-		rc = dura__error_set(DURA_EEXISTS, MY, ER_DUP_ENTRY, "23000", "run %s already exists", a->run_id);
+		rc = dura_error_set_native(DURA_EEXISTS, MY, ER_DUP_ENTRY, "23000", "run %s already exists", a->run_id);
 	} else {
 		p.n = 0;
 		pp_str(&p, a->req->workflow_name);
@@ -2337,9 +2337,9 @@ static int create_body(my_store *s, my_conn *c, void *arg, int again)
 			return MY_AGAIN; /* the active run ended meanwhile */
 		if (rc)
 			return rc;
-		rc = dura__error_set(DURA_EEXISTS, MY, ER_DUP_ENTRY, "23000",
-		                     "workflow %s already has an active run %s with foreign id %s", a->req->workflow_name,
-		                     existing->run_id, a->fid);
+		rc = dura_error_set_native(DURA_EEXISTS, MY, ER_DUP_ENTRY, "23000",
+		                           "workflow %s already has an active run %s with foreign id %s", a->req->workflow_name,
+		                           existing->run_id, a->fid);
 	}
 	if (a->out)
 		*a->out = existing;
@@ -2391,7 +2391,7 @@ static int my_get_run(void *impl, const char *run_id, dura_record **out)
 	struct get_arg a = {ST_RUN_GET, run_id, NULL, out};
 	int rc = run_op(impl, get_body, &a, OP_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
-		return dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", run_id);
+		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", run_id);
 	return rc;
 }
 
@@ -2400,7 +2400,7 @@ static int my_latest_run(void *impl, const char *wf, const char *fid, dura_recor
 	struct get_arg a = {ST_RUN_LATEST, wf, fid, out};
 	int rc = run_op(impl, get_body, &a, OP_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
-		return dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "workflow %s has no run with foreign id %s", wf, fid);
+		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "workflow %s has no run with foreign id %s", wf, fid);
 	return rc;
 }
 
@@ -2445,15 +2445,15 @@ static int list_body(my_store *s, my_conn *c, void *arg, int again)
 	pp_str(&p, cursor);
 	pp_int(&p, (int64_t)f->limit);
 	int rc = collect(s, c, ST_RUN_LIST, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items),
-	                 item_record, dura__record_clear);
+	                 item_record, dura_record_clear);
 	if (rc)
 		return rc;
 	if (a->out->count == f->limit && a->out->count > 0) {
-		a->out->next_cursor = dura__strdup(a->out->items[a->out->count - 1].run_id);
+		a->out->next_cursor = dura_strdup(a->out->items[a->out->count - 1].run_id);
 		if (!a->out->next_cursor) {
 			dura_record_list_free(a->out);
 			memset(a->out, 0, sizeof(*a->out));
-			return dura__oom(MY);
+			return dura_error_oom(MY);
 		}
 	}
 	return 0;
@@ -2481,7 +2481,7 @@ static int run_lock(my_store *s, my_conn *c, const char *run_id, int *state, int
 		*version = c_int(m, 1);
 		rc = 0;
 	} else if (rc == 0) {
-		rc = dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", run_id);
+		rc = dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", run_id);
 	}
 	st_done(m);
 	return rc;
@@ -2524,8 +2524,8 @@ static int set_state_body(my_store *s, my_conn *c, void *arg, int again)
 		return 0;
 	}
 	if (!dura_run_state_transition_ok(cur, a->to))
-		return dura__error_set(DURA_ECONFLICT, MY, 0, NULL, "cannot move run %s from %s to %s", a->run_id,
-		                       dura_run_state_name(cur), dura_run_state_name(a->to));
+		return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "cannot move run %s from %s to %s", a->run_id,
+		                             dura_run_state_name(cur), dura_run_state_name(a->to));
 	if (a->to == DURA_RUN_DATA_DELETED) {
 		if ((rc = erase_run(s, c, a->run_id)) != 0)
 			return rc;
@@ -2548,15 +2548,15 @@ static int set_state_body(my_store *s, my_conn *c, void *arg, int again)
 	rc = st_write(s, c, a->to == DURA_RUN_RUNNING ? ST_RUN_SET_RUNNING : ST_RUN_SET_STATE, &p, &n);
 	if (rc) {
 		if (c->err == ER_DUP_ENTRY)
-			return dura__error_set(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
-			                       "cannot move run %s to %s: its workflow already has an active run with the same "
-			                       "foreign id",
-			                       a->run_id, dura_run_state_name(a->to));
+			return dura_error_set_native(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
+			                             "cannot move run %s to %s: its workflow already has an active run with the same "
+			                             "foreign id",
+			                             a->run_id, dura_run_state_name(a->to));
 		return rc;
 	}
 	if (n == 0)
-		return dura__error_set(DURA_ECONFLICT, MY, 0, NULL, "run %s changed while moving it to %s", a->run_id,
-		                       dura_run_state_name(a->to));
+		return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "run %s changed while moving it to %s", a->run_id,
+		                             dura_run_state_name(a->to));
 	a->new_version = version + 1;
 	return 0;
 }
@@ -2581,9 +2581,9 @@ static int delete_data_body(my_store *s, my_conn *c, void *arg, int again)
 	if (again && cur == DURA_RUN_DATA_DELETED)
 		return 0;
 	if (cur != DURA_RUN_COMPLETED && cur != DURA_RUN_CANCELLED && cur != DURA_RUN_FAILED)
-		return dura__error_set(DURA_ECONFLICT, MY, 0, NULL,
-		                       "cannot delete the data of run %s: it is %s (only completed, cancelled or failed runs)",
-		                       run_id, dura_run_state_name(cur));
+		return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
+		                             "cannot delete the data of run %s: it is %s (only completed, cancelled or failed runs)",
+		                             run_id, dura_run_state_name(cur));
 	return erase_run(s, c, run_id);
 }
 
@@ -2606,11 +2606,11 @@ static int commit_miss(my_store *s, my_conn *c, const dura_commit *cm)
 		return rc;
 	rc = st_fetch(s, c, m);
 	if (rc == 1)
-		rc = dura__error_set(DURA_ECONFLICT, MY, 0, NULL,
-		                     "run %s is at version %lld, not the expected version %lld (another worker changed it)",
-		                     cm->run_id, (long long)c_int(m, 0), (long long)cm->expect_version);
+		rc = dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
+		                           "run %s is at version %lld, not the expected version %lld (another worker changed it)",
+		                           cm->run_id, (long long)c_int(m, 0), (long long)cm->expect_version);
 	else if (rc == 0)
-		rc = dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
+		rc = dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
 	st_done(m);
 	return rc;
 }
@@ -2652,7 +2652,7 @@ static int commit_verify(my_store *s, my_conn *c, const dura_commit *cm, const c
 	rc = st_fetch(s, c, m);
 	if (rc <= 0) {
 		st_done(m);
-		return rc ? rc : dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
+		return rc ? rc : dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
 	}
 	int64_t version = c_int(m, 0), step_no = c_int(m, 1), updated = c_time(m, 2);
 	int ours = version == cm->expect_version + 1 && updated == now && json_same(c_str(m, 3), cm->state);
@@ -2696,14 +2696,14 @@ static int commit_verify(my_store *s, my_conn *c, const dura_commit *cm, const c
 		res->step = step;
 		return 1;
 	}
-	return dura__error_set(DURA_ECONFLICT, MY, 0, NULL,
-	                       "run %s is at version %lld, not the expected version %lld (the connection was lost while "
-	                       "committing, and another writer changed the run)",
-	                       cm->run_id, (long long)version, (long long)cm->expect_version);
+	return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
+	                             "run %s is at version %lld, not the expected version %lld (the connection was lost while "
+	                             "committing, and another writer changed the run)",
+	                             cm->run_id, (long long)version, (long long)cm->expect_version);
 }
 
 /*
- * The default event data (dura__event_summary()) but for the integers the
+ * The default event data (dura_store_event_summary()) but for the integers the
  * server supplies. With step NULL (the procedure): the head runs up to the
  * step's place and *tail from there to the run_state's place; with a step
  * (the several-statement commit, which has it from LAST_INSERT_ID): the
@@ -2722,7 +2722,7 @@ static const char *summary_pieces(char *buf, size_t size, const dura_commit *cm,
 	              dura__json_quote_len(node) + dura__json_quote_len(status);
 	char *o = buf;
 	*heap = NULL;
-	if (need > size && !(o = *heap = dura__malloc(need)))
+	if (need > size && !(o = *heap = dura_malloc(need)))
 		return NULL;
 	char *head = o;
 	memcpy(o, k1, sizeof k1 - 1);
@@ -2787,10 +2787,10 @@ static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char
 	int rc = st_run(s, c, full ? ST_COMMIT_UPDATE_FULL : ST_COMMIT_UPDATE, &p, &m);
 	if (rc) {
 		if (c->err == ER_DUP_ENTRY)
-			return dura__error_set(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
-			                       "cannot commit run %s as %s: its workflow already has an active run with the "
-			                       "same foreign id",
-			                       cm->run_id, dura_run_state_name(cm->run_state));
+			return dura_error_set_native(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
+			                             "cannot commit run %s as %s: its workflow already has an active run with the "
+			                             "same foreign id",
+			                             cm->run_id, dura_run_state_name(cm->run_state));
 		return rc;
 	}
 	uint64_t n = (uint64_t)mysql_stmt_affected_rows(m->st);
@@ -2810,8 +2810,8 @@ static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char
 		pp_time(&p, now);
 		if ((rc = st_write(s, c, ST_STEP_INSERT, &p, NULL)) != 0) {
 			if (c->err == ER_DUP_ENTRY)
-				return dura__error_set(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000", "run %s already has a step %lld",
-				                       cm->run_id, (long long)res->step);
+				return dura_error_set_native(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000", "run %s already has a step %lld",
+				                             cm->run_id, (long long)res->step);
 			return rc;
 		}
 	}
@@ -2819,7 +2819,7 @@ static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char
 		char buf[SUMMARY_BUF], *heap = NULL;
 		const char *head = NULL;
 		if (!cm->event_data && !(head = summary_pieces(buf, sizeof buf, cm, &res->step, NULL, &heap)))
-			return dura__oom(MY);
+			return dura_error_oom(MY);
 		p.n = 0;
 		pp_str(&p, event_id);
 		pp_str(&p, cm->event_type ? cm->event_type : "step");
@@ -2894,8 +2894,8 @@ static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, cons
 	if (lost && !applied) {
 		c->broken = 1;
 		c->err = CR_SERVER_LOST;
-		return dura__error_set(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
-		                       "CALL dura_commit: Lost connection to server during query (simulated by a test)");
+		return dura_error_set_native(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
+		                             "CALL dura_commit: Lost connection to server during query (simulated by a test)");
 	}
 	if (mysql_stmt_execute(m->st)) {
 		unsigned e = mysql_stmt_errno(m->st);
@@ -2907,13 +2907,13 @@ static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, cons
 		if (e == ER_DUP_ENTRY) {
 			const char *msg = mysql_stmt_error(m->st);
 			if (strstr(msg, "unique_run_step"))
-				rc = dura__error_set(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
-				                     "run %s already has the step this commit would write", cm->run_id);
+				rc = dura_error_set_native(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
+				                           "run %s already has the step this commit would write", cm->run_id);
 			else
-				rc = dura__error_set(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
-				                     "cannot commit run %s as %s: its workflow already has an active run with "
-				                     "the same foreign id",
-				                     cm->run_id, dura_run_state_name(cm->run_state));
+				rc = dura_error_set_native(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
+				                           "cannot commit run %s as %s: its workflow already has an active run with "
+				                           "the same foreign id",
+				                           cm->run_id, dura_run_state_name(cm->run_state));
 		}
 		return rc;
 	}
@@ -2944,21 +2944,21 @@ static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, cons
 	if (lost) {
 		c->broken = 1;
 		c->err = CR_SERVER_LOST;
-		return dura__error_set(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
-		                       "CALL dura_commit: Lost connection to server during query (simulated by a test)");
+		return dura_error_set_native(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
+		                             "CALL dura_commit: Lost connection to server during query (simulated by a test)");
 	}
 	if (!got)
-		return dura__error_set(DURA_ERROR, MY, 0, NULL, "CALL dura_commit returned no row");
+		return dura_error_set_native(DURA_ERROR, MY, 0, NULL, "CALL dura_commit returned no row");
 	if (ok == 1) {
 		res->new_version = cm->expect_version + 1;
 		res->step = do_step ? v : -1;
 		return 0;
 	}
 	if (v_null)
-		return dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
-	return dura__error_set(DURA_ECONFLICT, MY, 0, NULL,
-	                       "run %s is at version %lld, not the expected version %lld (another worker changed it)",
-	                       cm->run_id, v, (long long)cm->expect_version);
+		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
+	return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
+	                             "run %s is at version %lld, not the expected version %lld (another worker changed it)",
+	                             cm->run_id, v, (long long)cm->expect_version);
 }
 
 static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
@@ -2968,7 +2968,7 @@ static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const cha
 	const char *head = NULL, *tail = NULL;
 	if (!cm->event_data && !(cm->flags & DURA_COMMIT_NO_EVENT) &&
 	    !(head = summary_pieces(buf, sizeof buf, cm, NULL, &tail, &heap)))
-		return dura__oom(MY);
+		return dura_error_oom(MY);
 	int rc = commit_call_with(s, c, cm, event_id, now, res, head, tail);
 	dura_free(heap);
 	return rc;
@@ -3109,8 +3109,8 @@ static int my_commit_batch(void *impl, const dura_commit *cm, const char *const 
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = check_size(s, commit_size(&cm[i]), "a step's state");
-	if (rc == 0 && !(a.poisoned = dura__calloc(n, sizeof(int))))
-		rc = dura__oom(MY);
+	if (rc == 0 && !(a.poisoned = dura_calloc(n, sizeof(int))))
+		rc = dura_error_oom(MY);
 	if (rc == 0)
 		rc = run_op(s, batch_body, &a, OP_TX | OP_IDEMPOTENT);
 	dura_free(a.poisoned);
@@ -3124,8 +3124,8 @@ static int my_commit_batch(void *impl, const dura_commit *cm, const char *const 
 	}
 	if (!a.failed)
 		return 0;
-	return dura__error_set(DURA_ECONFLICT, MY, 0, NULL, "%zu of %zu commits in the batch did not go in (first: %s)",
-	                       a.failed, n, a.first);
+	return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "%zu of %zu commits in the batch did not go in (first: %s)",
+	                             a.failed, n, a.first);
 }
 
 struct steps_arg {
@@ -3155,16 +3155,16 @@ static int steps_body(my_store *s, my_conn *c, void *arg, int again)
 		dura_step_list_free(a->list);
 		memset(a->list, 0, sizeof(*a->list));
 		return collect(s, c, a->id, &p, (void **)&a->list->items, &a->list->count, sizeof(*a->list->items),
-		               item_step, dura__step_clear);
+		               item_step, dura_step_clear);
 	}
 	int rc = st_run(s, c, a->id, &p, &m);
 	if (rc)
 		return rc;
 	rc = st_fetch(s, c, m);
 	if (rc == 1) {
-		dura_step *st = dura__malloc(sizeof(*st));
+		dura_step *st = dura_malloc(sizeof(*st));
 		if (!st)
-			rc = dura__oom(MY);
+			rc = dura_error_oom(MY);
 		else if ((rc = row_step(m, st)) != 0)
 			dura_free(st);
 		else
@@ -3187,7 +3187,7 @@ static int my_get_step(void *impl, const char *run_id, int64_t step, dura_step *
 	struct steps_arg a = {ST_STEP_GET, run_id, 0, step, 0, NULL, out};
 	int rc = run_op(impl, steps_body, &a, OP_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
-		return dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "run %s has no step %lld", run_id, (long long)step);
+		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s has no step %lld", run_id, (long long)step);
 	return rc;
 }
 
@@ -3196,7 +3196,7 @@ static int my_load_latest(void *impl, const char *run_id, dura_step **out)
 	struct steps_arg a = {ST_STEP_LATEST, run_id, 0, 0, 0, NULL, out};
 	int rc = run_op(impl, steps_body, &a, OP_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
-		return dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "run %s has no committed step", run_id);
+		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s has no committed step", run_id);
 	return rc;
 }
 
@@ -3239,7 +3239,7 @@ static int delete_by(my_store *s, int id, const char *key, const char *fmt)
 	pp_str(&p, key);
 	int rc = write_by(s, id, &p, &n, &again);
 	if (rc == 0 && n == 0 && !again)
-		return dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, fmt, key);
+		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, fmt, key);
 	return rc;
 }
 
@@ -3280,7 +3280,7 @@ static int cp_body(my_store *s, my_conn *c, void *arg, int again)
 		dura_checkpoint_list_free(a->list);
 		memset(a->list, 0, sizeof(*a->list));
 		return collect(s, c, ST_CP_LIST, &p, (void **)&a->list->items, &a->list->count, sizeof(*a->list->items),
-		               item_checkpoint, dura__checkpoint_clear);
+		               item_checkpoint, dura_checkpoint_clear);
 	}
 	int rc = st_run(s, c, ST_CP_LOAD, &p, &m);
 	if (rc)
@@ -3296,15 +3296,15 @@ static int cp_body(my_store *s, my_conn *c, void *arg, int again)
 
 static int my_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **out)
 {
-	dura_checkpoint *cp = dura__calloc(1, sizeof(*cp));
+	dura_checkpoint *cp = dura_calloc(1, sizeof(*cp));
 	if (!cp)
-		return dura__oom(MY);
+		return dura_error_oom(MY);
 	struct cp_arg a = {cp_id, cp, NULL};
 	int rc = run_op(impl, cp_body, &a, OP_IDEMPOTENT);
 	if (rc) {
 		dura_free(cp);
 		if (rc == DURA_ENOTFOUND)
-			return dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "checkpoint %s not found", cp_id);
+			return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "checkpoint %s not found", cp_id);
 		return rc;
 	}
 	*out = cp;
@@ -3343,9 +3343,9 @@ static int cache_get_body(my_store *s, my_conn *c, void *arg, int again)
 		return rc;
 	rc = st_fetch(s, c, m);
 	if (rc == 1) {
-		dura_cache_entry *e = dura__malloc(sizeof(*e));
+		dura_cache_entry *e = dura_malloc(sizeof(*e));
 		if (!e)
-			rc = dura__oom(MY);
+			rc = dura_error_oom(MY);
 		else if ((rc = row_cache(m, e, 1)) != 0)
 			dura_free(e);
 		else
@@ -3362,7 +3362,7 @@ static int my_cache_get(void *impl, const char *key, dura_cache_entry **out)
 	struct cache_get_arg a = {key, out};
 	int rc = run_op(impl, cache_get_body, &a, OP_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
-		return dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "cache key %s not found (or expired)", key);
+		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "cache key %s not found (or expired)", key);
 	return rc;
 }
 
@@ -3432,7 +3432,7 @@ static int no_live_value(my_store *s, my_conn *c, const char *key, int64_t now)
 	int rc = st_exists(s, c, ST_CACHE_LIVE, &p);
 	if (rc < 0)
 		return rc;
-	return rc == 1 ? dura__error_set(DURA_EEXISTS, MY, 0, NULL, "cache key %s already has a value", key) : 0;
+	return rc == 1 ? dura_error_set_native(DURA_EEXISTS, MY, 0, NULL, "cache key %s already has a value", key) : 0;
 }
 
 static int cache_claim_body(my_store *s, my_conn *c, void *arg, int again)
@@ -3464,7 +3464,7 @@ static int cache_claim_body(my_store *s, my_conn *c, void *arg, int again)
 	if (have && strcmp(holder, a->owner) != 0 && until > now) {
 		char t[24];
 		dura_time_format(t, until);
-		return dura__error_set(DURA_EBUSY, MY, 0, NULL, "cache key %s is claimed by %s until %s", a->key, holder, t);
+		return dura_error_set_native(DURA_EBUSY, MY, 0, NULL, "cache key %s is claimed by %s until %s", a->key, holder, t);
 	}
 	p.n = 0;
 	if (have) {
@@ -3505,7 +3505,7 @@ static int my_cache_release(void *impl, const char *key, const char *owner)
 	pp_str(&p, owner);
 	int rc = write_by(impl, ST_CLAIM_RELEASE, &p, &n, &again);
 	if (rc == 0 && n == 0 && !again)
-		return dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "cache key %s is not claimed by %s", key, owner);
+		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "cache key %s is not claimed by %s", key, owner);
 	return rc;
 }
 
@@ -3555,11 +3555,11 @@ static int cache_list_body(my_store *s, my_conn *c, void *arg, int again)
 	pp_str(&p, a->cursor);
 	pp_int(&p, (int64_t)a->limit);
 	int rc = collect(s, c, ST_CACHE_LIST, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items),
-	                 item_cache, dura__cache_entry_clear);
+	                 item_cache, dura_cache_entry_clear);
 	if (rc == 0 && a->out->count == a->limit && a->out->count > 0) {
-		a->out->next_cursor = dura__strdup(a->out->items[a->out->count - 1].key);
+		a->out->next_cursor = dura_strdup(a->out->items[a->out->count - 1].key);
 		if (!a->out->next_cursor)
-			rc = dura__oom(MY);
+			rc = dura_error_oom(MY);
 	}
 	if (rc) {
 		dura_cache_list_free(a->out);
@@ -3592,7 +3592,7 @@ static int cache_stats_body(my_store *s, my_conn *c, void *arg, int again)
 		out->bytes = c_int(m, 2);
 		rc = 0;
 	} else if (rc == 0) {
-		rc = dura__error_set(DURA_ERROR, MY, 0, NULL, "reading cache statistics: no row");
+		rc = dura_error_set_native(DURA_ERROR, MY, 0, NULL, "reading cache statistics: no row");
 	}
 	st_done(m);
 	return rc;
@@ -3621,7 +3621,7 @@ static char *json_array_of(const char *const *v, size_t n)
 	json_decref(a);
 	if (!text)
 		return NULL;
-	char *out = dura__strdup(text);
+	char *out = dura_strdup(text);
 	free(text);
 	return out;
 }
@@ -3666,7 +3666,7 @@ static int claim_body(my_store *s, my_conn *c, void *arg, int again)
 	}
 	pp_int(&p, (int64_t)a->max);
 	int rc = collect(s, c, id, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items), item_record,
-	                 dura__record_clear);
+	                 dura_record_clear);
 	if (rc)
 		return rc;
 	for (size_t at = 0; at < a->out->count; at += MY_APPLY_SLOTS) {
@@ -3680,16 +3680,16 @@ static int claim_body(my_store *s, my_conn *c, void *arg, int again)
 		if ((rc = st_write(s, c, ST_CLAIM_APPLY, &p, &n)) != 0)
 			break;
 		if (n != k) {
-			rc = dura__error_set(DURA_ERROR, MY, 0, NULL, "claiming runs: %llu of %zu locked runs were leased",
-			                     (unsigned long long)n, k);
+			rc = dura_error_set_native(DURA_ERROR, MY, 0, NULL, "claiming runs: %llu of %zu locked runs were leased",
+			                           (unsigned long long)n, k);
 			break;
 		}
 	}
 	for (size_t i = 0; rc == 0 && i < a->out->count; i++) {
 		dura_record *r = &a->out->items[i];
-		char *owner = dura__strdup(a->owner);
+		char *owner = dura_strdup(a->owner);
 		if (!owner) {
-			rc = dura__oom(MY);
+			rc = dura_error_oom(MY);
 			break;
 		}
 		dura_free(r->lease_owner);
@@ -3710,7 +3710,7 @@ static int my_claim_runs(void *impl, const char *owner, const char *const *workf
 	struct claim_arg a = {owner, workflows, nworkflows, max, lease_ms, NULL, out};
 	char *json = NULL;
 	if (nworkflows > MY_WF_SLOTS && !(json = json_array_of(workflows, nworkflows)))
-		return dura__oom(MY);
+		return dura_error_oom(MY);
 	a.json = json;
 	/* not OP_IDEMPOTENT: a claim whose COMMIT was lost is not rerun (it
 	 * would claim more); its runs come back when the lease expires */
@@ -3737,13 +3737,13 @@ static int lease_miss(my_store *s, const char *run_id, const char *owner, int ag
 			if (again && (!holder || !*holder))
 				rc = 0; /* released by our first attempt */
 			else if (holder && *holder)
-				rc = dura__error_set(DURA_ECONFLICT, MY, 0, NULL, "run %s is leased by %s, not by %s", run_id, holder,
-				                     owner);
+				rc = dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "run %s is leased by %s, not by %s", run_id, holder,
+				                           owner);
 			else
-				rc = dura__error_set(DURA_ECONFLICT, MY, 0, NULL, "run %s is not leased (by %s or anyone)", run_id,
-				                     owner);
+				rc = dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "run %s is not leased (by %s or anyone)", run_id,
+				                           owner);
 		} else if (rc == 0) {
-			rc = dura__error_set(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", run_id);
+			rc = dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", run_id);
 		}
 		st_done(m);
 	}
@@ -3796,7 +3796,7 @@ static int poll_body(my_store *s, my_conn *c, void *arg, int again)
 	p.n = 0;
 	pp_int(&p, (int64_t)a->limit);
 	return collect(s, c, ST_OUTBOX_POLL, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items),
-	               item_event, dura__event_clear);
+	               item_event, dura_event_clear);
 }
 
 static int my_outbox_poll(void *impl, size_t limit, dura_event_list *out)
@@ -3834,10 +3834,10 @@ static int my_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 		if (res) {
 			unsigned nf = mysql_num_fields(res);
 			MYSQL_FIELD *f = mysql_fetch_fields(res);
-			char **names = dura__calloc(nf ? nf : 1, sizeof(char *));
+			char **names = dura_calloc(nf ? nf : 1, sizeof(char *));
 			if (!names) {
 				mysql_free_result(res);
-				rc = dura__oom(MY);
+				rc = dura_error_oom(MY);
 				break;
 			}
 			for (unsigned i = 0; i < nf; i++)

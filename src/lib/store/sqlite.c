@@ -240,7 +240,7 @@ static char *expand(const char *tmpl, const char *prefix)
 	for (const char *p = tmpl; (p = strstr(p, "{p}")) != NULL; p += 3)
 		n++;
 	size_t len = strlen(tmpl) - 3 * n + plen * n;
-	char *out = dura__malloc(len + 1), *w = out;
+	char *out = dura_malloc(len + 1), *w = out;
 	if (!out)
 		return NULL;
 	for (const char *p = tmpl; *p;) {
@@ -295,11 +295,11 @@ static int sq_fail(sq_conn *c, int rc, const char *what)
 		rc = SQLITE_ERROR;
 	const char *msg = c && sqlite3_extended_errcode(c->db) == rc ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
 	if ((rc & 0xff) == SQLITE_TOOBIG && c)
-		return dura__error_set(DURA_EINVAL, SQ, rc, NULL,
-		                       "%s: %s (a value is larger than this connection's limit of %d bytes, "
-		                       "SQLITE_LIMIT_LENGTH)",
-		                       what, msg, sqlite3_limit(c->db, SQLITE_LIMIT_LENGTH, -1));
-	return dura__error_set(code_of(rc), SQ, rc, NULL, "%s: %s", what, msg);
+		return dura_error_set_native(DURA_EINVAL, SQ, rc, NULL,
+		                             "%s: %s (a value is larger than this connection's limit of %d bytes, "
+		                             "SQLITE_LIMIT_LENGTH)",
+		                             what, msg, sqlite3_limit(c->db, SQLITE_LIMIT_LENGTH, -1));
+	return dura_error_set_native(code_of(rc), SQ, rc, NULL, "%s: %s", what, msg);
 }
 
 /* ---- connections ----------------------------------------------------------- */
@@ -336,20 +336,20 @@ static int conn_open(sq_store *s, sq_conn **out)
 	flags |= SQLITE_OPEN_EXRESCODE;
 #endif
 	*out = NULL;
-	sq_conn *c = dura__calloc(1, sizeof(*c));
+	sq_conn *c = dura_calloc(1, sizeof(*c));
 	if (!c)
-		return dura__oom(SQ);
+		return dura_error_oom(SQ);
 	int rc = sqlite3_open_v2(s->path, &c->db, flags, NULL);
 	if (rc != SQLITE_OK && s->no_create && (rc & 0xff) == SQLITE_CANTOPEN) {
-		rc = dura__error_set(DURA_ENOTFOUND, SQ, rc, NULL, "%s does not exist; run `dura init` to create it",
-		                     s->path);
+		rc = dura_error_set_native(DURA_ENOTFOUND, SQ, rc, NULL, "%s does not exist; run `dura init` to create it",
+		                           s->path);
 		conn_close(c);
 		return rc;
 	}
 	if (rc != SQLITE_OK) {
 		int code = code_of(rc) == DURA_ENOMEM ? DURA_ENOMEM : DURA_EIO;
-		rc = dura__error_set(code, SQ, rc, NULL, "cannot open SQLite database %s: %s", s->path,
-		                     c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		rc = dura_error_set_native(code, SQ, rc, NULL, "cannot open SQLite database %s: %s", s->path,
+		                           c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
 		conn_close(c);
 		return rc;
 	}
@@ -359,8 +359,8 @@ static int conn_open(sq_store *s, sq_conn **out)
 	 * some of which read the header too) */
 	rc = sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
 	if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT) {
-		rc = dura__error_set(DURA_EINVAL, SQ, sqlite3_extended_errcode(c->db), NULL, "%s is %s SQLite database (%s)",
-		                     s->path, (rc & 0xff) == SQLITE_NOTADB ? "not a" : "a damaged", sqlite3_errmsg(c->db));
+		rc = dura_error_set_native(DURA_EINVAL, SQ, sqlite3_extended_errcode(c->db), NULL, "%s is %s SQLite database (%s)",
+		                           s->path, (rc & 0xff) == SQLITE_NOTADB ? "not a" : "a damaged", sqlite3_errmsg(c->db));
 		conn_close(c);
 		return rc;
 	}
@@ -646,9 +646,9 @@ static int col_str(sqlite3_stmt *st, int i, int empty, char **out)
 			*out = NULL;
 			return 0;
 		}
-		*out = dura__strdup("");
+		*out = dura_strdup("");
 	} else {
-		*out = dura__strndup(t, (size_t)sqlite3_column_bytes(st, i));
+		*out = dura_strndup(t, (size_t)sqlite3_column_bytes(st, i));
 	}
 	return *out ? 0 : -1;
 }
@@ -660,8 +660,8 @@ static int row_record(sqlite3_stmt *st, dura_record *r)
 	if (col_str(st, 0, 1, &r->run_id) || col_str(st, 1, 1, &r->workflow_name) || col_str(st, 2, 1, &r->foreign_id) ||
 	    col_str(st, 4, 1, &r->status) || col_str(st, 5, 1, &r->state) || col_str(st, 9, 1, &r->error) ||
 	    col_str(st, 10, 1, &r->meta) || col_str(st, 11, 1, &r->lease_owner)) {
-		dura__record_clear(r);
-		return dura__oom(SQ);
+		dura_record_clear(r);
+		return dura_error_oom(SQ);
 	}
 	r->run_state = sqlite3_column_int(st, 3);
 	r->version = sqlite3_column_int64(st, 6);
@@ -678,8 +678,8 @@ static int row_step(sqlite3_stmt *st, dura_step *p)
 {
 	memset(p, 0, sizeof(*p));
 	if (col_str(st, 0, 1, &p->run_id) || col_str(st, 2, 1, &p->node_id) || col_str(st, 3, 1, &p->state)) {
-		dura__step_clear(p);
-		return dura__oom(SQ);
+		dura_step_clear(p);
+		return dura_error_oom(SQ);
 	}
 	p->step = sqlite3_column_int64(st, 1);
 	p->created_at = col_time(st, 4);
@@ -690,8 +690,8 @@ static int row_checkpoint(sqlite3_stmt *st, dura_checkpoint *p)
 {
 	memset(p, 0, sizeof(*p));
 	if (col_str(st, 0, 1, &p->checkpoint_id) || col_str(st, 1, 1, &p->run_id) || col_str(st, 3, 1, &p->state)) {
-		dura__checkpoint_clear(p);
-		return dura__oom(SQ);
+		dura_checkpoint_clear(p);
+		return dura_error_oom(SQ);
 	}
 	p->step = sqlite3_column_int64(st, 2);
 	p->created_at = col_time(st, 4);
@@ -710,7 +710,7 @@ static int row_cache(sqlite3_stmt *st, dura_cache_entry *e, int with_value)
 			const void *v = sqlite3_column_blob(st, 1);
 			size_t n = (size_t)sqlite3_column_bytes(st, 1);
 			/* one more byte, NUL, so text values can be read as strings */
-			e->value = dura__malloc(n + 1);
+			e->value = dura_malloc(n + 1);
 			if (!e->value)
 				goto oom;
 			if (n)
@@ -725,8 +725,8 @@ static int row_cache(sqlite3_stmt *st, dura_cache_entry *e, int with_value)
 	e->expires_at = col_time(st, 4);
 	return 0;
 oom:
-	dura__cache_entry_clear(e);
-	return dura__oom(SQ);
+	dura_cache_entry_clear(e);
+	return dura_error_oom(SQ);
 }
 
 static int row_event(sqlite3_stmt *st, dura_event *ev)
@@ -734,8 +734,8 @@ static int row_event(sqlite3_stmt *st, dura_event *ev)
 	memset(ev, 0, sizeof(*ev));
 	if (col_str(st, 0, 1, &ev->id) || col_str(st, 1, 1, &ev->workflow_name) || col_str(st, 2, 1, &ev->run_id) ||
 	    col_str(st, 3, 1, &ev->type) || col_str(st, 4, 1, &ev->data)) {
-		dura__event_clear(ev);
-		return dura__oom(SQ);
+		dura_event_clear(ev);
+		return dura_error_oom(SQ);
 	}
 	ev->created_at = col_time(st, 5);
 	return 0;
@@ -761,9 +761,9 @@ static int fetch_record(sq_conn *c, sqlite3_stmt *st, dura_record **out, const c
 	}
 	rc = 0;
 	if (out) {
-		dura_record *r = dura__malloc(sizeof(*r));
+		dura_record *r = dura_malloc(sizeof(*r));
 		if (!r)
-			rc = dura__oom(SQ);
+			rc = dura_error_oom(SQ);
 		else if ((rc = row_record(st, r)) != 0)
 			dura_free(r);
 		else
@@ -817,8 +817,8 @@ static int collect(sq_conn *c, sqlite3_stmt *st, void **items, size_t *count, si
 	size_t cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (dura__grow(items, *count, &cap, item_size)) {
-			rc = dura__oom(SQ);
+		if (dura_store_grow(items, *count, &cap, item_size)) {
+			rc = dura_error_oom(SQ);
 			goto fail;
 		}
 		if ((rc = row(st, (char *)*items + *count * item_size)) != 0)
@@ -876,9 +876,9 @@ static int read_schema_version(sq_store *s, sq_conn *c, int *out)
 
 static int newer_schema(int v)
 {
-	return dura__error_set(DURA_EVERSION, SQ, 0, NULL,
-	                       "database schema version %d is newer than this library's %d; upgrade dura", v,
-	                       SQ_SCHEMA_VERSION);
+	return dura_error_set_native(DURA_EVERSION, SQ, 0, NULL,
+	                             "database schema version %d is newer than this library's %d; upgrade dura", v,
+	                             SQ_SCHEMA_VERSION);
 }
 
 /* Create or upgrade the schema in one transaction. */
@@ -897,7 +897,7 @@ static int migrate_conn(sq_store *s, sq_conn *c, int *from, int *to)
 	if (v < SQ_SCHEMA_VERSION) {
 		char *sql = expand(schema_table_sql, s->prefix);
 		if (!sql) {
-			rc = dura__oom(SQ);
+			rc = dura_error_oom(SQ);
 			goto fail;
 		}
 		rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
@@ -915,7 +915,7 @@ static int migrate_conn(sq_store *s, sq_conn *c, int *from, int *to)
 		if (!sql || !rec) {
 			dura_free(sql);
 			sqlite3_free(rec);
-			rc = dura__oom(SQ);
+			rc = dura_error_oom(SQ);
 			goto fail;
 		}
 		rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
@@ -952,13 +952,13 @@ static int check_and_migrate(sq_store *s, sq_conn *c, const dura_store_options *
 		return newer_schema(v);
 	if (v < SQ_SCHEMA_VERSION && !opts->auto_migrate) {
 		if (v == 0)
-			return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL,
-			                       "%s has no dura tables%s%s; run `dura init` to create them", s->path,
-			                       *s->prefix ? " with prefix " : "", s->prefix);
-		return dura__error_set(DURA_EVERSION, SQ, 0, NULL,
-		                       "database schema version %d is older than this library's %d; run `dura init` "
-		                       "to upgrade it",
-		                       v, SQ_SCHEMA_VERSION);
+			return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL,
+			                             "%s has no dura tables%s%s; run `dura init` to create them", s->path,
+			                             *s->prefix ? " with prefix " : "", s->prefix);
+		return dura_error_set_native(DURA_EVERSION, SQ, 0, NULL,
+		                             "database schema version %d is older than this library's %d; run `dura init` "
+		                             "to upgrade it",
+		                             v, SQ_SCHEMA_VERSION);
 	}
 	if ((rc = conn_wal(c)) != 0)
 		return rc;
@@ -971,7 +971,7 @@ static int check_and_migrate(sq_store *s, sq_conn *c, const dura_store_options *
 
 static void note(sq_store *s, const char *fmt, const char *arg)
 {
-	dura__note(s->notes, sizeof(s->notes), fmt, arg);
+	dura_store_note(s->notes, sizeof(s->notes), fmt, arg);
 }
 
 static void store_free(sq_store *s)
@@ -1005,16 +1005,16 @@ static int parse_options(sq_store *s, const dura_url *url)
 			if (strcasecmp(v, modes[i]) == 0 || (v[0] == '0' + i && v[1] == '\0'))
 				s->synchronous = modes[i];
 		if (!s->synchronous)
-			return dura__error_set(DURA_EINVAL, SQ, 0, NULL,
-			                       "URL option synchronous='%.40s' is not off, normal, full or extra", v);
+			return dura_error_set_native(DURA_EINVAL, SQ, 0, NULL,
+			                             "URL option synchronous='%.40s' is not off, normal, full or extra", v);
 	}
 	s->busy_ms = SQ_DEFAULT_BUSY_MS;
 	if ((v = dura_url_param(url, "busy_timeout")) != NULL) {
 		char *end;
 		long ms = strtol(v, &end, 10);
 		if (!*v || *end || ms < 0 || ms > INT_MAX)
-			return dura__error_set(DURA_EINVAL, SQ, 0, NULL,
-			                       "URL option busy_timeout='%.40s' is not a number of milliseconds", v);
+			return dura_error_set_native(DURA_EINVAL, SQ, 0, NULL,
+			                             "URL option busy_timeout='%.40s' is not a number of milliseconds", v);
 		s->busy_ms = (int)ms;
 	}
 	/* SQLite's own ceiling for a BLOB is SQLITE_MAX_LENGTH (10^9 by default) */
@@ -1023,8 +1023,8 @@ static int parse_options(sq_store *s, const dura_url *url)
 		char *end;
 		long long n = strtoll(v, &end, 10);
 		if (!*v || *end || n < 0 || n > 1000000000)
-			return dura__error_set(DURA_EINVAL, SQ, 0, NULL,
-			                       "URL option max_value='%.40s' is not a size in bytes up to 1000000000", v);
+			return dura_error_set_native(DURA_EINVAL, SQ, 0, NULL,
+			                             "URL option max_value='%.40s' is not a size in bytes up to 1000000000", v);
 		s->max_value = n;
 	}
 	s->pool_max = url->pool_max > 0 ? url->pool_max : SQ_DEFAULT_POOL;
@@ -1041,9 +1041,9 @@ static int parse_options(sq_store *s, const dura_url *url)
 static int sq_open(void **impl, const dura_url *url, const dura_store_options *opts)
 {
 	*impl = NULL;
-	sq_store *s = dura__calloc(1, sizeof(*s));
+	sq_store *s = dura_calloc(1, sizeof(*s));
 	if (!s)
-		return dura__oom(SQ);
+		return dura_error_oom(SQ);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	int rc = parse_options(s, url);
@@ -1051,15 +1051,15 @@ static int sq_open(void **impl, const dura_url *url, const dura_store_options *o
 		store_free(s);
 		return rc;
 	}
-	s->path = dura__strdup(url->database);
-	s->prefix = dura__strdup(url->prefix ? url->prefix : "");
+	s->path = dura_strdup(url->database);
+	s->prefix = dura_strdup(url->prefix ? url->prefix : "");
 	s->no_create = !opts->auto_migrate && strcmp(url->database, ":memory:") != 0;
 	int ok = s->path && s->prefix;
 	for (int i = 0; ok && i < ST__COUNT; i++)
 		ok = (s->sql[i] = expand(st_sql[i], s->prefix)) != NULL;
 	if (!ok) {
 		store_free(s);
-		return dura__oom(SQ);
+		return dura_error_oom(SQ);
 	}
 	s->caps = DURA_CAP_RETURNING | DURA_CAP_JSON | DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL;
 	if (strcmp(s->path, ":memory:") == 0) {
@@ -1154,21 +1154,21 @@ static int sq_migrate(void *impl, int *from, int *to)
 static int created_record(dura_record **out, const char *run_id, const dura_run_create *req, const char *fid,
                           const char *state, const char *status, int run_state, int64_t now, int64_t next)
 {
-	dura_record *r = dura__calloc(1, sizeof(*r));
+	dura_record *r = dura_calloc(1, sizeof(*r));
 	if (!r)
-		return dura__oom(SQ);
-	r->run_id = dura__strdup(run_id);
-	r->workflow_name = dura__strdup(req->workflow_name);
-	r->foreign_id = dura__strdup(fid);
-	r->status = dura__strdup(status);
-	r->state = dura__strdup(state);
-	r->error = dura__strdup("");
-	r->meta = dura__strdup(req->meta ? req->meta : "");
-	r->lease_owner = dura__strdup("");
+		return dura_error_oom(SQ);
+	r->run_id = dura_strdup(run_id);
+	r->workflow_name = dura_strdup(req->workflow_name);
+	r->foreign_id = dura_strdup(fid);
+	r->status = dura_strdup(status);
+	r->state = dura_strdup(state);
+	r->error = dura_strdup("");
+	r->meta = dura_strdup(req->meta ? req->meta : "");
+	r->lease_owner = dura_strdup("");
 	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->status || !r->state || !r->error || !r->meta ||
 	    !r->lease_owner) {
 		dura_record_free(r);
-		return dura__oom(SQ);
+		return dura_error_oom(SQ);
 	}
 	r->run_state = run_state;
 	r->version = 1;
@@ -1208,9 +1208,9 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 		rc = fetch_record(c, st, &existing, "looking up the active run");
 		if (rc == 0) {
 			tx_rollback(s, c);
-			rc = dura__error_set(DURA_EEXISTS, SQ, 0, NULL,
-			                     "workflow %s already has an active run %s with foreign id %s",
-			                     req->workflow_name, existing->run_id, fid);
+			rc = dura_error_set_native(DURA_EEXISTS, SQ, 0, NULL,
+			                           "workflow %s already has an active run %s with foreign id %s",
+			                           req->workflow_name, existing->run_id, fid);
 			if (out)
 				*out = existing;
 			else
@@ -1250,13 +1250,13 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 		if (rc == 0) {
 			if (out)
 				*out = existing;
-			return dura__error_set(DURA_EEXISTS, SQ, xrc, NULL, "run %s already exists", run_id);
+			return dura_error_set_native(DURA_EEXISTS, SQ, xrc, NULL, "run %s already exists", run_id);
 		}
 		if (rc != DURA_ENOTFOUND)
 			return rc;
-		return dura__error_set(DURA_EEXISTS, SQ, xrc, NULL,
-		                       "workflow %s already has an active run with foreign id %s", req->workflow_name,
-		                       fid);
+		return dura_error_set_native(DURA_EEXISTS, SQ, xrc, NULL,
+		                             "workflow %s already has an active run with foreign id %s", req->workflow_name,
+		                             fid);
 	} else {
 		rc = sq_fail(c, rc, "creating a run");
 		sqlite3_reset(st);
@@ -1305,7 +1305,7 @@ static int sq_get_run(void *impl, const char *run_id, dura_record **out)
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
-		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
 	return rc;
 }
 
@@ -1326,7 +1326,7 @@ static int sq_latest_run(void *impl, const char *wf, const char *fid, dura_recor
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
-		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "workflow %s has no run with foreign id %s", wf, fid);
+		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "workflow %s has no run with foreign id %s", wf, fid);
 	return rc;
 }
 
@@ -1355,14 +1355,14 @@ static int sq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *
 		rc = bind_fail(c, st, b, "listing runs");
 		goto out;
 	}
-	if ((rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_record, dura__record_clear,
+	if ((rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_record, dura_record_clear,
 	                  "listing runs")) != 0)
 		goto out;
 	if (out->count == f->limit && out->count > 0) {
-		out->next_cursor = dura__strdup(out->items[out->count - 1].run_id);
+		out->next_cursor = dura_strdup(out->items[out->count - 1].run_id);
 		if (!out->next_cursor) {
 			dura_record_list_free(out);
-			rc = dura__oom(SQ);
+			rc = dura_error_oom(SQ);
 		}
 	}
 out:
@@ -1388,7 +1388,7 @@ static int run_state_of(sq_store *s, sq_conn *c, const char *run_id, int *state,
 		*version = sqlite3_column_int64(st, 1);
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
-		rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+		rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
 	} else {
 		rc = sq_fail(c, rc, "reading a run");
 	}
@@ -1415,7 +1415,7 @@ static int erase_run(sq_store *s, sq_conn *c, const char *run_id, int64_t *versi
 		*version = sqlite3_column_int64(st, 0);
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
-		rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+		rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
 	} else {
 		rc = sq_fail(c, rc, "erasing a run's state");
 	}
@@ -1447,8 +1447,8 @@ static int set_state_tx(sq_store *s, sq_conn *c, const char *run_id, int to, int
 	if ((rc = run_state_of(s, c, run_id, &cur, &version)) != 0)
 		goto fail;
 	if (!dura_run_state_transition_ok(cur, to)) {
-		rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL, "cannot move run %s from %s to %s", run_id,
-		                     dura_run_state_name(cur), dura_run_state_name(to));
+		rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL, "cannot move run %s from %s to %s", run_id,
+		                           dura_run_state_name(cur), dura_run_state_name(to));
 		goto fail;
 	}
 	if (to == DURA_RUN_DATA_DELETED) {
@@ -1472,13 +1472,13 @@ static int set_state_tx(sq_store *s, sq_conn *c, const char *run_id, int to, int
 	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
 		/* resuming a failed run while another run of the same workflow
 		 * and foreign id is active */
-		rc = dura__error_set(DURA_ECONFLICT, SQ, rc, NULL,
-		                     "cannot move run %s to %s: its workflow already has an active run with the same "
-		                     "foreign id",
-		                     run_id, dura_run_state_name(to));
+		rc = dura_error_set_native(DURA_ECONFLICT, SQ, rc, NULL,
+		                           "cannot move run %s to %s: its workflow already has an active run with the same "
+		                           "foreign id",
+		                           run_id, dura_run_state_name(to));
 	} else if (rc == SQLITE_DONE) {
-		rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL, "run %s changed while moving it to %s", run_id,
-		                     dura_run_state_name(to));
+		rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL, "run %s changed while moving it to %s", run_id,
+		                           dura_run_state_name(to));
 	} else {
 		rc = sq_fail(c, rc, "changing a run's state");
 	}
@@ -1518,10 +1518,10 @@ static int delete_data_tx(sq_store *s, sq_conn *c, const char *run_id)
 	if ((rc = run_state_of(s, c, run_id, &cur, &version)) != 0)
 		goto fail;
 	if (cur != DURA_RUN_COMPLETED && cur != DURA_RUN_CANCELLED && cur != DURA_RUN_FAILED) {
-		rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL,
-		                     "cannot delete the data of run %s: it is %s (only completed, cancelled or failed "
-		                     "runs)",
-		                     run_id, dura_run_state_name(cur));
+		rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL,
+		                           "cannot delete the data of run %s: it is %s (only completed, cancelled or failed "
+		                           "runs)",
+		                           run_id, dura_run_state_name(cur));
 		goto fail;
 	}
 	if ((rc = erase_run(s, c, run_id, &version)) != 0)
@@ -1557,12 +1557,12 @@ static int commit_miss(sq_store *s, sq_conn *c, const dura_commit *cm)
 		return bind_fail(c, st, rc, "reading a run's version");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL,
-		                     "run %s is at version %lld, not the expected version %lld (another worker "
-		                     "changed it)",
-		                     cm->run_id, (long long)sqlite3_column_int64(st, 0), (long long)cm->expect_version);
+		rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL,
+		                           "run %s is at version %lld, not the expected version %lld (another worker "
+		                           "changed it)",
+		                           cm->run_id, (long long)sqlite3_column_int64(st, 0), (long long)cm->expect_version);
 	else if (rc == SQLITE_DONE)
-		rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", cm->run_id);
+		rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", cm->run_id);
 	else
 		rc = sq_fail(c, rc, "reading a run's version");
 	sqlite3_reset(st);
@@ -1607,10 +1607,10 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 			return commit_miss(s, c, cm);
 		}
 		if ((rc & 0xff) == SQLITE_CONSTRAINT)
-			rc = dura__error_set(DURA_ECONFLICT, SQ, rc, NULL,
-			                     "cannot commit run %s as %s: its workflow already has an active run with the "
-			                     "same foreign id",
-			                     cm->run_id, dura_run_state_name(cm->run_state));
+			rc = dura_error_set_native(DURA_ECONFLICT, SQ, rc, NULL,
+			                           "cannot commit run %s as %s: its workflow already has an active run with the "
+			                           "same foreign id",
+			                           cm->run_id, dura_run_state_name(cm->run_state));
 		else
 			rc = sq_fail(c, rc, "committing a step");
 		sqlite3_reset(up);
@@ -1645,8 +1645,8 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE) {
 			if ((rc & 0xff) == SQLITE_CONSTRAINT)
-				rc = dura__error_set(DURA_ECONFLICT, SQ, rc, NULL, "run %s already has a step %lld",
-				                     cm->run_id, (long long)res->step);
+				rc = dura_error_set_native(DURA_ECONFLICT, SQ, rc, NULL, "run %s already has a step %lld",
+				                           cm->run_id, (long long)res->step);
 			else
 				rc = sq_fail(c, rc, "writing a step");
 			sqlite3_reset(st);
@@ -1656,17 +1656,17 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 	}
 
 	if (do_event) {
-		/* the default event data (dura__event_summary): ids are at most 255
+		/* the default event data (dura_store_event_summary): ids are at most 255
 		 * bytes (6 each once escaped), the stack buffer fits them unless a
 		 * caller skipped validation */
 		char buf[3 * (6 * DURA_MAX_ID_LEN + 2) + 128], *heap = NULL;
 		const char *payload = cm->event_data;
 		if (!payload) {
-			size_t n = dura__event_summary(buf, sizeof buf, cm->run_id, res->step, cm->node_id, status, run_state);
+			size_t n = dura_store_event_summary(buf, sizeof buf, cm->run_id, res->step, cm->node_id, status, run_state);
 			if (n >= sizeof buf) {
-				if (!(heap = dura__malloc(n + 1)))
-					return dura__oom(SQ);
-				dura__event_summary(heap, n + 1, cm->run_id, res->step, cm->node_id, status, run_state);
+				if (!(heap = dura_malloc(n + 1)))
+					return dura_error_oom(SQ);
+				dura_store_event_summary(heap, n + 1, cm->run_id, res->step, cm->node_id, status, run_state);
 			}
 			payload = heap ? heap : buf;
 		}
@@ -1748,8 +1748,8 @@ static int sq_commit_batch(void *impl, const dura_commit *cm, const char *const 
 	pool_put(s, c);
 	if (!failed)
 		return 0;
-	return dura__error_set(DURA_ECONFLICT, SQ, 0, NULL, "%zu of %zu commits in the batch did not go in (first: %s)",
-	                       failed, n, first);
+	return dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL, "%zu of %zu commits in the batch did not go in (first: %s)",
+	                             failed, n, first);
 fatal:
 	tx_rollback(s, c);
 	pool_put(s, c);
@@ -1777,7 +1777,7 @@ static int sq_history(void *impl, const char *run_id, int64_t from, size_t limit
 			rc = bind_fail(c, st, b, "reading steps");
 		else
 			rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_step,
-			             dura__step_clear, "reading steps");
+			             dura_step_clear, "reading steps");
 	}
 	pool_put(s, c);
 	return rc;
@@ -1788,9 +1788,9 @@ static int fetch_step(sq_conn *c, sqlite3_stmt *st, dura_step **out)
 {
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		dura_step *p = dura__malloc(sizeof(*p));
+		dura_step *p = dura_malloc(sizeof(*p));
 		if (!p)
-			rc = dura__oom(SQ);
+			rc = dura_error_oom(SQ);
 		else if ((rc = row_step(st, p)) != 0)
 			dura_free(p);
 		else
@@ -1821,7 +1821,7 @@ static int sq_get_step(void *impl, const char *run_id, int64_t step, dura_step *
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
-		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s has no step %lld", run_id, (long long)step);
+		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s has no step %lld", run_id, (long long)step);
 	return rc;
 }
 
@@ -1839,7 +1839,7 @@ static int sq_load_latest(void *impl, const char *run_id, dura_step **out)
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
-		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s has no committed step", run_id);
+		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s has no committed step", run_id);
 	return rc;
 }
 
@@ -1890,15 +1890,15 @@ static int sq_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **o
 		if (rc == SQLITE_OK)
 			rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
-			dura_checkpoint *p = dura__malloc(sizeof(*p));
+			dura_checkpoint *p = dura_malloc(sizeof(*p));
 			if (!p)
-				rc = dura__oom(SQ);
+				rc = dura_error_oom(SQ);
 			else if ((rc = row_checkpoint(st, p)) != 0)
 				dura_free(p);
 			else
 				*out = p;
 		} else if (rc == SQLITE_DONE) {
-			rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "checkpoint %s not found", cp_id);
+			rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "checkpoint %s not found", cp_id);
 		} else {
 			rc = sq_fail(c, rc, "reading a checkpoint");
 		}
@@ -1920,7 +1920,7 @@ static int sq_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_li
 		int b = bind_text(st, 1, run_id);
 		rc = b ? bind_fail(c, st, b, "listing checkpoints")
 		       : collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_checkpoint,
-		                 dura__checkpoint_clear, "listing checkpoints");
+		                 dura_checkpoint_clear, "listing checkpoints");
 	}
 	pool_put(s, c);
 	return rc;
@@ -1941,7 +1941,7 @@ static int delete_by(void *impl, int id, const char *key, const char *fmt)
 	}
 	pool_put(s, c);
 	if (rc == 0 && changes == 0)
-		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, fmt, key);
+		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, fmt, key);
 	return rc;
 }
 
@@ -1967,15 +1967,15 @@ static int sq_cache_get(void *impl, const char *key, dura_cache_entry **out)
 		if ((rc = bind_text(st, 1, key)) == SQLITE_OK && (rc = bind_text(st, 2, now_txt)) == SQLITE_OK)
 			rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
-			dura_cache_entry *e = dura__malloc(sizeof(*e));
+			dura_cache_entry *e = dura_malloc(sizeof(*e));
 			if (!e)
-				rc = dura__oom(SQ);
+				rc = dura_error_oom(SQ);
 			else if ((rc = row_cache(st, e, 1)) != 0)
 				dura_free(e);
 			else
 				*out = e;
 		} else if (rc == SQLITE_DONE) {
-			rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "cache key %s not found (or expired)", key);
+			rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "cache key %s not found (or expired)", key);
 		} else {
 			rc = sq_fail(c, rc, "reading the cache");
 		}
@@ -2029,10 +2029,10 @@ static int sq_cache_put(void *impl, const char *key, const void *value, size_t l
 	sq_store *s = impl;
 	sq_conn *c;
 	if ((int64_t)len > s->max_value)
-		return dura__error_set(DURA_EINVAL, SQ, SQLITE_TOOBIG, NULL,
-		                       "cache value of %zu bytes for key %s is over this store's limit of %lld bytes "
-		                       "(URL option max_value); nothing was written",
-		                       len, key, (long long)s->max_value);
+		return dura_error_set_native(DURA_EINVAL, SQ, SQLITE_TOOBIG, NULL,
+		                             "cache value of %zu bytes for key %s is over this store's limit of %lld bytes "
+		                             "(URL option max_value); nothing was written",
+		                             len, key, (long long)s->max_value);
 	int rc = pool_get(s, &c);
 	if (rc)
 		return rc;
@@ -2059,7 +2059,7 @@ static int cache_claim_tx(sq_store *s, sq_conn *c, const char *key, const char *
 		rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW) {
-		rc = dura__error_set(DURA_EEXISTS, SQ, 0, NULL, "cache key %s already has a value", key);
+		rc = dura_error_set_native(DURA_EEXISTS, SQ, 0, NULL, "cache key %s already has a value", key);
 		goto fail;
 	}
 	if (rc != SQLITE_DONE) {
@@ -2075,8 +2075,8 @@ static int cache_claim_tx(sq_store *s, sq_conn *c, const char *key, const char *
 		const char *holder = (const char *)sqlite3_column_text(st, 0);
 		const char *until = (const char *)sqlite3_column_text(st, 1);
 		if (holder && until && strcmp(holder, owner) != 0 && strcmp(until, now_txt) > 0) {
-			rc = dura__error_set(DURA_EBUSY, SQ, 0, NULL, "cache key %s is claimed by %s until %s", key, holder,
-			                     until);
+			rc = dura_error_set_native(DURA_EBUSY, SQ, 0, NULL, "cache key %s is claimed by %s until %s", key, holder,
+			                           until);
 			sqlite3_reset(st);
 			goto fail;
 		}
@@ -2130,7 +2130,7 @@ static int sq_cache_release(void *impl, const char *key, const char *owner)
 	}
 	pool_put(s, c);
 	if (rc == 0 && changes == 0)
-		return dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "cache key %s is not claimed by %s", key, owner);
+		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "cache key %s is not claimed by %s", key, owner);
 	return rc;
 }
 
@@ -2199,13 +2199,13 @@ static int sq_cache_list(void *impl, const char *cursor, size_t limit, dura_cach
 		rc = bind_fail(c, st, rc, "listing the cache");
 		goto out;
 	}
-	if ((rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_cache, dura__cache_entry_clear,
+	if ((rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_cache, dura_cache_entry_clear,
 	                  "listing the cache")) != 0)
 		goto out;
 	if (out->count == limit && out->count > 0) {
-		out->next_cursor = dura__strdup(out->items[out->count - 1].key);
+		out->next_cursor = dura_strdup(out->items[out->count - 1].key);
 		if (!out->next_cursor) {
-			rc = dura__oom(SQ);
+			rc = dura_error_oom(SQ);
 			dura_cache_list_free(out);
 		}
 	}
@@ -2257,7 +2257,7 @@ static char *json_array_of(const char *const *v, size_t n)
 	size_t size = 3;
 	for (size_t i = 0; i < n; i++)
 		size += 6 * strlen(v[i]) + 3;
-	char *out = dura__malloc(size), *p = out;
+	char *out = dura_malloc(size), *p = out;
 	if (!out)
 		return NULL;
 	*p++ = '[';
@@ -2280,7 +2280,7 @@ static int sq_claim_runs(void *impl, const char *owner, const char *const *workf
 	char now_txt[24], exp_txt[24], *list = NULL;
 	int64_t now = dura_now_ms();
 	if (nworkflows && !(list = json_array_of(workflows, nworkflows)))
-		return dura__oom(SQ);
+		return dura_error_oom(SQ);
 	int rc = pool_get(s, &c);
 	if (rc) {
 		dura_free(list);
@@ -2299,7 +2299,7 @@ static int sq_claim_runs(void *impl, const char *owner, const char *const *workf
 			rc = bind_fail(c, st, b, "claiming runs");
 		else
 			rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_record,
-			             dura__record_clear, "claiming runs");
+			             dura_record_clear, "claiming runs");
 	}
 	if (rc == 0 && (rc = tx_commit(s, c)) != 0)
 		dura_record_list_free(out);
@@ -2326,13 +2326,13 @@ static int lease_miss(sq_store *s, sq_conn *c, const char *run_id, const char *o
 	if (rc == SQLITE_ROW) {
 		const char *holder = (const char *)sqlite3_column_text(st, 0);
 		if (holder && *holder)
-			rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL, "run %s is leased by %s, not by %s", run_id,
-			                     holder, owner);
+			rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL, "run %s is leased by %s, not by %s", run_id,
+			                           holder, owner);
 		else
-			rc = dura__error_set(DURA_ECONFLICT, SQ, 0, NULL, "run %s is not leased (by %s or anyone)", run_id,
-			                     owner);
+			rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL, "run %s is not leased (by %s or anyone)", run_id,
+			                           owner);
 	} else if (rc == SQLITE_DONE) {
-		rc = dura__error_set(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+		rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
 	} else {
 		rc = sq_fail(c, rc, "reading a lease");
 	}
@@ -2391,7 +2391,7 @@ static int sq_outbox_poll(void *impl, size_t limit, dura_event_list *out)
 		int b = bind_int64(st, 1, (int64_t)limit);
 		rc = b ? bind_fail(c, st, b, "polling the outbox")
 		       : collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_event,
-		                 dura__event_clear, "polling the outbox");
+		                 dura_event_clear, "polling the outbox");
 	}
 	pool_put(s, c);
 	return rc;
@@ -2434,8 +2434,8 @@ static int sq_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 		rc = 0;
 	} else {
 		int code = code_of(rc) == DURA_EBUSY ? DURA_EBUSY : DURA_ERROR;
-		rc = dura__error_set(code, SQ, sqlite3_extended_errcode(c->db), NULL, "SQL failed: %s",
-		                     err ? err : sqlite3_errstr(rc));
+		rc = dura_error_set_native(code, SQ, sqlite3_extended_errcode(c->db), NULL, "SQL failed: %s",
+		                           err ? err : sqlite3_errstr(rc));
 	}
 	sqlite3_free(err);
 	/* whatever the SQL left open is not handed to the next caller

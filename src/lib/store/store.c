@@ -113,15 +113,15 @@ static const char *missing_op(const dura_store_ops *ops)
 static int ops_valid(const dura_store_ops *ops, const char *fn)
 {
 	if (!ops || !ops->scheme || !*ops->scheme)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: ops or scheme is missing", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: ops or scheme is missing", fn);
 	if (ops->version < 1 || ops->version > DURA_STORE_ABI_VERSION)
-		return dura__error_set(DURA_EVERSION, ops->scheme, 0, NULL,
-		                       "store '%s' implements contract version %u, this library knows 1 to %u",
-		                       ops->scheme, ops->version, DURA_STORE_ABI_VERSION);
+		return dura_error_set_native(DURA_EVERSION, ops->scheme, 0, NULL,
+		                             "store '%s' implements contract version %u, this library knows 1 to %u",
+		                             ops->scheme, ops->version, DURA_STORE_ABI_VERSION);
 	const char *missing = missing_op(ops);
 	if (missing)
-		return dura__error_set(DURA_EINVAL, ops->scheme, 0, NULL,
-		                       "store '%s' has no %s operation, which every store must have", ops->scheme, missing);
+		return dura_error_set_native(DURA_EINVAL, ops->scheme, 0, NULL,
+		                             "store '%s' has no %s operation, which every store must have", ops->scheme, missing);
 	return 0;
 }
 
@@ -132,8 +132,8 @@ int dura_store_register(const dura_store_ops *ops)
 		return valid;
 	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
 		if (builtins[i].ops && strcmp(builtins[i].scheme, ops->scheme) == 0)
-			return dura__error_set(DURA_EEXISTS, ops->scheme, 0, NULL, "scheme '%s' is built in", ops->scheme);
-	int rc = dura__error_set(DURA_ENOMEM, ops->scheme, 0, NULL, "too many external stores (%d)", MAX_EXTERNAL);
+			return dura_error_set_native(DURA_EEXISTS, ops->scheme, 0, NULL, "scheme '%s' is built in", ops->scheme);
+	int rc = dura_error_set_native(DURA_ENOMEM, ops->scheme, 0, NULL, "too many external stores (%d)", MAX_EXTERNAL);
 	dura__fork_enter();
 	pthread_mutex_lock(&reg_lock);
 	for (int i = 0; i < MAX_EXTERNAL; i++) {
@@ -165,20 +165,20 @@ static int find_ops(const dura_store_ops **out, const char *scheme)
 		if (strcmp(builtins[i].scheme, scheme) != 0)
 			continue;
 		if (!builtins[i].ops)
-			return dura__error_set(DURA_ENOTSUP, scheme, 0, NULL,
-			                       "the '%s' store is not built into this libdura (%s is not available yet)",
-			                       scheme, builtins[i].package);
+			return dura_error_set_native(DURA_ENOTSUP, scheme, 0, NULL,
+			                             "the '%s' store is not built into this libdura (%s is not available yet)",
+			                             scheme, builtins[i].package);
 		*out = builtins[i].ops;
 		return 0;
 	}
-	return dura__error_set(DURA_ENOTSUP, scheme, 0, NULL, "no store is registered for scheme '%s'", scheme);
+	return dura_error_set_native(DURA_ENOTSUP, scheme, 0, NULL, "no store is registered for scheme '%s'", scheme);
 }
 
 const dura_store_ops *dura_store_find(const char *scheme)
 {
 	const dura_store_ops *ops = NULL;
 	if (!scheme || !*scheme) {
-		dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_find: scheme is missing");
+		dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_store_find: scheme is missing");
 		return NULL;
 	}
 	if (find_ops(&ops, scheme))
@@ -192,19 +192,19 @@ const dura_store_ops *dura_store_find(const char *scheme)
 #define CHECK_STORE(s)                                                                                \
 	do {                                                                                          \
 		if (!(s))                                                                             \
-			return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: store is NULL", __func__); \
+			return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: store is NULL", __func__); \
 	} while (0)
 
 static int check_id(const char *id, const char *what, const char *fn)
 {
 	if (!id)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %s is NULL", fn, what);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s is NULL", fn, what);
 	size_t n = strnlen(id, DURA_MAX_ID_LEN + 1);
 	if (n == 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %s is empty", fn, what);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s is empty", fn, what);
 	if (n > DURA_MAX_ID_LEN)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %s is longer than %d bytes", fn, what,
-		                       DURA_MAX_ID_LEN);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s is longer than %d bytes", fn, what,
+		                             DURA_MAX_ID_LEN);
 	return 0;
 }
 
@@ -218,7 +218,7 @@ static int check_run_state(int st, int allow_zero, const char *fn)
 {
 	if ((allow_zero && st == 0) || (st >= 1 && st <= DURA_RUN_STATE_MAX))
 		return 0;
-	return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: run state %d is not a known state", fn, st);
+	return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: run state %d is not a known state", fn, st);
 }
 
 #define TRY(expr)                      \
@@ -240,8 +240,8 @@ static int check_run_state(int st, int allow_zero, const char *fn)
 #define DISPATCH(s, op, ...)                                                                                    \
 	do {                                                                                                    \
 		if (!(s)->ops->op)                                                                              \
-			return dura__error_set(DURA_ENOTSUP, (s)->ops->scheme, 0, NULL, "the %s store has no %s", \
-			                       (s)->ops->scheme, #op);                                          \
+			return dura_error_set_native(DURA_ENOTSUP, (s)->ops->scheme, 0, NULL, "the %s store has no %s", \
+			                             (s)->ops->scheme, #op);                                          \
 		dura_error_clear();                                                                             \
 		int rc__;                                                                                       \
 		GUARD(rc__, (s)->ops->op((s)->impl, __VA_ARGS__));                                              \
@@ -254,11 +254,11 @@ int dura_store_open(dura_store **out, const char *url, const dura_store_options 
 {
 	dura_store_options defaults = DURA_STORE_OPTIONS_INIT;
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_open: out is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_store_open: out is NULL");
 	*out = NULL;
 	if (opts && opts->version != DURA_STORE_OPTIONS_VERSION)
-		return dura__error_set(DURA_EVERSION, "", 0, NULL, "dura_store_options version %u, expected %u",
-		                       opts->version, DURA_STORE_OPTIONS_VERSION);
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "dura_store_options version %u, expected %u",
+		                             opts->version, DURA_STORE_OPTIONS_VERSION);
 	if (!opts)
 		opts = &defaults;
 	dura_url *u;
@@ -271,10 +271,10 @@ int dura_store_open(dura_store **out, const char *url, const dura_store_options 
 		dura_url_free(u);
 		return rc;
 	}
-	dura_store *s = dura__calloc(1, sizeof(*s));
+	dura_store *s = dura_calloc(1, sizeof(*s));
 	if (!s) {
 		dura_url_free(u);
-		return dura__oom("");
+		return dura_error_oom("");
 	}
 	s->ops = ops;
 	s->url = u;
@@ -315,7 +315,7 @@ int dura_store_info_get(dura_store *s, dura_store_info *out)
 {
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_info_get: out is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_store_info_get: out is NULL");
 	memset(out, 0, sizeof(*out));
 	dura_error_clear();
 	int rc_;
@@ -334,7 +334,7 @@ int dura_store_stats_get(dura_store *s, dura_store_stats *out)
 {
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_stats_get: out is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_store_stats_get: out is NULL");
 	memset(out, 0, sizeof(*out));
 	dura_error_clear();
 	int rc_;
@@ -363,7 +363,7 @@ int dura_store_exec_sql(dura_store *s, const char *sql, dura_row_cb cb, void *pa
 {
 	CHECK_STORE(s);
 	if (!sql || !*sql)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_exec_sql: sql is empty");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_store_exec_sql: sql is empty");
 	DISPATCH(s, exec_sql, sql, cb, payload);
 }
 
@@ -377,10 +377,10 @@ int dura_store_create_run(dura_store *s, const dura_run_create *req, dura_record
 		*out = NULL;
 	CHECK_STORE(s);
 	if (!req)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: request is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: request is NULL", fn);
 	if (req->version != DURA_RUN_CREATE_VERSION)
-		return dura__error_set(DURA_EVERSION, "", 0, NULL, "%s: request version %u, expected %u", fn, req->version,
-		                       DURA_RUN_CREATE_VERSION);
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: request version %u, expected %u", fn, req->version,
+		                             DURA_RUN_CREATE_VERSION);
 	TRY(check_id(req->workflow_name, "workflow name", fn));
 	TRY(check_opt_id(req->foreign_id, "foreign id", fn));
 	TRY(check_opt_id(req->status, "status", fn));
@@ -409,7 +409,7 @@ int dura_store_get_run(dura_store *s, const char *run_id, dura_record **out)
 		*out = NULL;
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_get_run: out is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_store_get_run: out is NULL");
 	TRY(check_id(run_id, "run id", "dura_store_get_run"));
 	DISPATCH(s, get_run, run_id, out);
 }
@@ -421,7 +421,7 @@ int dura_store_latest_run(dura_store *s, const char *wf, const char *foreign_id,
 		*out = NULL;
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	TRY(check_id(wf, "workflow name", fn));
 	TRY(check_id(foreign_id, "foreign id", fn));
 	DISPATCH(s, latest_run, wf, foreign_id, out);
@@ -435,12 +435,12 @@ int dura_store_list_runs(dura_store *s, const dura_run_filter *f, dura_record_li
 		memset(out, 0, sizeof(*out));
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	if (!f)
 		f = &defaults;
 	if (f->version != DURA_RUN_FILTER_VERSION)
-		return dura__error_set(DURA_EVERSION, "", 0, NULL, "%s: filter version %u, expected %u", fn, f->version,
-		                       DURA_RUN_FILTER_VERSION);
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: filter version %u, expected %u", fn, f->version,
+		                             DURA_RUN_FILTER_VERSION);
 	TRY(check_opt_id(f->workflow_name, "workflow name", fn));
 	TRY(check_opt_id(f->foreign_id, "foreign id", fn));
 	TRY(check_opt_id(f->status, "status", fn));
@@ -490,10 +490,10 @@ int dura_store_delete_run_data(dura_store *s, const char *run_id)
 static int check_commit(const dura_commit *c, const char *fn)
 {
 	if (!c)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: commit is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: commit is NULL", fn);
 	if (c->version != DURA_COMMIT_VERSION)
-		return dura__error_set(DURA_EVERSION, "", 0, NULL, "%s: commit version %u, expected %u", fn, c->version,
-		                       DURA_COMMIT_VERSION);
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: commit version %u, expected %u", fn, c->version,
+		                             DURA_COMMIT_VERSION);
 	TRY(check_id(c->run_id, "run id", fn));
 	if (!(c->flags & DURA_COMMIT_NO_STEP))
 		TRY(check_id(c->node_id, "node id", fn));
@@ -502,20 +502,20 @@ static int check_commit(const dura_commit *c, const char *fn)
 	TRY(check_opt_id(c->status, "status", fn));
 	TRY(check_run_state(c->run_state, 1, fn));
 	if (c->expect_version < 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: expected version %lld is negative", fn,
-		                       (long long)c->expect_version);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: expected version %lld is negative", fn,
+		                             (long long)c->expect_version);
 	TRY(dura__json_valid(c->state, "step state"));
 	if (c->event_type)
 		TRY(check_id(c->event_type, "event type", fn));
 	if (c->event_data)
 		TRY(dura__json_valid(c->event_data, "event data"));
-	/* the default event data (dura__event_summary(), which every store
+	/* the default event data (dura_store_event_summary(), which every store
 	 * calls) is JSON that holds these: refuse text that is not UTF-8 here,
 	 * rather than write an event that is not JSON */
 	if (!c->event_data && !(c->flags & DURA_COMMIT_NO_EVENT) &&
 	    !(dura__utf8_valid(c->run_id) && dura__utf8_valid(c->node_id) && dura__utf8_valid(c->status)))
-		return dura__error_set(DURA_EINVAL, "", 0, NULL,
-		                       "%s: run id, node id and status must be UTF-8 (the event data is JSON made of them)", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+		                             "%s: run id, node id and status must be UTF-8 (the event data is JSON made of them)", fn);
 	return 0;
 }
 
@@ -573,9 +573,9 @@ int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_
 	static const char fn[] = "dura_store_commit_batch";
 	CHECK_STORE(s);
 	if (!c || !res || n == 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: commits, results and a count > 0 are required", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: commits, results and a count > 0 are required", fn);
 	if (n > 10000)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %zu commits in one batch (at most 10000)", fn, n);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %zu commits in one batch (at most 10000)", fn, n);
 	/* until the store answers, every result is the error that stops us */
 	memset(res, 0, n * sizeof(*res));
 	int rc = 0;
@@ -586,14 +586,14 @@ int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_
 			res[i].code = rc;
 		return rc;
 	}
-	char *ids = dura__malloc(n * (DURA_UUID_LEN + 1));
-	const char **ptrs = dura__calloc(n, sizeof(char *));
+	char *ids = dura_malloc(n * (DURA_UUID_LEN + 1));
+	const char **ptrs = dura_calloc(n, sizeof(char *));
 	if (!ids || !ptrs) {
 		dura_free(ids);
 		dura_free(ptrs);
 		for (size_t i = 0; i < n; i++)
 			res[i].code = DURA_ENOMEM;
-		return dura__oom(s->ops->scheme);
+		return dura_error_oom(s->ops->scheme);
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		ptrs[i] = ids + i * (DURA_UUID_LEN + 1);
@@ -624,10 +624,10 @@ int dura_store_history(dura_store *s, const char *run_id, int64_t from, size_t l
 		memset(out, 0, sizeof(*out));
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	TRY(check_id(run_id, "run id", fn));
 	if (from < 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: from step %lld is negative", fn, (long long)from);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: from step %lld is negative", fn, (long long)from);
 	DISPATCH(s, history, run_id, from, limit, out);
 }
 
@@ -638,10 +638,10 @@ int dura_store_get_step(dura_store *s, const char *run_id, int64_t step, dura_st
 		*out = NULL;
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	TRY(check_id(run_id, "run id", fn));
 	if (step < 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: step %lld is negative", fn, (long long)step);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: step %lld is negative", fn, (long long)step);
 	DISPATCH(s, get_step, run_id, step, out);
 }
 
@@ -652,7 +652,7 @@ int dura_store_load_latest(dura_store *s, const char *run_id, dura_step **out)
 		*out = NULL;
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	TRY(check_id(run_id, "run id", fn));
 	DISPATCH(s, load_latest, run_id, out);
 }
@@ -666,7 +666,7 @@ int dura_store_checkpoint_save(dura_store *s, const char *cp_id, const char *run
 	TRY(check_id(cp_id, "checkpoint id", fn));
 	TRY(check_id(run_id, "run id", fn));
 	if (step < 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: step %lld is negative", fn, (long long)step);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: step %lld is negative", fn, (long long)step);
 	TRY(dura__json_valid(state, "checkpoint state"));
 	DISPATCH(s, checkpoint_save, cp_id, run_id, step, state);
 }
@@ -678,7 +678,7 @@ int dura_store_checkpoint_load(dura_store *s, const char *cp_id, dura_checkpoint
 		*out = NULL;
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	TRY(check_id(cp_id, "checkpoint id", fn));
 	DISPATCH(s, checkpoint_load, cp_id, out);
 }
@@ -690,7 +690,7 @@ int dura_store_checkpoint_list(dura_store *s, const char *run_id, dura_checkpoin
 		memset(out, 0, sizeof(*out));
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	TRY(check_opt_id(run_id, "run id", fn));
 	DISPATCH(s, checkpoint_list, run_id && *run_id ? run_id : NULL, out);
 }
@@ -711,7 +711,7 @@ int dura_store_cache_get(dura_store *s, const char *key, dura_cache_entry **out)
 		*out = NULL;
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	TRY(check_id(key, "cache key", fn));
 	dura_error_clear();
 	int rc;
@@ -730,9 +730,9 @@ int dura_store_cache_put(dura_store *s, const char *key, const void *value, size
 	CHECK_STORE(s);
 	TRY(check_id(key, "cache key", fn));
 	if (!value && len)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: value is NULL but its length is %zu", fn, len);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: value is NULL but its length is %zu", fn, len);
 	if (ttl_ms < 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: ttl %lld ms is negative", fn, (long long)ttl_ms);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: ttl %lld ms is negative", fn, (long long)ttl_ms);
 	if (metadata)
 		TRY(dura__json_object_valid(metadata, "cache metadata"));
 	DISPATCH(s, cache_put, key, value, len, error, metadata, ttl_ms);
@@ -745,8 +745,8 @@ int dura_store_cache_claim(dura_store *s, const char *key, const char *owner, in
 	TRY(check_id(key, "cache key", fn));
 	TRY(check_id(owner, "owner", fn));
 	if (lease_ms <= 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
-		                       (long long)lease_ms);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
+		                             (long long)lease_ms);
 	DISPATCH(s, cache_claim, key, owner, lease_ms);
 }
 
@@ -780,7 +780,7 @@ int dura_store_cache_list(dura_store *s, const char *cursor, size_t limit, dura_
 		memset(out, 0, sizeof(*out));
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	TRY(check_opt_id(cursor, "cursor", fn));
 	if (limit == 0)
 		limit = 100;
@@ -793,7 +793,7 @@ int dura_store_cache_stats(dura_store *s, dura_cache_stats *out)
 {
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_cache_stats: out is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_store_cache_stats: out is NULL");
 	memset(out, 0, sizeof(*out));
 	dura_error_clear();
 	int rc_;
@@ -814,19 +814,19 @@ int dura_store_claim_runs(dura_store *s, const char *owner, const char *const *w
 		memset(out, 0, sizeof(*out));
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	TRY(check_id(owner, "owner", fn));
 	if (nwfs && !wfs)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows but the list is NULL", fn, nwfs);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows but the list is NULL", fn, nwfs);
 	if (nwfs > 256)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows (at most 256)", fn, nwfs);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows (at most 256)", fn, nwfs);
 	for (size_t i = 0; i < nwfs; i++)
 		TRY(check_id(wfs[i], "workflow name", fn));
 	if (max == 0 || max > 1000)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: max %zu must be from 1 to 1000", fn, max);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: max %zu must be from 1 to 1000", fn, max);
 	if (lease_ms <= 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
-		                       (long long)lease_ms);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
+		                             (long long)lease_ms);
 	DISPATCH(s, claim_runs, owner, nwfs ? wfs : NULL, nwfs, max, lease_ms, out);
 }
 
@@ -837,8 +837,8 @@ int dura_store_extend_lease(dura_store *s, const char *run_id, const char *owner
 	TRY(check_id(run_id, "run id", fn));
 	TRY(check_id(owner, "owner", fn));
 	if (lease_ms <= 0)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
-		                       (long long)lease_ms);
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
+		                             (long long)lease_ms);
 	DISPATCH(s, extend_lease, run_id, owner, lease_ms);
 }
 
@@ -859,7 +859,7 @@ int dura_store_outbox_poll(dura_store *s, size_t limit, dura_event_list *out)
 		memset(out, 0, sizeof(*out));
 	CHECK_STORE(s);
 	if (!out)
-		return dura__error_set(DURA_EINVAL, "", 0, NULL, "dura_store_outbox_poll: out is NULL");
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_store_outbox_poll: out is NULL");
 	if (limit == 0)
 		limit = 100;
 	if (limit > 10000)
