@@ -157,14 +157,7 @@ static int heartbeat_start(heartbeat *hb, dura_store *store, const char *key, co
 	hb->key = key;
 	hb->owner = owner;
 	hb->lease_ms = lease_ms;
-	pthread_condattr_t ca;
-	int ok = pthread_condattr_init(&ca) == 0;
-	if (ok) {
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		ok = pthread_cond_init(&hb->cv, &ca) == 0;
-		pthread_condattr_destroy(&ca);
-	}
-	if (!ok)
+	if (dura__cond_init_mono(&hb->cv) != 0)
 		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "cache claim heartbeat: no condition variable");
 	if (pthread_mutex_init(&hb->mu, NULL) != 0) {
 		pthread_cond_destroy(&hb->cv);

@@ -12,6 +12,7 @@
 
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -42,6 +43,20 @@ static inline struct timespec dura__mono_after_ms(int64_t ms)
 		t.tv_nsec -= 1000000000L;
 	}
 	return t;
+}
+
+/* A condition variable whose timed waits run on CLOCK_MONOTONIC (with
+ * dura__mono_after_ms): 0, or pthread's error. */
+static inline int dura__cond_init_mono(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	int rc = pthread_condattr_init(&ca);
+	if (rc)
+		return rc;
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return rc;
 }
 
 /* Sleep for ms (nothing for ms <= 0), resuming after signals so that the

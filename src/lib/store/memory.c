@@ -39,13 +39,9 @@
 #include <string.h>
 #include <time.h>
 
-/* uthash: allocate through dura's hook and report OOM instead of exiting.
- * Every function that adds to a hash declares `int hash_oom = 0;`. */
-#define uthash_malloc(sz) dura_malloc(sz)
-#define uthash_free(ptr, sz) dura_free(ptr)
-#define HASH_NONFATAL_OOM 1
-#define uthash_nonfatal_oom(obj) ((void)(obj), hash_oom = 1)
-#include <uthash.h>
+/* uthash on dura's allocator, reporting OOM (every function that adds to
+ * a hash declares `int hash_oom = 0;`), and the monotonic-clock helpers */
+#include "../util.h"
 
 #define STORE "memory"
 #define MEM_SCHEMA_VERSION 1
@@ -643,14 +639,7 @@ static int mem_open(void **impl, const dura_url *url, const dura_store_options *
 		dura_free(m);
 		return rc;
 	}
-	pthread_condattr_t ca;
-	int cond_ok = pthread_condattr_init(&ca) == 0;
-	if (cond_ok) {
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		cond_ok = pthread_cond_init(&m->changed, &ca) == 0;
-		pthread_condattr_destroy(&ca);
-	}
-	if (!cond_ok) {
+	if (dura__cond_init_mono(&m->changed) != 0) {
 		dura_free(m->notes);
 		dura_free(m);
 		return dura_error_set_native(DURA_ERROR, STORE, 0, NULL, "cannot create a condition variable");
@@ -1953,26 +1942,13 @@ static void mem_atfork_child(void *impl)
 {
 	mem_store *m = impl;
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&m->changed, &ca);
-	pthread_condattr_destroy(&ca);
+	dura__cond_init_mono(&m->changed);
 }
 
 static int mem_wait_change(void *impl, const char *run_id, int64_t version, int64_t timeout_ms)
 {
 	mem_store *m = impl;
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	if (timeout_ms > 0) {
-		deadline.tv_sec += (time_t)(timeout_ms / 1000);
-		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
-	}
+	struct timespec deadline = dura__mono_after_ms(timeout_ms > 0 ? timeout_ms : 0);
 	int rc;
 	lock(m);
 	for (;;) {
