@@ -58,6 +58,8 @@
  */
 #include "dura/store.h"
 #include "../internal.h"
+#include "sql/catalog.h"
+#include "sql/rows.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -97,26 +99,19 @@
 
 /* "{p}" becomes the table prefix, "{lock}" the claim's locking clause. */
 
-#define REC_COLS                                                                                          \
-	"run_id, workflow_name, foreign_id, run_state, status, object, version, step_no, attempt, error, meta, " \
-	"lease_owner, lease_expires_at, next_run_at, created_at, updated_at"
-#define STEP_COLS "run_id, step, node_id, state, created_at"
-#define CP_COLS "checkpoint_id, run_id, step, state, created_at, updated_at"
+/* REC_COLS, STEP_COLS, CP_COLS and the statements every SQL store shares
+ * are sql/catalog.h's; these are MySQL's own. */
 #define CLAIM_WHERE                                                                         \
 	"FROM {p}workflow_records WHERE run_state = 2 AND next_run_at <= ? AND (lease_owner = '' " \
 	"OR lease_expires_at IS NULL OR lease_expires_at <= ?) "
 #define CLAIM_ORDER "ORDER BY next_run_at, run_id LIMIT ? {lock}"
 
 #define STATEMENTS(X)                                                                                              \
+	SQL_SHARED_STATEMENTS(X)                                                                                   \
 	X(SCHEMA_VERSION, "SELECT COALESCE(MAX(version), 0) FROM {p}dura_schema")                                   \
 	/* runs */                                                                                                 \
 	X(RUN_INSERT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
 	              "(?, ?, ?, ?, ?, ?, 1, 0, 0, '', ?, '', NULL, ?, ?, ?)")                                     \
-	X(RUN_GET, "SELECT " REC_COLS " FROM {p}workflow_records WHERE run_id = ?")                                \
-	X(RUN_ACTIVE, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ? AND foreign_id = ? "   \
-	              "AND run_state IN (1, 2, 4) ORDER BY run_id DESC LIMIT 1")                                   \
-	X(RUN_LATEST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ? AND foreign_id = ? "   \
-	              "ORDER BY run_id DESC LIMIT 1")                                                              \
 	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (? IS NULL OR workflow_name = ?) "         \
 	            "AND (? = 0 OR run_state = ?) AND (? IS NULL OR status = ?) AND (? IS NULL OR foreign_id = ?) " \
 	            "AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?) "                        \
@@ -128,8 +123,6 @@
 	                   "next_run_at = ?, attempt = 0 WHERE run_id = ? AND run_state = ?")                      \
 	X(RUN_ERASE, "UPDATE {p}workflow_records SET object = '{}', run_state = 6, version = version + 1, "        \
 	             "updated_at = ? WHERE run_id = ?")                                                            \
-	X(STEPS_ERASE, "DELETE FROM {p}workflow_steps WHERE run_id = ?")                                           \
-	X(CPS_ERASE, "DELETE FROM {p}workflow_checkpoints WHERE run_id = ?")                                       \
 	/* steps */                                                                                                \
 	X(COMMIT_UPDATE, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, attempt = ?, "         \
 	                 "next_run_at = ?, updated_at = ?, version = version + 1, "                                \
@@ -139,29 +132,21 @@
 	                      "step_no = LAST_INSERT_ID(step_no + ?), run_state = COALESCE(?, run_state), "        \
 	                      "lease_owner = IF(?, '', lease_owner), "                                             \
 	                      "lease_expires_at = IF(?, NULL, lease_expires_at) WHERE run_id = ? AND version = ?") \
-	X(RUN_VERSION, "SELECT version FROM {p}workflow_records WHERE run_id = ?")                                 \
 	X(COMMIT_CALL, "CALL {p}dura_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                    \
 	X(COMMIT_VERIFY, "SELECT version, step_no, updated_at, object FROM {p}workflow_records "                   \
 	                 "WHERE run_id = ? FOR UPDATE")                                                            \
-	X(STEP_INSERT, "INSERT INTO {p}workflow_steps (" STEP_COLS ") VALUES (?, ?, ?, ?, ?)")                     \
 	X(STEP_FIND, "SELECT step, state FROM {p}workflow_steps WHERE run_id = ? AND created_at = ? "             \
 	             "AND node_id = ? ORDER BY step DESC LIMIT 1")                                                 \
 	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
 	                 "SELECT ?, workflow_name, run_id, ?, COALESCE(?, CONCAT(?, run_state, '}')), ? "          \
 	                 "FROM {p}workflow_records WHERE run_id = ?")                                              \
 	X(EVENT_CHECK, "SELECT 1 FROM {p}workflow_outbox WHERE id = ?")                                            \
-	X(HISTORY, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ? AND step >= ? "                   \
-	           "ORDER BY step LIMIT ?")                                                                        \
-	X(STEP_GET, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ? AND step = ?")                   \
-	X(STEP_LATEST, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ? ORDER BY step DESC LIMIT 1")  \
 	/* checkpoints */                                                                                          \
 	X(CP_SAVE, "INSERT INTO {p}workflow_checkpoints (checkpoint_id, run_id, state, step, created_at, "         \
 	           "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), "       \
 	           "state = VALUES(state), step = VALUES(step), updated_at = VALUES(updated_at)")                  \
-	X(CP_LOAD, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE checkpoint_id = ?")                      \
 	X(CP_LIST, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE (? IS NULL OR run_id = ?) "              \
 	           "ORDER BY updated_at DESC, id DESC")                                                            \
-	X(CP_DELETE, "DELETE FROM {p}workflow_checkpoints WHERE checkpoint_id = ?")                                \
 	/* cache */                                                                                                \
 	X(CACHE_GET, "SELECT `key`, value, error, created_at, expires_at, metadata FROM {p}step_cache "            \
 	             "WHERE `key` = ? AND (expires_at IS NULL OR expires_at > ?)")                                 \
@@ -171,7 +156,6 @@
 	             "metadata = VALUES(metadata)")                                                                \
 	X(CACHE_LIVE, "SELECT 1 FROM {p}step_cache WHERE `key` = ? AND (expires_at IS NULL OR expires_at > ?)")    \
 	X(CACHE_DELETE, "DELETE FROM {p}step_cache WHERE `key` = ?")                                               \
-	X(CACHE_PURGE, "DELETE FROM {p}step_cache WHERE expires_at IS NOT NULL AND expires_at <= ?")               \
 	X(CACHE_LIST, "SELECT `key`, LENGTH(value), error, created_at, expires_at, metadata FROM {p}step_cache "   \
 	              "WHERE (? IS NULL OR `key` > ?) ORDER BY `key` LIMIT ?")                                     \
 	X(CACHE_STATS, "SELECT COUNT(*), CAST(COALESCE(SUM(expires_at IS NOT NULL AND expires_at <= ?), 0) AS "    \
@@ -181,7 +165,6 @@
 	X(CLAIM_UPDATE, "UPDATE {p}step_cache_claims SET owner = ?, expires_at = ? WHERE `key` = ?")               \
 	X(CLAIM_RELEASE, "DELETE FROM {p}step_cache_claims WHERE `key` = ? AND owner = ?")                         \
 	X(CLAIM_DROP, "DELETE FROM {p}step_cache_claims WHERE `key` = ?")                                          \
-	X(CLAIM_PURGE, "DELETE FROM {p}step_cache_claims WHERE expires_at <= ?")                                   \
 	/* leases */                                                                                               \
 	X(CLAIM_ANY, "SELECT " REC_COLS " " CLAIM_WHERE CLAIM_ORDER)                                               \
 	X(CLAIM_WF, "SELECT " REC_COLS " " CLAIM_WHERE "AND workflow_name IN (?, ?, ?, ?, ?, ?, ?, ?) "            \
@@ -191,13 +174,7 @@
 	X(CLAIM_APPLY, "UPDATE {p}workflow_records SET lease_owner = ?, lease_expires_at = ?, "                    \
 	               "version = version + 1 WHERE run_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")   \
 	X(LEASE_EXTEND, "UPDATE {p}workflow_records SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?") \
-	X(LEASE_RELEASE, "UPDATE {p}workflow_records SET lease_owner = '', lease_expires_at = NULL "               \
-	                 "WHERE run_id = ? AND lease_owner = ?")                                                   \
-	X(LEASE_OWNER, "SELECT lease_owner FROM {p}workflow_records WHERE run_id = ?")                             \
 	/* outbox */                                                                                               \
-	X(OUTBOX_POLL, "SELECT id, workflow_name, run_id, type, data, created_at FROM {p}workflow_outbox "         \
-	               "ORDER BY id LIMIT ?")                                                                      \
-	X(OUTBOX_ACK, "DELETE FROM {p}workflow_outbox WHERE id = ?")
 
 #define X_ENUM(name, sql) ST_##name,
 #define X_SQL(name, sql) sql,
@@ -1014,106 +991,48 @@ static const char *c_str(const my_stmt *m, unsigned i)
 	return c->is_null || c->kind != K_STR ? NULL : c->buf;
 }
 
-/* Copy a text column; NULL becomes "" when empty is set, else stays NULL. */
-static int c_dup(const my_stmt *m, unsigned i, int empty, char **out)
+/* ---- rows: the column accessors sql/rows.c decodes through ----------------------- */
+
+static int my_col_null(void *impl, int i)
 {
-	const my_cell *c = &m->cells[i];
+	return ((const my_stmt *)impl)->cells[i].is_null;
+}
+
+/* A column not bound as a string reads as NULL, as it does for c_str(). */
+static int my_col_text(void *impl, int i, const char **text, size_t *len)
+{
+	const my_cell *c = &((const my_stmt *)impl)->cells[i];
 	if (c->is_null || c->kind != K_STR) {
-		*out = empty ? dura_strdup("") : NULL;
-		return empty && !*out ? -1 : 0;
-	}
-	*out = dura_strndup(c->buf, c->len);
-	return *out ? 0 : -1;
-}
-
-/* ---- rows -------------------------------------------------------------------------- */
-
-static int row_record(const my_stmt *m, dura_record *r)
-{
-	memset(r, 0, sizeof(*r));
-	if (c_dup(m, 0, 1, &r->run_id) || c_dup(m, 1, 1, &r->workflow_name) || c_dup(m, 2, 1, &r->foreign_id) ||
-	    c_dup(m, 4, 1, &r->status) || c_dup(m, 5, 1, &r->state) || c_dup(m, 9, 1, &r->error) ||
-	    c_dup(m, 10, 1, &r->meta) || c_dup(m, 11, 1, &r->lease_owner)) {
-		dura_record_clear(r);
-		return dura_error_oom(MY);
-	}
-	r->run_state = (int)c_int(m, 3);
-	r->version = c_int(m, 6);
-	r->step_no = c_int(m, 7);
-	r->attempt = (int)c_int(m, 8);
-	r->lease_expires_at = c_time(m, 12);
-	r->next_run_at = c_time(m, 13);
-	r->created_at = c_time(m, 14);
-	r->updated_at = c_time(m, 15);
-	return 0;
-}
-
-static int row_step(const my_stmt *m, dura_step *p)
-{
-	memset(p, 0, sizeof(*p));
-	if (c_dup(m, 0, 1, &p->run_id) || c_dup(m, 2, 1, &p->node_id) || c_dup(m, 3, 1, &p->state)) {
-		dura_step_clear(p);
-		return dura_error_oom(MY);
-	}
-	p->step = c_int(m, 1);
-	p->created_at = c_time(m, 4);
-	return 0;
-}
-
-static int row_checkpoint(const my_stmt *m, dura_checkpoint *p)
-{
-	memset(p, 0, sizeof(*p));
-	if (c_dup(m, 0, 1, &p->checkpoint_id) || c_dup(m, 1, 1, &p->run_id) || c_dup(m, 3, 1, &p->state)) {
-		dura_checkpoint_clear(p);
-		return dura_error_oom(MY);
-	}
-	p->step = c_int(m, 2);
-	p->created_at = c_time(m, 4);
-	p->updated_at = c_time(m, 5);
-	return 0;
-}
-
-/* key, value (or its length when with_value is 0), error, created_at, expires_at, metadata */
-static int row_cache(const my_stmt *m, dura_cache_entry *e, int with_value)
-{
-	memset(e, 0, sizeof(*e));
-	if (c_dup(m, 0, 1, &e->key) || c_dup(m, 2, 0, &e->error) || c_dup(m, 5, 0, &e->metadata))
-		goto oom;
-	if (with_value) {
-		const my_cell *v = &m->cells[1];
-		if (!v->is_null) {
-			/* one more byte, NUL, so text values can be read as strings */
-			e->value = dura_malloc(v->len + 1);
-			if (!e->value)
-				goto oom;
-			if (v->len)
-				memcpy(e->value, v->buf, v->len);
-			e->value[v->len] = '\0';
-			e->value_len = v->len;
-		}
+		*text = NULL;
+		*len = 0;
 	} else {
-		e->value_len = (size_t)c_int(m, 1);
+		*text = c->buf;
+		*len = c->len;
 	}
-	e->created_at = c_time(m, 3);
-	e->expires_at = c_time(m, 4);
 	return 0;
-oom:
-	dura_cache_entry_clear(e);
-	return dura_error_oom(MY);
 }
 
-static int row_event(const my_stmt *m, dura_event *ev)
+static int64_t my_col_int64(void *impl, int i)
 {
-	memset(ev, 0, sizeof(*ev));
-	if (c_dup(m, 0, 1, &ev->id) || c_dup(m, 1, 1, &ev->workflow_name) || c_dup(m, 2, 1, &ev->run_id) ||
-	    c_dup(m, 3, 1, &ev->type) || c_dup(m, 4, 1, &ev->data)) {
-		dura_event_clear(ev);
-		return dura_error_oom(MY);
-	}
-	ev->created_at = c_time(m, 5);
-	return 0;
+	return c_int(impl, (unsigned)i);
 }
 
+static const void *my_col_blob(void *impl, int i, size_t *len)
+{
+	const my_cell *c = &((const my_stmt *)impl)->cells[i];
+	*len = c->len;
+	return c->buf;
+}
+
+static int64_t my_col_time(void *impl, int i)
+{
+	return c_time(impl, (unsigned)i);
+}
+
+static const dura_sql_row_ops my_row_ops = {MY, my_col_null, my_col_text, my_col_int64, my_col_blob, my_col_time};
+
+/* m's current row (its cells), as sql/rows.c's decoders take it */
+#define MY_ROW(m) (&(const dura_sql_row){&my_row_ops, (void *)(m)})
 
 /* Run a statement selecting REC_COLS: the first row's record into *out
  * (when out is not NULL), or DURA_ENOTFOUND without a message. */
@@ -1132,7 +1051,7 @@ static int fetch_record(my_store *s, my_conn *c, int id, my_params *p, dura_reco
 			dura_record *r = dura_malloc(sizeof(*r));
 			if (!r)
 				rc = dura_error_oom(MY);
-			else if ((rc = row_record(m, r)) != 0)
+			else if ((rc = dura_sql_row_record(MY_ROW(m), r)) != 0)
 				dura_free(r);
 			else
 				*out = r;
@@ -1149,28 +1068,28 @@ static int fetch_record(my_store *s, my_conn *c, int id, my_params *p, dura_reco
  */
 static int item_record(const my_stmt *m, void *item)
 {
-	return row_record(m, item);
+	return dura_sql_row_record(MY_ROW(m), item);
 }
 
 static int item_step(const my_stmt *m, void *item)
 {
-	return row_step(m, item);
+	return dura_sql_row_step(MY_ROW(m), item);
 }
 
 static int item_checkpoint(const my_stmt *m, void *item)
 {
-	return row_checkpoint(m, item);
+	return dura_sql_row_checkpoint(MY_ROW(m), item);
 }
 
 /* listed entries carry the value's length, not the value */
 static int item_cache(const my_stmt *m, void *item)
 {
-	return row_cache(m, item, 0);
+	return dura_sql_row_cache_entry(MY_ROW(m), item, 0);
 }
 
 static int item_event(const my_stmt *m, void *item)
 {
-	return row_event(m, item);
+	return dura_sql_row_event(MY_ROW(m), item);
 }
 
 /*
@@ -3165,7 +3084,7 @@ static int steps_body(my_store *s, my_conn *c, void *arg, int again)
 		dura_step *st = dura_malloc(sizeof(*st));
 		if (!st)
 			rc = dura_error_oom(MY);
-		else if ((rc = row_step(m, st)) != 0)
+		else if ((rc = dura_sql_row_step(MY_ROW(m), st)) != 0)
 			dura_free(st);
 		else
 			*a->one = st;
@@ -3287,7 +3206,7 @@ static int cp_body(my_store *s, my_conn *c, void *arg, int again)
 		return rc;
 	rc = st_fetch(s, c, m);
 	if (rc == 1)
-		rc = row_checkpoint(m, a->one);
+		rc = dura_sql_row_checkpoint(MY_ROW(m), a->one);
 	else if (rc == 0)
 		rc = DURA_ENOTFOUND;
 	st_done(m);
@@ -3346,7 +3265,7 @@ static int cache_get_body(my_store *s, my_conn *c, void *arg, int again)
 		dura_cache_entry *e = dura_malloc(sizeof(*e));
 		if (!e)
 			rc = dura_error_oom(MY);
-		else if ((rc = row_cache(m, e, 1)) != 0)
+		else if ((rc = dura_sql_row_cache_entry(MY_ROW(m), e, 1)) != 0)
 			dura_free(e);
 		else
 			*a->out = e;

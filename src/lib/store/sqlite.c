@@ -18,6 +18,8 @@
  */
 #include "dura/store.h"
 #include "../internal.h"
+#include "sql/catalog.h"
+#include "sql/rows.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -36,15 +38,11 @@
 
 /* "{p}" in every statement below becomes the table prefix at open. */
 
-/* The columns of a dura_record, in the order row_record() reads them. */
-#define REC_COLS                                                                                          \
-	"run_id, workflow_name, foreign_id, run_state, status, object, version, step_no, attempt, error, meta, " \
-	"lease_owner, lease_expires_at, next_run_at, created_at, updated_at"
-#define STEP_COLS "run_id, step, node_id, state, created_at"
-#define CP_COLS "checkpoint_id, run_id, step, state, created_at, updated_at"
-#define ACTIVE_STATES "(1, 2, 4)" /* initiated, running, paused */
+/* REC_COLS, STEP_COLS, CP_COLS, ACTIVE_STATES and the statements every SQL
+ * store shares are sql/catalog.h's; these are SQLite's own. */
 
 #define STATEMENTS(X)                                                                                              \
+	SQL_SHARED_STATEMENTS(X)                                                                                   \
 	X(BEGIN, "BEGIN IMMEDIATE")                                                                                \
 	X(COMMIT, "COMMIT")                                                                                        \
 	X(ROLLBACK, "ROLLBACK")                                                                                    \
@@ -57,11 +55,6 @@
 	/* runs */                                                                                                 \
 	X(RUN_INSERT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
 	              "(?1, ?2, ?3, ?4, ?5, ?6, 1, 0, 0, '', ?7, '', NULL, ?8, ?9, ?9)")                           \
-	X(RUN_GET, "SELECT " REC_COLS " FROM {p}workflow_records WHERE run_id = ?1")                               \
-	X(RUN_ACTIVE, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ?1 AND foreign_id = ?2 " \
-	              "AND run_state IN " ACTIVE_STATES " ORDER BY run_id DESC LIMIT 1")                           \
-	X(RUN_LATEST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ?1 AND foreign_id = ?2 " \
-	              "ORDER BY run_id DESC LIMIT 1")                                                              \
 	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (?1 IS NULL OR workflow_name = ?1) "       \
 	            "AND (?2 = 0 OR run_state = ?2) AND (?3 IS NULL OR status = ?3) "                              \
 	            "AND (?4 IS NULL OR foreign_id = ?4) AND (?5 IS NULL OR created_at >= ?5) "                    \
@@ -75,8 +68,6 @@
 	                 "WHERE run_id = ?1 AND run_state = ?4 RETURNING version")                                 \
 	X(RUN_ERASE, "UPDATE {p}workflow_records SET object = '{}', run_state = 6, version = version + 1, "        \
 	             "updated_at = ?2 WHERE run_id = ?1 RETURNING version")                                        \
-	X(STEPS_ERASE, "DELETE FROM {p}workflow_steps WHERE run_id = ?1")                                          \
-	X(CPS_ERASE, "DELETE FROM {p}workflow_checkpoints WHERE run_id = ?1")                                      \
 	/* steps */                                                                                                \
 	X(COMMIT_UPDATE, "UPDATE {p}workflow_records SET object = ?3, status = ?4, error = ?5, attempt = ?6, "     \
 	                 "next_run_at = ?7, updated_at = ?8, version = version + 1, step_no = step_no + ?9 "       \
@@ -87,23 +78,15 @@
 	                      "lease_owner = CASE WHEN ?11 THEN '' ELSE lease_owner END, "                         \
 	                      "lease_expires_at = CASE WHEN ?11 THEN NULL ELSE lease_expires_at END "              \
 	                      "WHERE run_id = ?1 AND version = ?2 RETURNING step_no, workflow_name, run_state")    \
-	X(RUN_VERSION, "SELECT version FROM {p}workflow_records WHERE run_id = ?1")                                \
-	X(STEP_INSERT, "INSERT INTO {p}workflow_steps (" STEP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)")                \
 	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
 	                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                                        \
-	X(HISTORY, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ?1 AND step >= ?2 "                 \
-	           "ORDER BY step LIMIT ?3")                                                                       \
-	X(STEP_GET, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ?1 AND step = ?2")                 \
-	X(STEP_LATEST, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ?1 ORDER BY step DESC LIMIT 1") \
 	/* checkpoints */                                                                                          \
 	X(CP_SAVE, "INSERT INTO {p}workflow_checkpoints (checkpoint_id, run_id, state, step, created_at, "         \
 	           "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (checkpoint_id) DO UPDATE SET "        \
 	           "run_id = excluded.run_id, state = excluded.state, step = excluded.step, "                      \
 	           "updated_at = excluded.updated_at")                                                             \
-	X(CP_LOAD, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE checkpoint_id = ?1")                     \
 	X(CP_LIST, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE (?1 IS NULL OR run_id = ?1) "            \
 	           "ORDER BY updated_at DESC, id DESC")                                                            \
-	X(CP_DELETE, "DELETE FROM {p}workflow_checkpoints WHERE checkpoint_id = ?1")                               \
 	/* cache */                                                                                                \
 	X(CACHE_GET, "SELECT \"key\", value, error, created_at, expires_at, metadata FROM {p}step_cache "          \
 	             "WHERE \"key\" = ?1 AND (expires_at IS NULL OR expires_at > ?2)")                             \
@@ -113,7 +96,6 @@
 	             "expires_at = excluded.expires_at, metadata = excluded.metadata")                             \
 	X(CACHE_LIVE, "SELECT 1 FROM {p}step_cache WHERE \"key\" = ?1 AND (expires_at IS NULL OR expires_at > ?2)") \
 	X(CACHE_DELETE, "DELETE FROM {p}step_cache WHERE \"key\" = ?1")                                            \
-	X(CACHE_PURGE, "DELETE FROM {p}step_cache WHERE expires_at IS NOT NULL AND expires_at <= ?1")              \
 	X(CACHE_LIST, "SELECT \"key\", length(value), error, created_at, expires_at, metadata FROM {p}step_cache " \
 	              "WHERE (?1 IS NULL OR \"key\" > ?1) ORDER BY \"key\" LIMIT ?2")                              \
 	X(CACHE_STATS, "SELECT count(*), coalesce(sum(expires_at IS NOT NULL AND expires_at <= ?1), 0), "          \
@@ -122,7 +104,6 @@
 	X(CLAIM_SET, "INSERT OR REPLACE INTO {p}step_cache_claims (\"key\", owner, expires_at) VALUES (?1, ?2, ?3)") \
 	X(CLAIM_RELEASE, "DELETE FROM {p}step_cache_claims WHERE \"key\" = ?1 AND owner = ?2")                     \
 	X(CLAIM_DROP, "DELETE FROM {p}step_cache_claims WHERE \"key\" = ?1")                                       \
-	X(CLAIM_PURGE, "DELETE FROM {p}step_cache_claims WHERE expires_at <= ?1")                                  \
 	/* leases */                                                                                               \
 	X(CLAIM_RUNS, "UPDATE {p}workflow_records SET lease_owner = ?1, lease_expires_at = ?2, "                   \
 	              "version = version + 1 WHERE run_id IN (SELECT run_id FROM {p}workflow_records "             \
@@ -131,13 +112,7 @@
 	              "AND (?4 IS NULL OR workflow_name IN (SELECT value FROM json_each(?4))) "                    \
 	              "ORDER BY next_run_at, run_id LIMIT ?5) RETURNING " REC_COLS)                                \
 	X(LEASE_EXTEND, "UPDATE {p}workflow_records SET lease_expires_at = ?3 WHERE run_id = ?1 AND lease_owner = ?2") \
-	X(LEASE_RELEASE, "UPDATE {p}workflow_records SET lease_owner = '', lease_expires_at = NULL "               \
-	                 "WHERE run_id = ?1 AND lease_owner = ?2")                                                 \
-	X(LEASE_OWNER, "SELECT lease_owner FROM {p}workflow_records WHERE run_id = ?1")                            \
 	/* outbox */                                                                                               \
-	X(OUTBOX_POLL, "SELECT id, workflow_name, run_id, type, data, created_at FROM {p}workflow_outbox "         \
-	               "ORDER BY id LIMIT ?1")                                                                     \
-	X(OUTBOX_ACK, "DELETE FROM {p}workflow_outbox WHERE id = ?1")
 
 #define X_ENUM(name, sql) ST_##name,
 #define X_SQL(name, sql) sql,
@@ -609,16 +584,50 @@ static void fmt_time(char out[24], int64_t ms)
 	dura_time_format(out, ms);
 }
 
-/* A stored timestamp in ms; NULL is 0. Integers are taken as ms already. */
-static int64_t col_time(sqlite3_stmt *st, int i)
+/* ---- rows: the column accessors sql/rows.c decodes through ------------------ */
+
+static int sq_col_null(void *impl, int i)
 {
-	switch (sqlite3_column_type(st, i)) {
+	return sqlite3_column_type(impl, i) == SQLITE_NULL;
+}
+
+/* A value that SQLite cannot hand out as text (out of memory: the column
+ * then reads as NULL) is a failure, not a NULL. The type is read first:
+ * after a conversion it no longer says what was stored. */
+static int sq_col_text(void *impl, int i, const char **text, size_t *len)
+{
+	int type = sqlite3_column_type(impl, i);
+	const char *t = (const char *)sqlite3_column_text(impl, i);
+	*text = t;
+	*len = 0;
+	if (!t)
+		return type != SQLITE_NULL ? -1 : 0;
+	*len = (size_t)sqlite3_column_bytes(impl, i);
+	return 0;
+}
+
+static int64_t sq_col_int64(void *impl, int i)
+{
+	return sqlite3_column_int64(impl, i);
+}
+
+static const void *sq_col_blob(void *impl, int i, size_t *len)
+{
+	const void *v = sqlite3_column_blob(impl, i);
+	*len = (size_t)sqlite3_column_bytes(impl, i);
+	return v;
+}
+
+/* A stored timestamp in ms; NULL is 0. Integers are taken as ms already. */
+static int64_t sq_col_time(void *impl, int i)
+{
+	switch (sqlite3_column_type(impl, i)) {
 	case SQLITE_NULL:
 		return 0;
 	case SQLITE_INTEGER:
-		return sqlite3_column_int64(st, i);
+		return sqlite3_column_int64(impl, i);
 	default: {
-		const char *t = (const char *)sqlite3_column_text(st, i);
+		const char *t = (const char *)sqlite3_column_text(impl, i);
 		int64_t ms;
 		if (!t || dura_time_parse(&ms, t) != 0) {
 			/* an unreadable value (edited by hand) reads as 0, not as a failure */
@@ -630,117 +639,10 @@ static int64_t col_time(sqlite3_stmt *st, int i)
 	}
 }
 
-/* Copy a text column; NULL becomes "" when empty is set, else stays NULL.
- * A value that SQLite cannot hand out as text (out of memory: the column
- * then reads as NULL) is a failure, not an empty string. */
-static int col_str(sqlite3_stmt *st, int i, int empty, char **out)
-{
-	int type = sqlite3_column_type(st, i);
-	const char *t = (const char *)sqlite3_column_text(st, i);
-	if (!t && type != SQLITE_NULL) {
-		*out = NULL;
-		return -1;
-	}
-	if (!t) {
-		if (!empty) {
-			*out = NULL;
-			return 0;
-		}
-		*out = dura_strdup("");
-	} else {
-		*out = dura_strndup(t, (size_t)sqlite3_column_bytes(st, i));
-	}
-	return *out ? 0 : -1;
-}
+static const dura_sql_row_ops sq_row_ops = {SQ, sq_col_null, sq_col_text, sq_col_int64, sq_col_blob, sq_col_time};
 
-/* A row of REC_COLS into r. */
-static int row_record(sqlite3_stmt *st, dura_record *r)
-{
-	memset(r, 0, sizeof(*r));
-	if (col_str(st, 0, 1, &r->run_id) || col_str(st, 1, 1, &r->workflow_name) || col_str(st, 2, 1, &r->foreign_id) ||
-	    col_str(st, 4, 1, &r->status) || col_str(st, 5, 1, &r->state) || col_str(st, 9, 1, &r->error) ||
-	    col_str(st, 10, 1, &r->meta) || col_str(st, 11, 1, &r->lease_owner)) {
-		dura_record_clear(r);
-		return dura_error_oom(SQ);
-	}
-	r->run_state = sqlite3_column_int(st, 3);
-	r->version = sqlite3_column_int64(st, 6);
-	r->step_no = sqlite3_column_int64(st, 7);
-	r->attempt = sqlite3_column_int(st, 8);
-	r->lease_expires_at = col_time(st, 12);
-	r->next_run_at = col_time(st, 13);
-	r->created_at = col_time(st, 14);
-	r->updated_at = col_time(st, 15);
-	return 0;
-}
-
-static int row_step(sqlite3_stmt *st, dura_step *p)
-{
-	memset(p, 0, sizeof(*p));
-	if (col_str(st, 0, 1, &p->run_id) || col_str(st, 2, 1, &p->node_id) || col_str(st, 3, 1, &p->state)) {
-		dura_step_clear(p);
-		return dura_error_oom(SQ);
-	}
-	p->step = sqlite3_column_int64(st, 1);
-	p->created_at = col_time(st, 4);
-	return 0;
-}
-
-static int row_checkpoint(sqlite3_stmt *st, dura_checkpoint *p)
-{
-	memset(p, 0, sizeof(*p));
-	if (col_str(st, 0, 1, &p->checkpoint_id) || col_str(st, 1, 1, &p->run_id) || col_str(st, 3, 1, &p->state)) {
-		dura_checkpoint_clear(p);
-		return dura_error_oom(SQ);
-	}
-	p->step = sqlite3_column_int64(st, 2);
-	p->created_at = col_time(st, 4);
-	p->updated_at = col_time(st, 5);
-	return 0;
-}
-
-/* key, value (or its length when with_value is 0), error, created_at, expires_at, metadata */
-static int row_cache(sqlite3_stmt *st, dura_cache_entry *e, int with_value)
-{
-	memset(e, 0, sizeof(*e));
-	if (col_str(st, 0, 1, &e->key) || col_str(st, 2, 0, &e->error) || col_str(st, 5, 0, &e->metadata))
-		goto oom;
-	if (with_value) {
-		if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
-			const void *v = sqlite3_column_blob(st, 1);
-			size_t n = (size_t)sqlite3_column_bytes(st, 1);
-			/* one more byte, NUL, so text values can be read as strings */
-			e->value = dura_malloc(n + 1);
-			if (!e->value)
-				goto oom;
-			if (n)
-				memcpy(e->value, v, n);
-			e->value[n] = '\0';
-			e->value_len = n;
-		}
-	} else {
-		e->value_len = (size_t)sqlite3_column_int64(st, 1);
-	}
-	e->created_at = col_time(st, 3);
-	e->expires_at = col_time(st, 4);
-	return 0;
-oom:
-	dura_cache_entry_clear(e);
-	return dura_error_oom(SQ);
-}
-
-static int row_event(sqlite3_stmt *st, dura_event *ev)
-{
-	memset(ev, 0, sizeof(*ev));
-	if (col_str(st, 0, 1, &ev->id) || col_str(st, 1, 1, &ev->workflow_name) || col_str(st, 2, 1, &ev->run_id) ||
-	    col_str(st, 3, 1, &ev->type) || col_str(st, 4, 1, &ev->data)) {
-		dura_event_clear(ev);
-		return dura_error_oom(SQ);
-	}
-	ev->created_at = col_time(st, 5);
-	return 0;
-}
-
+/* st's current row, as sql/rows.c's decoders take it */
+#define SQ_ROW(st) (&(const dura_sql_row){&sq_row_ops, (st)})
 
 /*
  * Step a bound statement that selects REC_COLS: *out gets the first row's
@@ -764,7 +666,7 @@ static int fetch_record(sq_conn *c, sqlite3_stmt *st, dura_record **out, const c
 		dura_record *r = dura_malloc(sizeof(*r));
 		if (!r)
 			rc = dura_error_oom(SQ);
-		else if ((rc = row_record(st, r)) != 0)
+		else if ((rc = dura_sql_row_record(SQ_ROW(st), r)) != 0)
 			dura_free(r);
 		else
 			*out = r;
@@ -780,28 +682,28 @@ static int fetch_record(sq_conn *c, sqlite3_stmt *st, dura_record **out, const c
  */
 static int item_record(sqlite3_stmt *st, void *item)
 {
-	return row_record(st, item);
+	return dura_sql_row_record(SQ_ROW(st), item);
 }
 
 static int item_step(sqlite3_stmt *st, void *item)
 {
-	return row_step(st, item);
+	return dura_sql_row_step(SQ_ROW(st), item);
 }
 
 static int item_checkpoint(sqlite3_stmt *st, void *item)
 {
-	return row_checkpoint(st, item);
+	return dura_sql_row_checkpoint(SQ_ROW(st), item);
 }
 
 /* listed entries carry the value's length, not the value */
 static int item_cache(sqlite3_stmt *st, void *item)
 {
-	return row_cache(st, item, 0);
+	return dura_sql_row_cache_entry(SQ_ROW(st), item, 0);
 }
 
 static int item_event(sqlite3_stmt *st, void *item)
 {
-	return row_event(st, item);
+	return dura_sql_row_event(SQ_ROW(st), item);
 }
 
 /*
@@ -1791,7 +1693,7 @@ static int fetch_step(sq_conn *c, sqlite3_stmt *st, dura_step **out)
 		dura_step *p = dura_malloc(sizeof(*p));
 		if (!p)
 			rc = dura_error_oom(SQ);
-		else if ((rc = row_step(st, p)) != 0)
+		else if ((rc = dura_sql_row_step(SQ_ROW(st), p)) != 0)
 			dura_free(p);
 		else
 			*out = p;
@@ -1893,7 +1795,7 @@ static int sq_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **o
 			dura_checkpoint *p = dura_malloc(sizeof(*p));
 			if (!p)
 				rc = dura_error_oom(SQ);
-			else if ((rc = row_checkpoint(st, p)) != 0)
+			else if ((rc = dura_sql_row_checkpoint(SQ_ROW(st), p)) != 0)
 				dura_free(p);
 			else
 				*out = p;
@@ -1970,7 +1872,7 @@ static int sq_cache_get(void *impl, const char *key, dura_cache_entry **out)
 			dura_cache_entry *e = dura_malloc(sizeof(*e));
 			if (!e)
 				rc = dura_error_oom(SQ);
-			else if ((rc = row_cache(st, e, 1)) != 0)
+			else if ((rc = dura_sql_row_cache_entry(SQ_ROW(st), e, 1)) != 0)
 				dura_free(e);
 			else
 				*out = e;

@@ -1,0 +1,125 @@
+/*
+ * rows.c - the SQL stores' row decoders: a row of one of sql/catalog.h's
+ * column lists, read through the driver's column accessors (rows.h), into
+ * a dura_record, dura_step, dura_checkpoint, dura_event or
+ * dura_cache_entry. The only allocation failures are the copies made here
+ * and a driver's own (its text accessor says so); either is DURA_ENOMEM.
+ */
+#include "rows.h"
+
+#include <string.h>
+
+/* Copy a text column; NULL becomes "" when empty is set, else stays NULL.
+ * A value the driver cannot hand out as text is a failure, not "". */
+static int col_str(const dura_sql_row *row, int i, int empty, char **out)
+{
+	const char *t;
+	size_t n = 0;
+	*out = NULL;
+	if (row->ops->text(row->impl, i, &t, &n) != 0)
+		return -1;
+	if (!t) {
+		if (!empty)
+			return 0;
+		*out = dura_strdup("");
+	} else {
+		*out = dura_strndup(t, n);
+	}
+	return *out ? 0 : -1;
+}
+
+static int64_t col_int(const dura_sql_row *row, int i)
+{
+	return row->ops->int64(row->impl, i);
+}
+
+static int64_t col_time(const dura_sql_row *row, int i)
+{
+	return row->ops->time_ms(row->impl, i);
+}
+
+int dura_sql_row_record(const dura_sql_row *row, dura_record *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (col_str(row, 0, 1, &r->run_id) || col_str(row, 1, 1, &r->workflow_name) ||
+	    col_str(row, 2, 1, &r->foreign_id) || col_str(row, 4, 1, &r->status) || col_str(row, 5, 1, &r->state) ||
+	    col_str(row, 9, 1, &r->error) || col_str(row, 10, 1, &r->meta) || col_str(row, 11, 1, &r->lease_owner)) {
+		dura_record_clear(r);
+		return dura_error_oom(row->ops->store);
+	}
+	r->run_state = (int)col_int(row, 3);
+	r->version = col_int(row, 6);
+	r->step_no = col_int(row, 7);
+	r->attempt = (int)col_int(row, 8);
+	r->lease_expires_at = col_time(row, 12);
+	r->next_run_at = col_time(row, 13);
+	r->created_at = col_time(row, 14);
+	r->updated_at = col_time(row, 15);
+	return 0;
+}
+
+int dura_sql_row_step(const dura_sql_row *row, dura_step *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (col_str(row, 0, 1, &p->run_id) || col_str(row, 2, 1, &p->node_id) || col_str(row, 3, 1, &p->state)) {
+		dura_step_clear(p);
+		return dura_error_oom(row->ops->store);
+	}
+	p->step = col_int(row, 1);
+	p->created_at = col_time(row, 4);
+	return 0;
+}
+
+int dura_sql_row_checkpoint(const dura_sql_row *row, dura_checkpoint *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (col_str(row, 0, 1, &p->checkpoint_id) || col_str(row, 1, 1, &p->run_id) || col_str(row, 3, 1, &p->state)) {
+		dura_checkpoint_clear(p);
+		return dura_error_oom(row->ops->store);
+	}
+	p->step = col_int(row, 2);
+	p->created_at = col_time(row, 4);
+	p->updated_at = col_time(row, 5);
+	return 0;
+}
+
+int dura_sql_row_cache_entry(const dura_sql_row *row, dura_cache_entry *e, int with_value)
+{
+	memset(e, 0, sizeof(*e));
+	if (col_str(row, 0, 1, &e->key) || col_str(row, 2, 0, &e->error) || col_str(row, 5, 0, &e->metadata))
+		goto oom;
+	if (with_value) {
+		if (!row->ops->is_null(row->impl, 1)) {
+			size_t n = 0;
+			const void *v = row->ops->blob(row->impl, 1, &n);
+			/* one more byte, NUL, so text values can be read as strings */
+			e->value = dura_malloc(n + 1);
+			if (!e->value)
+				goto oom;
+			if (n)
+				memcpy(e->value, v, n);
+			e->value[n] = '\0';
+			e->value_len = n;
+		}
+	} else {
+		e->value_len = (size_t)col_int(row, 1);
+	}
+	e->created_at = col_time(row, 3);
+	e->expires_at = col_time(row, 4);
+	return 0;
+oom:
+	dura_cache_entry_clear(e);
+	return dura_error_oom(row->ops->store);
+}
+
+int dura_sql_row_event(const dura_sql_row *row, dura_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	if (col_str(row, 0, 1, &ev->id) || col_str(row, 1, 1, &ev->workflow_name) || col_str(row, 2, 1, &ev->run_id) ||
+	    col_str(row, 3, 1, &ev->type) || col_str(row, 4, 1, &ev->data)) {
+		dura_event_clear(ev);
+		return dura_error_oom(row->ops->store);
+	}
+	ev->created_at = col_time(row, 5);
+	return 0;
+}

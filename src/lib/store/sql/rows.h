@@ -1,0 +1,55 @@
+/*
+ * rows.h - row decoding shared by the SQL stores.
+ *
+ * A driver hands a result row to the decoders as a dura_sql_row: its own
+ * statement or cursor (impl) and a small table of column accessors (ops).
+ * The decoders turn a row of sql/catalog.h's column lists into the store
+ * contract's types, so that which column is which, what a NULL becomes
+ * ("" for a record's, step's, checkpoint's and event's text, NULL for a
+ * cache entry's error and metadata) and how a failure is cleaned up are
+ * written once. Columns are numbered from 0. No driver header here.
+ */
+#ifndef DURA_SQL_ROWS_H
+#define DURA_SQL_ROWS_H
+
+#include "dura/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dura_sql_row_ops {
+	const char *store; /* the store name out-of-memory errors carry */
+	/* 1 when column i is SQL NULL */
+	int (*is_null)(void *impl, int i);
+	/* Column i's text in *text (NUL-terminated, valid until the row
+	 * moves on) and its length in bytes in *len; *text NULL for a NULL
+	 * (or a column the driver does not read as text). -1 when the driver
+	 * cannot hand out a value it has (out of memory). */
+	int (*text)(void *impl, int i, const char **text, size_t *len);
+	/* column i as an integer; NULL is 0 */
+	int64_t (*int64)(void *impl, int i);
+	/* column i's bytes and their number; asked only for a non-NULL column */
+	const void *(*blob)(void *impl, int i, size_t *len);
+	/* a time column in ms since the epoch (UTC); NULL, or an unreadable value, is 0 */
+	int64_t (*time_ms)(void *impl, int i);
+} dura_sql_row_ops;
+
+typedef struct dura_sql_row {
+	const dura_sql_row_ops *ops;
+	void *impl;
+} dura_sql_row;
+
+/*
+ * Each decoder fills *out from the current row (its columns in catalog.h's
+ * order) and returns 0; on failure *out holds nothing to free and the
+ * result is DURA_ENOMEM with the error set in the store's name.
+ */
+int dura_sql_row_record(const dura_sql_row *row, dura_record *out);       /* REC_COLS */
+int dura_sql_row_step(const dura_sql_row *row, dura_step *out);           /* STEP_COLS */
+int dura_sql_row_checkpoint(const dura_sql_row *row, dura_checkpoint *out); /* CP_COLS */
+int dura_sql_row_event(const dura_sql_row *row, dura_event *out);         /* EVENT_COLS */
+/* key, value (or, with with_value 0, the value's length), error,
+ * created_at, expires_at, metadata */
+int dura_sql_row_cache_entry(const dura_sql_row *row, dura_cache_entry *out, int with_value);
+
+#endif
