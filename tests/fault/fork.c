@@ -334,11 +334,15 @@ typedef struct {
 	int errors;
 } committer;
 
-/* Commit steps to one run, as fast as possible, until told to stop. */
+/* Commit steps to one run until told to stop, with a breath between
+ * commits: on SQLite a writer that never lets go of the file would starve
+ * the children's writers past their busy timeout, which is SQLite's
+ * locking and not what this test is about. */
 static void *commit_loop(void *p)
 {
 	committer *c = p;
 	while (!atomic_load(&g_stop)) {
+		usleep(300);
 		dura_commit cm = DURA_COMMIT_INIT;
 		cm.run_id = c->run_id;
 		cm.expect_version = c->version;
@@ -385,8 +389,10 @@ static int child_work(dura_store *s, int how)
 	}
 	char id[DURA_UUID_LEN + 1];
 	int64_t v;
-	if (start_run(s, id, &v))
+	if (start_run(s, id, &v)) {
+		fprintf(stderr, "    child: start_run: %s\n", dura_error_last()->message);
 		return 5;
+	}
 	for (int i = 0; i < 5; i++) {
 		dura_commit cm = DURA_COMMIT_INIT;
 		cm.run_id = id;
