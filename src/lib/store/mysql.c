@@ -2164,34 +2164,6 @@ static int my_migrate(void *impl, int *from, int *to)
 
 /* ---- runs ------------------------------------------------------------------------- */
 
-/* The record create_run wrote, built from the request instead of read back. */
-static int created_record(dura_record **out, const char *run_id, const dura_run_create *req, const char *fid,
-                          const char *state, const char *status, int run_state, int64_t now, int64_t next)
-{
-	dura_record *r = dura_calloc(1, sizeof(*r));
-	if (!r)
-		return dura_error_oom(MY);
-	r->run_id = dura_strdup(run_id);
-	r->workflow_name = dura_strdup(req->workflow_name);
-	r->foreign_id = dura_strdup(fid);
-	r->status = dura_strdup(status);
-	r->state = dura_strdup(state);
-	r->error = dura_strdup("");
-	r->meta = dura_strdup(req->meta ? req->meta : "");
-	r->lease_owner = dura_strdup("");
-	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->status || !r->state || !r->error || !r->meta ||
-	    !r->lease_owner) {
-		dura_record_free(r);
-		return dura_error_oom(MY);
-	}
-	r->run_state = run_state;
-	r->version = 1;
-	r->next_run_at = next < MY_MAX_TIME_MS ? next : MY_MAX_TIME_MS;
-	r->created_at = r->updated_at = now;
-	*out = r;
-	return 0;
-}
-
 struct create_arg {
 	const dura_run_create *req;
 	const char *run_id, *fid, *state, *status, *meta;
@@ -2220,8 +2192,8 @@ static int create_body(my_store *s, my_conn *c, void *arg, int again)
 	if (rc == 0) {
 		st_done(m);
 		if (a->out)
-			return created_record(a->out, a->run_id, a->req, a->fid, a->state, a->status, a->run_state, a->now,
-			                      a->next);
+			return dura_sql_created_record(a->out, MY, a->run_id, a->req, a->fid, a->state, a->status, a->run_state,
+			                               a->now, a->next < MY_MAX_TIME_MS ? a->next : MY_MAX_TIME_MS);
 		return 0;
 	}
 	if (c->err != ER_DUP_ENTRY)

@@ -1052,34 +1052,6 @@ static int sq_migrate(void *impl, int *from, int *to)
 
 /* ---- runs ---------------------------------------------------------------------- */
 
-/* The record create_run wrote, built from the request instead of read back. */
-static int created_record(dura_record **out, const char *run_id, const dura_run_create *req, const char *fid,
-                          const char *state, const char *status, int run_state, int64_t now, int64_t next)
-{
-	dura_record *r = dura_calloc(1, sizeof(*r));
-	if (!r)
-		return dura_error_oom(SQ);
-	r->run_id = dura_strdup(run_id);
-	r->workflow_name = dura_strdup(req->workflow_name);
-	r->foreign_id = dura_strdup(fid);
-	r->status = dura_strdup(status);
-	r->state = dura_strdup(state);
-	r->error = dura_strdup("");
-	r->meta = dura_strdup(req->meta ? req->meta : "");
-	r->lease_owner = dura_strdup("");
-	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->status || !r->state || !r->error || !r->meta ||
-	    !r->lease_owner) {
-		dura_record_free(r);
-		return dura_error_oom(SQ);
-	}
-	r->run_state = run_state;
-	r->version = 1;
-	r->next_run_at = next;
-	r->created_at = r->updated_at = now;
-	*out = r;
-	return 0;
-}
-
 static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, const char *run_id, dura_record **out)
 {
 	const char *fid = req->foreign_id ? req->foreign_id : "";
@@ -1167,7 +1139,7 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 	/* the caller's copy before the commit: running out of memory after it
 	 * would report a failure for a run that exists */
 	dura_record *made = NULL;
-	if (out && (rc = created_record(&made, run_id, req, fid, state, status, run_state, now, next)) != 0)
+	if (out && (rc = dura_sql_created_record(&made, SQ, run_id, req, fid, state, status, run_state, now, next)) != 0)
 		goto fail;
 	if ((rc = tx_commit(s, c)) != 0) {
 		dura_record_free(made);

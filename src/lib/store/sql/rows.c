@@ -123,3 +123,31 @@ int dura_sql_row_event(const dura_sql_row *row, dura_event *ev)
 	ev->created_at = col_time(row, 5);
 	return 0;
 }
+
+int dura_sql_created_record(dura_record **out, const char *store, const char *run_id, const dura_run_create *req,
+                            const char *fid, const char *state, const char *status, int run_state, int64_t now,
+                            int64_t next)
+{
+	dura_record *r = dura_calloc(1, sizeof(*r));
+	if (!r)
+		return dura_error_oom(store);
+	r->run_id = dura_strdup(run_id);
+	r->workflow_name = dura_strdup(req->workflow_name);
+	r->foreign_id = dura_strdup(fid);
+	r->status = dura_strdup(status);
+	r->state = dura_strdup(state);
+	r->error = dura_strdup("");
+	r->meta = dura_strdup(req->meta ? req->meta : "");
+	r->lease_owner = dura_strdup("");
+	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->status || !r->state || !r->error || !r->meta ||
+	    !r->lease_owner) {
+		dura_record_free(r);
+		return dura_error_oom(store);
+	}
+	r->run_state = run_state;
+	r->version = 1;
+	r->next_run_at = next;
+	r->created_at = r->updated_at = now;
+	*out = r;
+	return 0;
+}

@@ -52,4 +52,11 @@ int dura_sql_row_event(const dura_sql_row *row, dura_event *out);         /* EVE
  * created_at, expires_at, metadata */
 int dura_sql_row_cache_entry(const dura_sql_row *row, dura_cache_entry *out, int with_value);
 
+/* The record a store's create_run just wrote (version 1, no error, lease
+ * or metadata beyond the request's), built from what it wrote instead of
+ * read back: *out on 0, DURA_ENOMEM in the store's name otherwise. */
+int dura_sql_created_record(dura_record **out, const char *store, const char *run_id, const dura_run_create *req,
+                            const char *fid, const char *state, const char *status, int run_state, int64_t now,
+                            int64_t next);
+
 #endif
