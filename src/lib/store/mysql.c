@@ -59,6 +59,7 @@
 #include "dura/store.h"
 #include "../internal.h"
 #include "sql/catalog.h"
+#include "sql/dialect.h"
 #include "sql/rows.h"
 
 #include <errno.h>
@@ -97,10 +98,20 @@
 
 /* ---- SQL --------------------------------------------------------------------- */
 
-/* "{p}" becomes the table prefix, "{lock}" the claim's locking clause. */
-
-/* REC_COLS, STEP_COLS, CP_COLS and the statements every SQL store shares
- * are sql/catalog.h's; these are MySQL's own. */
+/*
+ * REC_COLS, STEP_COLS, CP_COLS and the statements every SQL store shares
+ * are sql/catalog.h's; these are MySQL's own, rendered with the MySQL
+ * dialect (sql/dialect.h, "{lock}" the claim's locking clause, "{coll}"
+ * the collation) at open. Why they differ from SQLite's: without
+ * RETURNING, a run-state change locks the row (RUN_LOCK) and a commit
+ * learns its step number from LAST_INSERT_ID in the OK packet; a commit
+ * may be one CALL of the dura_commit procedure, and one whose connection
+ * was lost is verified afterwards (COMMIT_VERIFY, STEP_FIND,
+ * EVENT_CHECK); the default event data is assembled in the INSERT ...
+ * SELECT; a claim selects FOR UPDATE [SKIP LOCKED] and then updates the
+ * ids it got, with the workflows as placeholders or JSON_CONTAINS; a
+ * cache claim locks its row; aggregates are cast back to integers.
+ */
 #define CLAIM_WHERE                                                                         \
 	"FROM {p}workflow_records WHERE run_state = 2 AND next_run_at <= ? AND (lease_owner = '' " \
 	"OR lease_expires_at IS NULL OR lease_expires_at <= ?) "
@@ -108,14 +119,7 @@
 
 #define STATEMENTS(X)                                                                                              \
 	SQL_SHARED_STATEMENTS(X)                                                                                   \
-	X(SCHEMA_VERSION, "SELECT COALESCE(MAX(version), 0) FROM {p}dura_schema")                                   \
 	/* runs */                                                                                                 \
-	X(RUN_INSERT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
-	              "(?, ?, ?, ?, ?, ?, 1, 0, 0, '', ?, '', NULL, ?, ?, ?)")                                     \
-	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (? IS NULL OR workflow_name = ?) "         \
-	            "AND (? = 0 OR run_state = ?) AND (? IS NULL OR status = ?) AND (? IS NULL OR foreign_id = ?) " \
-	            "AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?) "                        \
-	            "AND (? IS NULL OR run_id < ?) ORDER BY run_id DESC LIMIT ?")                                  \
 	X(RUN_LOCK, "SELECT run_state, version FROM {p}workflow_records WHERE run_id = ? FOR UPDATE")              \
 	X(RUN_SET_STATE, "UPDATE {p}workflow_records SET run_state = ?, version = version + 1, updated_at = ? "   \
 	                 "WHERE run_id = ? AND run_state = ?")                                                     \
@@ -141,30 +145,12 @@
 	                 "SELECT ?, workflow_name, run_id, ?, COALESCE(?, CONCAT(?, run_state, '}')), ? "          \
 	                 "FROM {p}workflow_records WHERE run_id = ?")                                              \
 	X(EVENT_CHECK, "SELECT 1 FROM {p}workflow_outbox WHERE id = ?")                                            \
-	/* checkpoints */                                                                                          \
-	X(CP_SAVE, "INSERT INTO {p}workflow_checkpoints (checkpoint_id, run_id, state, step, created_at, "         \
-	           "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), "       \
-	           "state = VALUES(state), step = VALUES(step), updated_at = VALUES(updated_at)")                  \
-	X(CP_LIST, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE (? IS NULL OR run_id = ?) "              \
-	           "ORDER BY updated_at DESC, id DESC")                                                            \
 	/* cache */                                                                                                \
-	X(CACHE_GET, "SELECT `key`, value, error, created_at, expires_at, metadata FROM {p}step_cache "            \
-	             "WHERE `key` = ? AND (expires_at IS NULL OR expires_at > ?)")                                 \
-	X(CACHE_PUT, "INSERT INTO {p}step_cache (`key`, value, error, created_at, expires_at, metadata) "          \
-	             "VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value), "                   \
-	             "error = VALUES(error), created_at = VALUES(created_at), expires_at = VALUES(expires_at), "   \
-	             "metadata = VALUES(metadata)")                                                                \
-	X(CACHE_LIVE, "SELECT 1 FROM {p}step_cache WHERE `key` = ? AND (expires_at IS NULL OR expires_at > ?)")    \
-	X(CACHE_DELETE, "DELETE FROM {p}step_cache WHERE `key` = ?")                                               \
-	X(CACHE_LIST, "SELECT `key`, LENGTH(value), error, created_at, expires_at, metadata FROM {p}step_cache "   \
-	              "WHERE (? IS NULL OR `key` > ?) ORDER BY `key` LIMIT ?")                                     \
 	X(CACHE_STATS, "SELECT COUNT(*), CAST(COALESCE(SUM(expires_at IS NOT NULL AND expires_at <= ?), 0) AS "    \
 	               "SIGNED), CAST(COALESCE(SUM(LENGTH(value)), 0) AS SIGNED) FROM {p}step_cache")              \
-	X(CLAIM_LOCK, "SELECT owner, expires_at FROM {p}step_cache_claims WHERE `key` = ? FOR UPDATE")             \
-	X(CLAIM_INSERT, "INSERT INTO {p}step_cache_claims (`key`, owner, expires_at) VALUES (?, ?, ?)")            \
-	X(CLAIM_UPDATE, "UPDATE {p}step_cache_claims SET owner = ?, expires_at = ? WHERE `key` = ?")               \
-	X(CLAIM_RELEASE, "DELETE FROM {p}step_cache_claims WHERE `key` = ? AND owner = ?")                         \
-	X(CLAIM_DROP, "DELETE FROM {p}step_cache_claims WHERE `key` = ?")                                          \
+	X(CLAIM_LOCK, "SELECT owner, expires_at FROM {p}step_cache_claims WHERE {key} = ? FOR UPDATE")             \
+	X(CLAIM_INSERT, "INSERT INTO {p}step_cache_claims ({key}, owner, expires_at) VALUES (?, ?, ?)")            \
+	X(CLAIM_UPDATE, "UPDATE {p}step_cache_claims SET owner = ?, expires_at = ? WHERE {key} = ?")               \
 	/* leases */                                                                                               \
 	X(CLAIM_ANY, "SELECT " REC_COLS " " CLAIM_WHERE CLAIM_ORDER)                                               \
 	X(CLAIM_WF, "SELECT " REC_COLS " " CLAIM_WHERE "AND workflow_name IN (?, ?, ?, ?, ?, ?, ?, ?) "            \
@@ -173,7 +159,6 @@
 	              CLAIM_ORDER)                                                                                 \
 	X(CLAIM_APPLY, "UPDATE {p}workflow_records SET lease_owner = ?, lease_expires_at = ?, "                    \
 	               "version = version + 1 WHERE run_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")   \
-	X(LEASE_EXTEND, "UPDATE {p}workflow_records SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?") \
 	/* outbox */                                                                                               \
 
 #define X_ENUM(name, sql) ST_##name,
@@ -638,51 +623,12 @@ static int my_fail(my_store *s, my_conn *c, MYSQL_STMT *st, const char *what)
 
 /* ---- statements ------------------------------------------------------------------ */
 
-/* Expand the placeholders of tmpl; NULL when out of memory. */
-static char *expand(const char *tmpl, const char *const *keys, const char *const *vals, int n)
-{
-	size_t len = 0;
-	for (const char *p = tmpl; *p;) {
-		int hit = -1;
-		if (*p == '{')
-			for (int k = 0; k < n && hit < 0; k++)
-				if (strncmp(p, keys[k], strlen(keys[k])) == 0)
-					hit = k;
-		if (hit >= 0) {
-			len += strlen(vals[hit]);
-			p += strlen(keys[hit]);
-		} else {
-			len++;
-			p++;
-		}
-	}
-	char *out = dura_malloc(len + 1), *w = out;
-	if (!out)
-		return NULL;
-	for (const char *p = tmpl; *p;) {
-		int hit = -1;
-		if (*p == '{')
-			for (int k = 0; k < n && hit < 0; k++)
-				if (strncmp(p, keys[k], strlen(keys[k])) == 0)
-					hit = k;
-		if (hit >= 0) {
-			size_t vl = strlen(vals[hit]);
-			memcpy(w, vals[hit], vl);
-			w += vl;
-			p += strlen(keys[hit]);
-		} else {
-			*w++ = *p++;
-		}
-	}
-	*w = '\0';
-	return out;
-}
-
+/* A template in the MySQL dialect, with the prefix, the locking clause and
+ * the collation in; NULL when out of memory. */
 static char *my_expand(my_store *s, const char *tmpl)
 {
-	static const char *const keys[] = {"{p}", "{lock}", "{coll}"};
-	const char *vals[] = {s->prefix, s->skip_locked ? "FOR UPDATE SKIP LOCKED" : "FOR UPDATE", s->collation};
-	return expand(tmpl, keys, vals, 3);
+	const char *const vars[] = {"{coll}", s->collation, NULL};
+	return dura_sql_render(&dura_sql_dialect_mysql, tmpl, s->prefix, s->skip_locked, vars);
 }
 
 static void stmt_clear(my_stmt *m)

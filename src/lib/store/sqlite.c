@@ -19,6 +19,7 @@
 #include "dura/store.h"
 #include "../internal.h"
 #include "sql/catalog.h"
+#include "sql/dialect.h"
 #include "sql/rows.h"
 
 #include <limits.h>
@@ -36,10 +37,19 @@
 
 /* ---- SQL ------------------------------------------------------------------- */
 
-/* "{p}" in every statement below becomes the table prefix at open. */
-
-/* REC_COLS, STEP_COLS, CP_COLS, ACTIVE_STATES and the statements every SQL
- * store shares are sql/catalog.h's; these are SQLite's own. */
+/*
+ * REC_COLS, STEP_COLS, CP_COLS, ACTIVE_STATES and the statements every SQL
+ * store shares are sql/catalog.h's; these are SQLite's own, rendered with
+ * the SQLite dialect (sql/dialect.h) at open. SQLite's own may number
+ * their parameters (?1 used twice); a shared statement's "?" are bound in
+ * order. Why these differ from MySQL's: transactions and savepoints are
+ * SQLite's (BEGIN IMMEDIATE takes the write lock at once); the schema is
+ * read from sqlite_master; a run-state change, an erase, a commit and a
+ * claim return what they wrote with RETURNING instead of reading it back
+ * under a row lock; a claim picks its workflows with json_each; the cache
+ * statistics need no integer casts; a cache claim is INSERT OR REPLACE
+ * under the database-wide write lock instead of a locked read.
+ */
 
 #define STATEMENTS(X)                                                                                              \
 	SQL_SHARED_STATEMENTS(X)                                                                                   \
@@ -51,15 +61,7 @@
 	X(ROLLBACK_TO, "ROLLBACK TO dura_item")                                                                    \
 	X(PING, "SELECT count(*) FROM sqlite_master")                                                              \
 	X(SCHEMA_EXISTS, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{p}dura_schema'")    \
-	X(SCHEMA_VERSION, "SELECT coalesce(max(version), 0) FROM {p}dura_schema")                                  \
 	/* runs */                                                                                                 \
-	X(RUN_INSERT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
-	              "(?1, ?2, ?3, ?4, ?5, ?6, 1, 0, 0, '', ?7, '', NULL, ?8, ?9, ?9)")                           \
-	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (?1 IS NULL OR workflow_name = ?1) "       \
-	            "AND (?2 = 0 OR run_state = ?2) AND (?3 IS NULL OR status = ?3) "                              \
-	            "AND (?4 IS NULL OR foreign_id = ?4) AND (?5 IS NULL OR created_at >= ?5) "                    \
-	            "AND (?6 IS NULL OR created_at < ?6) AND (?7 IS NULL OR run_id < ?7) "                         \
-	            "ORDER BY run_id DESC LIMIT ?8")                                                               \
 	X(RUN_STATE, "SELECT run_state, version, workflow_name, foreign_id FROM {p}workflow_records "              \
 	             "WHERE run_id = ?1")                                                                          \
 	X(RUN_SET_STATE, "UPDATE {p}workflow_records SET run_state = ?2, version = version + 1, updated_at = ?3, "  \
@@ -80,30 +82,11 @@
 	                      "WHERE run_id = ?1 AND version = ?2 RETURNING step_no, workflow_name, run_state")    \
 	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
 	                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                                        \
-	/* checkpoints */                                                                                          \
-	X(CP_SAVE, "INSERT INTO {p}workflow_checkpoints (checkpoint_id, run_id, state, step, created_at, "         \
-	           "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (checkpoint_id) DO UPDATE SET "        \
-	           "run_id = excluded.run_id, state = excluded.state, step = excluded.step, "                      \
-	           "updated_at = excluded.updated_at")                                                             \
-	X(CP_LIST, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE (?1 IS NULL OR run_id = ?1) "            \
-	           "ORDER BY updated_at DESC, id DESC")                                                            \
 	/* cache */                                                                                                \
-	X(CACHE_GET, "SELECT \"key\", value, error, created_at, expires_at, metadata FROM {p}step_cache "          \
-	             "WHERE \"key\" = ?1 AND (expires_at IS NULL OR expires_at > ?2)")                             \
-	X(CACHE_PUT, "INSERT INTO {p}step_cache (\"key\", value, error, created_at, expires_at, metadata) "        \
-	             "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (\"key\") DO UPDATE SET value = excluded.value, " \
-	             "error = excluded.error, created_at = excluded.created_at, "                                  \
-	             "expires_at = excluded.expires_at, metadata = excluded.metadata")                             \
-	X(CACHE_LIVE, "SELECT 1 FROM {p}step_cache WHERE \"key\" = ?1 AND (expires_at IS NULL OR expires_at > ?2)") \
-	X(CACHE_DELETE, "DELETE FROM {p}step_cache WHERE \"key\" = ?1")                                            \
-	X(CACHE_LIST, "SELECT \"key\", length(value), error, created_at, expires_at, metadata FROM {p}step_cache " \
-	              "WHERE (?1 IS NULL OR \"key\" > ?1) ORDER BY \"key\" LIMIT ?2")                              \
 	X(CACHE_STATS, "SELECT count(*), coalesce(sum(expires_at IS NOT NULL AND expires_at <= ?1), 0), "          \
 	               "coalesce(sum(length(value)), 0) FROM {p}step_cache")                                       \
-	X(CLAIM_GET, "SELECT owner, expires_at FROM {p}step_cache_claims WHERE \"key\" = ?1")                      \
-	X(CLAIM_SET, "INSERT OR REPLACE INTO {p}step_cache_claims (\"key\", owner, expires_at) VALUES (?1, ?2, ?3)") \
-	X(CLAIM_RELEASE, "DELETE FROM {p}step_cache_claims WHERE \"key\" = ?1 AND owner = ?2")                     \
-	X(CLAIM_DROP, "DELETE FROM {p}step_cache_claims WHERE \"key\" = ?1")                                       \
+	X(CLAIM_GET, "SELECT owner, expires_at FROM {p}step_cache_claims WHERE {key} = ?1")                          \
+	X(CLAIM_SET, "INSERT OR REPLACE INTO {p}step_cache_claims ({key}, owner, expires_at) VALUES (?1, ?2, ?3)")   \
 	/* leases */                                                                                               \
 	X(CLAIM_RUNS, "UPDATE {p}workflow_records SET lease_owner = ?1, lease_expires_at = ?2, "                   \
 	              "version = version + 1 WHERE run_id IN (SELECT run_id FROM {p}workflow_records "             \
@@ -111,7 +94,6 @@
 	              "AND (lease_owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?3) "              \
 	              "AND (?4 IS NULL OR workflow_name IN (SELECT value FROM json_each(?4))) "                    \
 	              "ORDER BY next_run_at, run_id LIMIT ?5) RETURNING " REC_COLS)                                \
-	X(LEASE_EXTEND, "UPDATE {p}workflow_records SET lease_expires_at = ?3 WHERE run_id = ?1 AND lease_owner = ?2") \
 	/* outbox */                                                                                               \
 
 #define X_ENUM(name, sql) ST_##name,
@@ -208,27 +190,10 @@ typedef struct sq_store {
 	char notes[512];
 } sq_store;
 
-/* Replace every "{p}" in tmpl with prefix; NULL when out of memory. */
+/* A template in the SQLite dialect, with the prefix in; NULL when out of memory. */
 static char *expand(const char *tmpl, const char *prefix)
 {
-	size_t plen = strlen(prefix), n = 0;
-	for (const char *p = tmpl; (p = strstr(p, "{p}")) != NULL; p += 3)
-		n++;
-	size_t len = strlen(tmpl) - 3 * n + plen * n;
-	char *out = dura_malloc(len + 1), *w = out;
-	if (!out)
-		return NULL;
-	for (const char *p = tmpl; *p;) {
-		if (p[0] == '{' && p[1] == 'p' && p[2] == '}') {
-			memcpy(w, prefix, plen);
-			w += plen;
-			p += 3;
-		} else {
-			*w++ = *p++;
-		}
-	}
-	*w = '\0';
-	return out;
+	return dura_sql_render(&dura_sql_dialect_sqlite, tmpl, prefix, 0, NULL);
 }
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -1100,7 +1065,8 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 	int b;
 	if ((b = bind_text(st, 1, run_id)) || (b = bind_text(st, 2, req->workflow_name)) || (b = bind_text(st, 3, fid)) ||
 	    (b = bind_int(st, 4, run_state)) || (b = bind_text(st, 5, status)) || (b = bind_text(st, 6, state)) ||
-	    (b = bind_text(st, 7, meta)) || (b = bind_text(st, 8, next_txt)) || (b = bind_text(st, 9, now_txt))) {
+	    (b = bind_text(st, 7, meta)) || (b = bind_text(st, 8, next_txt)) || (b = bind_text(st, 9, now_txt)) ||
+	    (b = bind_text(st, 10, now_txt))) {
 		rc = bind_fail(c, st, b, "creating a run");
 		goto fail;
 	}
@@ -1219,13 +1185,21 @@ static int sq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *
 		fmt_time(after, f->created_after);
 	if (f->created_before)
 		fmt_time(before, f->created_before);
-	int b;
-	if ((b = bind_text(st, 1, f->workflow_name)) || (b = bind_int(st, 2, f->run_state)) ||
-	    (b = bind_text(st, 3, f->status)) || (b = bind_text(st, 4, f->foreign_id)) ||
-	    (b = bind_text(st, 5, f->created_after ? after : NULL)) ||
-	    (b = bind_text(st, 6, f->created_before ? before : NULL)) ||
-	    (b = bind_text(st, 7, f->cursor && *f->cursor ? f->cursor : NULL)) ||
-	    (b = bind_int64(st, 8, (int64_t)f->limit))) {
+	/* each filter is bound twice: "(? IS NULL OR column = ?)" */
+	const char *text[6] = {f->workflow_name, NULL, f->status, f->foreign_id, f->created_after ? after : NULL,
+	                       f->created_before ? before : NULL};
+	const char *cursor = f->cursor && *f->cursor ? f->cursor : NULL;
+	int b = 0;
+	for (int i = 0; i < 6 && !b; i++) {
+		if (i == 1) {
+			if ((b = bind_int(st, 3, f->run_state)) == 0)
+				b = bind_int(st, 4, f->run_state);
+		} else if ((b = bind_text(st, 2 * i + 1, text[i])) == 0) {
+			b = bind_text(st, 2 * i + 2, text[i]);
+		}
+	}
+	if (b || (b = bind_text(st, 13, cursor)) || (b = bind_text(st, 14, cursor)) ||
+	    (b = bind_int64(st, 15, (int64_t)f->limit))) {
 		rc = bind_fail(c, st, b, "listing runs");
 		goto out;
 	}
@@ -1741,7 +1715,7 @@ static int sq_checkpoint_save(void *impl, const char *cp_id, const char *run_id,
 		fmt_time(now_txt, dura_now_ms());
 		int b;
 		if ((b = bind_text(st, 1, cp_id)) || (b = bind_text(st, 2, run_id)) || (b = bind_text(st, 3, state)) ||
-		    (b = bind_int64(st, 4, step)) || (b = bind_text(st, 5, now_txt)))
+		    (b = bind_int64(st, 4, step)) || (b = bind_text(st, 5, now_txt)) || (b = bind_text(st, 6, now_txt)))
 			rc = bind_fail(c, st, b, "saving a checkpoint");
 		else
 			rc = write_one(c, st, "saving a checkpoint", NULL);
@@ -1792,6 +1766,8 @@ static int sq_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_li
 		return rc;
 	if ((rc = prep(s, c, ST_CP_LIST, &st)) == 0) {
 		int b = bind_text(st, 1, run_id);
+		if (b == 0)
+			b = bind_text(st, 2, run_id);
 		rc = b ? bind_fail(c, st, b, "listing checkpoints")
 		       : collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_checkpoint,
 		                 dura_checkpoint_clear, "listing checkpoints");
@@ -2069,7 +2045,7 @@ static int sq_cache_list(void *impl, const char *cursor, size_t limit, dura_cach
 		return rc;
 	if ((rc = prep(s, c, ST_CACHE_LIST, &st)) != 0)
 		goto out;
-	if ((rc = bind_text(st, 1, cursor)) || (rc = bind_int64(st, 2, (int64_t)limit))) {
+	if ((rc = bind_text(st, 1, cursor)) || (rc = bind_text(st, 2, cursor)) || (rc = bind_int64(st, 3, (int64_t)limit))) {
 		rc = bind_fail(c, st, rc, "listing the cache");
 		goto out;
 	}
@@ -2229,8 +2205,10 @@ static int lease_op(sq_store *s, int id, const char *run_id, const char *owner, 
 			int64_t now = dura_now_ms();
 			fmt_time(exp_txt, now > INT64_MAX - lease_ms ? INT64_MAX : now + lease_ms);
 		}
-		if ((b = bind_text(st, 1, run_id)) || (b = bind_text(st, 2, owner)) ||
-		    (id == ST_LEASE_EXTEND && (b = bind_text(st, 3, exp_txt))))
+		/* LEASE_EXTEND: (expiry, run_id, owner); LEASE_RELEASE: (run_id, owner) */
+		int o = id == ST_LEASE_EXTEND;
+		if ((o && (b = bind_text(st, 1, exp_txt))) || (b = bind_text(st, 1 + o, run_id)) ||
+		    (b = bind_text(st, 2 + o, owner)))
 			rc = bind_fail(c, st, b, what);
 		else
 			rc = write_one(c, st, what, &changes);

@@ -2,13 +2,16 @@
  * catalog.h - the SQL text the SQL stores share, written once.
  *
  * The column lists the row decoders in rows.c read (REC_COLS, STEP_COLS,
- * CP_COLS, in that order), the run states that count as active, and the
- * statements whose text is the same in every dialect: plain "?"
- * placeholders, each bound once and in the order it appears (SQLite
- * numbers a bare "?" one past the largest so far, so these read exactly as
- * its ?1, ?2, ... did), "{p}" for the table prefix, no quoted identifier,
- * no upsert, no RETURNING. A statement that differs in any of those stays
- * in its driver's own table.
+ * CP_COLS, EVENT_COLS, in that order), the run states that count as
+ * active, and every statement that means the same in every dialect. They
+ * are templates in dialect.h's language: "?" parameters, each bound once
+ * and in the order it appears (so a value used twice is bound twice),
+ * "{p}" for the table prefix, "{key}" for the quoted cache key column,
+ * "{upsert:COL}" and "{new:COL}" for an upsert. A driver renders them
+ * with its dialect when it opens. What differs in more than those tokens
+ * (RETURNING against a read-back, MySQL's stored procedure, SQLite's
+ * json_each against MySQL's JSON_CONTAINS, integer casts of aggregates)
+ * stays in its driver's own table, and the driver's header says why.
  *
  * A driver's STATEMENTS(X) list starts with SQL_SHARED_STATEMENTS(X), so
  * every statement here gets that driver's ST_<name>, SQL text and name.
@@ -29,7 +32,14 @@
 #define ACTIVE_STATES "(1, 2, 4)" /* initiated, running, paused */
 
 #define SQL_SHARED_STATEMENTS(X)                                                                                   \
+	X(SCHEMA_VERSION, "SELECT COALESCE(MAX(version), 0) FROM {p}dura_schema")                                   \
 	/* runs */                                                                                                 \
+	X(RUN_INSERT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
+	              "(?, ?, ?, ?, ?, ?, 1, 0, 0, '', ?, '', NULL, ?, ?, ?)")                                     \
+	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (? IS NULL OR workflow_name = ?) "         \
+	            "AND (? = 0 OR run_state = ?) AND (? IS NULL OR status = ?) AND (? IS NULL OR foreign_id = ?) " \
+	            "AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?) "                        \
+	            "AND (? IS NULL OR run_id < ?) ORDER BY run_id DESC LIMIT ?")                                  \
 	X(RUN_GET, "SELECT " REC_COLS " FROM {p}workflow_records WHERE run_id = ?")                                \
 	X(RUN_ACTIVE, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ? AND foreign_id = ? "   \
 	              "AND run_state IN " ACTIVE_STATES " ORDER BY run_id DESC LIMIT 1")                           \
@@ -47,13 +57,30 @@
 	/* checkpoints */                                                                                          \
 	X(CP_LOAD, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE checkpoint_id = ?")                      \
 	X(CP_DELETE, "DELETE FROM {p}workflow_checkpoints WHERE checkpoint_id = ?")                                \
+	X(CP_SAVE, "INSERT INTO {p}workflow_checkpoints (checkpoint_id, run_id, state, step, created_at, "         \
+	           "updated_at) VALUES (?, ?, ?, ?, ?, ?) {upsert:checkpoint_id} run_id = {new:run_id}, "          \
+	           "state = {new:state}, step = {new:step}, updated_at = {new:updated_at}")                        \
+	X(CP_LIST, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE (? IS NULL OR run_id = ?) "              \
+	           "ORDER BY updated_at DESC, id DESC")                                                            \
 	/* cache */                                                                                                \
+	X(CACHE_GET, "SELECT {key}, value, error, created_at, expires_at, metadata FROM {p}step_cache "            \
+	             "WHERE {key} = ? AND (expires_at IS NULL OR expires_at > ?)")                                 \
+	X(CACHE_PUT, "INSERT INTO {p}step_cache ({key}, value, error, created_at, expires_at, metadata) "          \
+	             "VALUES (?, ?, ?, ?, ?, ?) {upsert:key} value = {new:value}, error = {new:error}, "           \
+	             "created_at = {new:created_at}, expires_at = {new:expires_at}, metadata = {new:metadata}")    \
+	X(CACHE_LIVE, "SELECT 1 FROM {p}step_cache WHERE {key} = ? AND (expires_at IS NULL OR expires_at > ?)")    \
+	X(CACHE_DELETE, "DELETE FROM {p}step_cache WHERE {key} = ?")                                               \
+	X(CACHE_LIST, "SELECT {key}, LENGTH(value), error, created_at, expires_at, metadata FROM {p}step_cache "   \
+	              "WHERE (? IS NULL OR {key} > ?) ORDER BY {key} LIMIT ?")                                     \
+	X(CLAIM_RELEASE, "DELETE FROM {p}step_cache_claims WHERE {key} = ? AND owner = ?")                         \
+	X(CLAIM_DROP, "DELETE FROM {p}step_cache_claims WHERE {key} = ?")                                          \
 	X(CACHE_PURGE, "DELETE FROM {p}step_cache WHERE expires_at IS NOT NULL AND expires_at <= ?")               \
 	X(CLAIM_PURGE, "DELETE FROM {p}step_cache_claims WHERE expires_at <= ?")                                   \
 	/* leases */                                                                                               \
 	X(LEASE_RELEASE, "UPDATE {p}workflow_records SET lease_owner = '', lease_expires_at = NULL "               \
 	                 "WHERE run_id = ? AND lease_owner = ?")                                                   \
 	X(LEASE_OWNER, "SELECT lease_owner FROM {p}workflow_records WHERE run_id = ?")                             \
+	X(LEASE_EXTEND, "UPDATE {p}workflow_records SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?") \
 	/* outbox */                                                                                               \
 	X(OUTBOX_POLL, "SELECT " EVENT_COLS " FROM {p}workflow_outbox ORDER BY id LIMIT ?")                        \
 	X(OUTBOX_ACK, "DELETE FROM {p}workflow_outbox WHERE id = ?")
