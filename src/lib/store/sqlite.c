@@ -614,97 +614,41 @@ static const dura_sql_row_ops sq_row_ops = {SQ, sq_col_null, sq_col_text, sq_col
  * record (when out is not NULL) and the result is 0, or DURA_ENOTFOUND
  * (without a message: the caller words it) when there is none. Resets st.
  */
-static int fetch_record(sq_conn *c, sqlite3_stmt *st, dura_record **out, const char *what)
+/* A bound statement as sql/rows.h's cursor: its next row, or its end, or
+ * the failure worded with what. */
+typedef struct sq_cursor {
+	sq_conn *c;
+	sqlite3_stmt *st;
+	const char *what;
+} sq_cursor;
+
+static int sq_next(void *cursor)
 {
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		return DURA_ENOTFOUND;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = sq_fail(c, rc, what);
-		sqlite3_reset(st);
-		return rc;
-	}
-	rc = 0;
-	if (out) {
-		dura_record *r = dura_malloc(sizeof(*r));
-		if (!r)
-			rc = dura_error_oom(SQ);
-		else if ((rc = dura_sql_row_record(SQ_ROW(st), r)) != 0)
-			dura_free(r);
-		else
-			*out = r;
-	}
+	sq_cursor *k = cursor;
+	int rc = sqlite3_step(k->st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : sq_fail(k->c, rc, k->what);
+}
+
+/* The statement's first row as a new item of kind in *out (out NULL: only
+ * whether there is one); DURA_ENOTFOUND, with no message, when none.
+ * Resets st. */
+static int fetch(sq_conn *c, sqlite3_stmt *st, dura_sql_kind kind, void **out, const char *what)
+{
+	sq_cursor k = {c, st, what};
+	int rc = dura_sql_fetch(SQ_ROW(st), sq_next, &k, kind, out);
 	sqlite3_reset(st);
 	return rc;
 }
 
-/*
- * Each kind of list item's row converter and clearer on void *, so that
- * one collect() fills every kind of list (calling the typed functions
- * through a void * signature instead would be undefined behaviour).
- */
-static int item_record(sqlite3_stmt *st, void *item)
+/* Every row of a bound statement into a list's items (sql/rows.h,
+ * dura_sql_collect). Resets st. */
+static int collect(sq_conn *c, sqlite3_stmt *st, dura_sql_kind kind, void **items, size_t *count, const char *what)
 {
-	return dura_sql_row_record(SQ_ROW(st), item);
-}
-
-static int item_step(sqlite3_stmt *st, void *item)
-{
-	return dura_sql_row_step(SQ_ROW(st), item);
-}
-
-static int item_checkpoint(sqlite3_stmt *st, void *item)
-{
-	return dura_sql_row_checkpoint(SQ_ROW(st), item);
-}
-
-/* listed entries carry the value's length, not the value */
-static int item_cache(sqlite3_stmt *st, void *item)
-{
-	return dura_sql_row_cache_entry(SQ_ROW(st), item, 0);
-}
-
-static int item_event(sqlite3_stmt *st, void *item)
-{
-	return dura_sql_row_event(SQ_ROW(st), item);
-}
-
-/*
- * Step a bound statement to the end, appending each row, converted by
- * row(), to a result array of item_size-byte items (*items, *count; empty
- * on entry). Resets st. On failure the items so far are cleared and freed,
- * so the list is left empty, as its list_free would leave it (nothing else
- * in it is set yet).
- */
-static int collect(sq_conn *c, sqlite3_stmt *st, void **items, size_t *count, size_t item_size,
-                   int (*row)(sqlite3_stmt *, void *), void (*clear)(void *), const char *what)
-{
-	size_t cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (dura_store_grow(items, *count, &cap, item_size)) {
-			rc = dura_error_oom(SQ);
-			goto fail;
-		}
-		if ((rc = row(st, (char *)*items + *count * item_size)) != 0)
-			goto fail;
-		(*count)++;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = sq_fail(c, rc, what);
-		goto fail;
-	}
+	sq_cursor k = {c, st, what};
+	int rc = dura_sql_collect(SQ_ROW(st), sq_next, &k, kind, items, count);
 	sqlite3_reset(st);
-	return 0;
-fail:
-	sqlite3_reset(st);
-	for (size_t i = 0; i < *count; i++)
-		clear((char *)*items + i * item_size);
-	dura_free(*items);
-	*items = NULL;
-	*count = 0;
 	return rc;
 }
 
@@ -1044,7 +988,7 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 			goto fail;
 		}
 		dura_record *existing = NULL;
-		rc = fetch_record(c, st, &existing, "looking up the active run");
+		rc = fetch(c, st, DURA_SQL_RECORD, (void **)&existing, "looking up the active run");
 		if (rc == 0) {
 			tx_rollback(s, c);
 			rc = dura_error_set_native(DURA_EEXISTS, SQ, 0, NULL,
@@ -1085,7 +1029,7 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 			rc = bind_fail(c, st, b, "looking up the run");
 			goto fail;
 		}
-		rc = fetch_record(c, st, out ? &existing : NULL, "looking up the run");
+		rc = fetch(c, st, DURA_SQL_RECORD, out ? (void **)&existing : NULL, "looking up the run");
 		tx_rollback(s, c);
 		if (rc == 0) {
 			if (out)
@@ -1141,7 +1085,7 @@ static int sq_get_run(void *impl, const char *run_id, dura_record **out)
 		return rc;
 	if ((rc = prep(s, c, ST_RUN_GET, &st)) == 0) {
 		int b = bind_text(st, 1, run_id);
-		rc = b ? bind_fail(c, st, b, "reading a run") : fetch_record(c, st, out, "reading a run");
+		rc = b ? bind_fail(c, st, b, "reading a run") : fetch(c, st, DURA_SQL_RECORD, (void **)out, "reading a run");
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
@@ -1162,7 +1106,7 @@ static int sq_latest_run(void *impl, const char *wf, const char *fid, dura_recor
 		if ((b = bind_text(st, 1, wf)) || (b = bind_text(st, 2, fid)))
 			rc = bind_fail(c, st, b, "reading the latest run");
 		else
-			rc = fetch_record(c, st, out, "reading the latest run");
+			rc = fetch(c, st, DURA_SQL_RECORD, (void **)out, "reading the latest run");
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
@@ -1203,8 +1147,7 @@ static int sq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *
 		rc = bind_fail(c, st, b, "listing runs");
 		goto out;
 	}
-	if ((rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_record, dura_record_clear,
-	                  "listing runs")) != 0)
+	if ((rc = collect(c, st, DURA_SQL_RECORD, (void **)&out->items, &out->count, "listing runs")) != 0)
 		goto out;
 	if (out->count == f->limit && out->count > 0) {
 		out->next_cursor = dura_strdup(out->items[out->count - 1].run_id);
@@ -1624,34 +1567,13 @@ static int sq_history(void *impl, const char *run_id, int64_t from, size_t limit
 		    (b = bind_int64(st, 3, limit && limit <= INT64_MAX ? (int64_t)limit : -1)))
 			rc = bind_fail(c, st, b, "reading steps");
 		else
-			rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_step,
-			             dura_step_clear, "reading steps");
+			rc = collect(c, st, DURA_SQL_STEP, (void **)&out->items, &out->count, "reading steps");
 	}
 	pool_put(s, c);
 	return rc;
 }
 
 /* One step from a bound statement, or ENOTFOUND (no message). */
-static int fetch_step(sq_conn *c, sqlite3_stmt *st, dura_step **out)
-{
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		dura_step *p = dura_malloc(sizeof(*p));
-		if (!p)
-			rc = dura_error_oom(SQ);
-		else if ((rc = dura_sql_row_step(SQ_ROW(st), p)) != 0)
-			dura_free(p);
-		else
-			*out = p;
-	} else if (rc == SQLITE_DONE) {
-		rc = DURA_ENOTFOUND;
-	} else {
-		rc = sq_fail(c, rc, "reading a step");
-	}
-	sqlite3_reset(st);
-	return rc;
-}
-
 static int sq_get_step(void *impl, const char *run_id, int64_t step, dura_step **out)
 {
 	sq_store *s = impl;
@@ -1665,7 +1587,7 @@ static int sq_get_step(void *impl, const char *run_id, int64_t step, dura_step *
 		if ((b = bind_text(st, 1, run_id)) || (b = bind_int64(st, 2, step)))
 			rc = bind_fail(c, st, b, "reading a step");
 		else
-			rc = fetch_step(c, st, out);
+			rc = fetch(c, st, DURA_SQL_STEP, (void **)out, "reading a step");
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
@@ -1683,7 +1605,7 @@ static int sq_load_latest(void *impl, const char *run_id, dura_step **out)
 		return rc;
 	if ((rc = prep(s, c, ST_STEP_LATEST, &st)) == 0) {
 		int b = bind_text(st, 1, run_id);
-		rc = b ? bind_fail(c, st, b, "reading a step") : fetch_step(c, st, out);
+		rc = b ? bind_fail(c, st, b, "reading a step") : fetch(c, st, DURA_SQL_STEP, (void **)out, "reading a step");
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
@@ -1733,24 +1655,11 @@ static int sq_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **o
 	if (rc)
 		return rc;
 	if ((rc = prep(s, c, ST_CP_LOAD, &st)) == 0) {
-		/* a failed bind's code goes to sq_fail() below, with the reset */
-		rc = bind_text(st, 1, cp_id);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			dura_checkpoint *p = dura_malloc(sizeof(*p));
-			if (!p)
-				rc = dura_error_oom(SQ);
-			else if ((rc = dura_sql_row_checkpoint(SQ_ROW(st), p)) != 0)
-				dura_free(p);
-			else
-				*out = p;
-		} else if (rc == SQLITE_DONE) {
+		int b = bind_text(st, 1, cp_id);
+		rc = b ? bind_fail(c, st, b, "reading a checkpoint")
+		       : fetch(c, st, DURA_SQL_CHECKPOINT, (void **)out, "reading a checkpoint");
+		if (rc == DURA_ENOTFOUND)
 			rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "checkpoint %s not found", cp_id);
-		} else {
-			rc = sq_fail(c, rc, "reading a checkpoint");
-		}
-		sqlite3_reset(st);
 	}
 	pool_put(s, c);
 	return rc;
@@ -1769,8 +1678,7 @@ static int sq_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_li
 		if (b == 0)
 			b = bind_text(st, 2, run_id);
 		rc = b ? bind_fail(c, st, b, "listing checkpoints")
-		       : collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_checkpoint,
-		                 dura_checkpoint_clear, "listing checkpoints");
+		       : collect(c, st, DURA_SQL_CHECKPOINT, (void **)&out->items, &out->count, "listing checkpoints");
 	}
 	pool_put(s, c);
 	return rc;
@@ -1813,23 +1721,13 @@ static int sq_cache_get(void *impl, const char *key, dura_cache_entry **out)
 		return rc;
 	if ((rc = prep(s, c, ST_CACHE_GET, &st)) == 0) {
 		fmt_time(now_txt, dura_now_ms());
-		/* a failed bind's code goes to sq_fail() below, with the reset */
-		if ((rc = bind_text(st, 1, key)) == SQLITE_OK && (rc = bind_text(st, 2, now_txt)) == SQLITE_OK)
-			rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			dura_cache_entry *e = dura_malloc(sizeof(*e));
-			if (!e)
-				rc = dura_error_oom(SQ);
-			else if ((rc = dura_sql_row_cache_entry(SQ_ROW(st), e, 1)) != 0)
-				dura_free(e);
-			else
-				*out = e;
-		} else if (rc == SQLITE_DONE) {
+		int b;
+		if ((b = bind_text(st, 1, key)) || (b = bind_text(st, 2, now_txt)))
+			rc = bind_fail(c, st, b, "reading the cache");
+		else
+			rc = fetch(c, st, DURA_SQL_CACHE_VALUE, (void **)out, "reading the cache");
+		if (rc == DURA_ENOTFOUND)
 			rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "cache key %s not found (or expired)", key);
-		} else {
-			rc = sq_fail(c, rc, "reading the cache");
-		}
-		sqlite3_reset(st);
 	}
 	pool_put(s, c);
 	return rc;
@@ -2049,8 +1947,7 @@ static int sq_cache_list(void *impl, const char *cursor, size_t limit, dura_cach
 		rc = bind_fail(c, st, rc, "listing the cache");
 		goto out;
 	}
-	if ((rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_cache, dura_cache_entry_clear,
-	                  "listing the cache")) != 0)
+	if ((rc = collect(c, st, DURA_SQL_CACHE_LISTED, (void **)&out->items, &out->count, "listing the cache")) != 0)
 		goto out;
 	if (out->count == limit && out->count > 0) {
 		out->next_cursor = dura_strdup(out->items[out->count - 1].key);
@@ -2148,8 +2045,7 @@ static int sq_claim_runs(void *impl, const char *owner, const char *const *workf
 		    (b = bind_text(st, 4, list)) || (b = bind_int64(st, 5, (int64_t)max)))
 			rc = bind_fail(c, st, b, "claiming runs");
 		else
-			rc = collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_record,
-			             dura_record_clear, "claiming runs");
+			rc = collect(c, st, DURA_SQL_RECORD, (void **)&out->items, &out->count, "claiming runs");
 	}
 	if (rc == 0 && (rc = tx_commit(s, c)) != 0)
 		dura_record_list_free(out);
@@ -2242,8 +2138,7 @@ static int sq_outbox_poll(void *impl, size_t limit, dura_event_list *out)
 	if ((rc = prep(s, c, ST_OUTBOX_POLL, &st)) == 0) {
 		int b = bind_int64(st, 1, (int64_t)limit);
 		rc = b ? bind_fail(c, st, b, "polling the outbox")
-		       : collect(c, st, (void **)&out->items, &out->count, sizeof(*out->items), item_event,
-		                 dura_event_clear, "polling the outbox");
+		       : collect(c, st, DURA_SQL_EVENT, (void **)&out->items, &out->count, "polling the outbox");
 	}
 	pool_put(s, c);
 	return rc;

@@ -151,3 +151,120 @@ int dura_sql_created_record(dura_record **out, const char *store, const char *ru
 	*out = r;
 	return 0;
 }
+
+/* ---- many rows, one row ------------------------------------------------------ */
+
+/* Each kind's decoder and clearer on void *, so that one collect() fills
+ * every kind of list (calling the typed functions through a void *
+ * signature instead would be undefined behaviour). */
+static int item_record(const dura_sql_row *row, void *item)
+{
+	return dura_sql_row_record(row, item);
+}
+
+static int item_step(const dura_sql_row *row, void *item)
+{
+	return dura_sql_row_step(row, item);
+}
+
+static int item_checkpoint(const dura_sql_row *row, void *item)
+{
+	return dura_sql_row_checkpoint(row, item);
+}
+
+static int item_cache_listed(const dura_sql_row *row, void *item)
+{
+	return dura_sql_row_cache_entry(row, item, 0);
+}
+
+static int item_cache_value(const dura_sql_row *row, void *item)
+{
+	return dura_sql_row_cache_entry(row, item, 1);
+}
+
+static int item_event(const dura_sql_row *row, void *item)
+{
+	return dura_sql_row_event(row, item);
+}
+
+static void clear_record(void *p)
+{
+	dura_record_clear(p);
+}
+
+static void clear_step(void *p)
+{
+	dura_step_clear(p);
+}
+
+static void clear_checkpoint(void *p)
+{
+	dura_checkpoint_clear(p);
+}
+
+static void clear_cache(void *p)
+{
+	dura_cache_entry_clear(p);
+}
+
+static void clear_event(void *p)
+{
+	dura_event_clear(p);
+}
+
+static const struct {
+	size_t size;
+	int (*decode)(const dura_sql_row *, void *);
+	void (*clear)(void *);
+} kinds[] = {
+	[DURA_SQL_RECORD] = {sizeof(dura_record), item_record, clear_record},
+	[DURA_SQL_STEP] = {sizeof(dura_step), item_step, clear_step},
+	[DURA_SQL_CHECKPOINT] = {sizeof(dura_checkpoint), item_checkpoint, clear_checkpoint},
+	[DURA_SQL_CACHE_LISTED] = {sizeof(dura_cache_entry), item_cache_listed, clear_cache},
+	[DURA_SQL_CACHE_VALUE] = {sizeof(dura_cache_entry), item_cache_value, clear_cache},
+	[DURA_SQL_EVENT] = {sizeof(dura_event), item_event, clear_event},
+};
+
+int dura_sql_collect(const dura_sql_row *row, dura_sql_next next, void *cursor, dura_sql_kind kind, void **items,
+                     size_t *count)
+{
+	size_t cap = 0, size = kinds[kind].size;
+	int rc;
+	while ((rc = next(cursor)) == 1) {
+		if (dura_store_grow(items, *count, &cap, size)) {
+			rc = dura_error_oom(row->ops->store);
+			break;
+		}
+		if ((rc = kinds[kind].decode(row, (char *)*items + *count * size)) != 0)
+			break;
+		(*count)++;
+	}
+	if (rc == 0)
+		return 0;
+	for (size_t i = 0; i < *count; i++)
+		kinds[kind].clear((char *)*items + i * size);
+	dura_free(*items);
+	*items = NULL;
+	*count = 0;
+	return rc;
+}
+
+int dura_sql_fetch(const dura_sql_row *row, dura_sql_next next, void *cursor, dura_sql_kind kind, void **out)
+{
+	int rc = next(cursor);
+	if (rc == 0)
+		return DURA_ENOTFOUND;
+	if (rc != 1)
+		return rc;
+	if (!out)
+		return 0;
+	void *item = dura_malloc(kinds[kind].size);
+	if (!item)
+		return dura_error_oom(row->ops->store);
+	if ((rc = kinds[kind].decode(row, item)) != 0) {
+		dura_free(item);
+		return rc;
+	}
+	*out = item;
+	return 0;
+}

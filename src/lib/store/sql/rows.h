@@ -52,6 +52,36 @@ int dura_sql_row_event(const dura_sql_row *row, dura_event *out);         /* EVE
  * created_at, expires_at, metadata */
 int dura_sql_row_cache_entry(const dura_sql_row *row, dura_cache_entry *out, int with_value);
 
+/*
+ * Many rows and one row. A driver's next(cursor) moves its statement to
+ * the next row: 1 when there is one (row then reads it), 0 at the end, or
+ * a DURA_E* code with the thread's error set. Neither helper resets or
+ * frees the driver's statement; the driver does that afterwards.
+ */
+typedef int (*dura_sql_next)(void *cursor);
+
+typedef enum dura_sql_kind {
+	DURA_SQL_RECORD,       /* dura_record, REC_COLS */
+	DURA_SQL_STEP,         /* dura_step, STEP_COLS */
+	DURA_SQL_CHECKPOINT,   /* dura_checkpoint, CP_COLS */
+	DURA_SQL_CACHE_LISTED, /* dura_cache_entry with the value's length only */
+	DURA_SQL_CACHE_VALUE,  /* dura_cache_entry with its value */
+	DURA_SQL_EVENT         /* dura_event, EVENT_COLS */
+} dura_sql_kind;
+
+/* Append every remaining row, decoded as kind, to the array *items of
+ * *count items (empty on entry; grown with dura_store_grow). On failure
+ * the items so far are cleared and freed and the list left empty, as its
+ * list_free would leave it. */
+int dura_sql_collect(const dura_sql_row *row, dura_sql_next next, void *cursor, dura_sql_kind kind, void **items,
+                     size_t *count);
+
+/* The next row as one new item of kind in *out (dura_free it with its
+ * type's _free): 0, or DURA_ENOTFOUND with no error set when there is no
+ * row (the caller words it), or the failure. With out NULL, only whether
+ * there is a row. */
+int dura_sql_fetch(const dura_sql_row *row, dura_sql_next next, void *cursor, dura_sql_kind kind, void **out);
+
 /* The record a store's create_run just wrote (version 1, no error, lease
  * or metadata beyond the request's), built from what it wrote instead of
  * read back: *out on 0, DURA_ENOMEM in the store's name otherwise. */
