@@ -20,6 +20,8 @@
 #include "../internal.h"
 #include "sql/catalog.h"
 #include "sql/dialect.h"
+#include "sql/errors.h"
+#include "sql/schema.h"
 #include "sql/rows.h"
 
 #include <limits.h>
@@ -61,6 +63,7 @@
 	X(ROLLBACK_TO, "ROLLBACK TO dura_item")                                                                    \
 	X(PING, "SELECT count(*) FROM sqlite_master")                                                              \
 	X(SCHEMA_EXISTS, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{p}dura_schema'")    \
+	X(SCHEMA_RECORD, "INSERT INTO {p}dura_schema (version, description) VALUES (?1, ?2)")                       \
 	/* runs */                                                                                                 \
 	X(RUN_STATE, "SELECT run_state, version, workflow_name, foreign_id FROM {p}workflow_records "              \
 	             "WHERE run_id = ?1")                                                                          \
@@ -121,12 +124,8 @@ static const char schema_table_sql[] =
  * two). one_active_run enforces one active run per workflow and foreign id
  * inside the database itself.
  */
-static const struct {
-	const char *description;
-	const char *sql;
-} migrations[] = {
-	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache",
-	 "CREATE TABLE {p}workflow_records ("
+static const char *const migration1[] = {
+	"CREATE TABLE {p}workflow_records ("
 	 "run_id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL, foreign_id TEXT NOT NULL DEFAULT '', "
 	 "run_state INTEGER NOT NULL, status TEXT NOT NULL DEFAULT '', object TEXT NOT NULL, "
 	 "version INTEGER NOT NULL, step_no INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0, "
@@ -153,7 +152,12 @@ static const struct {
 	 "metadata TEXT);"
 	 "CREATE INDEX {p}idx_expires_at ON {p}step_cache (expires_at);"
 	 "CREATE TABLE {p}step_cache_claims ("
-	 "\"key\" TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);"},
+	 "\"key\" TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);",
+	NULL,
+};
+
+static const dura_sql_migration migrations[] = {
+	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == SQ_SCHEMA_VERSION,
@@ -685,99 +689,107 @@ static int read_schema_version(sq_store *s, sq_conn *c, int *out)
 	return 0;
 }
 
-static int newer_schema(int v)
+/* sql/schema.h's callbacks, on one connection: migrations run in one
+ * transaction (BEGIN IMMEDIATE serialises migrators). */
+typedef struct sq_schema {
+	sq_store *s;
+	sq_conn *c;
+} sq_schema;
+
+static int schema_read(void *drv, int *out)
 {
-	return dura_error_set_native(DURA_EVERSION, SQ, 0, NULL,
-	                             "database schema version %d is newer than this library's %d; upgrade dura", v,
-	                             SQ_SCHEMA_VERSION);
+	sq_schema *d = drv;
+	return read_schema_version(d->s, d->c, out);
 }
 
-/* Create or upgrade the schema in one transaction. */
-static int migrate_conn(sq_store *s, sq_conn *c, int *from, int *to)
+static int schema_lock(void *drv)
 {
-	int v = 0, rc = tx_begin(s, c);
+	sq_schema *d = drv;
+	return tx_begin(d->s, d->c);
+}
+
+static int schema_unlock(void *drv, int ok)
+{
+	sq_schema *d = drv;
+	if (ok)
+		return tx_commit(d->s, d->c);
+	tx_rollback(d->s, d->c);
+	return 0;
+}
+
+static int schema_exec(void *drv, const char *tmpl, int version, int optional)
+{
+	sq_schema *d = drv;
+	(void)optional; /* SQLite has no privileges */
+	char *sql = expand(tmpl, d->s->prefix);
+	if (!sql)
+		return dura_error_oom(SQ);
+	int rc = sqlite3_exec(d->c->db, sql, NULL, NULL, NULL);
+	dura_free(sql);
+	if (rc == SQLITE_OK)
+		return 0;
+	char what[64];
+	if (version)
+		snprintf(what, sizeof(what), "schema migration %d", version);
+	else
+		snprintf(what, sizeof(what), "creating dura_schema");
+	return sq_fail(d->c, rc, what);
+}
+
+static int schema_record(void *drv, int version, const char *description)
+{
+	sq_schema *d = drv;
+	sqlite3_stmt *st;
+	int rc = prep(d->s, d->c, ST_SCHEMA_RECORD, &st);
 	if (rc)
 		return rc;
-	if ((rc = read_schema_version(s, c, &v)) != 0)
-		goto fail;
-	*from = *to = v;
-	if (v > SQ_SCHEMA_VERSION) {
-		rc = newer_schema(v);
-		goto fail;
-	}
-	if (v < SQ_SCHEMA_VERSION) {
-		char *sql = expand(schema_table_sql, s->prefix);
-		if (!sql) {
-			rc = dura_error_oom(SQ);
-			goto fail;
-		}
-		rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
-		dura_free(sql);
-		if (rc != SQLITE_OK) {
-			rc = sq_fail(c, rc, "creating dura_schema");
-			goto fail;
-		}
-	}
-	for (; v < SQ_SCHEMA_VERSION; v++) {
-		char *sql = expand(migrations[v].sql, s->prefix), *rec = NULL;
-		if (sql)
-			rec = sqlite3_mprintf("INSERT INTO %sdura_schema (version, description) VALUES (%d, %Q)", s->prefix,
-			                      v + 1, migrations[v].description);
-		if (!sql || !rec) {
-			dura_free(sql);
-			sqlite3_free(rec);
-			rc = dura_error_oom(SQ);
-			goto fail;
-		}
-		rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_exec(c->db, rec, NULL, NULL, NULL);
-		dura_free(sql);
-		sqlite3_free(rec);
-		if (rc != SQLITE_OK) {
-			char what[64];
-			snprintf(what, sizeof(what), "schema migration %d", v + 1);
-			rc = sq_fail(c, rc, what);
-			goto fail;
-		}
-	}
-	if ((rc = tx_commit(s, c)) != 0)
-		return rc;
-	*to = v;
-	return 0;
-fail:
-	tx_rollback(s, c);
-	return rc;
+	int b;
+	if ((b = bind_int(st, 1, version)) || (b = bind_text(st, 2, description)))
+		return bind_fail(d->c, st, b, "recording a schema migration");
+	return run_done(d->c, st, "recording a schema migration");
+}
+
+static dura_sql_schema schema_of(sq_store *s, sq_schema *d)
+{
+	return (dura_sql_schema){
+		.store = SQ,
+		.where = s->path,
+		.prefix = s->prefix,
+		.table = schema_table_sql,
+		.migrations = migrations,
+		.version = SQ_SCHEMA_VERSION,
+		.transactional = 1,
+		.drv = d,
+		.read_version = schema_read,
+		.lock = schema_lock,
+		.unlock = schema_unlock,
+		.exec = schema_exec,
+		.record = schema_record,
+	};
+}
+
+static int migrate_conn(sq_store *s, sq_conn *c, int *from, int *to)
+{
+	sq_schema d = {s, c};
+	dura_sql_schema sc = schema_of(s, &d);
+	return dura_sql_schema_migrate(&sc, from, to);
 }
 
 /*
  * Before anything writes to the file: the schema must be one this library
  * knows. Only then WAL mode (which writes the header) and migrations.
+ * conn_open() has read the file already: it is a database.
  */
 static int check_and_migrate(sq_store *s, sq_conn *c, const dura_store_options *opts)
 {
-	int v, rc; /* conn_open() has read the file already: it is a database */
-	if ((rc = read_schema_version(s, c, &v)) != 0)
-		return rc;
-	if (v > SQ_SCHEMA_VERSION)
-		return newer_schema(v);
-	if (v < SQ_SCHEMA_VERSION && !opts->auto_migrate) {
-		if (v == 0)
-			return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL,
-			                             "%s has no dura tables%s%s; run `dura init` to create them", s->path,
-			                             *s->prefix ? " with prefix " : "", s->prefix);
-		return dura_error_set_native(DURA_EVERSION, SQ, 0, NULL,
-		                             "database schema version %d is older than this library's %d; run `dura init` "
-		                             "to upgrade it",
-		                             v, SQ_SCHEMA_VERSION);
-	}
-	if ((rc = conn_wal(c)) != 0)
-		return rc;
-	if (v < SQ_SCHEMA_VERSION) {
-		int from, to;
-		return migrate_conn(s, c, &from, &to);
-	}
-	return 0;
+	sq_schema d = {s, c};
+	dura_sql_schema sc = schema_of(s, &d);
+	int v, from, to, rc = dura_sql_schema_check(&sc, opts->auto_migrate, &v);
+	if (rc == 0)
+		rc = conn_wal(c);
+	if (rc == 0 && v < SQ_SCHEMA_VERSION)
+		rc = dura_sql_schema_migrate(&sc, &from, &to);
+	return rc;
 }
 
 static void note(sq_store *s, const char *fmt, const char *arg)
@@ -1089,7 +1101,7 @@ static int sq_get_run(void *impl, const char *run_id, dura_record **out)
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
-		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+		return dura_sql_err_run_not_found(SQ, run_id);
 	return rc;
 }
 
@@ -1110,7 +1122,7 @@ static int sq_latest_run(void *impl, const char *wf, const char *fid, dura_recor
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
-		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "workflow %s has no run with foreign id %s", wf, fid);
+		return dura_sql_err_no_run_with_fid(SQ, wf, fid);
 	return rc;
 }
 
@@ -1179,7 +1191,7 @@ static int run_state_of(sq_store *s, sq_conn *c, const char *run_id, int *state,
 		*version = sqlite3_column_int64(st, 1);
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
-		rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+		rc = dura_sql_err_run_not_found(SQ, run_id);
 	} else {
 		rc = sq_fail(c, rc, "reading a run");
 	}
@@ -1206,7 +1218,7 @@ static int erase_run(sq_store *s, sq_conn *c, const char *run_id, int64_t *versi
 		*version = sqlite3_column_int64(st, 0);
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
-		rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+		rc = dura_sql_err_run_not_found(SQ, run_id);
 	} else {
 		rc = sq_fail(c, rc, "erasing a run's state");
 	}
@@ -1238,8 +1250,7 @@ static int set_state_tx(sq_store *s, sq_conn *c, const char *run_id, int to, int
 	if ((rc = run_state_of(s, c, run_id, &cur, &version)) != 0)
 		goto fail;
 	if (!dura_run_state_transition_ok(cur, to)) {
-		rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL, "cannot move run %s from %s to %s", run_id,
-		                           dura_run_state_name(cur), dura_run_state_name(to));
+		rc = dura_sql_err_move(SQ, run_id, cur, to);
 		goto fail;
 	}
 	if (to == DURA_RUN_DATA_DELETED) {
@@ -1268,8 +1279,7 @@ static int set_state_tx(sq_store *s, sq_conn *c, const char *run_id, int to, int
 		                           "foreign id",
 		                           run_id, dura_run_state_name(to));
 	} else if (rc == SQLITE_DONE) {
-		rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL, "run %s changed while moving it to %s", run_id,
-		                           dura_run_state_name(to));
+		rc = dura_sql_err_moved_meanwhile(SQ, run_id, to);
 	} else {
 		rc = sq_fail(c, rc, "changing a run's state");
 	}
@@ -1309,10 +1319,7 @@ static int delete_data_tx(sq_store *s, sq_conn *c, const char *run_id)
 	if ((rc = run_state_of(s, c, run_id, &cur, &version)) != 0)
 		goto fail;
 	if (cur != DURA_RUN_COMPLETED && cur != DURA_RUN_CANCELLED && cur != DURA_RUN_FAILED) {
-		rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL,
-		                           "cannot delete the data of run %s: it is %s (only completed, cancelled or failed "
-		                           "runs)",
-		                           run_id, dura_run_state_name(cur));
+		rc = dura_sql_err_delete_live(SQ, run_id, cur);
 		goto fail;
 	}
 	if ((rc = erase_run(s, c, run_id, &version)) != 0)
@@ -1348,12 +1355,9 @@ static int commit_miss(sq_store *s, sq_conn *c, const dura_commit *cm)
 		return bind_fail(c, st, rc, "reading a run's version");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL,
-		                           "run %s is at version %lld, not the expected version %lld (another worker "
-		                           "changed it)",
-		                           cm->run_id, (long long)sqlite3_column_int64(st, 0), (long long)cm->expect_version);
+		rc = dura_sql_err_version(SQ, cm->run_id, sqlite3_column_int64(st, 0), cm->expect_version);
 	else if (rc == SQLITE_DONE)
-		rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", cm->run_id);
+		rc = dura_sql_err_run_not_found(SQ, cm->run_id);
 	else
 		rc = sq_fail(c, rc, "reading a run's version");
 	sqlite3_reset(st);
@@ -1539,8 +1543,7 @@ static int sq_commit_batch(void *impl, const dura_commit *cm, const char *const 
 	pool_put(s, c);
 	if (!failed)
 		return 0;
-	return dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL, "%zu of %zu commits in the batch did not go in (first: %s)",
-	                             failed, n, first);
+	return dura_sql_err_batch(SQ, failed, n, first);
 fatal:
 	tx_rollback(s, c);
 	pool_put(s, c);
@@ -1591,7 +1594,7 @@ static int sq_get_step(void *impl, const char *run_id, int64_t step, dura_step *
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
-		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s has no step %lld", run_id, (long long)step);
+		return dura_sql_err_no_step(SQ, run_id, step);
 	return rc;
 }
 
@@ -1609,7 +1612,7 @@ static int sq_load_latest(void *impl, const char *run_id, dura_step **out)
 	}
 	pool_put(s, c);
 	if (rc == DURA_ENOTFOUND)
-		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s has no committed step", run_id);
+		return dura_sql_err_no_committed_step(SQ, run_id);
 	return rc;
 }
 
@@ -1659,7 +1662,7 @@ static int sq_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **o
 		rc = b ? bind_fail(c, st, b, "reading a checkpoint")
 		       : fetch(c, st, DURA_SQL_CHECKPOINT, (void **)out, "reading a checkpoint");
 		if (rc == DURA_ENOTFOUND)
-			rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "checkpoint %s not found", cp_id);
+			rc = dura_sql_err_checkpoint_not_found(SQ, cp_id);
 	}
 	pool_put(s, c);
 	return rc;
@@ -1727,7 +1730,7 @@ static int sq_cache_get(void *impl, const char *key, dura_cache_entry **out)
 		else
 			rc = fetch(c, st, DURA_SQL_CACHE_VALUE, (void **)out, "reading the cache");
 		if (rc == DURA_ENOTFOUND)
-			rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "cache key %s not found (or expired)", key);
+			rc = dura_sql_err_cache_not_found(SQ, key);
 	}
 	pool_put(s, c);
 	return rc;
@@ -1807,7 +1810,7 @@ static int cache_claim_tx(sq_store *s, sq_conn *c, const char *key, const char *
 		rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW) {
-		rc = dura_error_set_native(DURA_EEXISTS, SQ, 0, NULL, "cache key %s already has a value", key);
+		rc = dura_sql_err_cache_has_value(SQ, key);
 		goto fail;
 	}
 	if (rc != SQLITE_DONE) {
@@ -1823,8 +1826,7 @@ static int cache_claim_tx(sq_store *s, sq_conn *c, const char *key, const char *
 		const char *holder = (const char *)sqlite3_column_text(st, 0);
 		const char *until = (const char *)sqlite3_column_text(st, 1);
 		if (holder && until && strcmp(holder, owner) != 0 && strcmp(until, now_txt) > 0) {
-			rc = dura_error_set_native(DURA_EBUSY, SQ, 0, NULL, "cache key %s is claimed by %s until %s", key, holder,
-			                           until);
+			rc = dura_sql_err_cache_claimed(SQ, key, holder, until);
 			sqlite3_reset(st);
 			goto fail;
 		}
@@ -1878,7 +1880,7 @@ static int sq_cache_release(void *impl, const char *key, const char *owner)
 	}
 	pool_put(s, c);
 	if (rc == 0 && changes == 0)
-		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "cache key %s is not claimed by %s", key, owner);
+		return dura_sql_err_cache_not_claimed(SQ, key, owner);
 	return rc;
 }
 
@@ -2072,13 +2074,11 @@ static int lease_miss(sq_store *s, sq_conn *c, const char *run_id, const char *o
 	if (rc == SQLITE_ROW) {
 		const char *holder = (const char *)sqlite3_column_text(st, 0);
 		if (holder && *holder)
-			rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL, "run %s is leased by %s, not by %s", run_id,
-			                           holder, owner);
+			rc = dura_sql_err_leased_by(SQ, run_id, holder, owner);
 		else
-			rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL, "run %s is not leased (by %s or anyone)", run_id,
-			                           owner);
+			rc = dura_sql_err_not_leased(SQ, run_id, owner);
 	} else if (rc == SQLITE_DONE) {
-		rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s not found", run_id);
+		rc = dura_sql_err_run_not_found(SQ, run_id);
 	} else {
 		rc = sq_fail(c, rc, "reading a lease");
 	}
