@@ -21,6 +21,7 @@
 #include "sql/catalog.h"
 #include "sql/dialect.h"
 #include "sql/errors.h"
+#include "sql/pool.h"
 #include "sql/schema.h"
 #include "sql/rows.h"
 
@@ -166,9 +167,8 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == SQ_SCHEMA_VERSION,
 /* ---- the handle and its pool ------------------------------------------------ */
 
 typedef struct sq_conn {
+	dura_sql_conn base; /* first: the pool's part (sql/pool.h) */
 	sqlite3 *db;
-	struct sq_conn *next_idle;
-	struct sq_conn *next_all;
 	sqlite3_stmt *st[ST__COUNT];
 } sq_conn;
 
@@ -183,12 +183,7 @@ typedef struct sq_store {
 	uint32_t caps;
 	char *sql[ST__COUNT]; /* st_sql with the prefix in */
 
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	sq_conn *idle; /* stack of idle connections */
-	sq_conn *all;  /* every open connection */
-	int nopen, nidle;
-	uint64_t waits;
+	dura_sql_pool pool; /* pool_max connections, all kept when idle */
 
 	char server_version[48];
 	char notes[512];
@@ -331,79 +326,68 @@ static int conn_wal(sq_conn *c)
 	return rc == SQLITE_OK ? 0 : sq_fail(c, rc, "PRAGMA journal_mode = WAL");
 }
 
-/* Borrow a connection: an idle one, a new one under pool_max, or wait. */
-static int pool_get(sq_store *s, sq_conn **out)
+static void tx_rollback(sq_store *s, sq_conn *c);
+
+/* sql/pool.h's operations. A new connection is in WAL mode (conn_open()
+ * leaves that to its caller for the first one, which checks the schema
+ * first); one given back is never inside a transaction. */
+static int pool_open(void *store, dura_sql_conn **out)
 {
-	pthread_mutex_lock(&s->mu);
-	if (!s->idle && s->nopen >= s->pool_max) {
-		s->waits++;
-		while (!s->idle && s->nopen >= s->pool_max)
-			pthread_cond_wait(&s->cv, &s->mu);
-	}
-	sq_conn *c = s->idle;
-	if (c) {
-		s->idle = c->next_idle;
-		s->nidle--;
-		pthread_mutex_unlock(&s->mu);
-		*out = c;
-		return 0;
-	}
-	s->nopen++; /* reserve the slot while opening outside the lock */
-	pthread_mutex_unlock(&s->mu);
-	int rc = conn_open(s, &c);
-	if (rc == 0 && (rc = conn_wal(c)) != 0) {
+	sq_conn *c;
+	int rc = conn_open(store, &c);
+	if (rc == 0 && (rc = conn_wal(c)) != 0)
 		conn_close(c);
-		c = NULL;
-	}
-	pthread_mutex_lock(&s->mu);
-	if (rc) {
-		s->nopen--;
-		pthread_cond_signal(&s->cv);
-	} else {
-		c->next_all = s->all;
-		s->all = c;
-	}
-	pthread_mutex_unlock(&s->mu);
-	*out = c;
+	*out = rc ? NULL : &c->base;
 	return rc;
 }
 
-/*
- * In a forked child (store.h, atfork_child): close the connections copied
- * from the parent, so that SQLite's per-process record of the file's
- * locks is the child's own again before the child opens connections of
- * its own (which it does on demand). The core waited for every call in
- * flight, so none of them is inside a transaction. Closing may not
- * checkpoint or delete the WAL, which the parent is still using: the
- * child closes its copies as if they were never the last.
- */
-static void sq_atfork_child(void *impl)
+static void pool_close(void *store, dura_sql_conn *c)
 {
-	sq_store *s = impl;
-	for (sq_conn *c = s->all, *next; c; c = next) {
-		next = c->next_all;
-		sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
-		conn_close(c);
-	}
-	s->all = s->idle = NULL;
-	s->nopen = s->nidle = 0;
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	(void)store;
+	conn_close((sq_conn *)c);
 }
 
-static void tx_rollback(sq_store *s, sq_conn *c);
+/*
+ * In a forked child (store.h, atfork_child) the connections copied from
+ * the parent are closed, so that SQLite's per-process record of the
+ * file's locks is the child's own again before the child opens
+ * connections of its own (which it does on demand). The core waited for
+ * every call in flight, so none of them is inside a transaction. Closing
+ * may not checkpoint or delete the WAL, which the parent is still using:
+ * the child closes its copies as if they were never the last.
+ */
+static void pool_abandon(void *store, dura_sql_conn *c)
+{
+	sqlite3_db_config(((sq_conn *)c)->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+	pool_close(store, c);
+}
+
+static void pool_reset(void *store, dura_sql_conn *c)
+{
+	sq_conn *sc = (sq_conn *)c;
+	if (!sqlite3_get_autocommit(sc->db))
+		tx_rollback(store, sc);
+}
+
+static const dura_sql_pool_ops sq_pool_ops = {pool_open, pool_close, pool_abandon, pool_reset, NULL};
+
+/* Borrow a connection: an idle one, a new one under pool_max, or wait. */
+static int pool_get(sq_store *s, sq_conn **out)
+{
+	dura_sql_conn *c;
+	int rc = dura_sql_pool_get(&s->pool, &c);
+	*out = (sq_conn *)c;
+	return rc;
+}
 
 static void pool_put(sq_store *s, sq_conn *c)
 {
-	/* never hand on a connection inside a transaction */
-	if (!sqlite3_get_autocommit(c->db))
-		tx_rollback(s, c);
-	pthread_mutex_lock(&s->mu);
-	c->next_idle = s->idle;
-	s->idle = c;
-	s->nidle++;
-	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mu);
+	dura_sql_pool_put(&s->pool, &c->base);
+}
+
+static void sq_atfork_child(void *impl)
+{
+	dura_sql_pool_atfork_child(&((sq_store *)impl)->pool);
 }
 
 /* ---- statements ------------------------------------------------------------- */
@@ -801,18 +785,11 @@ static void store_free(sq_store *s)
 {
 	if (!s)
 		return;
-	sq_conn *c = s->all;
-	while (c) {
-		sq_conn *next = c->next_all;
-		conn_close(c);
-		c = next;
-	}
+	dura_sql_pool_destroy(&s->pool);
 	for (int i = 0; i < ST__COUNT; i++)
 		dura_free(s->sql[i]);
 	dura_free(s->path);
 	dura_free(s->prefix);
-	pthread_cond_destroy(&s->cv);
-	pthread_mutex_destroy(&s->mu);
 	dura_free(s);
 }
 
@@ -867,8 +844,9 @@ static int sq_open(void **impl, const dura_url *url, const dura_store_options *o
 	sq_store *s = dura_calloc(1, sizeof(*s));
 	if (!s)
 		return dura_error_oom(SQ);
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	s->pool.ops = &sq_pool_ops;
+	s->pool.store = s;
+	dura_sql_pool_init(&s->pool);
 	int rc = parse_options(s, url);
 	if (rc) {
 		store_free(s);
@@ -903,9 +881,8 @@ static int sq_open(void **impl, const dura_url *url, const dura_store_options *o
 		store_free(s);
 		return rc;
 	}
-	c->next_all = NULL;
-	s->all = s->idle = c;
-	s->nopen = s->nidle = 1;
+	s->pool.max = s->pool.max_idle = s->pool_max;
+	dura_sql_pool_adopt(&s->pool, &c->base);
 	*impl = s;
 	return 0;
 }
@@ -949,13 +926,12 @@ static int sq_info(void *impl, dura_store_info *out)
 static int sq_stats(void *impl, dura_store_stats *out)
 {
 	sq_store *s = impl;
-	pthread_mutex_lock(&s->mu);
-	out->open = s->nopen;
-	out->idle = s->nidle;
-	out->in_use = s->nopen - s->nidle;
+	int open, idle;
+	dura_sql_pool_counts(&s->pool, &open, &idle, &out->waits);
+	out->open = open;
+	out->idle = idle;
+	out->in_use = open - idle;
 	out->max_open = s->pool_max;
-	out->waits = s->waits;
-	pthread_mutex_unlock(&s->mu);
 	return 0;
 }
 
