@@ -578,8 +578,9 @@ static void forked_child(void)
 	dura_store_close(s);
 }
 
-/* The store's test hook (mysql.c, in the archive the tests link): the next
- * N COMMITs lose their connection, after the server applied them or before. */
+/* The store's test hook (src/lib/store/mysql/conn.c, in the archive the
+ * tests link): the next N COMMITs lose their connection, after the server
+ * applied them or before. */
 extern struct dura__mysql_test_hook {
 	_Atomic int commits, applied;
 } dura__mysql_test_hook;

@@ -1,0 +1,546 @@
+/*
+ * commit.c - the MySQL store's step commits (the vtable's commit and
+ * commit_batch): the CAS update of the record, the step row and the outbox
+ * row, in one round trip through the dura_commit procedure (schema.c)
+ * where it can be used, else in a transaction of several statements; a
+ * batch in one transaction; and, after the connection was lost while
+ * committing, commit_verify(), which reads the run back and decides
+ * whether the lost commit landed, so that a step is neither lost nor
+ * doubled. The default event data is built here from the client's pieces
+ * (summary_pieces()) so that its bytes are the same as in every store.
+ */
+#include "mysql.h"
+
+/* Why a CAS update matched no row: the run is gone, or at another version. */
+static int commit_miss(my_store *s, my_conn *c, const dura_commit *cm)
+{
+	my_stmt *m;
+	my_params p;
+	p.n = 0;
+	dura_my_pp_str(&p, cm->run_id);
+	int rc = dura_my_st_run(s, c, ST_RUN_VERSION, &p, &m);
+	if (rc)
+		return rc;
+	rc = dura_my_st_fetch(s, c, m);
+	if (rc == 1)
+		rc = dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
+		                           "run %s is at version %lld, not the expected version %lld (another worker changed it)",
+		                           cm->run_id, (long long)dura_my_c_int(m, 0), (long long)cm->expect_version);
+	else if (rc == 0)
+		rc = dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
+	dura_my_st_done(m);
+	return rc;
+}
+
+static int json_same(const char *a, const char *b)
+{
+	if (!a || !b)
+		return 0;
+	if (strcmp(a, b) == 0)
+		return 1;
+	json_error_t err;
+	json_t *ja = json_loads(a, JSON_DECODE_ANY, &err);
+	json_t *jb = json_loads(b, JSON_DECODE_ANY, &err);
+	int same = ja && jb && json_equal(ja, jb);
+	json_decref(ja);
+	json_decref(jb);
+	return same;
+}
+
+/*
+ * After a connection was lost while committing: did that commit land?
+ * Reads the run locked (so a commit still in flight on the dead session
+ * finishes first). 1: it did (res filled), 0: it did not and the run is
+ * still at the expected version (commit again), < 0: an error, or another
+ * writer got there (DURA_ECONFLICT).
+ */
+static int commit_verify(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
+                         dura_commit_result *res)
+{
+	const int do_step = !(cm->flags & DURA_COMMIT_NO_STEP);
+	const int do_event = !(cm->flags & DURA_COMMIT_NO_EVENT);
+	my_stmt *m;
+	my_params p;
+	p.n = 0;
+	dura_my_pp_str(&p, cm->run_id);
+	int rc = dura_my_st_run(s, c, ST_COMMIT_VERIFY, &p, &m);
+	if (rc)
+		return rc;
+	rc = dura_my_st_fetch(s, c, m);
+	if (rc <= 0) {
+		dura_my_st_done(m);
+		return rc ? rc : dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
+	}
+	int64_t version = dura_my_c_int(m, 0), step_no = dura_my_c_int(m, 1), updated = dura_my_c_time(m, 2);
+	int ours = version == cm->expect_version + 1 && updated == now && json_same(dura_my_c_str(m, 3), cm->state);
+	dura_my_st_done(m);
+	if (version == cm->expect_version)
+		return 0;
+	if (ours) {
+		res->new_version = cm->expect_version + 1;
+		res->step = do_step ? step_no - 1 : -1;
+		return 1;
+	}
+	/* the run moved on since: our event or step row tells */
+	int64_t step = -1;
+	int found = 0;
+	if (do_step) {
+		p.n = 0;
+		dura_my_pp_str(&p, cm->run_id);
+		dura_my_pp_time(&p, now);
+		dura_my_pp_str(&p, cm->node_id);
+		if ((rc = dura_my_st_run(s, c, ST_STEP_FIND, &p, &m)) != 0)
+			return rc;
+		while ((rc = dura_my_st_fetch(s, c, m)) == 1 && !found) {
+			if (json_same(dura_my_c_str(m, 1), cm->state)) {
+				found = 1;
+				step = dura_my_c_int(m, 0);
+			}
+		}
+		dura_my_st_done(m);
+		if (rc < 0)
+			return rc;
+	}
+	if (!found && do_event && *event_id) {
+		p.n = 0;
+		dura_my_pp_str(&p, event_id);
+		if ((rc = dura_my_st_exists(s, c, ST_EVENT_CHECK, &p)) < 0)
+			return rc;
+		found = rc;
+	}
+	if (found) {
+		res->new_version = cm->expect_version + 1;
+		res->step = step;
+		return 1;
+	}
+	return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
+	                             "run %s is at version %lld, not the expected version %lld (the connection was lost while "
+	                             "committing, and another writer changed the run)",
+	                             cm->run_id, (long long)version, (long long)cm->expect_version);
+}
+
+/*
+ * The default event data (dura_store_event_summary()) but for the integers the
+ * server supplies. With step NULL (the procedure): the head runs up to the
+ * step's place and *tail from there to the run_state's place; with a step
+ * (the several-statement commit, which has it from LAST_INSERT_ID): the
+ * head runs, step included, up to the run_state's place. The server
+ * appends the run_state and "}" (see OUTBOX_INSERT and migration 4). In
+ * buf when it fits, else in *heap (the caller frees it); NULL when out of
+ * memory.
+ */
+static const char *summary_pieces(char *buf, size_t size, const dura_commit *cm, const int64_t *step,
+                                  const char **tail, char **heap)
+{
+	static const char k1[] = DURA__SUMMARY_RUN_ID, k2[] = DURA__SUMMARY_STEP, k3[] = DURA__SUMMARY_NODE_ID,
+	                  k4[] = DURA__SUMMARY_STATUS, k5[] = DURA__SUMMARY_RUN_STATE;
+	const char *node = cm->node_id ? cm->node_id : "", *status = cm->status ? cm->status : "";
+	size_t need = sizeof k1 + sizeof k2 + sizeof k3 + sizeof k4 + sizeof k5 + 24 + dura__json_quote_len(cm->run_id) +
+	              dura__json_quote_len(node) + dura__json_quote_len(status);
+	char *o = buf;
+	*heap = NULL;
+	if (need > size && !(o = *heap = dura_malloc(need)))
+		return NULL;
+	char *head = o;
+	memcpy(o, k1, sizeof k1 - 1);
+	o = dura__json_quote(o + sizeof k1 - 1, cm->run_id);
+	memcpy(o, k2, sizeof k2 - 1);
+	o += sizeof k2 - 1;
+	if (step) {
+		o += sprintf(o, "%lld", (long long)*step);
+	} else {
+		*o++ = '\0';
+		*tail = o;
+	}
+	memcpy(o, k3, sizeof k3 - 1);
+	o = dura__json_quote(o + sizeof k3 - 1, node);
+	memcpy(o, k4, sizeof k4 - 1);
+	o = dura__json_quote(o + sizeof k4 - 1, status);
+	memcpy(o, k5, sizeof k5 - 1);
+	o[sizeof k5 - 1] = '\0';
+	return head;
+}
+
+/* Room for the pieces of ids of at most DURA_MAX_ID_LEN bytes. */
+#define SUMMARY_BUF (3 * (6 * DURA_MAX_ID_LEN + 2) + 128)
+
+/*
+ * One step commit inside the open transaction (or alone, in autocommit,
+ * when it is one statement): the CAS update of the record, the step row,
+ * the outbox row. Writes nothing on ECONFLICT or ENOTFOUND at the update;
+ * *updated tells whether the update went in before a later failure.
+ */
+static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
+                      dura_commit_result *res, int *updated)
+{
+	const int do_step = !(cm->flags & DURA_COMMIT_NO_STEP);
+	const int do_event = !(cm->flags & DURA_COMMIT_NO_EVENT);
+	const int release = (cm->flags & DURA_COMMIT_RELEASE_LEASE) != 0;
+	/* the common commit leaves run_state and the lease alone: a statement
+	 * that does not set them does not touch the indexes on run_state */
+	const int full = cm->run_state != 0 || release;
+	const char *status = cm->status ? cm->status : "";
+	my_params p;
+	my_stmt *m;
+	*updated = 0;
+	p.n = 0;
+	dura_my_pp_str(&p, cm->state);
+	dura_my_pp_str(&p, status);
+	dura_my_pp_str(&p, cm->error ? cm->error : "");
+	dura_my_pp_int(&p, cm->attempt);
+	dura_my_pp_time(&p, cm->next_run_at ? cm->next_run_at : now);
+	dura_my_pp_time(&p, now);
+	dura_my_pp_int(&p, do_step);
+	if (full) {
+		if (cm->run_state)
+			dura_my_pp_int(&p, cm->run_state);
+		else
+			dura_my_pp_null(&p);
+		dura_my_pp_int(&p, release);
+		dura_my_pp_int(&p, release);
+	}
+	dura_my_pp_str(&p, cm->run_id);
+	dura_my_pp_int(&p, cm->expect_version);
+	int rc = dura_my_st_run(s, c, full ? ST_COMMIT_UPDATE_FULL : ST_COMMIT_UPDATE, &p, &m);
+	if (rc) {
+		if (c->err == ER_DUP_ENTRY)
+			return dura_error_set_native(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
+			                             "cannot commit run %s as %s: its workflow already has an active run with the "
+			                             "same foreign id",
+			                             cm->run_id, dura_run_state_name(cm->run_state));
+		return rc;
+	}
+	uint64_t n = (uint64_t)mysql_stmt_affected_rows(m->st);
+	int64_t step_no = (int64_t)mysql_stmt_insert_id(m->st);
+	dura_my_st_done(m);
+	if (n == 0)
+		return commit_miss(s, c, cm);
+	*updated = 1;
+	res->new_version = cm->expect_version + 1;
+	res->step = do_step ? step_no - 1 : -1;
+	if (do_step) {
+		p.n = 0;
+		dura_my_pp_str(&p, cm->run_id);
+		dura_my_pp_int(&p, res->step);
+		dura_my_pp_str(&p, cm->node_id);
+		dura_my_pp_str(&p, cm->state);
+		dura_my_pp_time(&p, now);
+		if ((rc = dura_my_st_write(s, c, ST_STEP_INSERT, &p, NULL)) != 0) {
+			if (c->err == ER_DUP_ENTRY)
+				return dura_error_set_native(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000", "run %s already has a step %lld",
+				                             cm->run_id, (long long)res->step);
+			return rc;
+		}
+	}
+	if (do_event) {
+		char buf[SUMMARY_BUF], *heap = NULL;
+		const char *head = NULL;
+		if (!cm->event_data && !(head = summary_pieces(buf, sizeof buf, cm, &res->step, NULL, &heap)))
+			return dura_error_oom(MY);
+		p.n = 0;
+		dura_my_pp_str(&p, event_id);
+		dura_my_pp_str(&p, cm->event_type ? cm->event_type : "step");
+		dura_my_pp_str(&p, cm->event_data);
+		dura_my_pp_str(&p, head);
+		dura_my_pp_time(&p, now);
+		dura_my_pp_str(&p, cm->run_id);
+		rc = dura_my_st_write(s, c, ST_OUTBOX_INSERT, &p, NULL);
+		dura_free(heap);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Errors that say the procedure cannot be used (absent, not allowed, its
+ * definer gone): commit the long way from now on. */
+static int proc_unusable(unsigned e)
+{
+	return e == ER_SP_DOES_NOT_EXIST || e == ER_PROCACCESS_DENIED_ERROR || e == ER_NO_SUCH_USER ||
+	       e == ER_DBACCESS_DENIED_ERROR || e == ER_TABLEACCESS_DENIED_ERROR ||
+	       e == ER_SPECIFIC_ACCESS_DENIED_ERROR || e == ER_SP_WRONG_NO_OF_ARGS || e == ER_NOT_SUPPORTED_YET;
+}
+
+/*
+ * commit_one() in one round trip: CALL dura_commit, read its row, drain the
+ * CALL's status. 1: the procedure is not usable here (nothing was done),
+ * commit the long way. The lost-connection test hook applies as in
+ * tx_commit().
+ */
+static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
+                            dura_commit_result *res, const char *sum_head, const char *sum_tail)
+{
+	const int do_step = !(cm->flags & DURA_COMMIT_NO_STEP);
+	const int do_event = !(cm->flags & DURA_COMMIT_NO_EVENT);
+	const int release = (cm->flags & DURA_COMMIT_RELEASE_LEASE) != 0;
+	my_params p;
+	my_stmt *m;
+	int rc = dura_my_prep(s, c, ST_COMMIT_CALL, &m);
+	if (rc) {
+		if (proc_unusable(c->err)) {
+			atomic_store(&s->use_proc, 0);
+			dura_error_clear();
+			return 1;
+		}
+		return rc;
+	}
+	p.n = 0;
+	dura_my_pp_str(&p, cm->run_id);
+	dura_my_pp_int(&p, cm->expect_version);
+	dura_my_pp_str(&p, cm->state);
+	dura_my_pp_str(&p, cm->status ? cm->status : "");
+	dura_my_pp_str(&p, cm->error ? cm->error : "");
+	dura_my_pp_int(&p, cm->attempt);
+	dura_my_pp_time(&p, cm->next_run_at ? cm->next_run_at : now);
+	dura_my_pp_time(&p, now);
+	dura_my_pp_int(&p, do_step);
+	if (cm->run_state)
+		dura_my_pp_int(&p, cm->run_state);
+	else
+		dura_my_pp_null(&p);
+	dura_my_pp_int(&p, release);
+	dura_my_pp_str(&p, cm->node_id ? cm->node_id : "");
+	dura_my_pp_str(&p, do_event ? event_id : "");
+	dura_my_pp_str(&p, cm->event_type ? cm->event_type : "step");
+	dura_my_pp_str(&p, cm->event_data);
+	dura_my_pp_str(&p, sum_head);
+	dura_my_pp_str(&p, sum_tail);
+	if (mysql_stmt_bind_param(m->st, p.b))
+		return dura_my_fail(s, c, m->st, "CALL dura_commit");
+	int applied, lost = dura_my_lost_commit(&applied);
+	if (lost && !applied) {
+		c->broken = 1;
+		c->err = CR_SERVER_LOST;
+		return dura_error_set_native(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
+		                             "CALL dura_commit: Lost connection to server during query (simulated by a test)");
+	}
+	if (mysql_stmt_execute(m->st)) {
+		unsigned e = mysql_stmt_errno(m->st);
+		if (proc_unusable(e)) {
+			atomic_store(&s->use_proc, 0);
+			return 1;
+		}
+		rc = dura_my_fail(s, c, m->st, "CALL dura_commit");
+		if (e == ER_DUP_ENTRY) {
+			const char *msg = mysql_stmt_error(m->st);
+			if (strstr(msg, "unique_run_step"))
+				rc = dura_error_set_native(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
+				                           "run %s already has the step this commit would write", cm->run_id);
+			else
+				rc = dura_error_set_native(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000",
+				                           "cannot commit run %s as %s: its workflow already has an active run with "
+				                           "the same foreign id",
+				                           cm->run_id, dura_run_state_name(cm->run_state));
+		}
+		return rc;
+	}
+	/* the row, then the CALL's own status */
+	long long ok = -1, v = 0;
+	my_bool v_null = 0;
+	int got = 0;
+	do {
+		if (mysql_stmt_field_count(m->st) > 0) {
+			MYSQL_BIND b[2];
+			memset(b, 0, sizeof(b));
+			b[0].buffer_type = MYSQL_TYPE_LONGLONG;
+			b[0].buffer = &ok;
+			b[1].buffer_type = MYSQL_TYPE_LONGLONG;
+			b[1].buffer = &v;
+			b[1].is_null = &v_null;
+			if (mysql_stmt_bind_result(m->st, b) || mysql_stmt_store_result(m->st))
+				return dura_my_fail(s, c, m->st, "reading dura_commit's result");
+			while (mysql_stmt_fetch(m->st) == 0)
+				got = 1;
+			mysql_stmt_free_result(m->st);
+		}
+		rc = mysql_stmt_next_result(m->st);
+	} while (rc == 0);
+	if (rc > 0)
+		return dura_my_fail(s, c, m->st, "CALL dura_commit");
+	/* the result bindings were the CALL's: this statement keeps none */
+	if (lost) {
+		c->broken = 1;
+		c->err = CR_SERVER_LOST;
+		return dura_error_set_native(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
+		                             "CALL dura_commit: Lost connection to server during query (simulated by a test)");
+	}
+	if (!got)
+		return dura_error_set_native(DURA_ERROR, MY, 0, NULL, "CALL dura_commit returned no row");
+	if (ok == 1) {
+		res->new_version = cm->expect_version + 1;
+		res->step = do_step ? v : -1;
+		return 0;
+	}
+	if (v_null)
+		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
+	return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
+	                             "run %s is at version %lld, not the expected version %lld (another worker changed it)",
+	                             cm->run_id, v, (long long)cm->expect_version);
+}
+
+static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
+                       dura_commit_result *res)
+{
+	char buf[SUMMARY_BUF], *heap = NULL;
+	const char *head = NULL, *tail = NULL;
+	if (!cm->event_data && !(cm->flags & DURA_COMMIT_NO_EVENT) &&
+	    !(head = summary_pieces(buf, sizeof buf, cm, NULL, &tail, &heap)))
+		return dura_error_oom(MY);
+	int rc = commit_call_with(s, c, cm, event_id, now, res, head, tail);
+	dura_free(heap);
+	return rc;
+}
+
+struct commit_arg {
+	const dura_commit *cm;
+	const char *event_id;
+	int64_t now;
+	dura_commit_result *res;
+	int proc; /* through the procedure (no transaction of ours) */
+};
+
+static int commit_body(my_store *s, my_conn *c, void *arg, int again)
+{
+	struct commit_arg *a = arg;
+	int updated;
+	a->res->new_version = 0;
+	a->res->step = -1;
+	if (again) {
+		int v = commit_verify(s, c, a->cm, a->event_id, a->now, a->res);
+		if (v != 0)
+			return v < 0 ? v : 0;
+	}
+	if (a->proc) {
+		int rc = commit_call(s, c, a->cm, a->event_id, a->now, a->res);
+		if (rc != 1)
+			return rc;
+		return MY_FALLBACK; /* not usable: the long way, in a transaction */
+	}
+	return commit_one(s, c, a->cm, a->event_id, a->now, a->res, &updated);
+}
+
+static size_t commit_size(const dura_commit *cm)
+{
+	return strlen(cm->state) + (cm->event_data ? strlen(cm->event_data) : 0) + (cm->error ? strlen(cm->error) : 0);
+}
+
+int dura_my_commit(void *impl, const dura_commit *cm, const char *event_id, dura_commit_result *res)
+{
+	my_store *s = impl;
+	struct commit_arg a = {cm, event_id, dura_now_ms(), res, 0};
+	int rc = dura_my_check_size(s, commit_size(cm), "the step's state");
+	if (rc == 0) {
+		/* a record-only commit is one statement: no transaction needed;
+		 * the others are one CALL when the procedure can be used, else a
+		 * transaction of several statements */
+		int single = (cm->flags & DURA_COMMIT_NO_STEP) && (cm->flags & DURA_COMMIT_NO_EVENT);
+		rc = MY_FALLBACK;
+		if (single) {
+			rc = dura_my_run_op(s, commit_body, &a, OP_IDEMPOTENT);
+		} else if (atomic_load(&s->use_proc)) {
+			a.proc = 1;
+			rc = dura_my_run_op(s, commit_body, &a, OP_IDEMPOTENT);
+		}
+		if (rc == MY_FALLBACK) {
+			a.proc = 0;
+			rc = dura_my_run_op(s, commit_body, &a, OP_TX | OP_IDEMPOTENT);
+		}
+	}
+	if (rc) {
+		res->new_version = 0;
+		res->step = -1;
+	}
+	return rc;
+}
+
+struct batch_arg {
+	const dura_commit *cm;
+	const char *const *ids;
+	size_t n;
+	dura_commit_result *res;
+	int64_t now;
+	int *poisoned; /* commits that failed after their update: left out of the rerun */
+	size_t failed;
+	char first[256];
+};
+
+static void batch_failed(struct batch_arg *a, size_t i, int code)
+{
+	a->res[i].code = code;
+	a->res[i].new_version = 0;
+	a->res[i].step = -1;
+	if (!a->failed++) {
+		const dura_error *e = dura_error_last();
+		snprintf(a->first, sizeof(a->first), "%s", e && e->message ? e->message : "");
+	}
+}
+
+static int batch_body(my_store *s, my_conn *c, void *arg, int again)
+{
+	struct batch_arg *a = arg;
+	a->failed = 0;
+	a->first[0] = '\0';
+	for (size_t i = 0; i < a->n; i++) {
+		const dura_commit *cm = &a->cm[i];
+		dura_commit_result *r = &a->res[i];
+		memset(r, 0, sizeof(*r));
+		r->step = -1;
+		if (a->poisoned[i]) {
+			batch_failed(a, i, a->poisoned[i]);
+			continue;
+		}
+		int rc = 0, updated = 0;
+		if (again) {
+			/* the whole batch landed or none of it did */
+			rc = commit_verify(s, c, cm, a->ids[i], a->now, r);
+			if (rc == 1)
+				continue;
+		}
+		if (rc == 0)
+			rc = commit_one(s, c, cm, a->ids[i], a->now, r, &updated);
+		if (rc == 0)
+			continue;
+		if (rc != DURA_ECONFLICT && rc != DURA_ENOTFOUND)
+			return rc;
+		if (updated) {
+			/* this commit wrote before failing: run the batch again without it */
+			a->poisoned[i] = rc;
+			return MY_AGAIN;
+		}
+		batch_failed(a, i, rc);
+	}
+	return 0;
+}
+
+int dura_my_commit_batch(void *impl, const dura_commit *cm, const char *const *event_ids, size_t n,
+                         dura_commit_result *res)
+{
+	my_store *s = impl;
+	struct batch_arg a;
+	memset(&a, 0, sizeof(a));
+	a.cm = cm;
+	a.ids = event_ids;
+	a.n = n;
+	a.res = res;
+	a.now = dura_now_ms();
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = dura_my_check_size(s, commit_size(&cm[i]), "a step's state");
+	if (rc == 0 && !(a.poisoned = dura_calloc(n, sizeof(int))))
+		rc = dura_error_oom(MY);
+	if (rc == 0)
+		rc = dura_my_run_op(s, batch_body, &a, OP_TX | OP_IDEMPOTENT);
+	dura_free(a.poisoned);
+	if (rc) {
+		for (size_t i = 0; i < n; i++) {
+			res[i].code = rc;
+			res[i].new_version = 0;
+			res[i].step = -1;
+		}
+		return rc;
+	}
+	if (!a.failed)
+		return 0;
+	return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "%zu of %zu commits in the batch did not go in (first: %s)",
+	                             a.failed, n, a.first);
+}

@@ -1,0 +1,366 @@
+/*
+ * schema.c - the MySQL store's schema: the bookkeeping table, the
+ * numbered migrations (the tables, and the dura_commit procedure that
+ * commits a step in one round trip: see commit.c), reading the version a
+ * database is at, and running the migrations it lacks under an advisory
+ * lock so that processes opening a new database at once migrate it once.
+ *
+ * MY_SCHEMA_VERSION (mysql.h) is the number of migrations; a
+ * _Static_assert below holds the two together.
+ */
+#include "mysql.h"
+
+/* The bookkeeping table, created before the first migration. */
+static const char schema_table_sql[] =
+	"CREATE TABLE IF NOT EXISTS {p}dura_schema (version INT NOT NULL PRIMARY KEY, applied_at DATETIME(3) NOT NULL, "
+	"description VARCHAR(255) NOT NULL DEFAULT '') ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+#define TABLE_OPTS " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={coll}"
+
+/*
+ * Numbered migrations; migrations[i] takes the schema from version i to
+ * i + 1, one statement at a time (MySQL DDL is not transactional: a
+ * migration is serialised across processes with GET_LOCK and recorded when
+ * all its statements went through).
+ *
+ * The reference documents' tables and column names, valid for MySQL:
+ * step_cache's `key` is quoted (a reserved word) and VARCHAR(255) (a TEXT
+ * key needs a prefix length); timestamps are DATETIME(3) in UTC; states
+ * are JSON (on MariaDB an alias of LONGTEXT with a json_valid check).
+ * Identifiers compare byte for byte and without trailing-space padding
+ * ({coll}: utf8mb4_nopad_bin on MariaDB, utf8mb4_0900_bin on MySQL 8.0.17+;
+ * older servers get utf8mb4_bin, which pads), as they do in every other
+ * store. Needs MariaDB 10.2.7+ or MySQL 5.7.8+ (JSON, generated columns). MySQL has no partial index, so the
+ * one-active-run rule is a UNIQUE index over a generated column that is 1
+ * for an active run with a foreign id and NULL otherwise (NULLs never
+ * collide). The documents' idx_run_id/idx_run_step duplicate the unique
+ * (run_id, step) key and are left out: every index costs each commit.
+ */
+static const char *const migration1[] = {
+	"CREATE TABLE {p}workflow_records ("
+	"run_id VARCHAR(255) NOT NULL, workflow_name VARCHAR(255) NOT NULL, foreign_id VARCHAR(255) NOT NULL DEFAULT '', "
+	"run_state INT NOT NULL, status VARCHAR(255) NOT NULL DEFAULT '', object JSON NOT NULL, "
+	"created_at DATETIME(3) NOT NULL, updated_at DATETIME(3) NOT NULL, meta JSON NULL, "
+	"version BIGINT NOT NULL, step_no BIGINT NOT NULL DEFAULT 0, attempt INT NOT NULL DEFAULT 0, "
+	"error TEXT NOT NULL, lease_owner VARCHAR(255) NOT NULL DEFAULT '', lease_expires_at DATETIME(3) NULL, "
+	"next_run_at DATETIME(3) NOT NULL, "
+	"active_key TINYINT AS (IF(run_state IN (1, 2, 4) AND foreign_id <> '', 1, NULL)) STORED, "
+	"PRIMARY KEY (run_id), "
+	"INDEX by_workflow_name_foreign_id_status (workflow_name, foreign_id, status), "
+	"INDEX by_run_state (run_state, next_run_at), "
+	"INDEX by_workflow_due (workflow_name, run_state, next_run_at), "
+	"INDEX by_created_at (created_at), "
+	"UNIQUE INDEX one_active_run (workflow_name, foreign_id, active_key))" TABLE_OPTS,
+	"CREATE TABLE {p}workflow_steps ("
+	"id BIGINT NOT NULL AUTO_INCREMENT, run_id VARCHAR(255) NOT NULL, step BIGINT NOT NULL, "
+	"node_id VARCHAR(255) NOT NULL, state JSON NOT NULL, created_at DATETIME(3) NOT NULL, "
+	"PRIMARY KEY (id), UNIQUE KEY unique_run_step (run_id, step), INDEX idx_created_at (created_at))" TABLE_OPTS,
+	"CREATE TABLE {p}workflow_checkpoints ("
+	"id BIGINT NOT NULL AUTO_INCREMENT, checkpoint_id VARCHAR(255) NOT NULL, run_id VARCHAR(255) NOT NULL, "
+	"state JSON NOT NULL, step BIGINT NOT NULL, created_at DATETIME(3) NOT NULL, updated_at DATETIME(3) NOT NULL, "
+	"PRIMARY KEY (id), UNIQUE KEY unique_checkpoint_id (checkpoint_id), "
+	"INDEX idx_checkpoints_run_id (run_id))" TABLE_OPTS,
+	"CREATE TABLE {p}workflow_outbox ("
+	"id VARCHAR(255) NOT NULL, workflow_name VARCHAR(255) NOT NULL, run_id VARCHAR(255) NOT NULL, "
+	"type VARCHAR(255) NOT NULL, data JSON NULL, created_at DATETIME(3) NOT NULL, "
+	"PRIMARY KEY (id), INDEX by_workflow_name (workflow_name))" TABLE_OPTS,
+	"CREATE TABLE {p}step_cache ("
+	"`key` VARCHAR(255) NOT NULL, value LONGBLOB NULL, error TEXT NULL, created_at DATETIME(3) NOT NULL, "
+	"expires_at DATETIME(3) NULL, metadata JSON NULL, "
+	"PRIMARY KEY (`key`), INDEX idx_expires_at (expires_at))" TABLE_OPTS,
+	"CREATE TABLE {p}step_cache_claims ("
+	"`key` VARCHAR(255) NOT NULL, owner VARCHAR(255) NOT NULL, expires_at DATETIME(3) NOT NULL, "
+	"PRIMARY KEY (`key`))" TABLE_OPTS,
+	NULL,
+};
+
+/*
+ * The step commit as one round trip: a procedure doing what commit_one()
+ * does, in its own transaction (SQL SECURITY INVOKER: the caller's table
+ * privileges apply, plus EXECUTE). Optional: a migrating user without
+ * CREATE ROUTINE, or a caller without EXECUTE, gets the same commit in
+ * several round trips. Its one result row is (1, step written) or
+ * (0, the run's version or NULL when the run is missing). MariaDB puts a
+ * routine's local variable into JSON_OBJECT as a string ("step": "0"):
+ * the default event data casts it (migration 3 replaces the procedure
+ * that migration 2 created without the cast). Migrations 2 and 3 stay as
+ * they were; migration 4 replaces the procedure again.
+ */
+static const char *const migration2_optional[] = {
+	"DROP PROCEDURE IF EXISTS {p}dura_commit",
+	"CREATE PROCEDURE {p}dura_commit(IN p_run_id VARCHAR(255), IN p_expect BIGINT, IN p_state LONGTEXT, "
+	"IN p_status VARCHAR(255), IN p_error TEXT, IN p_attempt INT, IN p_next DATETIME(3), IN p_now DATETIME(3), "
+	"IN p_do_step TINYINT, IN p_run_state INT, IN p_release TINYINT, IN p_node VARCHAR(255), "
+	"IN p_event_id VARCHAR(255), IN p_type VARCHAR(255), IN p_data LONGTEXT) "
+	"MODIFIES SQL DATA SQL SECURITY INVOKER "
+	"BEGIN "
+	"DECLARE v_step BIGINT DEFAULT -1; "
+	"DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END; "
+	"START TRANSACTION; "
+	"UPDATE {p}workflow_records SET object = p_state, status = p_status, error = p_error, attempt = p_attempt, "
+	"next_run_at = p_next, updated_at = p_now, version = version + 1, step_no = step_no + p_do_step, "
+	"run_state = COALESCE(p_run_state, run_state), lease_owner = IF(p_release, '', lease_owner), "
+	"lease_expires_at = IF(p_release, NULL, lease_expires_at) WHERE run_id = p_run_id AND version = p_expect; "
+	"IF ROW_COUNT() = 0 THEN "
+	"ROLLBACK; "
+	"SELECT 0, (SELECT version FROM {p}workflow_records WHERE run_id = p_run_id); "
+	"ELSE "
+	"IF p_do_step THEN "
+	"SELECT step_no - 1 INTO v_step FROM {p}workflow_records WHERE run_id = p_run_id; "
+	"INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at) "
+	"VALUES (p_run_id, v_step, p_node, p_state, p_now); "
+	"END IF; "
+	"IF p_event_id <> '' THEN "
+	"INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "
+	"SELECT p_event_id, workflow_name, run_id, p_type, COALESCE(p_data, JSON_OBJECT('run_id', run_id, "
+	"'step', CAST(v_step AS SIGNED), 'node_id', p_node, 'status', status, 'run_state', run_state)), p_now "
+	"FROM {p}workflow_records WHERE run_id = p_run_id; "
+	"END IF; "
+	"COMMIT; "
+	"SELECT 1, v_step; "
+	"END IF; "
+	"END",
+	NULL,
+};
+
+/*
+ * Migration 4: the procedure of migration 2 with the default event data
+ * made of the client's pieces (p_sum_head, p_sum_tail: see
+ * summary_pieces()) around the two integers only the transaction knows,
+ * so that it is the bytes dura_store_event_summary() writes in every other
+ * store rather than the server's JSON_OBJECT (its own spacing and escapes).
+ * A CALL of the old 15-argument procedure fails with
+ * ER_SP_WRONG_NO_OF_ARGS and the commit goes the long way.
+ */
+static const char *const migration4_optional[] = {
+	"DROP PROCEDURE IF EXISTS {p}dura_commit",
+	"CREATE PROCEDURE {p}dura_commit(IN p_run_id VARCHAR(255), IN p_expect BIGINT, IN p_state LONGTEXT, "
+	"IN p_status VARCHAR(255), IN p_error TEXT, IN p_attempt INT, IN p_next DATETIME(3), IN p_now DATETIME(3), "
+	"IN p_do_step TINYINT, IN p_run_state INT, IN p_release TINYINT, IN p_node VARCHAR(255), "
+	"IN p_event_id VARCHAR(255), IN p_type VARCHAR(255), IN p_data LONGTEXT, "
+	"IN p_sum_head TEXT CHARACTER SET utf8mb4, IN p_sum_tail TEXT CHARACTER SET utf8mb4) "
+	"MODIFIES SQL DATA SQL SECURITY INVOKER "
+	"BEGIN "
+	"DECLARE v_step BIGINT DEFAULT -1; "
+	"DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END; "
+	"START TRANSACTION; "
+	"UPDATE {p}workflow_records SET object = p_state, status = p_status, error = p_error, attempt = p_attempt, "
+	"next_run_at = p_next, updated_at = p_now, version = version + 1, step_no = step_no + p_do_step, "
+	"run_state = COALESCE(p_run_state, run_state), lease_owner = IF(p_release, '', lease_owner), "
+	"lease_expires_at = IF(p_release, NULL, lease_expires_at) WHERE run_id = p_run_id AND version = p_expect; "
+	"IF ROW_COUNT() = 0 THEN "
+	"ROLLBACK; "
+	"SELECT 0, (SELECT version FROM {p}workflow_records WHERE run_id = p_run_id); "
+	"ELSE "
+	"IF p_do_step THEN "
+	"SELECT step_no - 1 INTO v_step FROM {p}workflow_records WHERE run_id = p_run_id; "
+	"INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at) "
+	"VALUES (p_run_id, v_step, p_node, p_state, p_now); "
+	"END IF; "
+	"IF p_event_id <> '' THEN "
+	"INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "
+	"SELECT p_event_id, workflow_name, run_id, p_type, "
+	"COALESCE(p_data, CONCAT(p_sum_head, v_step, p_sum_tail, run_state, '}')), p_now "
+	"FROM {p}workflow_records WHERE run_id = p_run_id; "
+	"END IF; "
+	"COMMIT; "
+	"SELECT 1, v_step; "
+	"END IF; "
+	"END",
+	NULL,
+};
+
+static const char *const no_statements[] = {NULL};
+
+static const struct {
+	const char *description;
+	const char *const *sql;
+	const char *const *optional; /* skipped when the user may not create routines */
+} migrations[] = {
+	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, no_statements},
+	{"dura_commit procedure (a step commit in one round trip)", no_statements, migration2_optional},
+	{"dura_commit procedure again: the step in default event data is a JSON number", no_statements,
+	 migration2_optional},
+	{"dura_commit procedure again: default event data from the client pieces, the same bytes as every store",
+	 no_statements, migration4_optional},
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == MY_SCHEMA_VERSION, "one migration per schema version");
+
+/* The schema version recorded in the database (0: none yet). */
+int dura_my_read_schema_version(my_store *s, my_conn *c, int *out)
+{
+	char sql[256];
+	int64_t n = 0, v = 0;
+	*out = 0;
+	snprintf(sql, sizeof(sql),
+	         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND "
+	         "TABLE_NAME = '%sdura_schema'",
+	         s->prefix);
+	int rc = dura_my_q_int(s, c, sql, "reading the schema", &n, NULL);
+	if (rc || n == 0)
+		return rc;
+	my_stmt *m;
+	my_params p;
+	p.n = 0;
+	if ((rc = dura_my_st_run(s, c, ST_SCHEMA_VERSION, &p, &m)) != 0)
+		return rc;
+	rc = dura_my_st_fetch(s, c, m);
+	if (rc == 1) {
+		v = dura_my_c_int(m, 0);
+		rc = 0;
+	}
+	dura_my_st_done(m);
+	*out = (int)v;
+	return rc;
+}
+
+static int newer_schema(int v)
+{
+	return dura_error_set_native(DURA_EVERSION, MY, 0, NULL,
+	                             "database schema version %d is newer than this library's %d; upgrade dura", v,
+	                             MY_SCHEMA_VERSION);
+}
+
+/* A failed migration statement, worded for the usual cause. */
+static int migrate_fail(my_store *s, my_conn *c, int version)
+{
+	unsigned e = mysql_errno(c->db);
+	char what[64];
+	snprintf(what, sizeof(what), "schema migration %d", version);
+	if (e == ER_TABLEACCESS_DENIED_ERROR || e == ER_DBACCESS_DENIED_ERROR || e == ER_ACCESS_DENIED_ERROR ||
+	    e == ER_SPECIFIC_ACCESS_DENIED_ERROR)
+		return dura_error_set_native(DURA_ERROR, MY, (int)e, mysql_sqlstate(c->db),
+		                             "cannot create dura's tables in database '%s': user '%s' lacks the CREATE privilege "
+		                             "(%s). Run `dura init` once as a user with CREATE, INDEX, ALTER and CREATE ROUTINE on "
+		                             "the database, or GRANT them; afterwards SELECT, INSERT, UPDATE, DELETE are enough",
+		                             s->database, s->user, mysql_error(c->db));
+	if (e == ER_TABLE_EXISTS_ERROR)
+		return dura_error_set_native(DURA_ERROR, MY, (int)e, mysql_sqlstate(c->db),
+		                             "%s: %s, but %sdura_schema does not record this migration: an earlier `dura init` "
+		                             "was interrupted, or the table belongs to another program (drop it, or give dura "
+		                             "its own tables with ?prefix=)",
+		                             what, mysql_error(c->db), s->prefix);
+	return dura_my_fail(s, c, NULL, what);
+}
+
+/* Run the migrations this database lacks, under an advisory lock, so that
+ * processes opening a new database at once migrate it once. */
+int dura_my_migrate_conn(my_store *s, my_conn *c, int *from, int *to)
+{
+	char lock[256], unlock[256], *sql = NULL;
+	int64_t got = 0;
+	int isnull = 1, v = 0;
+	snprintf(lock, sizeof(lock), "SELECT GET_LOCK(CONCAT('dura_migrate_', SHA1(CONCAT(DATABASE(), '.', '%s'))), 60)",
+	         s->prefix);
+	snprintf(unlock, sizeof(unlock), "DO RELEASE_LOCK(CONCAT('dura_migrate_', SHA1(CONCAT(DATABASE(), '.', '%s'))))",
+	         s->prefix);
+	int rc = dura_my_q_int(s, c, lock, "taking the migration lock", &got, &isnull);
+	if (rc)
+		return rc;
+	if (isnull || got != 1)
+		return dura_error_set_native(DURA_EBUSY, MY, 0, NULL,
+		                             "another process has been migrating database '%s' for a minute; try again", s->database);
+	if ((rc = dura_my_read_schema_version(s, c, &v)) != 0)
+		goto out;
+	*from = *to = v;
+	if (v > MY_SCHEMA_VERSION) {
+		rc = newer_schema(v);
+		goto out;
+	}
+	if (v < MY_SCHEMA_VERSION) {
+		if (!(sql = dura_my_expand(s, schema_table_sql))) {
+			rc = dura_error_oom(MY);
+			goto out;
+		}
+		if (mysql_real_query(c->db, sql, strlen(sql))) {
+			rc = migrate_fail(s, c, v + 1);
+			goto out;
+		}
+		dura_free(sql);
+		sql = NULL;
+	}
+	for (; v < MY_SCHEMA_VERSION; v++) {
+		const char *skipped = "";
+		for (const char *const *q = migrations[v].sql; *q; q++) {
+			if (!(sql = dura_my_expand(s, *q))) {
+				rc = dura_error_oom(MY);
+				goto out;
+			}
+			if (mysql_real_query(c->db, sql, strlen(sql))) {
+				rc = migrate_fail(s, c, v + 1);
+				goto out;
+			}
+			dura_free(sql);
+			sql = NULL;
+		}
+		for (const char *const *q = migrations[v].optional; *q && !*skipped; q++) {
+			if (!(sql = dura_my_expand(s, *q))) {
+				rc = dura_error_oom(MY);
+				goto out;
+			}
+			if (mysql_real_query(c->db, sql, strlen(sql))) {
+				unsigned e = mysql_errno(c->db);
+				if (e != ER_DBACCESS_DENIED_ERROR && e != ER_TABLEACCESS_DENIED_ERROR &&
+				    e != ER_SPECIFIC_ACCESS_DENIED_ERROR && e != ER_PROCACCESS_DENIED_ERROR &&
+				    e != ER_ACCESS_DENIED_ERROR) {
+					rc = migrate_fail(s, c, v + 1);
+					goto out;
+				}
+				skipped = " (skipped: no privilege to create routines)";
+			}
+			dura_free(sql);
+			sql = NULL;
+		}
+		char rec[512];
+		snprintf(rec, sizeof(rec),
+		         "INSERT INTO %sdura_schema (version, applied_at, description) VALUES (%d, UTC_TIMESTAMP(3), '%s%s')",
+		         s->prefix, v + 1, migrations[v].description, skipped);
+		if (mysql_real_query(c->db, rec, strlen(rec))) {
+			rc = migrate_fail(s, c, v + 1);
+			goto out;
+		}
+		*to = v + 1;
+	}
+out:
+	dura_free(sql);
+	if (!c->broken) {
+		/* release the lock, keeping the error (if any) as it was */
+		const dura_error *e = dura_error_last();
+		int code = rc && e ? e->code : 0, native = rc && e ? e->native_code : 0;
+		char msg[1024] = "", state[8] = "";
+		if (code) {
+			snprintf(msg, sizeof(msg), "%s", e->message ? e->message : "");
+			snprintf(state, sizeof(state), "%s", e->sqlstate ? e->sqlstate : "");
+		}
+		mysql_real_query(c->db, unlock, strlen(unlock));
+		if (code)
+			dura_error_set_native(code, MY, native, state, "%s", msg);
+	}
+	return rc;
+}
+
+/* Before anything writes: the schema must be one this library knows. */
+int dura_my_check_and_migrate(my_store *s, my_conn *c, const dura_store_options *opts)
+{
+	int v, rc;
+	if ((rc = dura_my_read_schema_version(s, c, &v)) != 0)
+		return rc;
+	if (v > MY_SCHEMA_VERSION)
+		return newer_schema(v);
+	if (v < MY_SCHEMA_VERSION && !opts->auto_migrate) {
+		if (v == 0)
+			return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL,
+			                             "database '%s' has no dura tables%s%s; run `dura init` to create them",
+			                             s->database, *s->prefix ? " with prefix " : "", s->prefix);
+		return dura_error_set_native(DURA_EVERSION, MY, 0, NULL,
+		                             "database schema version %d is older than this library's %d; run `dura init` to "
+		                             "upgrade it",
+		                             v, MY_SCHEMA_VERSION);
+	}
+	if (v < MY_SCHEMA_VERSION) {
+		int from, to;
+		return dura_my_migrate_conn(s, c, &from, &to);
+	}
+	return 0;
+}
