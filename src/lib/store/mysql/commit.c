@@ -23,11 +23,9 @@ static int commit_miss(my_store *s, my_conn *c, const dura_commit *cm)
 		return rc;
 	rc = dura_my_st_fetch(s, c, m);
 	if (rc == 1)
-		rc = dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
-		                           "run %s is at version %lld, not the expected version %lld (another worker changed it)",
-		                           cm->run_id, (long long)dura_my_c_int(m, 0), (long long)cm->expect_version);
+		rc = dura_sql_err_version(MY, cm->run_id, dura_my_c_int(m, 0), cm->expect_version);
 	else if (rc == 0)
-		rc = dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
+		rc = dura_sql_err_run_not_found(MY, cm->run_id);
 	dura_my_st_done(m);
 	return rc;
 }
@@ -69,7 +67,7 @@ static int commit_verify(my_store *s, my_conn *c, const dura_commit *cm, const c
 	rc = dura_my_st_fetch(s, c, m);
 	if (rc <= 0) {
 		dura_my_st_done(m);
-		return rc ? rc : dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
+		return rc ? rc : dura_sql_err_run_not_found(MY, cm->run_id);
 	}
 	int64_t version = dura_my_c_int(m, 0), step_no = dura_my_c_int(m, 1), updated = dura_my_c_time(m, 2);
 	int ours = version == cm->expect_version + 1 && updated == now && json_same(dura_my_c_str(m, 3), cm->state);
@@ -372,10 +370,8 @@ static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, cons
 		return 0;
 	}
 	if (v_null)
-		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", cm->run_id);
-	return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
-	                             "run %s is at version %lld, not the expected version %lld (another worker changed it)",
-	                             cm->run_id, v, (long long)cm->expect_version);
+		return dura_sql_err_run_not_found(MY, cm->run_id);
+	return dura_sql_err_version(MY, cm->run_id, v, cm->expect_version);
 }
 
 static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
@@ -541,6 +537,5 @@ int dura_my_commit_batch(void *impl, const dura_commit *cm, const char *const *e
 	}
 	if (!a.failed)
 		return 0;
-	return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "%zu of %zu commits in the batch did not go in (first: %s)",
-	                             a.failed, n, a.first);
+	return dura_sql_err_batch(MY, a.failed, n, a.first);
 }

@@ -74,6 +74,7 @@
 #include "../../internal.h"
 #include "../sql/catalog.h"
 #include "../sql/dialect.h"
+#include "../sql/errors.h"
 #include "../sql/rows.h"
 
 #include <errno.h>
@@ -303,14 +304,12 @@ const char *dura_my_c_str(const my_stmt *m, unsigned i);
 extern const dura_sql_row_ops dura_my_row_ops;
 /* m's current row (its cells), as sql/rows.c's decoders take it */
 #define MY_ROW(m) (&(const dura_sql_row){&dura_my_row_ops, (void *)(m)})
-int dura_my_fetch_record(my_store *s, my_conn *c, int id, my_params *p, dura_record **out);
-int dura_my_item_record(const my_stmt *m, void *item);
-int dura_my_item_step(const my_stmt *m, void *item);
-int dura_my_item_checkpoint(const my_stmt *m, void *item);
-int dura_my_item_cache(const my_stmt *m, void *item);
-int dura_my_item_event(const my_stmt *m, void *item);
-int dura_my_collect(my_store *s, my_conn *c, int id, my_params *p, void **items, size_t *count, size_t item_size,
-                    int (*row)(const my_stmt *, void *), void (*clear)(void *));
+/* Run statement id with p and decode its first row (dura_sql_fetch:
+ * DURA_ENOTFOUND with no message when there is none) or every row
+ * (dura_sql_collect: on failure the list is left empty, for the caller or
+ * a rerun by dura_my_run_op()). */
+int dura_my_fetch(my_store *s, my_conn *c, int id, my_params *p, dura_sql_kind kind, void **out);
+int dura_my_collect(my_store *s, my_conn *c, int id, my_params *p, dura_sql_kind kind, void **items, size_t *count);
 
 /* ---- schema.c ---------------------------------------------------------------------- */
 

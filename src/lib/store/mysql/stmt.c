@@ -422,96 +422,38 @@ static int64_t my_col_time(void *impl, int i)
 
 const dura_sql_row_ops dura_my_row_ops = {MY, my_col_null, my_col_text, my_col_int64, my_col_blob, my_col_time};
 
-/* Run a statement selecting REC_COLS: the first row's record into *out
- * (when out is not NULL), or DURA_ENOTFOUND without a message. */
-int dura_my_fetch_record(my_store *s, my_conn *c, int id, my_params *p, dura_record **out)
-{
+/* A statement's result as sql/rows.h's cursor. */
+typedef struct my_cursor {
+	my_store *s;
+	my_conn *c;
 	my_stmt *m;
-	int rc = dura_my_st_run(s, c, id, p, &m);
+} my_cursor;
+
+static int my_next(void *cursor)
+{
+	my_cursor *k = cursor;
+	return dura_my_st_fetch(k->s, k->c, k->m);
+}
+
+int dura_my_fetch(my_store *s, my_conn *c, int id, my_params *p, dura_sql_kind kind, void **out)
+{
+	my_cursor k = {s, c, NULL};
+	int rc = dura_my_st_run(s, c, id, p, &k.m);
 	if (rc)
 		return rc;
-	rc = dura_my_st_fetch(s, c, m);
-	if (rc == 0) {
-		rc = DURA_ENOTFOUND;
-	} else if (rc == 1) {
-		rc = 0;
-		if (out) {
-			dura_record *r = dura_malloc(sizeof(*r));
-			if (!r)
-				rc = dura_error_oom(MY);
-			else if ((rc = dura_sql_row_record(MY_ROW(m), r)) != 0)
-				dura_free(r);
-			else
-				*out = r;
-		}
-	}
-	dura_my_st_done(m);
+	rc = dura_sql_fetch(MY_ROW(k.m), my_next, &k, kind, out);
+	dura_my_st_done(k.m);
 	return rc;
 }
 
-/*
- * Each kind of list item's row converter and clearer on void *, so that
- * one dura_my_collect() fills every kind of list (calling the typed functions
- * through a void * signature instead would be undefined behaviour).
- */
-int dura_my_item_record(const my_stmt *m, void *item)
+int dura_my_collect(my_store *s, my_conn *c, int id, my_params *p, dura_sql_kind kind, void **items, size_t *count)
 {
-	return dura_sql_row_record(MY_ROW(m), item);
-}
-
-int dura_my_item_step(const my_stmt *m, void *item)
-{
-	return dura_sql_row_step(MY_ROW(m), item);
-}
-
-int dura_my_item_checkpoint(const my_stmt *m, void *item)
-{
-	return dura_sql_row_checkpoint(MY_ROW(m), item);
-}
-
-/* listed entries carry the value's length, not the value */
-int dura_my_item_cache(const my_stmt *m, void *item)
-{
-	return dura_sql_row_cache_entry(MY_ROW(m), item, 0);
-}
-
-int dura_my_item_event(const my_stmt *m, void *item)
-{
-	return dura_sql_row_event(MY_ROW(m), item);
-}
-
-/*
- * Run statement id with p, appending each row, converted by row(), to a
- * result array of item_size-byte items (*items, *count; empty on entry).
- * On failure the items so far are cleared and freed, so the list is left
- * empty, as its list_free and a memset would leave it (nothing else in it
- * is set yet), for the caller or a rerun by dura_my_run_op().
- */
-int dura_my_collect(my_store *s, my_conn *c, int id, my_params *p, void **items, size_t *count, size_t item_size,
-                    int (*row)(const my_stmt *, void *), void (*clear)(void *))
-{
-	my_stmt *m;
-	size_t cap = 0;
-	int rc = dura_my_st_run(s, c, id, p, &m);
+	my_cursor k = {s, c, NULL};
+	int rc = dura_my_st_run(s, c, id, p, &k.m);
 	if (rc)
 		return rc;
-	while ((rc = dura_my_st_fetch(s, c, m)) == 1) {
-		if (dura_store_grow(items, *count, &cap, item_size)) {
-			rc = dura_error_oom(MY);
-			break;
-		}
-		if ((rc = row(m, (char *)*items + *count * item_size)) != 0)
-			break;
-		(*count)++;
-	}
-	dura_my_st_done(m);
-	if (rc) {
-		for (size_t i = 0; i < *count; i++)
-			clear((char *)*items + i * item_size);
-		dura_free(*items);
-		*items = NULL;
-		*count = 0;
-	}
+	rc = dura_sql_collect(MY_ROW(k.m), my_next, &k, kind, items, count);
+	dura_my_st_done(k.m);
 	return rc;
 }
 

@@ -405,7 +405,7 @@ static int create_body(my_store *s, my_conn *c, void *arg, int again)
 	if (on_primary) {
 		p.n = 0;
 		dura_my_pp_str(&p, a->run_id);
-		rc = dura_my_fetch_record(s, c, ST_RUN_GET, &p, &existing);
+		rc = dura_my_fetch(s, c, ST_RUN_GET, &p, DURA_SQL_RECORD, (void **)&existing);
 		if (rc == DURA_ENOTFOUND)
 			return MY_AGAIN; /* deleted since: try again */
 		if (rc)
@@ -424,7 +424,7 @@ static int create_body(my_store *s, my_conn *c, void *arg, int again)
 		p.n = 0;
 		dura_my_pp_str(&p, a->req->workflow_name);
 		dura_my_pp_str(&p, a->fid);
-		rc = dura_my_fetch_record(s, c, ST_RUN_ACTIVE, &p, &existing);
+		rc = dura_my_fetch(s, c, ST_RUN_ACTIVE, &p, DURA_SQL_RECORD, (void **)&existing);
 		if (rc == DURA_ENOTFOUND)
 			return MY_AGAIN; /* the active run ended meanwhile */
 		if (rc)
@@ -475,7 +475,7 @@ static int get_body(my_store *s, my_conn *c, void *arg, int again)
 	dura_my_pp_str(&p, a->a1);
 	if (a->a2)
 		dura_my_pp_str(&p, a->a2);
-	return dura_my_fetch_record(s, c, a->id, &p, a->out);
+	return dura_my_fetch(s, c, a->id, &p, DURA_SQL_RECORD, (void **)a->out);
 }
 
 static int my_get_run(void *impl, const char *run_id, dura_record **out)
@@ -483,7 +483,7 @@ static int my_get_run(void *impl, const char *run_id, dura_record **out)
 	struct get_arg a = {ST_RUN_GET, run_id, NULL, out};
 	int rc = dura_my_run_op(impl, get_body, &a, OP_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
-		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", run_id);
+		return dura_sql_err_run_not_found(MY, run_id);
 	return rc;
 }
 
@@ -492,7 +492,7 @@ static int my_latest_run(void *impl, const char *wf, const char *fid, dura_recor
 	struct get_arg a = {ST_RUN_LATEST, wf, fid, out};
 	int rc = dura_my_run_op(impl, get_body, &a, OP_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
-		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "workflow %s has no run with foreign id %s", wf, fid);
+		return dura_sql_err_no_run_with_fid(MY, wf, fid);
 	return rc;
 }
 
@@ -536,8 +536,7 @@ static int list_body(my_store *s, my_conn *c, void *arg, int again)
 	dura_my_pp_str(&p, cursor);
 	dura_my_pp_str(&p, cursor);
 	dura_my_pp_int(&p, (int64_t)f->limit);
-	int rc = dura_my_collect(s, c, ST_RUN_LIST, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items),
-	                         dura_my_item_record, dura_record_clear);
+	int rc = dura_my_collect(s, c, ST_RUN_LIST, &p, DURA_SQL_RECORD, (void **)&a->out->items, &a->out->count);
 	if (rc)
 		return rc;
 	if (a->out->count == f->limit && a->out->count > 0) {
@@ -573,7 +572,7 @@ static int run_lock(my_store *s, my_conn *c, const char *run_id, int *state, int
 		*version = dura_my_c_int(m, 1);
 		rc = 0;
 	} else if (rc == 0) {
-		rc = dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", run_id);
+		rc = dura_sql_err_run_not_found(MY, run_id);
 	}
 	dura_my_st_done(m);
 	return rc;
@@ -616,8 +615,7 @@ static int set_state_body(my_store *s, my_conn *c, void *arg, int again)
 		return 0;
 	}
 	if (!dura_run_state_transition_ok(cur, a->to))
-		return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "cannot move run %s from %s to %s", a->run_id,
-		                             dura_run_state_name(cur), dura_run_state_name(a->to));
+		return dura_sql_err_move(MY, a->run_id, cur, a->to);
 	if (a->to == DURA_RUN_DATA_DELETED) {
 		if ((rc = erase_run(s, c, a->run_id)) != 0)
 			return rc;
@@ -647,8 +645,7 @@ static int set_state_body(my_store *s, my_conn *c, void *arg, int again)
 		return rc;
 	}
 	if (n == 0)
-		return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "run %s changed while moving it to %s", a->run_id,
-		                             dura_run_state_name(a->to));
+		return dura_sql_err_moved_meanwhile(MY, a->run_id, a->to);
 	a->new_version = version + 1;
 	return 0;
 }
@@ -673,9 +670,7 @@ static int delete_data_body(my_store *s, my_conn *c, void *arg, int again)
 	if (again && cur == DURA_RUN_DATA_DELETED)
 		return 0;
 	if (cur != DURA_RUN_COMPLETED && cur != DURA_RUN_CANCELLED && cur != DURA_RUN_FAILED)
-		return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
-		                             "cannot delete the data of run %s: it is %s (only completed, cancelled or failed runs)",
-		                             run_id, dura_run_state_name(cur));
+		return dura_sql_err_delete_live(MY, run_id, cur);
 	return erase_run(s, c, run_id);
 }
 
@@ -699,7 +694,6 @@ static int steps_body(my_store *s, my_conn *c, void *arg, int again)
 {
 	struct steps_arg *a = arg;
 	my_params p;
-	my_stmt *m;
 	(void)again;
 	p.n = 0;
 	dura_my_pp_str(&p, a->run_id);
@@ -712,26 +706,9 @@ static int steps_body(my_store *s, my_conn *c, void *arg, int again)
 	if (a->list) {
 		dura_step_list_free(a->list);
 		memset(a->list, 0, sizeof(*a->list));
-		return dura_my_collect(s, c, a->id, &p, (void **)&a->list->items, &a->list->count, sizeof(*a->list->items),
-		                       dura_my_item_step, dura_step_clear);
+		return dura_my_collect(s, c, a->id, &p, DURA_SQL_STEP, (void **)&a->list->items, &a->list->count);
 	}
-	int rc = dura_my_st_run(s, c, a->id, &p, &m);
-	if (rc)
-		return rc;
-	rc = dura_my_st_fetch(s, c, m);
-	if (rc == 1) {
-		dura_step *st = dura_malloc(sizeof(*st));
-		if (!st)
-			rc = dura_error_oom(MY);
-		else if ((rc = dura_sql_row_step(MY_ROW(m), st)) != 0)
-			dura_free(st);
-		else
-			*a->one = st;
-	} else if (rc == 0) {
-		rc = DURA_ENOTFOUND;
-	}
-	dura_my_st_done(m);
-	return rc;
+	return dura_my_fetch(s, c, a->id, &p, DURA_SQL_STEP, (void **)a->one);
 }
 
 static int my_history(void *impl, const char *run_id, int64_t from, size_t limit, dura_step_list *out)
@@ -745,7 +722,7 @@ static int my_get_step(void *impl, const char *run_id, int64_t step, dura_step *
 	struct steps_arg a = {ST_STEP_GET, run_id, 0, step, 0, NULL, out};
 	int rc = dura_my_run_op(impl, steps_body, &a, OP_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
-		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s has no step %lld", run_id, (long long)step);
+		return dura_sql_err_no_step(MY, run_id, step);
 	return rc;
 }
 
@@ -754,7 +731,7 @@ static int my_load_latest(void *impl, const char *run_id, dura_step **out)
 	struct steps_arg a = {ST_STEP_LATEST, run_id, 0, 0, 0, NULL, out};
 	int rc = dura_my_run_op(impl, steps_body, &a, OP_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
-		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s has no committed step", run_id);
+		return dura_sql_err_no_committed_step(MY, run_id);
 	return rc;
 }
 
@@ -821,7 +798,7 @@ static int my_checkpoint_save(void *impl, const char *cp_id, const char *run_id,
 
 struct cp_arg {
 	const char *key;
-	dura_checkpoint *one;
+	dura_checkpoint **one;
 	dura_checkpoint_list *list;
 };
 
@@ -829,7 +806,6 @@ static int cp_body(my_store *s, my_conn *c, void *arg, int again)
 {
 	struct cp_arg *a = arg;
 	my_params p;
-	my_stmt *m;
 	(void)again;
 	p.n = 0;
 	dura_my_pp_str(&p, a->key);
@@ -837,36 +813,18 @@ static int cp_body(my_store *s, my_conn *c, void *arg, int again)
 		dura_my_pp_str(&p, a->key);
 		dura_checkpoint_list_free(a->list);
 		memset(a->list, 0, sizeof(*a->list));
-		return dura_my_collect(s, c, ST_CP_LIST, &p, (void **)&a->list->items, &a->list->count, sizeof(*a->list->items),
-		                       dura_my_item_checkpoint, dura_checkpoint_clear);
+		return dura_my_collect(s, c, ST_CP_LIST, &p, DURA_SQL_CHECKPOINT, (void **)&a->list->items, &a->list->count);
 	}
-	int rc = dura_my_st_run(s, c, ST_CP_LOAD, &p, &m);
-	if (rc)
-		return rc;
-	rc = dura_my_st_fetch(s, c, m);
-	if (rc == 1)
-		rc = dura_sql_row_checkpoint(MY_ROW(m), a->one);
-	else if (rc == 0)
-		rc = DURA_ENOTFOUND;
-	dura_my_st_done(m);
-	return rc;
+	return dura_my_fetch(s, c, ST_CP_LOAD, &p, DURA_SQL_CHECKPOINT, (void **)a->one);
 }
 
 static int my_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **out)
 {
-	dura_checkpoint *cp = dura_calloc(1, sizeof(*cp));
-	if (!cp)
-		return dura_error_oom(MY);
-	struct cp_arg a = {cp_id, cp, NULL};
+	struct cp_arg a = {cp_id, out, NULL};
 	int rc = dura_my_run_op(impl, cp_body, &a, OP_IDEMPOTENT);
-	if (rc) {
-		dura_free(cp);
-		if (rc == DURA_ENOTFOUND)
-			return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "checkpoint %s not found", cp_id);
-		return rc;
-	}
-	*out = cp;
-	return 0;
+	if (rc == DURA_ENOTFOUND)
+		return dura_sql_err_checkpoint_not_found(MY, cp_id);
+	return rc;
 }
 
 static int my_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_list *out)
@@ -891,28 +849,11 @@ static int cache_get_body(my_store *s, my_conn *c, void *arg, int again)
 {
 	struct cache_get_arg *a = arg;
 	my_params p;
-	my_stmt *m;
 	(void)again;
 	p.n = 0;
 	dura_my_pp_str(&p, a->key);
 	dura_my_pp_time(&p, dura_now_ms());
-	int rc = dura_my_st_run(s, c, ST_CACHE_GET, &p, &m);
-	if (rc)
-		return rc;
-	rc = dura_my_st_fetch(s, c, m);
-	if (rc == 1) {
-		dura_cache_entry *e = dura_malloc(sizeof(*e));
-		if (!e)
-			rc = dura_error_oom(MY);
-		else if ((rc = dura_sql_row_cache_entry(MY_ROW(m), e, 1)) != 0)
-			dura_free(e);
-		else
-			*a->out = e;
-	} else if (rc == 0) {
-		rc = DURA_ENOTFOUND;
-	}
-	dura_my_st_done(m);
-	return rc;
+	return dura_my_fetch(s, c, ST_CACHE_GET, &p, DURA_SQL_CACHE_VALUE, (void **)a->out);
 }
 
 static int my_cache_get(void *impl, const char *key, dura_cache_entry **out)
@@ -920,7 +861,7 @@ static int my_cache_get(void *impl, const char *key, dura_cache_entry **out)
 	struct cache_get_arg a = {key, out};
 	int rc = dura_my_run_op(impl, cache_get_body, &a, OP_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
-		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "cache key %s not found (or expired)", key);
+		return dura_sql_err_cache_not_found(MY, key);
 	return rc;
 }
 
@@ -991,7 +932,7 @@ static int no_live_value(my_store *s, my_conn *c, const char *key, int64_t now)
 	int rc = dura_my_st_exists(s, c, ST_CACHE_LIVE, &p);
 	if (rc < 0)
 		return rc;
-	return rc == 1 ? dura_error_set_native(DURA_EEXISTS, MY, 0, NULL, "cache key %s already has a value", key) : 0;
+	return rc == 1 ? dura_sql_err_cache_has_value(MY, key) : 0;
 }
 
 static int cache_claim_body(my_store *s, my_conn *c, void *arg, int again)
@@ -1023,7 +964,7 @@ static int cache_claim_body(my_store *s, my_conn *c, void *arg, int again)
 	if (have && strcmp(holder, a->owner) != 0 && until > now) {
 		char t[24];
 		dura_time_format(t, until);
-		return dura_error_set_native(DURA_EBUSY, MY, 0, NULL, "cache key %s is claimed by %s until %s", a->key, holder, t);
+		return dura_sql_err_cache_claimed(MY, a->key, holder, t);
 	}
 	p.n = 0;
 	if (have) {
@@ -1064,7 +1005,7 @@ static int my_cache_release(void *impl, const char *key, const char *owner)
 	dura_my_pp_str(&p, owner);
 	int rc = write_by(impl, ST_CLAIM_RELEASE, &p, &n, &again);
 	if (rc == 0 && n == 0 && !again)
-		return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "cache key %s is not claimed by %s", key, owner);
+		return dura_sql_err_cache_not_claimed(MY, key, owner);
 	return rc;
 }
 
@@ -1113,8 +1054,7 @@ static int cache_list_body(my_store *s, my_conn *c, void *arg, int again)
 	dura_my_pp_str(&p, a->cursor);
 	dura_my_pp_str(&p, a->cursor);
 	dura_my_pp_int(&p, (int64_t)a->limit);
-	int rc = dura_my_collect(s, c, ST_CACHE_LIST, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items),
-	                         dura_my_item_cache, dura_cache_entry_clear);
+	int rc = dura_my_collect(s, c, ST_CACHE_LIST, &p, DURA_SQL_CACHE_LISTED, (void **)&a->out->items, &a->out->count);
 	if (rc == 0 && a->out->count == a->limit && a->out->count > 0) {
 		a->out->next_cursor = dura_strdup(a->out->items[a->out->count - 1].key);
 		if (!a->out->next_cursor)
@@ -1224,8 +1164,7 @@ static int claim_body(my_store *s, my_conn *c, void *arg, int again)
 		dura_my_pp_str(&p, a->json);
 	}
 	dura_my_pp_int(&p, (int64_t)a->max);
-	int rc = dura_my_collect(s, c, id, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items),
-	                         dura_my_item_record, dura_record_clear);
+	int rc = dura_my_collect(s, c, id, &p, DURA_SQL_RECORD, (void **)&a->out->items, &a->out->count);
 	if (rc)
 		return rc;
 	for (size_t at = 0; at < a->out->count; at += MY_APPLY_SLOTS) {
@@ -1296,13 +1235,11 @@ static int lease_miss(my_store *s, const char *run_id, const char *owner, int ag
 			if (again && (!holder || !*holder))
 				rc = 0; /* released by our first attempt */
 			else if (holder && *holder)
-				rc = dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "run %s is leased by %s, not by %s", run_id, holder,
-				                           owner);
+				rc = dura_sql_err_leased_by(MY, run_id, holder, owner);
 			else
-				rc = dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL, "run %s is not leased (by %s or anyone)", run_id,
-				                           owner);
+				rc = dura_sql_err_not_leased(MY, run_id, owner);
 		} else if (rc == 0) {
-			rc = dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL, "run %s not found", run_id);
+			rc = dura_sql_err_run_not_found(MY, run_id);
 		}
 		dura_my_st_done(m);
 	}
@@ -1354,8 +1291,7 @@ static int poll_body(my_store *s, my_conn *c, void *arg, int again)
 	memset(a->out, 0, sizeof(*a->out));
 	p.n = 0;
 	dura_my_pp_int(&p, (int64_t)a->limit);
-	return dura_my_collect(s, c, ST_OUTBOX_POLL, &p, (void **)&a->out->items, &a->out->count, sizeof(*a->out->items),
-	                       dura_my_item_event, dura_event_clear);
+	return dura_my_collect(s, c, ST_OUTBOX_POLL, &p, DURA_SQL_EVENT, (void **)&a->out->items, &a->out->count);
 }
 
 static int my_outbox_poll(void *impl, size_t limit, dura_event_list *out)
