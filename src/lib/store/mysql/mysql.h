@@ -76,6 +76,7 @@
 #include "../sql/dialect.h"
 #include "../sql/errors.h"
 #include "../sql/rows.h"
+#include "../sql/schema.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -160,6 +161,8 @@
 	                 "SELECT ?, workflow_name, run_id, ?, COALESCE(?, CONCAT(?, run_state, '}')), ? "          \
 	                 "FROM {p}workflow_records WHERE run_id = ?")                                              \
 	X(EVENT_CHECK, "SELECT 1 FROM {p}workflow_outbox WHERE id = ?")                                            \
+	X(SCHEMA_RECORD, "INSERT INTO {p}dura_schema (version, applied_at, description) "                         \
+	                 "VALUES (?, UTC_TIMESTAMP(3), ?)")                                                        \
 	/* cache */                                                                                                \
 	X(CACHE_STATS, "SELECT COUNT(*), CAST(COALESCE(SUM(expires_at IS NOT NULL AND expires_at <= ?), 0) AS "    \
 	               "SIGNED), CAST(COALESCE(SUM(LENGTH(value)), 0) AS SIGNED) FROM {p}step_cache")              \

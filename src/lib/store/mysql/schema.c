@@ -172,11 +172,8 @@ static const char *const migration4_optional[] = {
 
 static const char *const no_statements[] = {NULL};
 
-static const struct {
-	const char *description;
-	const char *const *sql;
-	const char *const *optional; /* skipped when the user may not create routines */
-} migrations[] = {
+/* optional: skipped when the user may not create routines */
+static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, no_statements},
 	{"dura_commit procedure (a step commit in one round trip)", no_statements, migration2_optional},
 	{"dura_commit procedure again: the step in default event data is a JSON number", no_statements,
@@ -215,19 +212,15 @@ int dura_my_read_schema_version(my_store *s, my_conn *c, int *out)
 	return rc;
 }
 
-static int newer_schema(int v)
-{
-	return dura_error_set_native(DURA_EVERSION, MY, 0, NULL,
-	                             "database schema version %d is newer than this library's %d; upgrade dura", v,
-	                             MY_SCHEMA_VERSION);
-}
-
 /* A failed migration statement, worded for the usual cause. */
 static int migrate_fail(my_store *s, my_conn *c, int version)
 {
 	unsigned e = mysql_errno(c->db);
 	char what[64];
-	snprintf(what, sizeof(what), "schema migration %d", version);
+	if (version)
+		snprintf(what, sizeof(what), "schema migration %d", version);
+	else
+		snprintf(what, sizeof(what), "creating dura_schema");
 	if (e == ER_TABLEACCESS_DENIED_ERROR || e == ER_DBACCESS_DENIED_ERROR || e == ER_ACCESS_DENIED_ERROR ||
 	    e == ER_SPECIFIC_ACCESS_DENIED_ERROR)
 		return dura_error_set_native(DURA_ERROR, MY, (int)e, mysql_sqlstate(c->db),
@@ -244,123 +237,124 @@ static int migrate_fail(my_store *s, my_conn *c, int version)
 	return dura_my_fail(s, c, NULL, what);
 }
 
-/* Run the migrations this database lacks, under an advisory lock, so that
- * processes opening a new database at once migrate it once. */
-int dura_my_migrate_conn(my_store *s, my_conn *c, int *from, int *to)
+/* ---- sql/schema.h's callbacks ---------------------------------------------------- */
+
+typedef struct my_schema {
+	my_store *s;
+	my_conn *c;
+	char where[300];
+} my_schema;
+
+static int schema_read(void *drv, int *out)
 {
-	char lock[256], unlock[256], *sql = NULL;
+	my_schema *d = drv;
+	return dura_my_read_schema_version(d->s, d->c, out);
+}
+
+/* The advisory lock that serialises migrators of this database and prefix
+ * (GET_LOCK waits up to a minute for another process's migration). */
+static void lock_sql(char *buf, size_t size, const char *fn, const char *prefix, const char *more)
+{
+	snprintf(buf, size, "%s(CONCAT('dura_migrate_', SHA1(CONCAT(DATABASE(), '.', '%s')))%s)", fn, prefix, more);
+}
+
+static int schema_lock(void *drv)
+{
+	my_schema *d = drv;
+	char sql[256];
 	int64_t got = 0;
-	int isnull = 1, v = 0;
-	snprintf(lock, sizeof(lock), "SELECT GET_LOCK(CONCAT('dura_migrate_', SHA1(CONCAT(DATABASE(), '.', '%s'))), 60)",
-	         s->prefix);
-	snprintf(unlock, sizeof(unlock), "DO RELEASE_LOCK(CONCAT('dura_migrate_', SHA1(CONCAT(DATABASE(), '.', '%s'))))",
-	         s->prefix);
-	int rc = dura_my_q_int(s, c, lock, "taking the migration lock", &got, &isnull);
+	int isnull = 1;
+	lock_sql(sql, sizeof(sql), "SELECT GET_LOCK", d->s->prefix, ", 60");
+	int rc = dura_my_q_int(d->s, d->c, sql, "taking the migration lock", &got, &isnull);
 	if (rc)
 		return rc;
 	if (isnull || got != 1)
 		return dura_error_set_native(DURA_EBUSY, MY, 0, NULL,
-		                             "another process has been migrating database '%s' for a minute; try again", s->database);
-	if ((rc = dura_my_read_schema_version(s, c, &v)) != 0)
-		goto out;
-	*from = *to = v;
-	if (v > MY_SCHEMA_VERSION) {
-		rc = newer_schema(v);
-		goto out;
-	}
-	if (v < MY_SCHEMA_VERSION) {
-		if (!(sql = dura_my_expand(s, schema_table_sql))) {
-			rc = dura_error_oom(MY);
-			goto out;
-		}
-		if (mysql_real_query(c->db, sql, strlen(sql))) {
-			rc = migrate_fail(s, c, v + 1);
-			goto out;
-		}
-		dura_free(sql);
-		sql = NULL;
-	}
-	for (; v < MY_SCHEMA_VERSION; v++) {
-		const char *skipped = "";
-		for (const char *const *q = migrations[v].sql; *q; q++) {
-			if (!(sql = dura_my_expand(s, *q))) {
-				rc = dura_error_oom(MY);
-				goto out;
-			}
-			if (mysql_real_query(c->db, sql, strlen(sql))) {
-				rc = migrate_fail(s, c, v + 1);
-				goto out;
-			}
-			dura_free(sql);
-			sql = NULL;
-		}
-		for (const char *const *q = migrations[v].optional; *q && !*skipped; q++) {
-			if (!(sql = dura_my_expand(s, *q))) {
-				rc = dura_error_oom(MY);
-				goto out;
-			}
-			if (mysql_real_query(c->db, sql, strlen(sql))) {
-				unsigned e = mysql_errno(c->db);
-				if (e != ER_DBACCESS_DENIED_ERROR && e != ER_TABLEACCESS_DENIED_ERROR &&
-				    e != ER_SPECIFIC_ACCESS_DENIED_ERROR && e != ER_PROCACCESS_DENIED_ERROR &&
-				    e != ER_ACCESS_DENIED_ERROR) {
-					rc = migrate_fail(s, c, v + 1);
-					goto out;
-				}
-				skipped = " (skipped: no privilege to create routines)";
-			}
-			dura_free(sql);
-			sql = NULL;
-		}
-		char rec[512];
-		snprintf(rec, sizeof(rec),
-		         "INSERT INTO %sdura_schema (version, applied_at, description) VALUES (%d, UTC_TIMESTAMP(3), '%s%s')",
-		         s->prefix, v + 1, migrations[v].description, skipped);
-		if (mysql_real_query(c->db, rec, strlen(rec))) {
-			rc = migrate_fail(s, c, v + 1);
-			goto out;
-		}
-		*to = v + 1;
-	}
-out:
+		                             "another process has been migrating database '%s' for a minute; try again",
+		                             d->s->database);
+	return 0;
+}
+
+static int schema_unlock(void *drv, int ok)
+{
+	my_schema *d = drv;
+	char sql[256];
+	(void)ok; /* DDL is not transactional: what went through stays */
+	if (d->c->broken)
+		return 0; /* the server let go of the lock with the session */
+	lock_sql(sql, sizeof(sql), "DO RELEASE_LOCK", d->s->prefix, "");
+	mysql_real_query(d->c->db, sql, strlen(sql));
+	return 0;
+}
+
+static int schema_exec(void *drv, const char *tmpl, int version, int optional)
+{
+	my_schema *d = drv;
+	char *sql = dura_my_expand(d->s, tmpl);
+	if (!sql)
+		return dura_error_oom(MY);
+	int failed = mysql_real_query(d->c->db, sql, strlen(sql)) != 0;
 	dura_free(sql);
-	if (!c->broken) {
-		/* release the lock, keeping the error (if any) as it was */
-		const dura_error *e = dura_error_last();
-		int code = rc && e ? e->code : 0, native = rc && e ? e->native_code : 0;
-		char msg[1024] = "", state[8] = "";
-		if (code) {
-			snprintf(msg, sizeof(msg), "%s", e->message ? e->message : "");
-			snprintf(state, sizeof(state), "%s", e->sqlstate ? e->sqlstate : "");
-		}
-		mysql_real_query(c->db, unlock, strlen(unlock));
-		if (code)
-			dura_error_set_native(code, MY, native, state, "%s", msg);
-	}
-	return rc;
+	if (!failed)
+		return 0;
+	unsigned e = mysql_errno(d->c->db);
+	if (optional && (e == ER_DBACCESS_DENIED_ERROR || e == ER_TABLEACCESS_DENIED_ERROR ||
+	                 e == ER_SPECIFIC_ACCESS_DENIED_ERROR || e == ER_PROCACCESS_DENIED_ERROR ||
+	                 e == ER_ACCESS_DENIED_ERROR))
+		return 1;
+	return migrate_fail(d->s, d->c, version);
+}
+
+static int schema_record(void *drv, int version, const char *description)
+{
+	my_schema *d = drv;
+	my_params p;
+	uint64_t n;
+	p.n = 0;
+	dura_my_pp_int(&p, version);
+	dura_my_pp_str(&p, description);
+	int rc = dura_my_st_write(d->s, d->c, ST_SCHEMA_RECORD, &p, &n);
+	return rc ? migrate_fail(d->s, d->c, version) : 0;
+}
+
+static dura_sql_schema schema_of(my_store *s, my_conn *c, my_schema *d)
+{
+	d->s = s;
+	d->c = c;
+	snprintf(d->where, sizeof(d->where), "database '%s'", s->database);
+	return (dura_sql_schema){
+		.store = MY,
+		.where = d->where,
+		.prefix = s->prefix,
+		.table = schema_table_sql,
+		.migrations = migrations,
+		.version = MY_SCHEMA_VERSION,
+		.transactional = 0,
+		.drv = d,
+		.read_version = schema_read,
+		.lock = schema_lock,
+		.unlock = schema_unlock,
+		.exec = schema_exec,
+		.record = schema_record,
+	};
+}
+
+/* Run the migrations this database lacks, under the advisory lock, so
+ * that processes opening a new database at once migrate it once. */
+int dura_my_migrate_conn(my_store *s, my_conn *c, int *from, int *to)
+{
+	my_schema d;
+	dura_sql_schema sc = schema_of(s, c, &d);
+	return dura_sql_schema_migrate(&sc, from, to);
 }
 
 /* Before anything writes: the schema must be one this library knows. */
 int dura_my_check_and_migrate(my_store *s, my_conn *c, const dura_store_options *opts)
 {
-	int v, rc;
-	if ((rc = dura_my_read_schema_version(s, c, &v)) != 0)
-		return rc;
-	if (v > MY_SCHEMA_VERSION)
-		return newer_schema(v);
-	if (v < MY_SCHEMA_VERSION && !opts->auto_migrate) {
-		if (v == 0)
-			return dura_error_set_native(DURA_ENOTFOUND, MY, 0, NULL,
-			                             "database '%s' has no dura tables%s%s; run `dura init` to create them",
-			                             s->database, *s->prefix ? " with prefix " : "", s->prefix);
-		return dura_error_set_native(DURA_EVERSION, MY, 0, NULL,
-		                             "database schema version %d is older than this library's %d; run `dura init` to "
-		                             "upgrade it",
-		                             v, MY_SCHEMA_VERSION);
-	}
-	if (v < MY_SCHEMA_VERSION) {
-		int from, to;
-		return dura_my_migrate_conn(s, c, &from, &to);
-	}
-	return 0;
+	my_schema d;
+	dura_sql_schema sc = schema_of(s, c, &d);
+	int v, from, to, rc = dura_sql_schema_check(&sc, opts->auto_migrate, &v);
+	if (rc == 0 && v < MY_SCHEMA_VERSION)
+		rc = dura_sql_schema_migrate(&sc, &from, &to);
+	return rc;
 }
