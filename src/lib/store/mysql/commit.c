@@ -307,7 +307,7 @@ static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, cons
 		return dura_my_fail(s, c, m->st, "CALL dura_commit");
 	int applied, lost = dura_my_lost_commit(&applied);
 	if (lost && !applied) {
-		c->broken = 1;
+		c->base.broken = 1;
 		c->err = CR_SERVER_LOST;
 		return dura_error_set_native(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
 		                             "CALL dura_commit: Lost connection to server during query (simulated by a test)");
@@ -357,7 +357,7 @@ static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, cons
 		return dura_my_fail(s, c, m->st, "CALL dura_commit");
 	/* the result bindings were the CALL's: this statement keeps none */
 	if (lost) {
-		c->broken = 1;
+		c->base.broken = 1;
 		c->err = CR_SERVER_LOST;
 		return dura_error_set_native(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
 		                             "CALL dura_commit: Lost connection to server during query (simulated by a test)");
@@ -432,14 +432,14 @@ int dura_my_commit(void *impl, const dura_commit *cm, const char *event_id, dura
 		int single = (cm->flags & DURA_COMMIT_NO_STEP) && (cm->flags & DURA_COMMIT_NO_EVENT);
 		rc = MY_FALLBACK;
 		if (single) {
-			rc = dura_my_run_op(s, commit_body, &a, OP_IDEMPOTENT);
+			rc = dura_my_run_op(s, commit_body, &a, DURA_SQL_IDEMPOTENT);
 		} else if (atomic_load(&s->use_proc)) {
 			a.proc = 1;
-			rc = dura_my_run_op(s, commit_body, &a, OP_IDEMPOTENT);
+			rc = dura_my_run_op(s, commit_body, &a, DURA_SQL_IDEMPOTENT);
 		}
 		if (rc == MY_FALLBACK) {
 			a.proc = 0;
-			rc = dura_my_run_op(s, commit_body, &a, OP_TX | OP_IDEMPOTENT);
+			rc = dura_my_run_op(s, commit_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
 		}
 	}
 	if (rc) {
@@ -501,7 +501,7 @@ static int batch_body(my_store *s, my_conn *c, void *arg, int again)
 		if (updated) {
 			/* this commit wrote before failing: run the batch again without it */
 			a->poisoned[i] = rc;
-			return MY_AGAIN;
+			return DURA_SQL_AGAIN;
 		}
 		batch_failed(a, i, rc);
 	}
@@ -525,7 +525,7 @@ int dura_my_commit_batch(void *impl, const dura_commit *cm, const char *const *e
 	if (rc == 0 && !(a.poisoned = dura_calloc(n, sizeof(int))))
 		rc = dura_error_oom(MY);
 	if (rc == 0)
-		rc = dura_my_run_op(s, batch_body, &a, OP_TX | OP_IDEMPOTENT);
+		rc = dura_my_run_op(s, batch_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
 	dura_free(a.poisoned);
 	if (rc) {
 		for (size_t i = 0; i < n; i++) {

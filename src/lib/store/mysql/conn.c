@@ -120,7 +120,7 @@ int dura_my_fail(my_store *s, my_conn *c, MYSQL_STMT *st, const char *what)
 	}
 	c->err = e;
 	if (lost_code(e))
-		c->broken = 1;
+		c->base.broken = 1;
 	c->retryable = e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT;
 	const char *hint = "";
 	char buf[160];
@@ -349,133 +349,57 @@ int dura_my_conn_open(my_store *s, my_conn **out)
 	if (packet > 0)
 		s->max_packet = (unsigned long)packet;
 	pthread_mutex_unlock(&s->mu);
-	c->opened_at = c->idle_since = dura_now_ms();
 	*out = c;
 	return 0;
 }
 
 /* ---- the pool --------------------------------------------------------------------- */
 
-static int conn_stale(const my_store *s, const my_conn *c, int64_t now)
-{
-	return (s->lifetime_ms > 0 && now - c->opened_at >= s->lifetime_ms) ||
-	       (s->idle_ms > 0 && now - c->idle_since >= s->idle_ms);
-}
-
-/* Borrow a connection: an idle one that is still fresh, a new one under
- * pool_max, or wait for one to come back. */
-int dura_my_pool_get(my_store *s, my_conn **out)
-{
-	int rc = dura_my_thread();
-	if (rc)
-		return rc;
-	my_conn *stale = NULL, *c = NULL;
-	int64_t now = dura_now_ms();
-	int waited = 0;
-	pthread_mutex_lock(&s->mu);
-	my_conn *inherited = NULL;
-	if (s->pid != getpid()) {
-		/* a forked child: the idle connections are the parent's sessions
-		 * (closing them would end those); let go of them, open its own */
-		inherited = s->idle;
-		s->nopen -= s->nidle;
-		s->nidle = 0;
-		s->idle = NULL;
-		s->pid = getpid();
-	}
-	for (;;) {
-		while (s->idle && conn_stale(s, s->idle, now)) {
-			my_conn *x = s->idle;
-			s->idle = x->next_idle;
-			s->nidle--;
-			s->nopen--;
-			x->next_idle = stale;
-			stale = x;
-		}
-		if (s->idle) {
-			c = s->idle;
-			s->idle = c->next_idle;
-			s->nidle--;
-			break;
-		}
-		if (s->nopen < s->pool_max) {
-			s->nopen++; /* reserve the slot while opening outside the lock */
-			break;
-		}
-		if (!waited++)
-			s->waits++;
-		pthread_cond_wait(&s->cv, &s->mu);
-		now = dura_now_ms();
-	}
-	pthread_mutex_unlock(&s->mu);
-	while (inherited) {
-		my_conn *x = inherited;
-		inherited = x->next_idle;
-		dura_my_conn_abandon(x);
-	}
-	while (stale) {
-		my_conn *x = stale;
-		stale = x->next_idle;
-		dura_my_conn_close(x);
-	}
-	if (c) {
-		c->next_idle = NULL;
-		*out = c;
-		return 0;
-	}
-	rc = dura_my_conn_open(s, &c);
-	if (rc) {
-		pthread_mutex_lock(&s->mu);
-		s->nopen--;
-		pthread_cond_signal(&s->cv);
-		pthread_mutex_unlock(&s->mu);
-		*out = NULL;
-		return rc;
-	}
-	*out = c;
-	return 0;
-}
-
 static void tx_rollback(my_store *s, my_conn *c);
 
-/*
- * Give a connection back. A broken one is closed, and the idle ones with
- * it: a lost connection usually means a restarted server, which lost them
- * all. At most pool_idle stay idle.
- */
+/* sql/pool.h's operations: the pool lends connections that are fresh
+ * (pool_lifetime, pool_idle_time), keeps pool_idle of them, and closes
+ * the idle ones with a lost one (a restarted server lost them all). */
+static int pool_open(void *store, dura_sql_conn **out)
+{
+	my_conn *c;
+	int rc = dura_my_conn_open(store, &c);
+	*out = rc ? NULL : &c->base;
+	return rc;
+}
+
+static void pool_close(void *store, dura_sql_conn *c)
+{
+	(void)store;
+	dura_my_conn_close((my_conn *)c);
+}
+
+static void pool_abandon(void *store, dura_sql_conn *c)
+{
+	(void)store;
+	dura_my_conn_abandon((my_conn *)c);
+}
+
+static void pool_reset(void *store, dura_sql_conn *c)
+{
+	my_conn *mc = (my_conn *)c;
+	if (mc->in_tx)
+		tx_rollback(store, mc);
+}
+
+const dura_sql_pool_ops dura_my_pool_ops = {pool_open, pool_close, pool_abandon, pool_reset, dura_my_thread};
+
+int dura_my_pool_get(my_store *s, my_conn **out)
+{
+	dura_sql_conn *c;
+	int rc = dura_sql_pool_get(&s->pool, &c);
+	*out = (my_conn *)c;
+	return rc;
+}
+
 void dura_my_pool_put(my_store *s, my_conn *c)
 {
-	if (!c->broken && c->in_tx)
-		tx_rollback(s, c);
-	my_conn *drop = NULL;
-	pthread_mutex_lock(&s->mu);
-	if (c->broken || s->nidle >= s->pool_idle) {
-		s->nopen--;
-		c->next_idle = NULL;
-		drop = c;
-		if (c->broken) {
-			while (s->idle) {
-				my_conn *x = s->idle;
-				s->idle = x->next_idle;
-				s->nidle--;
-				s->nopen--;
-				x->next_idle = drop;
-				drop = x;
-			}
-		}
-	} else {
-		c->idle_since = dura_now_ms();
-		c->next_idle = s->idle;
-		s->idle = c;
-		s->nidle++;
-	}
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-	while (drop) {
-		my_conn *x = drop;
-		drop = x->next_idle;
-		dura_my_conn_close(x);
-	}
+	dura_sql_pool_put(&s->pool, &c->base);
 }
 
 /* ---- transactions and the retry loop ----------------------------------------------- */
@@ -524,7 +448,7 @@ static int fault_commit(my_store *s, my_conn *c)
 	(void)s;
 	if (applied)
 		mysql_real_query(c->db, "COMMIT", 6);
-	c->broken = 1;
+	c->base.broken = 1;
 	c->err = CR_SERVER_LOST;
 	return dura_error_set_native(DURA_EIO, MY, CR_SERVER_LOST, "HY000",
 	                             "COMMIT: Lost connection to server during query (simulated by a test)");
@@ -548,87 +472,72 @@ static void tx_rollback(my_store *s, my_conn *c)
 	if (!c->in_tx)
 		return;
 	c->in_tx = 0;
-	if (c->broken)
+	if (c->base.broken)
 		return;
 	if (mysql_real_query(c->db, "ROLLBACK", 8) && lost_code(mysql_errno(c->db)))
-		c->broken = 1;
+		c->base.broken = 1;
 }
 
-static void sleep_ms(int64_t ms)
+/* ---- sql/run.h's driver ----------------------------------------------------------- */
+
+static int run_begin(void *store, dura_sql_conn *c)
 {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
+	return tx_begin(store, (my_conn *)c);
 }
 
-static void backoff(int attempt)
+static int run_commit(void *store, dura_sql_conn *c)
 {
-	int64_t base = (int64_t)2 << (attempt < 5 ? attempt : 5); /* 2 .. 64 ms */
-	sleep_ms(base / 2 + rand() % (base / 2 + 1));
+	return tx_commit(store, (my_conn *)c);
+}
+
+static void run_rollback(void *store, dura_sql_conn *c)
+{
+	tx_rollback(store, (my_conn *)c);
+}
+
+static void run_clear(dura_sql_conn *c)
+{
+	((my_conn *)c)->retryable = 0;
+	((my_conn *)c)->err = 0;
+}
+
+/* dura_my_fail() has marked the connection: broken on a lost connection,
+ * retryable on a deadlock (1213) or lock wait timeout (1205). */
+static dura_sql_failure run_classify(const dura_sql_conn *c)
+{
+	if (((const my_conn *)c)->retryable)
+		return DURA_SQL_RETRYABLE;
+	return c->broken ? DURA_SQL_LOST : DURA_SQL_FAILED;
+}
+
+static const dura_sql_driver my_driver = {
+	MY, MY_BUSY_ATTEMPTS, MY_AGAIN_ATTEMPTS, run_begin, run_commit, run_rollback, run_clear, run_classify,
+};
+
+/* A body of ours, called through sql/run.h's signature. */
+struct body_call {
+	my_body fn;
+	void *arg;
+};
+
+static int body_tramp(void *store, dura_sql_conn *c, void *arg, int again)
+{
+	struct body_call *b = arg;
+	return b->fn(store, (my_conn *)c, b->arg, again);
 }
 
 /*
- * Run an operation on a pooled connection (in a transaction with OP_TX)
- * and handle what MySQL throws at it: deadlocks and lock wait timeouts run
- * it again after a backoff (DURA_EBUSY after MY_BUSY_ATTEMPTS); a lost
- * connection runs it again on a new one when nothing can have been applied
- * (lost before COMMIT) or when the body can tell (OP_IDEMPOTENT).
+ * Run an operation on a pooled connection (in a transaction with
+ * DURA_SQL_TX) through sql/run.h's loop: deadlocks and lock wait timeouts
+ * run it again after a backoff (DURA_EBUSY after MY_BUSY_ATTEMPTS); a lost
+ * connection runs it again on a new one when nothing can have been
+ * applied (lost before COMMIT) or when the body can tell
+ * (DURA_SQL_IDEMPOTENT).
  */
 int dura_my_run_op(my_store *s, my_body fn, void *arg, unsigned flags)
 {
-	int again = 0, busy = 0, agains = 0, lost = 0;
-	for (;;) {
-		my_conn *c;
-		int rc = dura_my_pool_get(s, &c);
-		if (rc)
-			return rc;
-		c->retryable = 0;
-		c->err = 0;
-		int at_commit = 0;
-		if (flags & OP_TX)
-			rc = tx_begin(s, c);
-		if (rc == 0)
-			rc = fn(s, c, arg, again);
-		if (flags & OP_TX) {
-			if (rc == 0) {
-				at_commit = 1;
-				rc = tx_commit(s, c);
-			} else {
-				tx_rollback(s, c);
-			}
-		}
-		int broken = c->broken, retryable = c->retryable;
-		dura_my_pool_put(s, c);
-		if (rc == 0)
-			return 0;
-		if (rc == MY_AGAIN) {
-			if (++agains < MY_AGAIN_ATTEMPTS)
-				continue;
-			return dura_error_set_native(DURA_EBUSY, MY, 0, NULL, "gave up after %d attempts in a busy store", agains);
-		}
-		if (retryable && ++busy < MY_BUSY_ATTEMPTS) {
-			backoff(busy);
-			continue;
-		}
-		if (broken && lost++ < 2) {
-			if ((flags & OP_TX) && !at_commit)
-				continue; /* the server rolls the transaction back */
-			if (flags & OP_IDEMPOTENT) {
-				again = 1;
-				continue;
-			}
-			if (flags & OP_TX) {
-				const dura_error *e = dura_error_last();
-				char msg[512];
-				snprintf(msg, sizeof(msg), "%s", e && e->message ? e->message : "");
-				return dura_error_set_native(DURA_EIO, MY, e ? e->native_code : 0, NULL,
-				                             "the connection was lost while committing: the change may or may not "
-				                             "have been applied (%s)",
-				                             msg);
-			}
-		}
-		return rc;
-	}
+	struct body_call b = {fn, arg};
+	return dura_sql_run(&s->pool, &my_driver, body_tramp, &b, flags);
 }
 
 /* Refuse a value the server would refuse, before writing anything. */

@@ -76,6 +76,7 @@
 #include "../sql/dialect.h"
 #include "../sql/errors.h"
 #include "../sql/rows.h"
+#include "../sql/run.h"
 #include "../sql/schema.h"
 
 #include <errno.h>
@@ -103,7 +104,6 @@
 #define MY_DEFAULT_CONNECT_S 10
 #define MY_BUSY_ATTEMPTS 6     /* deadlock / lock wait retries of one operation */
 #define MY_AGAIN_ATTEMPTS 1000 /* reruns a body asked for (races it lost) */
-#define MY_AGAIN 1             /* a body's "roll back and run me again" */
 #define MY_FALLBACK 2          /* a commit's "the procedure cannot be used here" */
 #define MY_MAX_TIME_MS 253402300799999LL /* 9999-12-31 23:59:59.999, DATETIME's end */
 #define MY_MIN_TIME_MS (-30610224000000LL) /* 1000-01-01 00:00:00 */
@@ -209,11 +209,9 @@ typedef struct my_stmt {
 } my_stmt;
 
 typedef struct my_conn {
+	dura_sql_conn base; /* first: the pool's part (sql/pool.h); base.broken: lost or unusable */
 	MYSQL *db;
-	struct my_conn *next_idle;
 	my_stmt st[ST__COUNT];
-	int64_t opened_at, idle_since;
-	int broken;    /* the connection is lost or unusable: close it */
 	int retryable; /* the last failure was a deadlock or lock wait timeout */
 	int in_tx;
 	unsigned err; /* the last server or client error number */
@@ -240,13 +238,8 @@ typedef struct my_store {
 	_Atomic int use_proc; /* commit through the dura_commit procedure */
 	char *sql[ST__COUNT];
 
-	/* the pool */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	my_conn *idle; /* stack of idle connections */
-	int nopen, nidle;
-	uint64_t waits;
-	pid_t pid; /* the process the connections belong to */
+	pthread_mutex_t mu; /* the fields learned from the server */
+	dura_sql_pool pool; /* pool_max connections, pool_idle kept idle */
 
 	char notes[768];
 } my_store;
@@ -260,14 +253,11 @@ typedef struct my_params {
 	MYSQL_TIME t[MY_MAX_PARAMS];
 } my_params;
 
-enum {
-	OP_TX = 1,         /* the body runs in a transaction */
-	OP_IDEMPOTENT = 2, /* after an unknown outcome the body may run again (with again = 1) */
-};
-
-/* An operation's body: 0, a DURA_E* code, or MY_AGAIN to be rolled back and
- * run again. `again` is 1 when an earlier run's outcome is unknown (its
- * connection was lost after the server may have applied it). */
+/* An operation's body, run by dura_my_run_op() with DURA_SQL_TX and
+ * DURA_SQL_IDEMPOTENT (sql/run.h): 0, a DURA_E* code, or DURA_SQL_AGAIN to
+ * be rolled back and run again. `again` is 1 when an earlier run's outcome
+ * is unknown (its connection was lost after the server may have applied
+ * it). */
 typedef int (*my_body)(my_store *s, my_conn *c, void *arg, int again);
 
 /* ---- conn.c ------------------------------------------------------------------------ */
@@ -281,6 +271,7 @@ void dura_my_learn_server(my_store *s, MYSQL *db);
 int dura_my_conn_open(my_store *s, my_conn **out);
 int dura_my_pool_get(my_store *s, my_conn **out);
 void dura_my_pool_put(my_store *s, my_conn *c);
+extern const dura_sql_pool_ops dura_my_pool_ops;
 /* the lost-commit test hook's: 1 when this commit is to lose its connection */
 int dura_my_lost_commit(int *applied);
 int dura_my_run_op(my_store *s, my_body fn, void *arg, unsigned flags);

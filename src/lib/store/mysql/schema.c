@@ -280,7 +280,7 @@ static int schema_unlock(void *drv, int ok)
 	my_schema *d = drv;
 	char sql[256];
 	(void)ok; /* DDL is not transactional: what went through stays */
-	if (d->c->broken)
+	if (d->c->base.broken)
 		return 0; /* the server let go of the lock with the session */
 	lock_sql(sql, sizeof(sql), "DO RELEASE_LOCK", d->s->prefix, "");
 	mysql_real_query(d->c->db, sql, strlen(sql));

@@ -38,17 +38,7 @@ static void store_free(my_store *s)
 {
 	if (!s)
 		return;
-	/* in a forked child the idle connections are the parent's sessions */
-	int inherited = s->pid != getpid();
-	my_conn *c = s->idle;
-	while (c) {
-		my_conn *next = c->next_idle;
-		if (inherited)
-			dura_my_conn_abandon(c);
-		else
-			dura_my_conn_close(c);
-		c = next;
-	}
+	dura_sql_pool_destroy(&s->pool);
 	for (int i = 0; i < ST__COUNT; i++)
 		dura_free(s->sql[i]);
 	dura_free(s->host);
@@ -58,7 +48,6 @@ static void store_free(my_store *s)
 	dura_free(s->socket);
 	dura_free(s->prefix);
 	dura_free(s->tls_ca);
-	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	dura_free(s);
 }
@@ -72,17 +61,8 @@ static void store_free(my_store *s)
 static void my_atfork_child(void *impl)
 {
 	my_store *s = impl;
-	my_conn *c = s->idle;
-	while (c) {
-		my_conn *next = c->next_idle;
-		dura_my_conn_abandon(c);
-		c = next;
-	}
-	s->idle = NULL;
-	s->nidle = s->nopen = 0;
-	s->pid = getpid();
+	dura_sql_pool_atfork_child(&s->pool);
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
 }
 
 /* Whole seconds for Connector/C's timeouts (rounded up; 0 stays 0). */
@@ -235,12 +215,17 @@ static int my_open(void **impl, const dura_url *url, const dura_store_options *o
 	if (!s)
 		return dura_error_oom(MY);
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
-	s->pid = getpid();
+	s->pool.ops = &dura_my_pool_ops;
+	s->pool.store = s;
+	dura_sql_pool_init(&s->pool);
 	if ((rc = parse_options(s, url)) != 0) {
 		store_free(s);
 		return rc;
 	}
+	s->pool.max = s->pool_max;
+	s->pool.max_idle = s->pool_idle;
+	s->pool.lifetime_ms = s->lifetime_ms;
+	s->pool.idle_ms = s->idle_ms;
 	s->host = dura_strdup(url->host ? url->host : "");
 	s->user = dura_strdup(url->user ? url->user : "");
 	s->password = dura_strdup(url->password ? url->password : "");
@@ -287,8 +272,7 @@ static int my_open(void **impl, const dura_url *url, const dura_store_options *o
 		store_free(s);
 		return rc;
 	}
-	s->idle = c;
-	s->nopen = s->nidle = 1;
+	dura_sql_pool_adopt(&s->pool, &c->base);
 	*impl = s;
 	return 0;
 }
@@ -309,7 +293,7 @@ static int ping_body(my_store *s, my_conn *c, void *arg, int again)
 
 static int my_ping(void *impl)
 {
-	return dura_my_run_op(impl, ping_body, NULL, OP_IDEMPOTENT);
+	return dura_my_run_op(impl, ping_body, NULL, DURA_SQL_IDEMPOTENT);
 }
 
 static int info_body(my_store *s, my_conn *c, void *arg, int again)
@@ -322,7 +306,7 @@ static int my_info(void *impl, dura_store_info *out)
 {
 	my_store *s = impl;
 	int v = 0;
-	int rc = dura_my_run_op(s, info_body, &v, OP_IDEMPOTENT);
+	int rc = dura_my_run_op(s, info_body, &v, DURA_SQL_IDEMPOTENT);
 	if (rc)
 		return rc;
 	out->server_version = s->server_version;
@@ -336,13 +320,12 @@ static int my_info(void *impl, dura_store_info *out)
 static int my_stats(void *impl, dura_store_stats *out)
 {
 	my_store *s = impl;
-	pthread_mutex_lock(&s->mu);
-	out->open = s->nopen;
-	out->idle = s->nidle;
-	out->in_use = s->nopen - s->nidle;
+	int open, idle;
+	dura_sql_pool_counts(&s->pool, &open, &idle, &out->waits);
+	out->open = open;
+	out->idle = idle;
+	out->in_use = open - idle;
 	out->max_open = s->pool_max;
-	out->waits = s->waits;
-	pthread_mutex_unlock(&s->mu);
 	return 0;
 }
 
@@ -360,7 +343,7 @@ static int migrate_body(my_store *s, my_conn *c, void *arg, int again)
 static int my_migrate(void *impl, int *from, int *to)
 {
 	struct migrate_arg a = {from, to};
-	return dura_my_run_op(impl, migrate_body, &a, OP_IDEMPOTENT);
+	return dura_my_run_op(impl, migrate_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
 /* ---- runs ------------------------------------------------------------------------- */
@@ -407,7 +390,7 @@ static int create_body(my_store *s, my_conn *c, void *arg, int again)
 		dura_my_pp_str(&p, a->run_id);
 		rc = dura_my_fetch(s, c, ST_RUN_GET, &p, DURA_SQL_RECORD, (void **)&existing);
 		if (rc == DURA_ENOTFOUND)
-			return MY_AGAIN; /* deleted since: try again */
+			return DURA_SQL_AGAIN; /* deleted since: try again */
 		if (rc)
 			return rc;
 		/* after a lost connection, our own insert may be what is there */
@@ -426,7 +409,7 @@ static int create_body(my_store *s, my_conn *c, void *arg, int again)
 		dura_my_pp_str(&p, a->fid);
 		rc = dura_my_fetch(s, c, ST_RUN_ACTIVE, &p, DURA_SQL_RECORD, (void **)&existing);
 		if (rc == DURA_ENOTFOUND)
-			return MY_AGAIN; /* the active run ended meanwhile */
+			return DURA_SQL_AGAIN; /* the active run ended meanwhile */
 		if (rc)
 			return rc;
 		rc = dura_error_set_native(DURA_EEXISTS, MY, ER_DUP_ENTRY, "23000",
@@ -457,7 +440,7 @@ static int my_create_run(void *impl, const dura_run_create *req, const char *run
 	int rc = dura_my_check_size(s, strlen(a.state) + (a.meta ? strlen(a.meta) : 0), "the initial state");
 	if (rc)
 		return rc;
-	return dura_my_run_op(s, create_body, &a, OP_IDEMPOTENT);
+	return dura_my_run_op(s, create_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
 struct get_arg {
@@ -481,7 +464,7 @@ static int get_body(my_store *s, my_conn *c, void *arg, int again)
 static int my_get_run(void *impl, const char *run_id, dura_record **out)
 {
 	struct get_arg a = {ST_RUN_GET, run_id, NULL, out};
-	int rc = dura_my_run_op(impl, get_body, &a, OP_IDEMPOTENT);
+	int rc = dura_my_run_op(impl, get_body, &a, DURA_SQL_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
 		return dura_sql_err_run_not_found(MY, run_id);
 	return rc;
@@ -490,7 +473,7 @@ static int my_get_run(void *impl, const char *run_id, dura_record **out)
 static int my_latest_run(void *impl, const char *wf, const char *fid, dura_record **out)
 {
 	struct get_arg a = {ST_RUN_LATEST, wf, fid, out};
-	int rc = dura_my_run_op(impl, get_body, &a, OP_IDEMPOTENT);
+	int rc = dura_my_run_op(impl, get_body, &a, DURA_SQL_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
 		return dura_sql_err_no_run_with_fid(MY, wf, fid);
 	return rc;
@@ -553,7 +536,7 @@ static int list_body(my_store *s, my_conn *c, void *arg, int again)
 static int my_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 {
 	struct list_arg a = {f, out};
-	return dura_my_run_op(impl, list_body, &a, OP_IDEMPOTENT);
+	return dura_my_run_op(impl, list_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
 /* Lock a run's row; its run_state and version, or ENOTFOUND with a message. */
@@ -653,7 +636,7 @@ static int set_state_body(my_store *s, my_conn *c, void *arg, int again)
 static int my_set_run_state(void *impl, const char *run_id, int to, int64_t *new_version)
 {
 	struct state_arg a = {run_id, to, 0};
-	int rc = dura_my_run_op(impl, set_state_body, &a, OP_TX | OP_IDEMPOTENT);
+	int rc = dura_my_run_op(impl, set_state_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
 	if (rc == 0 && new_version)
 		*new_version = a.new_version;
 	return rc;
@@ -676,7 +659,7 @@ static int delete_data_body(my_store *s, my_conn *c, void *arg, int again)
 
 static int my_delete_run_data(void *impl, const char *run_id)
 {
-	return dura_my_run_op(impl, delete_data_body, (void *)run_id, OP_TX | OP_IDEMPOTENT);
+	return dura_my_run_op(impl, delete_data_body, (void *)run_id, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
 }
 
 /* ---- steps ------------------------------------------------------------------------ */
@@ -714,13 +697,13 @@ static int steps_body(my_store *s, my_conn *c, void *arg, int again)
 static int my_history(void *impl, const char *run_id, int64_t from, size_t limit, dura_step_list *out)
 {
 	struct steps_arg a = {ST_HISTORY, run_id, from, 0, limit, out, NULL};
-	return dura_my_run_op(impl, steps_body, &a, OP_IDEMPOTENT);
+	return dura_my_run_op(impl, steps_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
 static int my_get_step(void *impl, const char *run_id, int64_t step, dura_step **out)
 {
 	struct steps_arg a = {ST_STEP_GET, run_id, 0, step, 0, NULL, out};
-	int rc = dura_my_run_op(impl, steps_body, &a, OP_IDEMPOTENT);
+	int rc = dura_my_run_op(impl, steps_body, &a, DURA_SQL_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
 		return dura_sql_err_no_step(MY, run_id, step);
 	return rc;
@@ -729,7 +712,7 @@ static int my_get_step(void *impl, const char *run_id, int64_t step, dura_step *
 static int my_load_latest(void *impl, const char *run_id, dura_step **out)
 {
 	struct steps_arg a = {ST_STEP_LATEST, run_id, 0, 0, 0, NULL, out};
-	int rc = dura_my_run_op(impl, steps_body, &a, OP_IDEMPOTENT);
+	int rc = dura_my_run_op(impl, steps_body, &a, DURA_SQL_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
 		return dura_sql_err_no_committed_step(MY, run_id);
 	return rc;
@@ -756,7 +739,7 @@ static int write_body(my_store *s, my_conn *c, void *arg, int again)
 static int write_by(my_store *s, int id, my_params *p, uint64_t *affected, int *again)
 {
 	struct write_arg a = {id, p, 0, 0};
-	int rc = dura_my_run_op(s, write_body, &a, OP_IDEMPOTENT);
+	int rc = dura_my_run_op(s, write_body, &a, DURA_SQL_IDEMPOTENT);
 	if (affected)
 		*affected = a.affected;
 	if (again)
@@ -821,7 +804,7 @@ static int cp_body(my_store *s, my_conn *c, void *arg, int again)
 static int my_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **out)
 {
 	struct cp_arg a = {cp_id, out, NULL};
-	int rc = dura_my_run_op(impl, cp_body, &a, OP_IDEMPOTENT);
+	int rc = dura_my_run_op(impl, cp_body, &a, DURA_SQL_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
 		return dura_sql_err_checkpoint_not_found(MY, cp_id);
 	return rc;
@@ -830,7 +813,7 @@ static int my_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **o
 static int my_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_list *out)
 {
 	struct cp_arg a = {run_id, NULL, out};
-	return dura_my_run_op(impl, cp_body, &a, OP_IDEMPOTENT);
+	return dura_my_run_op(impl, cp_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
 static int my_checkpoint_delete(void *impl, const char *cp_id)
@@ -859,7 +842,7 @@ static int cache_get_body(my_store *s, my_conn *c, void *arg, int again)
 static int my_cache_get(void *impl, const char *key, dura_cache_entry **out)
 {
 	struct cache_get_arg a = {key, out};
-	int rc = dura_my_run_op(impl, cache_get_body, &a, OP_IDEMPOTENT);
+	int rc = dura_my_run_op(impl, cache_get_body, &a, DURA_SQL_IDEMPOTENT);
 	if (rc == DURA_ENOTFOUND)
 		return dura_sql_err_cache_not_found(MY, key);
 	return rc;
@@ -907,7 +890,7 @@ static int my_cache_put(void *impl, const char *key, const void *value, size_t l
 	if (rc)
 		return rc;
 	struct cache_put_arg a = {key, value, len, error, metadata, dura_now_ms(), ttl_ms};
-	return dura_my_run_op(s, cache_put_body, &a, OP_IDEMPOTENT);
+	return dura_my_run_op(s, cache_put_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
 struct claim_key_arg {
@@ -978,7 +961,7 @@ static int cache_claim_body(my_store *s, my_conn *c, void *arg, int again)
 	dura_my_pp_time(&p, add_ms(now, a->lease_ms));
 	rc = dura_my_st_write(s, c, ST_CLAIM_INSERT, &p, NULL);
 	if (rc && c->err == ER_DUP_ENTRY)
-		return MY_AGAIN;
+		return DURA_SQL_AGAIN;
 	if (rc)
 		return rc;
 	/* With no claim row there was nothing to lock: between our look and
@@ -992,7 +975,7 @@ static int my_cache_claim(void *impl, const char *key, const char *owner, int64_
 {
 	struct claim_key_arg a = {key, owner, lease_ms};
 	/* running it again is safe: the same owner may claim again */
-	return dura_my_run_op(impl, cache_claim_body, &a, OP_TX | OP_IDEMPOTENT);
+	return dura_my_run_op(impl, cache_claim_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
 }
 
 static int my_cache_release(void *impl, const char *key, const char *owner)
@@ -1034,7 +1017,7 @@ static int purge_body(my_store *s, my_conn *c, void *arg, int again)
 static int my_cache_purge_expired(void *impl, int64_t *count)
 {
 	*count = 0;
-	return dura_my_run_op(impl, purge_body, count, OP_IDEMPOTENT);
+	return dura_my_run_op(impl, purge_body, count, DURA_SQL_IDEMPOTENT);
 }
 
 struct cache_list_arg {
@@ -1070,7 +1053,7 @@ static int cache_list_body(my_store *s, my_conn *c, void *arg, int again)
 static int my_cache_list(void *impl, const char *cursor, size_t limit, dura_cache_list *out)
 {
 	struct cache_list_arg a = {cursor, limit, out};
-	return dura_my_run_op(impl, cache_list_body, &a, OP_IDEMPOTENT);
+	return dura_my_run_op(impl, cache_list_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
 static int cache_stats_body(my_store *s, my_conn *c, void *arg, int again)
@@ -1099,7 +1082,7 @@ static int cache_stats_body(my_store *s, my_conn *c, void *arg, int again)
 
 static int my_cache_stats(void *impl, dura_cache_stats *out)
 {
-	return dura_my_run_op(impl, cache_stats_body, out, OP_IDEMPOTENT);
+	return dura_my_run_op(impl, cache_stats_body, out, DURA_SQL_IDEMPOTENT);
 }
 
 /* ---- leases ------------------------------------------------------------------------ */
@@ -1210,9 +1193,9 @@ static int my_claim_runs(void *impl, const char *owner, const char *const *workf
 	if (nworkflows > MY_WF_SLOTS && !(json = json_array_of(workflows, nworkflows)))
 		return dura_error_oom(MY);
 	a.json = json;
-	/* not OP_IDEMPOTENT: a claim whose COMMIT was lost is not rerun (it
+	/* not DURA_SQL_IDEMPOTENT: a claim whose COMMIT was lost is not rerun (it
 	 * would claim more); its runs come back when the lease expires */
-	int rc = dura_my_run_op(impl, claim_body, &a, OP_TX);
+	int rc = dura_my_run_op(impl, claim_body, &a, DURA_SQL_TX);
 	dura_free(json);
 	return rc;
 }
@@ -1297,7 +1280,7 @@ static int poll_body(my_store *s, my_conn *c, void *arg, int again)
 static int my_outbox_poll(void *impl, size_t limit, dura_event_list *out)
 {
 	struct poll_arg a = {limit, out};
-	return dura_my_run_op(impl, poll_body, &a, OP_IDEMPOTENT);
+	return dura_my_run_op(impl, poll_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
 static int my_outbox_ack(void *impl, const char *event_id)
@@ -1357,11 +1340,7 @@ static int my_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 	}
 out:
 	/* closed, not pooled (and the idle ones are kept) */
-	pthread_mutex_lock(&s->mu);
-	s->nopen--;
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-	dura_my_conn_close(c);
+	dura_sql_pool_discard(&s->pool, &c->base);
 	return rc;
 }
 

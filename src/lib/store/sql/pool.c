@@ -134,6 +134,15 @@ void dura_sql_pool_put(dura_sql_pool *p, dura_sql_conn *c)
 	close_list(p, drop);
 }
 
+void dura_sql_pool_discard(dura_sql_pool *p, dura_sql_conn *c)
+{
+	pthread_mutex_lock(&p->mu);
+	p->nopen--;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	p->ops->close(p->store, c);
+}
+
 void dura_sql_pool_adopt(dura_sql_pool *p, dura_sql_conn *c)
 {
 	c->broken = 0;

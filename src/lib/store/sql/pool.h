@@ -69,6 +69,9 @@ int dura_sql_pool_get(dura_sql_pool *p, dura_sql_conn **out);
 void dura_sql_pool_adopt(dura_sql_pool *p, dura_sql_conn *c);
 /* Give c back (reset first, unless broken). */
 void dura_sql_pool_put(dura_sql_pool *p, dura_sql_conn *c);
+/* Close c instead of giving it back (a session left in a state nobody
+ * else should inherit); the idle ones stay. */
+void dura_sql_pool_discard(dura_sql_pool *p, dura_sql_conn *c);
 /* In a forked child: abandon every connection and start empty. */
 void dura_sql_pool_atfork_child(dura_sql_pool *p);
 /* A consistent snapshot of the counters. */
