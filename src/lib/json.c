@@ -4,6 +4,7 @@
  * data, so that every store writes the same bytes.
  */
 #include "internal.h"
+#include "util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -184,4 +185,23 @@ size_t dura_store_event_summary(char *buf, size_t size, const char *run_id, int6
 	*o++ = '}';
 	*o = '\0';
 	return n;
+}
+
+char *dura__json_string_array(const char *const *v, size_t n)
+{
+	size_t size = 3;
+	for (size_t i = 0; i < n; i++)
+		size += dura__json_quote_len(v[i]) + 1;
+	char *out = dura_malloc(size), *p = out;
+	if (!out)
+		return NULL;
+	*p++ = '[';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		p = dura__json_quote(p, v[i]);
+	}
+	*p++ = ']';
+	*p = '\0';
+	return out;
 }

@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -62,6 +63,12 @@ static inline int dura__cond_init_mono(pthread_cond_t *cv)
 /* Sleep for ms (nothing for ms <= 0), resuming after signals so that the
  * whole time passes. clock.c. */
 void dura__sleep_ms(int64_t ms);
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+/* ["v0","v1",...] with each string JSON-quoted, as a new string to
+ * dura_free(); NULL when out of memory. json.c. */
+char *dura__json_string_array(const char *const *v, size_t n);
 
 /* ---- uthash --------------------------------------------------------------- */
 

@@ -18,6 +18,7 @@
  */
 #include "dura/store.h"
 #include "../internal.h"
+#include "../util.h"
 #include "sql/catalog.h"
 #include "sql/dialect.h"
 #include "sql/errors.h"
@@ -1720,7 +1721,7 @@ static int cache_put_tx(sq_store *s, sq_conn *c, const char *key, const void *va
 	sqlite3_stmt *st;
 	fmt_time(now_txt, now);
 	if (ttl_ms)
-		fmt_time(exp_txt, now > INT64_MAX - ttl_ms ? INT64_MAX : now + ttl_ms);
+		fmt_time(exp_txt, dura__add_ms(now, ttl_ms));
 	int rc = tx_begin(s, c);
 	if (rc)
 		return rc;
@@ -1774,7 +1775,7 @@ static int cache_claim_tx(sq_store *s, sq_conn *c, const char *key, const char *
 	char now_txt[24], exp_txt[24];
 	sqlite3_stmt *st;
 	fmt_time(now_txt, now);
-	fmt_time(exp_txt, now > INT64_MAX - lease_ms ? INT64_MAX : now + lease_ms);
+	fmt_time(exp_txt, dura__add_ms(now, lease_ms));
 	int rc = tx_begin(s, c);
 	if (rc)
 		return rc;
@@ -1976,26 +1977,6 @@ static int cmp_due(const void *a, const void *b)
 	return strcmp(x->run_id, y->run_id);
 }
 
-/* ["wf1","wf2",...] for json_each(), so one prepared statement serves any list. */
-static char *json_array_of(const char *const *v, size_t n)
-{
-	size_t size = 3;
-	for (size_t i = 0; i < n; i++)
-		size += 6 * strlen(v[i]) + 3;
-	char *out = dura_malloc(size), *p = out;
-	if (!out)
-		return NULL;
-	*p++ = '[';
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			*p++ = ',';
-		p = dura__json_quote(p, v[i]);
-	}
-	*p++ = ']';
-	*p = '\0';
-	return out;
-}
-
 static int sq_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
                          int64_t lease_ms, dura_record_list *out)
 {
@@ -2004,7 +1985,7 @@ static int sq_claim_runs(void *impl, const char *owner, const char *const *workf
 	sqlite3_stmt *st;
 	char now_txt[24], exp_txt[24], *list = NULL;
 	int64_t now = dura_now_ms();
-	if (nworkflows && !(list = json_array_of(workflows, nworkflows)))
+	if (nworkflows && !(list = dura__json_string_array(workflows, nworkflows)))
 		return dura_error_oom(SQ);
 	int rc = pool_get(s, &c);
 	if (rc) {
@@ -2012,7 +1993,7 @@ static int sq_claim_runs(void *impl, const char *owner, const char *const *workf
 		return rc;
 	}
 	fmt_time(now_txt, now);
-	fmt_time(exp_txt, now > INT64_MAX - lease_ms ? INT64_MAX : now + lease_ms);
+	fmt_time(exp_txt, dura__add_ms(now, lease_ms));
 	/* one statement: it runs under the write lock, so no run is claimed
 	 * twice, here or in another process. In a transaction, because
 	 * RETURNING has made every change by its first row: running out of
@@ -2075,7 +2056,7 @@ static int lease_op(sq_store *s, int id, const char *run_id, const char *owner, 
 		int b;
 		if (id == ST_LEASE_EXTEND) {
 			int64_t now = dura_now_ms();
-			fmt_time(exp_txt, now > INT64_MAX - lease_ms ? INT64_MAX : now + lease_ms);
+			fmt_time(exp_txt, dura__add_ms(now, lease_ms));
 		}
 		/* LEASE_EXTEND: (expiry, run_id, owner); LEASE_RELEASE: (run_id, owner) */
 		int o = id == ST_LEASE_EXTEND;

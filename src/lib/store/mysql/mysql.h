@@ -72,6 +72,7 @@
 
 #include "dura/store.h"
 #include "../../internal.h"
+#include "../../util.h"
 #include "../sql/catalog.h"
 #include "../sql/dialect.h"
 #include "../sql/errors.h"

@@ -22,9 +22,11 @@ static const char *const st_sql[ST__COUNT] = {STATEMENTS(X_SQL)};
 
 /* ---- time ------------------------------------------------------------------------ */
 
+/* now + ms, no later than DATETIME's end */
 static int64_t add_ms(int64_t now, int64_t ms)
 {
-	return now > MY_MAX_TIME_MS - ms ? MY_MAX_TIME_MS : now + ms;
+	int64_t t = dura__add_ms(now, ms);
+	return t > MY_MAX_TIME_MS ? MY_MAX_TIME_MS : t;
 }
 
 /* ---- lifecycle -------------------------------------------------------------------- */
@@ -1087,27 +1089,6 @@ static int my_cache_stats(void *impl, dura_cache_stats *out)
 
 /* ---- leases ------------------------------------------------------------------------ */
 
-/* ["wf1","wf2",...] for JSON_CONTAINS, when more workflows than slots. */
-static char *json_array_of(const char *const *v, size_t n)
-{
-	json_t *a = json_array();
-	if (!a)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (json_array_append_new(a, json_string(v[i])) != 0) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	char *text = json_dumps(a, JSON_COMPACT);
-	json_decref(a);
-	if (!text)
-		return NULL;
-	char *out = dura_strdup(text);
-	free(text);
-	return out;
-}
-
 struct claim_arg {
 	const char *owner;
 	const char *const *wfs;
@@ -1190,7 +1171,7 @@ static int my_claim_runs(void *impl, const char *owner, const char *const *workf
 {
 	struct claim_arg a = {owner, workflows, nworkflows, max, lease_ms, NULL, out};
 	char *json = NULL;
-	if (nworkflows > MY_WF_SLOTS && !(json = json_array_of(workflows, nworkflows)))
+	if (nworkflows > MY_WF_SLOTS && !(json = dura__json_string_array(workflows, nworkflows)))
 		return dura_error_oom(MY);
 	a.json = json;
 	/* not DURA_SQL_IDEMPOTENT: a claim whose COMMIT was lost is not rerun (it
