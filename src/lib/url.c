@@ -16,6 +16,7 @@
  * `redacted` is the form to print.
  */
 #include "internal.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -154,8 +155,7 @@ static int parse_query(url_impl *u, const char *q)
 	return 0;
 }
 
-/* A duration: "500ms", "5s", "2m", "1h"; a bare number is `bare_unit_ms` each. */
-static int parse_duration(int64_t *out, const char *name, const char *v, int64_t bare_unit_ms)
+int dura__parse_duration(int64_t *out, const char *store, const char *name, const char *v, int64_t bare_unit_ms)
 {
 	char *end;
 	errno = 0;
@@ -180,8 +180,13 @@ static int parse_duration(int64_t *out, const char *name, const char *v, int64_t
 	*out = (int64_t)(x * (double)unit);
 	return 0;
 bad:
-	return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+	return dura_error_set_native(DURA_EINVAL, store, 0, NULL,
 	                             "URL option %s='%.40s' is not a duration (like 500ms, 5s, 2m)", name, v);
+}
+
+static int parse_duration(int64_t *out, const char *name, const char *v, int64_t bare_unit_ms)
+{
+	return dura__parse_duration(out, "", name, v, bare_unit_ms);
 }
 
 static int parse_int(int *out, const char *name, const char *v, int min, int max)

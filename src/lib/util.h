@@ -64,6 +64,11 @@ static inline int dura__cond_init_mono(pthread_cond_t *cv)
  * whole time passes. clock.c. */
 void dura__sleep_ms(int64_t ms);
 
+/* A duration in *out (ms): "500ms", "5s", "2m", "1h", a bare number being
+ * bare_unit_ms each; DURA_EINVAL naming URL option `name` in store's name
+ * otherwise. url.c. */
+int dura__parse_duration(int64_t *out, const char *store, const char *name, const char *v, int64_t bare_unit_ms);
+
 /* ---- JSON ------------------------------------------------------------------ */
 
 /* ["v0","v1",...] with each string JSON-quoted, as a new string to

@@ -76,36 +76,11 @@ static unsigned secs(int64_t ms)
 	return sec > 86400 * 365 ? 86400 * 365 : (unsigned)sec;
 }
 
+/* The Go DSN's readTimeout and writeTimeout: a bare number is seconds. */
 static int duration_param(const dura_url *url, const char *name, int64_t *out)
 {
 	const char *v = dura_url_param(url, name);
-	if (!v)
-		return 0;
-	char *end;
-	errno = 0;
-	double x = strtod(v, &end);
-	double unit = 1000;
-	if (end == v || errno || x < 0)
-		goto bad;
-	if (*end) {
-		if (strcmp(end, "ms") == 0)
-			unit = 1;
-		else if (strcmp(end, "s") == 0)
-			unit = 1000;
-		else if (strcmp(end, "m") == 0)
-			unit = 60000;
-		else if (strcmp(end, "h") == 0)
-			unit = 3600000;
-		else
-			goto bad;
-	}
-	if (x * unit > 9.0e15)
-		goto bad;
-	*out = (int64_t)(x * unit);
-	return 0;
-bad:
-	return dura_error_set_native(DURA_EINVAL, MY, 0, NULL, "URL option %s='%.40s' is not a duration (like 500ms, 5s, 2m)",
-	                             name, v);
+	return v ? dura__parse_duration(out, MY, name, v, 1000) : 0;
 }
 
 static int parse_options(my_store *s, const dura_url *url)
