@@ -20,6 +20,7 @@
 #include "../internal.h"
 #include "../util.h"
 #include "sql/catalog.h"
+#include "sql/commit.h"
 #include "sql/dialect.h"
 #include "sql/errors.h"
 #include "sql/pool.h"
@@ -927,12 +928,7 @@ static int sq_info(void *impl, dura_store_info *out)
 static int sq_stats(void *impl, dura_store_stats *out)
 {
 	sq_store *s = impl;
-	int open, idle;
-	dura_sql_pool_counts(&s->pool, &open, &idle, &out->waits);
-	out->open = open;
-	out->idle = idle;
-	out->in_use = open - idle;
-	out->max_open = s->pool_max;
+	dura_sql_pool_stats(&s->pool, out);
 	return 0;
 }
 
@@ -1349,13 +1345,9 @@ static int commit_miss(sq_store *s, sq_conn *c, const dura_commit *cm)
 static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char *event_id, const char *now_txt,
                       dura_commit_result *res)
 {
-	const int do_step = !(cm->flags & DURA_COMMIT_NO_STEP);
-	const int do_event = !(cm->flags & DURA_COMMIT_NO_EVENT);
-	const int release = (cm->flags & DURA_COMMIT_RELEASE_LEASE) != 0;
-	/* the common commit leaves run_state and the lease alone: a statement
-	 * that does not set them does not rewrite the indexes on run_state */
-	const int full = cm->run_state != 0 || release;
-	const char *status = cm->status ? cm->status : "";
+	const dura_sql_commit_plan plan = dura_sql_commit_plan_of(cm);
+	const int do_step = plan.do_step, do_event = plan.do_event, release = plan.release, full = plan.full;
+	const char *status = plan.status;
 	char next_txt[24];
 	sqlite3_stmt *up, *st;
 	int rc;

@@ -55,8 +55,8 @@ static int json_same(const char *a, const char *b)
 static int commit_verify(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
                          dura_commit_result *res)
 {
-	const int do_step = !(cm->flags & DURA_COMMIT_NO_STEP);
-	const int do_event = !(cm->flags & DURA_COMMIT_NO_EVENT);
+	const dura_sql_commit_plan plan = dura_sql_commit_plan_of(cm);
+	const int do_step = plan.do_step, do_event = plan.do_event;
 	my_stmt *m;
 	my_params p;
 	p.n = 0;
@@ -171,13 +171,9 @@ static const char *summary_pieces(char *buf, size_t size, const dura_commit *cm,
 static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
                       dura_commit_result *res, int *updated)
 {
-	const int do_step = !(cm->flags & DURA_COMMIT_NO_STEP);
-	const int do_event = !(cm->flags & DURA_COMMIT_NO_EVENT);
-	const int release = (cm->flags & DURA_COMMIT_RELEASE_LEASE) != 0;
-	/* the common commit leaves run_state and the lease alone: a statement
-	 * that does not set them does not touch the indexes on run_state */
-	const int full = cm->run_state != 0 || release;
-	const char *status = cm->status ? cm->status : "";
+	const dura_sql_commit_plan plan = dura_sql_commit_plan_of(cm);
+	const int do_step = plan.do_step, do_event = plan.do_event, release = plan.release, full = plan.full;
+	const char *status = plan.status;
 	my_params p;
 	my_stmt *m;
 	*updated = 0;
@@ -268,9 +264,8 @@ static int proc_unusable(unsigned e)
 static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
                             dura_commit_result *res, const char *sum_head, const char *sum_tail)
 {
-	const int do_step = !(cm->flags & DURA_COMMIT_NO_STEP);
-	const int do_event = !(cm->flags & DURA_COMMIT_NO_EVENT);
-	const int release = (cm->flags & DURA_COMMIT_RELEASE_LEASE) != 0;
+	const dura_sql_commit_plan plan = dura_sql_commit_plan_of(cm);
+	const int do_step = plan.do_step, do_event = plan.do_event, release = plan.release;
 	my_params p;
 	my_stmt *m;
 	int rc = dura_my_prep(s, c, ST_COMMIT_CALL, &m);

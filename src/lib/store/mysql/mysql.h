@@ -74,6 +74,7 @@
 #include "../../internal.h"
 #include "../../util.h"
 #include "../sql/catalog.h"
+#include "../sql/commit.h"
 #include "../sql/dialect.h"
 #include "../sql/errors.h"
 #include "../sql/rows.h"

@@ -297,12 +297,7 @@ static int my_info(void *impl, dura_store_info *out)
 static int my_stats(void *impl, dura_store_stats *out)
 {
 	my_store *s = impl;
-	int open, idle;
-	dura_sql_pool_counts(&s->pool, &open, &idle, &out->waits);
-	out->open = open;
-	out->idle = idle;
-	out->in_use = open - idle;
-	out->max_open = s->pool_max;
+	dura_sql_pool_stats(&s->pool, out);
 	return 0;
 }
 

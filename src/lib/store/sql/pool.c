@@ -162,11 +162,13 @@ void dura_sql_pool_atfork_child(dura_sql_pool *p)
 	dura_sql_pool_init(p);
 }
 
-void dura_sql_pool_counts(dura_sql_pool *p, int *open, int *idle, uint64_t *waits)
+void dura_sql_pool_stats(dura_sql_pool *p, dura_store_stats *out)
 {
 	pthread_mutex_lock(&p->mu);
-	*open = p->nopen;
-	*idle = p->nidle;
-	*waits = p->waits;
+	out->open = p->nopen;
+	out->idle = p->nidle;
+	out->in_use = p->nopen - p->nidle;
+	out->max_open = p->max;
+	out->waits = p->waits;
 	pthread_mutex_unlock(&p->mu);
 }

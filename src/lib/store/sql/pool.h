@@ -18,6 +18,8 @@
 #ifndef DURA_SQL_POOL_H
 #define DURA_SQL_POOL_H
 
+#include "dura/store.h"
+
 #include <pthread.h>
 #include <stdint.h>
 
@@ -74,7 +76,7 @@ void dura_sql_pool_put(dura_sql_pool *p, dura_sql_conn *c);
 void dura_sql_pool_discard(dura_sql_pool *p, dura_sql_conn *c);
 /* In a forked child: abandon every connection and start empty. */
 void dura_sql_pool_atfork_child(dura_sql_pool *p);
-/* A consistent snapshot of the counters. */
-void dura_sql_pool_counts(dura_sql_pool *p, int *open, int *idle, uint64_t *waits);
+/* The pool's part of a store's stats: open, idle, in use, max_open, waits. */
+void dura_sql_pool_stats(dura_sql_pool *p, dura_store_stats *out);
 
 #endif
