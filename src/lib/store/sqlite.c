@@ -130,10 +130,10 @@ static const char schema_table_sql[] =
 static const char *const migration1[] = {
 	"CREATE TABLE {p}workflow_records ("
 	 "run_id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL, foreign_id TEXT NOT NULL DEFAULT '', "
-	 "run_state INTEGER NOT NULL, status TEXT NOT NULL DEFAULT '', object TEXT NOT NULL, "
+	 "run_state INTEGER NOT NULL, status TEXT NOT NULL DEFAULT '', object {json} NOT NULL, "
 	 "version INTEGER NOT NULL, step_no INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0, "
-	 "error TEXT NOT NULL DEFAULT '', meta TEXT, lease_owner TEXT NOT NULL DEFAULT '', lease_expires_at TEXT, "
-	 "next_run_at TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+	 "error TEXT NOT NULL DEFAULT '', meta {json}, lease_owner TEXT NOT NULL DEFAULT '', lease_expires_at {time}, "
+	 "next_run_at {time} NOT NULL, created_at {time} NOT NULL, updated_at {time} NOT NULL);"
 	 "CREATE INDEX {p}by_workflow_name_foreign_id_status ON {p}workflow_records (workflow_name, foreign_id, status);"
 	 "CREATE INDEX {p}by_run_state ON {p}workflow_records (run_state, next_run_at);"
 	 "CREATE INDEX {p}by_created_at ON {p}workflow_records (created_at);"
@@ -141,21 +141,21 @@ static const char *const migration1[] = {
 	 "WHERE foreign_id <> '' AND run_state IN " ACTIVE_STATES ";"
 	 "CREATE TABLE {p}workflow_steps ("
 	 "id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, step INTEGER NOT NULL, node_id TEXT NOT NULL, "
-	 "state TEXT NOT NULL, created_at TEXT NOT NULL, UNIQUE (run_id, step));"
+	 "state {json} NOT NULL, created_at {time} NOT NULL, UNIQUE (run_id, step));"
 	 "CREATE TABLE {p}workflow_checkpoints ("
-	 "id INTEGER PRIMARY KEY, checkpoint_id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL, state TEXT NOT NULL, "
-	 "step INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+	 "id INTEGER PRIMARY KEY, checkpoint_id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL, state {json} NOT NULL, "
+	 "step INTEGER NOT NULL, created_at {time} NOT NULL, updated_at {time} NOT NULL);"
 	 "CREATE INDEX {p}idx_checkpoints_run_id ON {p}workflow_checkpoints (run_id);"
 	 "CREATE TABLE {p}workflow_outbox ("
-	 "id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL, run_id TEXT NOT NULL, type TEXT NOT NULL, data TEXT, "
-	 "created_at TEXT NOT NULL) WITHOUT ROWID;"
+	 "id TEXT PRIMARY KEY, workflow_name TEXT NOT NULL, run_id TEXT NOT NULL, type TEXT NOT NULL, data {json}, "
+	 "created_at {time} NOT NULL) WITHOUT ROWID;"
 	 "CREATE INDEX {p}by_workflow_name ON {p}workflow_outbox (workflow_name);"
 	 "CREATE TABLE {p}step_cache ("
-	 "\"key\" TEXT PRIMARY KEY, value BLOB, error TEXT, created_at TEXT NOT NULL, expires_at TEXT, "
-	 "metadata TEXT);"
+	 "{key} TEXT PRIMARY KEY, value BLOB, error TEXT, created_at {time} NOT NULL, expires_at {time}, "
+	 "metadata {json});"
 	 "CREATE INDEX {p}idx_expires_at ON {p}step_cache (expires_at);"
 	 "CREATE TABLE {p}step_cache_claims ("
-	 "\"key\" TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);",
+	 "{key} TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at {time} NOT NULL);",
 	NULL,
 };
 

@@ -39,11 +39,11 @@ static const char schema_table_sql[] =
 static const char *const migration1[] = {
 	"CREATE TABLE {p}workflow_records ("
 	"run_id VARCHAR(255) NOT NULL, workflow_name VARCHAR(255) NOT NULL, foreign_id VARCHAR(255) NOT NULL DEFAULT '', "
-	"run_state INT NOT NULL, status VARCHAR(255) NOT NULL DEFAULT '', object JSON NOT NULL, "
-	"created_at DATETIME(3) NOT NULL, updated_at DATETIME(3) NOT NULL, meta JSON NULL, "
+	"run_state INT NOT NULL, status VARCHAR(255) NOT NULL DEFAULT '', object {json} NOT NULL, "
+	"created_at {time} NOT NULL, updated_at {time} NOT NULL, meta {json} NULL, "
 	"version BIGINT NOT NULL, step_no BIGINT NOT NULL DEFAULT 0, attempt INT NOT NULL DEFAULT 0, "
-	"error TEXT NOT NULL, lease_owner VARCHAR(255) NOT NULL DEFAULT '', lease_expires_at DATETIME(3) NULL, "
-	"next_run_at DATETIME(3) NOT NULL, "
+	"error TEXT NOT NULL, lease_owner VARCHAR(255) NOT NULL DEFAULT '', lease_expires_at {time} NULL, "
+	"next_run_at {time} NOT NULL, "
 	"active_key TINYINT AS (IF(run_state IN (1, 2, 4) AND foreign_id <> '', 1, NULL)) STORED, "
 	"PRIMARY KEY (run_id), "
 	"INDEX by_workflow_name_foreign_id_status (workflow_name, foreign_id, status), "
@@ -53,24 +53,24 @@ static const char *const migration1[] = {
 	"UNIQUE INDEX one_active_run (workflow_name, foreign_id, active_key))" TABLE_OPTS,
 	"CREATE TABLE {p}workflow_steps ("
 	"id BIGINT NOT NULL AUTO_INCREMENT, run_id VARCHAR(255) NOT NULL, step BIGINT NOT NULL, "
-	"node_id VARCHAR(255) NOT NULL, state JSON NOT NULL, created_at DATETIME(3) NOT NULL, "
+	"node_id VARCHAR(255) NOT NULL, state {json} NOT NULL, created_at {time} NOT NULL, "
 	"PRIMARY KEY (id), UNIQUE KEY unique_run_step (run_id, step), INDEX idx_created_at (created_at))" TABLE_OPTS,
 	"CREATE TABLE {p}workflow_checkpoints ("
 	"id BIGINT NOT NULL AUTO_INCREMENT, checkpoint_id VARCHAR(255) NOT NULL, run_id VARCHAR(255) NOT NULL, "
-	"state JSON NOT NULL, step BIGINT NOT NULL, created_at DATETIME(3) NOT NULL, updated_at DATETIME(3) NOT NULL, "
+	"state {json} NOT NULL, step BIGINT NOT NULL, created_at {time} NOT NULL, updated_at {time} NOT NULL, "
 	"PRIMARY KEY (id), UNIQUE KEY unique_checkpoint_id (checkpoint_id), "
 	"INDEX idx_checkpoints_run_id (run_id))" TABLE_OPTS,
 	"CREATE TABLE {p}workflow_outbox ("
 	"id VARCHAR(255) NOT NULL, workflow_name VARCHAR(255) NOT NULL, run_id VARCHAR(255) NOT NULL, "
-	"type VARCHAR(255) NOT NULL, data JSON NULL, created_at DATETIME(3) NOT NULL, "
+	"type VARCHAR(255) NOT NULL, data {json} NULL, created_at {time} NOT NULL, "
 	"PRIMARY KEY (id), INDEX by_workflow_name (workflow_name))" TABLE_OPTS,
 	"CREATE TABLE {p}step_cache ("
-	"`key` VARCHAR(255) NOT NULL, value LONGBLOB NULL, error TEXT NULL, created_at DATETIME(3) NOT NULL, "
-	"expires_at DATETIME(3) NULL, metadata JSON NULL, "
-	"PRIMARY KEY (`key`), INDEX idx_expires_at (expires_at))" TABLE_OPTS,
+	"{key} VARCHAR(255) NOT NULL, value LONGBLOB NULL, error TEXT NULL, created_at {time} NOT NULL, "
+	"expires_at {time} NULL, metadata {json} NULL, "
+	"PRIMARY KEY ({key}), INDEX idx_expires_at (expires_at))" TABLE_OPTS,
 	"CREATE TABLE {p}step_cache_claims ("
-	"`key` VARCHAR(255) NOT NULL, owner VARCHAR(255) NOT NULL, expires_at DATETIME(3) NOT NULL, "
-	"PRIMARY KEY (`key`))" TABLE_OPTS,
+	"{key} VARCHAR(255) NOT NULL, owner VARCHAR(255) NOT NULL, expires_at {time} NOT NULL, "
+	"PRIMARY KEY ({key}))" TABLE_OPTS,
 	NULL,
 };
 
