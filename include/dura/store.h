@@ -4,7 +4,8 @@
  * A store is a versioned table of operations (like libgit2's backends and
  * SQLite's VFS). The core checks the version, validates every argument
  * before calling a store (ids non-empty and at most DURA_MAX_ID_LEN bytes,
- * JSON well formed, prefixes made of [A-Za-z0-9_]) and keeps per-handle
+ * JSON well formed, a URL's prefix made of [A-Za-z0-9_], plus ':' for a
+ * store whose prefix names keys rather than tables) and keeps per-handle
  * counters, so a store only does storage. New operations are only ever
  * appended, and the version bumped.
  *
@@ -278,7 +279,13 @@ DURA_EXTERN(int) dura_store_grow(void **items, size_t count, size_t *cap, size_t
 DURA_EXTERN(size_t) dura_store_event_summary(char *buf, size_t size, const char *run_id, int64_t step, const char *node_id,
                                              const char *status, int run_state);
 
-/** 1 if s is a valid SQL identifier prefix: [A-Za-z0-9_]* and at most 32 bytes. */
+/**
+ * 1 if s (NULL counts as "") is a valid prefix: at most 32 bytes of
+ * [A-Za-z0-9_:]. ':' is there for key prefixes (Redis, "app:"); it is
+ * never valid in a table name, and the URL parser refuses it in ?prefix=
+ * for every scheme but the key-value ones. A SQL store that takes a prefix
+ * from elsewhere than dura_url.prefix must refuse ':' itself.
+ */
 DURA_EXTERN(int) dura_store_prefix_valid(const char *s);
 
 #ifdef __cplusplus
