@@ -392,14 +392,14 @@ const dura_sql_pool_ops dura_my_pool_ops = {pool_open, pool_close, pool_abandon,
 int dura_my_pool_get(my_store *s, my_conn **out)
 {
 	dura_sql_conn *c;
-	int rc = dura_sql_pool_get(&s->pool, &c);
+	int rc = dura_sql_pool_get(&s->base.pool, &c);
 	*out = (my_conn *)c;
 	return rc;
 }
 
 void dura_my_pool_put(my_store *s, my_conn *c)
 {
-	dura_sql_pool_put(&s->pool, &c->base);
+	dura_sql_pool_put(&s->base.pool, &c->base);
 }
 
 /* ---- transactions and the retry loop ----------------------------------------------- */
@@ -510,7 +510,7 @@ static dura_sql_failure run_classify(const dura_sql_conn *c)
 	return c->broken ? DURA_SQL_LOST : DURA_SQL_FAILED;
 }
 
-static const dura_sql_driver my_driver = {
+const dura_sql_driver dura_my_driver = {
 	MY, MY_BUSY_ATTEMPTS, MY_AGAIN_ATTEMPTS, run_begin, run_commit, run_rollback, run_clear, run_classify,
 };
 
@@ -537,7 +537,7 @@ static int body_tramp(void *store, dura_sql_conn *c, void *arg, int again)
 int dura_my_run_op(my_store *s, my_body fn, void *arg, unsigned flags)
 {
 	struct body_call b = {fn, arg};
-	return dura_sql_run(&s->pool, &my_driver, body_tramp, &b, flags);
+	return dura_sql_run(&s->base.pool, &dura_my_driver, body_tramp, &b, flags);
 }
 
 /* Refuse a value the server would refuse, before writing anything. */

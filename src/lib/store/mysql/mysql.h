@@ -79,6 +79,7 @@
 #include "../sql/errors.h"
 #include "../sql/rows.h"
 #include "../sql/run.h"
+#include "../sql/server.h"
 #include "../sql/schema.h"
 
 #include <errno.h>
@@ -137,14 +138,8 @@
 
 #define STATEMENTS(X)                                                                                              \
 	SQL_SHARED_STATEMENTS(X)                                                                                   \
+	SQL_SERVER_STATEMENTS(X)                                                                                   \
 	/* runs */                                                                                                 \
-	X(RUN_LOCK, "SELECT run_state, version FROM {p}workflow_records WHERE run_id = ? FOR UPDATE")              \
-	X(RUN_SET_STATE, "UPDATE {p}workflow_records SET run_state = ?, version = version + 1, updated_at = ? "   \
-	                 "WHERE run_id = ? AND run_state = ?")                                                     \
-	X(RUN_SET_RUNNING, "UPDATE {p}workflow_records SET run_state = 2, version = version + 1, updated_at = ?, " \
-	                   "next_run_at = ?, attempt = 0 WHERE run_id = ? AND run_state = ?")                      \
-	X(RUN_ERASE, "UPDATE {p}workflow_records SET object = '{}', run_state = 6, version = version + 1, "        \
-	             "updated_at = ? WHERE run_id = ?")                                                            \
 	/* steps */                                                                                                \
 	X(COMMIT_UPDATE, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, attempt = ?, "         \
 	                 "next_run_at = ?, updated_at = ?, version = version + 1, "                                \
@@ -166,11 +161,6 @@
 	X(SCHEMA_RECORD, "INSERT INTO {p}dura_schema (version, applied_at, description) "                         \
 	                 "VALUES (?, UTC_TIMESTAMP(3), ?)")                                                        \
 	/* cache */                                                                                                \
-	X(CACHE_STATS, "SELECT COUNT(*), CAST(COALESCE(SUM(expires_at IS NOT NULL AND expires_at <= ?), 0) AS "    \
-	               "SIGNED), CAST(COALESCE(SUM(LENGTH(value)), 0) AS SIGNED) FROM {p}step_cache")              \
-	X(CLAIM_LOCK, "SELECT owner, expires_at FROM {p}step_cache_claims WHERE {key} = ? FOR UPDATE")             \
-	X(CLAIM_INSERT, "INSERT INTO {p}step_cache_claims ({key}, owner, expires_at) VALUES (?, ?, ?)")            \
-	X(CLAIM_UPDATE, "UPDATE {p}step_cache_claims SET owner = ?, expires_at = ? WHERE `key` = ?")               \
 	/* leases */                                                                                               \
 	X(CLAIM_ANY, "SELECT " REC_COLS " " CLAIM_WHERE CLAIM_ORDER)                                               \
 	X(CLAIM_WF, "SELECT " REC_COLS " " CLAIM_WHERE "AND workflow_name IN (?, ?, ?, ?, ?, ?, ?, ?) "            \
@@ -220,6 +210,7 @@ typedef struct my_conn {
 } my_conn;
 
 typedef struct my_store {
+	dura_sql_store base; /* first: what sql/server.c uses (name, statements, driver, pool) */
 	/* where and how to connect */
 	char *host, *user, *password, *database, *socket, *prefix, *tls_ca;
 	unsigned port;
@@ -241,7 +232,6 @@ typedef struct my_store {
 	char *sql[ST__COUNT];
 
 	pthread_mutex_t mu; /* the fields learned from the server */
-	dura_sql_pool pool; /* pool_max connections, pool_idle kept idle */
 
 	char notes[768];
 } my_store;
@@ -274,6 +264,8 @@ int dura_my_conn_open(my_store *s, my_conn **out);
 int dura_my_pool_get(my_store *s, my_conn **out);
 void dura_my_pool_put(my_store *s, my_conn *c);
 extern const dura_sql_pool_ops dura_my_pool_ops;
+extern const dura_sql_driver dura_my_driver; /* sql/run.h */
+extern const dura_sql_exec dura_my_exec;     /* sql/exec.h */
 /* the lost-commit test hook's: 1 when this commit is to lose its connection */
 int dura_my_lost_commit(int *applied);
 int dura_my_run_op(my_store *s, my_body fn, void *arg, unsigned flags);

@@ -481,3 +481,64 @@ int dura_my_st_exists(my_store *s, my_conn *c, int id, my_params *p)
 	dura_my_st_done(m);
 	return rc;
 }
+
+/* ---- sql/exec.h's statement interface -------------------------------------------- */
+
+static int x_run(void *store, dura_sql_conn *c, int id, const dura_sql_params *in, void **res, uint64_t *affected)
+{
+	my_params p;
+	my_stmt *m;
+	if (in->n > DURA_SQL_MAX_PARAMS || in->n > MY_MAX_PARAMS)
+		return dura_error_set_native(DURA_ERROR, MY, 0, NULL, "%s: %d parameters, at most %d", st_name[id], in->n,
+		                             MY_MAX_PARAMS);
+	p.n = 0;
+	for (int i = 0; i < in->n; i++) {
+		const dura_sql_value *v = &in->v[i];
+		switch (v->type) {
+		case DURA_SQL_TEXT: dura_my_pp_str(&p, v->s); break;
+		case DURA_SQL_INT: dura_my_pp_int(&p, v->i); break;
+		case DURA_SQL_TIME: dura_my_pp_time(&p, v->i); break;
+		case DURA_SQL_BLOB: dura_my_pp_blob(&p, v->s, v->n); break;
+		default: dura_my_pp_null(&p); break;
+		}
+	}
+	int rc = dura_my_st_run(store, (my_conn *)c, id, &p, &m);
+	if (rc)
+		return rc;
+	if (affected)
+		*affected = (uint64_t)mysql_stmt_affected_rows(m->st);
+	*res = m;
+	return 0;
+}
+
+static int x_next(void *store, dura_sql_conn *c, void *res)
+{
+	return dura_my_st_fetch(store, (my_conn *)c, res);
+}
+
+static void x_done(void *res)
+{
+	dura_my_st_done(res);
+}
+
+/* ER_DUP_ENTRY; MySQL names the key in its message ("... for key
+ * 'PRIMARY'"), and dura_my_fail() put that message in the thread's error. */
+static int x_duplicate(const dura_sql_conn *c, int *primary)
+{
+	if (((const my_conn *)c)->err != ER_DUP_ENTRY)
+		return 0;
+	if (primary) {
+		const dura_error *e = dura_error_last();
+		*primary = e && e->message && strstr(e->message, "PRIMARY") != NULL;
+	}
+	return 1;
+}
+
+static int x_check_size(void *store, size_t n, const char *what)
+{
+	return dura_my_check_size(store, n, what);
+}
+
+const dura_sql_exec dura_my_exec = {
+	x_run, x_next, x_done, &dura_my_row_ops, x_duplicate, x_check_size, MY_MAX_TIME_MS, ER_DUP_ENTRY, "23000",
+};

@@ -85,4 +85,25 @@
 	X(OUTBOX_POLL, "SELECT " EVENT_COLS " FROM {p}workflow_outbox ORDER BY id LIMIT ?")                        \
 	X(OUTBOX_ACK, "DELETE FROM {p}workflow_outbox WHERE id = ?")
 
+/*
+ * The statements of the server stores (MySQL/MariaDB, PostgreSQL), which
+ * sql/server.c runs: valid in both dialects, not in SQLite's (FOR UPDATE;
+ * SQLite's own write lock covers the whole database). Their driver lists
+ * them right after the shared ones, so their ids agree too.
+ */
+#define SQL_SERVER_STATEMENTS(X)                                                                                   \
+	X(RUN_LOCK, "SELECT run_state, version FROM {p}workflow_records WHERE run_id = ? FOR UPDATE")              \
+	X(RUN_SET_STATE, "UPDATE {p}workflow_records SET run_state = ?, version = version + 1, updated_at = ? "   \
+	                 "WHERE run_id = ? AND run_state = ?")                                                     \
+	X(RUN_SET_RUNNING, "UPDATE {p}workflow_records SET run_state = 2, version = version + 1, updated_at = ?, " \
+	                   "next_run_at = ?, attempt = 0 WHERE run_id = ? AND run_state = ?")                      \
+	X(RUN_ERASE, "UPDATE {p}workflow_records SET object = '{}', run_state = 6, version = version + 1, "        \
+	             "updated_at = ? WHERE run_id = ?")                                                            \
+	X(CACHE_STATS, "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN expires_at IS NOT NULL AND expires_at <= ? "  \
+	               "THEN 1 ELSE 0 END), 0) AS {bigint}), CAST(COALESCE(SUM(LENGTH(value)), 0) AS {bigint}) "     \
+	               "FROM {p}step_cache")                                                                       \
+	X(CLAIM_LOCK, "SELECT owner, expires_at FROM {p}step_cache_claims WHERE {key} = ? FOR UPDATE")             \
+	X(CLAIM_INSERT, "INSERT INTO {p}step_cache_claims ({key}, owner, expires_at) VALUES (?, ?, ?)")            \
+	X(CLAIM_UPDATE, "UPDATE {p}step_cache_claims SET owner = ?, expires_at = ? WHERE {key} = ?")
+
 #endif

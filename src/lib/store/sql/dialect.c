@@ -20,6 +20,7 @@ const dura_sql_dialect dura_sql_dialect_sqlite = {
 	.returning = 1, /* SQLite 3.35 */
 	.time_type = "TEXT", /* 'YYYY-MM-DD HH:MM:SS.fff' in UTC: sorts as it compares */
 	.json_type = "TEXT",
+	.bigint = "INTEGER",
 	.lock = "", /* a write transaction holds the whole database */
 	.lock_skip = NULL,
 };
@@ -32,6 +33,7 @@ const dura_sql_dialect dura_sql_dialect_mysql = {
 	.returning = 0, /* MariaDB has DELETE/INSERT ... RETURNING, MySQL none: the store does without */
 	.time_type = "DATETIME(3)",
 	.json_type = "JSON",
+	.bigint = "SIGNED",
 	.lock = "FOR UPDATE",
 	.lock_skip = "FOR UPDATE SKIP LOCKED", /* MariaDB 10.6, MySQL 8.0 */
 };
@@ -44,6 +46,7 @@ const dura_sql_dialect dura_sql_dialect_postgres = {
 	.returning = 1,
 	.time_type = "TIMESTAMPTZ(3)",
 	.json_type = "JSONB",
+	.bigint = "BIGINT",
 	.lock = "FOR UPDATE",
 	.lock_skip = "FOR UPDATE SKIP LOCKED",
 };
@@ -108,6 +111,8 @@ static size_t token(buf *b, const dura_sql_dialect *d, const char *t, const char
 		puts_(b, d->time_type);
 	} else if (IS("{json}")) {
 		puts_(b, d->json_type);
+	} else if (IS("{bigint}")) {
+		puts_(b, d->bigint);
 	} else if (STARTS("{upsert:")) {
 		const char *col = t + 8;
 		size_t cn = n - 9;

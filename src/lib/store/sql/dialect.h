@@ -19,6 +19,7 @@
  *                   LOCKED where the server and the store's options allow),
  *                   nothing where the store locks the whole database
  *   {time} {json}   in DDL, the column type of a time and of a JSON document
+ *   {bigint}        the type a 64-bit integer is CAST to
  *
  * plus any {name} the driver passes in vars (MySQL's {coll}). Tokens are
  * rendered inside '...' string literals too ('{p}dura_schema'); a "?"
@@ -32,10 +33,10 @@
 #ifndef DURA_SQL_DIALECT_H
 #define DURA_SQL_DIALECT_H
 
-typedef enum dura_sql_params {
+typedef enum dura_sql_placeholders {
 	DURA_SQL_PARAMS_QMARK,   /* ?           (SQLite, MySQL) */
 	DURA_SQL_PARAMS_NUMBERED /* $1, $2, ... (PostgreSQL) */
-} dura_sql_params;
+} dura_sql_placeholders;
 
 typedef enum dura_sql_upsert {
 	DURA_SQL_UPSERT_ON_CONFLICT,     /* INSERT ... ON CONFLICT (c) DO UPDATE SET x = excluded.x */
@@ -44,12 +45,13 @@ typedef enum dura_sql_upsert {
 
 typedef struct dura_sql_dialect {
 	const char *name;       /* the store's name, as errors carry it */
-	dura_sql_params params; /* how a parameter is written */
+	dura_sql_placeholders params; /* how a parameter is written */
 	char quote;             /* the identifier quote: '"' or '`' */
 	dura_sql_upsert upsert;
 	int returning;          /* 1: UPDATE/INSERT ... RETURNING exists */
 	const char *time_type;  /* {time} */
 	const char *json_type;  /* {json} */
+	const char *bigint;     /* {bigint} */
 	const char *lock;       /* {lock}, when SKIP LOCKED is not to be used */
 	const char *lock_skip;  /* {lock} with SKIP LOCKED; NULL: the dialect has none */
 } dura_sql_dialect;

@@ -1,0 +1,878 @@
+/*
+ * server.c - the store operations every server SQL store (MySQL/MariaDB,
+ * PostgreSQL) runs the same way, written once over the statement
+ * interface of exec.h: runs, run control, steps, checkpoints, the step
+ * cache, leases and the outbox. Each operation is a body run by
+ * dura_sql_run_op() (sql/run.h's retry loop) on a pooled connection, with
+ * the catalog's statements (SQL_SHARED_STATEMENTS and
+ * SQL_SERVER_STATEMENTS, whose ids are the same in every driver that
+ * lists them first). What differs between servers stays in the driver:
+ * connections, binding, the commit paths and the claim of runs.
+ *
+ * A body that may run again after its connection was lost with the
+ * outcome unknown (again = 1) checks whether its first run went in.
+ */
+#include "server.h"
+
+#include "catalog.h"
+#include "errors.h"
+
+#include "../../internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define X_ENUM(name, sql) ST_##name,
+enum { SQL_SHARED_STATEMENTS(X_ENUM) SQL_SERVER_STATEMENTS(X_ENUM) ST__SERVER_COUNT };
+#undef X_ENUM
+
+/* ---- runs ------------------------------------------------------------------------ */
+
+struct create_arg {
+	const dura_run_create *req;
+	const char *run_id, *fid, *state, *status, *meta;
+	int run_state;
+	int64_t now, next;
+	dura_record **out;
+};
+
+static int create_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct create_arg *a = arg;
+	dura_sql_params p;
+	p.n = 0;
+	dura_sql_p_str(&p, a->run_id);
+	dura_sql_p_str(&p, a->req->workflow_name);
+	dura_sql_p_str(&p, a->fid);
+	dura_sql_p_int(&p, a->run_state);
+	dura_sql_p_str(&p, a->status);
+	dura_sql_p_str(&p, a->state);
+	dura_sql_p_str(&p, a->meta);
+	dura_sql_p_time(&p, a->next);
+	dura_sql_p_time(&p, a->now);
+	dura_sql_p_time(&p, a->now);
+	void *m;
+	int rc = dura_sql_st_run(s, c, ST_RUN_INSERT, &p, &m);
+	if (rc == 0) {
+		dura_sql_st_done(s, m);
+		if (a->out)
+			return dura_sql_created_record(a->out, s->name, a->run_id, a->req, a->fid, a->state, a->status, a->run_state,
+			                               a->now, a->next < s->x->max_time_ms ? a->next : s->x->max_time_ms);
+		return 0;
+	}
+	int on_primary = 0;
+	if (!s->x->duplicate(c, &on_primary))
+		return rc;
+	dura_record *existing = NULL;
+	if (on_primary) {
+		p.n = 0;
+		dura_sql_p_str(&p, a->run_id);
+		rc = dura_sql_st_fetch(s, c, ST_RUN_GET, &p, DURA_SQL_RECORD, (void **)&existing);
+		if (rc == DURA_ENOTFOUND)
+			return DURA_SQL_AGAIN; /* deleted since: try again */
+		if (rc)
+			return rc;
+		/* after a lost connection, our own insert may be what is there */
+		if (again && existing->created_at == a->now && strcmp(existing->workflow_name, a->req->workflow_name) == 0 &&
+		    strcmp(existing->foreign_id, a->fid) == 0) {
+			if (a->out)
+				*a->out = existing;
+			else
+				dura_record_free(existing);
+			return 0;
+		}
+		rc = dura_error_set_native(DURA_EEXISTS, s->name, s->x->dup_native, s->x->dup_state, "run %s already exists", a->run_id);
+	} else {
+		p.n = 0;
+		dura_sql_p_str(&p, a->req->workflow_name);
+		dura_sql_p_str(&p, a->fid);
+		rc = dura_sql_st_fetch(s, c, ST_RUN_ACTIVE, &p, DURA_SQL_RECORD, (void **)&existing);
+		if (rc == DURA_ENOTFOUND)
+			return DURA_SQL_AGAIN; /* the active run ended meanwhile */
+		if (rc)
+			return rc;
+		rc = dura_error_set_native(DURA_EEXISTS, s->name, s->x->dup_native, s->x->dup_state,
+		                           "workflow %s already has an active run %s with foreign id %s", a->req->workflow_name,
+		                           existing->run_id, a->fid);
+	}
+	if (a->out)
+		*a->out = existing;
+	else
+		dura_record_free(existing);
+	return rc;
+}
+
+int dura_sql_create_run(void *impl, const dura_run_create *req, const char *run_id, dura_record **out)
+{
+	dura_sql_store *s = impl;
+	struct create_arg a;
+	a.req = req;
+	a.run_id = run_id;
+	a.fid = req->foreign_id ? req->foreign_id : "";
+	a.state = req->state ? req->state : "{}";
+	a.status = req->status ? req->status : "";
+	a.meta = req->meta && *req->meta ? req->meta : NULL;
+	a.run_state = req->run_state ? req->run_state : DURA_RUN_RUNNING;
+	a.now = dura_now_ms();
+	a.next = req->next_run_at ? req->next_run_at : a.now;
+	a.out = out;
+	int rc = s->x->check_size(s, strlen(a.state) + (a.meta ? strlen(a.meta) : 0), "the initial state");
+	if (rc)
+		return rc;
+	return dura_sql_run_op(s, create_body, &a, DURA_SQL_IDEMPOTENT);
+}
+
+struct get_arg {
+	int id;
+	const char *a1, *a2;
+	dura_record **out;
+};
+
+static int get_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct get_arg *a = arg;
+	dura_sql_params p;
+	(void)again;
+	p.n = 0;
+	dura_sql_p_str(&p, a->a1);
+	if (a->a2)
+		dura_sql_p_str(&p, a->a2);
+	return dura_sql_st_fetch(s, c, a->id, &p, DURA_SQL_RECORD, (void **)a->out);
+}
+
+int dura_sql_get_run(void *impl, const char *run_id, dura_record **out)
+{
+	dura_sql_store *s = impl;
+	struct get_arg a = {ST_RUN_GET, run_id, NULL, out};
+	int rc = dura_sql_run_op(s, get_body, &a, DURA_SQL_IDEMPOTENT);
+	if (rc == DURA_ENOTFOUND)
+		return dura_sql_err_run_not_found(s->name, run_id);
+	return rc;
+}
+
+int dura_sql_latest_run(void *impl, const char *wf, const char *fid, dura_record **out)
+{
+	dura_sql_store *s = impl;
+	struct get_arg a = {ST_RUN_LATEST, wf, fid, out};
+	int rc = dura_sql_run_op(s, get_body, &a, DURA_SQL_IDEMPOTENT);
+	if (rc == DURA_ENOTFOUND)
+		return dura_sql_err_no_run_with_fid(s->name, wf, fid);
+	return rc;
+}
+
+struct list_arg {
+	const dura_run_filter *f;
+	dura_record_list *out;
+};
+
+static int list_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct list_arg *a = arg;
+	const dura_run_filter *f = a->f;
+	const char *cursor = f->cursor && *f->cursor ? f->cursor : NULL;
+	dura_sql_params p;
+	(void)again;
+	dura_record_list_free(a->out);
+	memset(a->out, 0, sizeof(*a->out));
+	p.n = 0;
+	dura_sql_p_str(&p, f->workflow_name);
+	dura_sql_p_str(&p, f->workflow_name);
+	dura_sql_p_int(&p, f->run_state);
+	dura_sql_p_int(&p, f->run_state);
+	dura_sql_p_str(&p, f->status);
+	dura_sql_p_str(&p, f->status);
+	dura_sql_p_str(&p, f->foreign_id);
+	dura_sql_p_str(&p, f->foreign_id);
+	if (f->created_after) {
+		dura_sql_p_time(&p, f->created_after);
+		dura_sql_p_time(&p, f->created_after);
+	} else {
+		dura_sql_p_null(&p);
+		dura_sql_p_null(&p);
+	}
+	if (f->created_before) {
+		dura_sql_p_time(&p, f->created_before);
+		dura_sql_p_time(&p, f->created_before);
+	} else {
+		dura_sql_p_null(&p);
+		dura_sql_p_null(&p);
+	}
+	dura_sql_p_str(&p, cursor);
+	dura_sql_p_str(&p, cursor);
+	dura_sql_p_int(&p, (int64_t)f->limit);
+	int rc = dura_sql_st_collect(s, c, ST_RUN_LIST, &p, DURA_SQL_RECORD, (void **)&a->out->items, &a->out->count);
+	if (rc)
+		return rc;
+	if (a->out->count == f->limit && a->out->count > 0) {
+		a->out->next_cursor = dura_strdup(a->out->items[a->out->count - 1].run_id);
+		if (!a->out->next_cursor) {
+			dura_record_list_free(a->out);
+			memset(a->out, 0, sizeof(*a->out));
+			return dura_error_oom(s->name);
+		}
+	}
+	return 0;
+}
+
+int dura_sql_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
+{
+	dura_sql_store *s = impl;
+	struct list_arg a = {f, out};
+	return dura_sql_run_op(s, list_body, &a, DURA_SQL_IDEMPOTENT);
+}
+
+/* Lock a run's row; its run_state and version, or ENOTFOUND with a message. */
+static int run_lock(dura_sql_store *s, dura_sql_conn *c, const char *run_id, int *state, int64_t *version)
+{
+	void *m;
+	dura_sql_params p;
+	p.n = 0;
+	dura_sql_p_str(&p, run_id);
+	int rc = dura_sql_st_run(s, c, ST_RUN_LOCK, &p, &m);
+	if (rc)
+		return rc;
+	rc = dura_sql_st_next(s, c, m);
+	if (rc == 1) {
+		*state = (int)dura_sql_c_int(s, m, 0);
+		*version = dura_sql_c_int(s, m, 1);
+		rc = 0;
+	} else if (rc == 0) {
+		rc = dura_sql_err_run_not_found(s->name, run_id);
+	}
+	dura_sql_st_done(s, m);
+	return rc;
+}
+
+/* Inside the open transaction: the run's state becomes {}, its run_state
+ * data_deleted, its steps and checkpoints go. */
+static int erase_run(dura_sql_store *s, dura_sql_conn *c, const char *run_id)
+{
+	dura_sql_params p;
+	p.n = 0;
+	dura_sql_p_time(&p, dura_now_ms());
+	dura_sql_p_str(&p, run_id);
+	int rc = dura_sql_st_write(s, c, ST_RUN_ERASE, &p, NULL);
+	if (rc)
+		return rc;
+	p.n = 0;
+	dura_sql_p_str(&p, run_id);
+	if ((rc = dura_sql_st_write(s, c, ST_STEPS_ERASE, &p, NULL)) != 0)
+		return rc;
+	return dura_sql_st_write(s, c, ST_CPS_ERASE, &p, NULL);
+}
+
+struct state_arg {
+	const char *run_id;
+	int to;
+	int64_t new_version;
+};
+
+static int set_state_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct state_arg *a = arg;
+	int cur;
+	int64_t version;
+	int rc = run_lock(s, c, a->run_id, &cur, &version);
+	if (rc)
+		return rc;
+	if (again && cur == a->to) { /* our earlier attempt went in */
+		a->new_version = version;
+		return 0;
+	}
+	if (!dura_run_state_transition_ok(cur, a->to))
+		return dura_sql_err_move(s->name, a->run_id, cur, a->to);
+	if (a->to == DURA_RUN_DATA_DELETED) {
+		if ((rc = erase_run(s, c, a->run_id)) != 0)
+			return rc;
+		a->new_version = version + 1;
+		return 0;
+	}
+	dura_sql_params p;
+	int64_t now = dura_now_ms();
+	uint64_t n = 0;
+	p.n = 0;
+	if (a->to == DURA_RUN_RUNNING) {
+		dura_sql_p_time(&p, now);
+		dura_sql_p_time(&p, now);
+	} else {
+		dura_sql_p_int(&p, a->to);
+		dura_sql_p_time(&p, now);
+	}
+	dura_sql_p_str(&p, a->run_id);
+	dura_sql_p_int(&p, cur);
+	rc = dura_sql_st_write(s, c, a->to == DURA_RUN_RUNNING ? ST_RUN_SET_RUNNING : ST_RUN_SET_STATE, &p, &n);
+	if (rc) {
+		if (s->x->duplicate(c, NULL))
+			return dura_error_set_native(DURA_ECONFLICT, s->name, s->x->dup_native, s->x->dup_state,
+			                             "cannot move run %s to %s: its workflow already has an active run with the same "
+			                             "foreign id",
+			                             a->run_id, dura_run_state_name(a->to));
+		return rc;
+	}
+	if (n == 0)
+		return dura_sql_err_moved_meanwhile(s->name, a->run_id, a->to);
+	a->new_version = version + 1;
+	return 0;
+}
+
+int dura_sql_set_run_state(void *impl, const char *run_id, int to, int64_t *new_version)
+{
+	dura_sql_store *s = impl;
+	struct state_arg a = {run_id, to, 0};
+	int rc = dura_sql_run_op(s, set_state_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
+	if (rc == 0 && new_version)
+		*new_version = a.new_version;
+	return rc;
+}
+
+static int delete_data_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	const char *run_id = arg;
+	int cur;
+	int64_t version;
+	int rc = run_lock(s, c, run_id, &cur, &version);
+	if (rc)
+		return rc;
+	if (again && cur == DURA_RUN_DATA_DELETED)
+		return 0;
+	if (cur != DURA_RUN_COMPLETED && cur != DURA_RUN_CANCELLED && cur != DURA_RUN_FAILED)
+		return dura_sql_err_delete_live(s->name, run_id, cur);
+	return erase_run(s, c, run_id);
+}
+
+int dura_sql_delete_run_data(void *impl, const char *run_id)
+{
+	dura_sql_store *s = impl;
+	return dura_sql_run_op(s, delete_data_body, (void *)run_id, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
+}
+
+/* ---- steps ------------------------------------------------------------------------ */
+
+struct steps_arg {
+	int id;
+	const char *run_id;
+	int64_t from, step;
+	size_t limit;
+	dura_step_list *list;
+	dura_step **one;
+};
+
+static int steps_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct steps_arg *a = arg;
+	dura_sql_params p;
+	(void)again;
+	p.n = 0;
+	dura_sql_p_str(&p, a->run_id);
+	if (a->id == ST_HISTORY) {
+		dura_sql_p_int(&p, a->from);
+		dura_sql_p_int(&p, a->limit ? (int64_t)(a->limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)a->limit) : INT64_MAX);
+	} else if (a->id == ST_STEP_GET) {
+		dura_sql_p_int(&p, a->step);
+	}
+	if (a->list) {
+		dura_step_list_free(a->list);
+		memset(a->list, 0, sizeof(*a->list));
+		return dura_sql_st_collect(s, c, a->id, &p, DURA_SQL_STEP, (void **)&a->list->items, &a->list->count);
+	}
+	return dura_sql_st_fetch(s, c, a->id, &p, DURA_SQL_STEP, (void **)a->one);
+}
+
+int dura_sql_history(void *impl, const char *run_id, int64_t from, size_t limit, dura_step_list *out)
+{
+	dura_sql_store *s = impl;
+	struct steps_arg a = {ST_HISTORY, run_id, from, 0, limit, out, NULL};
+	return dura_sql_run_op(s, steps_body, &a, DURA_SQL_IDEMPOTENT);
+}
+
+int dura_sql_get_step(void *impl, const char *run_id, int64_t step, dura_step **out)
+{
+	dura_sql_store *s = impl;
+	struct steps_arg a = {ST_STEP_GET, run_id, 0, step, 0, NULL, out};
+	int rc = dura_sql_run_op(s, steps_body, &a, DURA_SQL_IDEMPOTENT);
+	if (rc == DURA_ENOTFOUND)
+		return dura_sql_err_no_step(s->name, run_id, step);
+	return rc;
+}
+
+int dura_sql_load_latest(void *impl, const char *run_id, dura_step **out)
+{
+	dura_sql_store *s = impl;
+	struct steps_arg a = {ST_STEP_LATEST, run_id, 0, 0, 0, NULL, out};
+	int rc = dura_sql_run_op(s, steps_body, &a, DURA_SQL_IDEMPOTENT);
+	if (rc == DURA_ENOTFOUND)
+		return dura_sql_err_no_committed_step(s->name, run_id);
+	return rc;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------- */
+
+/* A write by one key, in autocommit. After an unknown outcome (again), a
+ * miss means our first attempt did it. */
+struct write_arg {
+	int id;
+	dura_sql_params *p;
+	uint64_t affected;
+	int again;
+};
+
+static int write_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct write_arg *a = arg;
+	a->again |= again;
+	return dura_sql_st_write(s, c, a->id, a->p, &a->affected);
+}
+
+static int write_by(dura_sql_store *s, int id, dura_sql_params *p, uint64_t *affected, int *again)
+{
+	struct write_arg a = {id, p, 0, 0};
+	int rc = dura_sql_run_op(s, write_body, &a, DURA_SQL_IDEMPOTENT);
+	if (affected)
+		*affected = a.affected;
+	if (again)
+		*again = a.again;
+	return rc;
+}
+
+/* A DELETE by one key: ENOTFOUND (with the message fmt, arg) when no row went. */
+static int delete_by(dura_sql_store *s, int id, const char *key, const char *fmt)
+{
+	dura_sql_params p;
+	uint64_t n = 0;
+	int again = 0;
+	p.n = 0;
+	dura_sql_p_str(&p, key);
+	int rc = write_by(s, id, &p, &n, &again);
+	if (rc == 0 && n == 0 && !again)
+		return dura_error_set_native(DURA_ENOTFOUND, s->name, 0, NULL, fmt, key);
+	return rc;
+}
+
+int dura_sql_checkpoint_save(void *impl, const char *cp_id, const char *run_id, int64_t step, const char *state)
+{
+	dura_sql_store *s = impl;
+	int rc = s->x->check_size(s, strlen(state), "the checkpoint's state");
+	if (rc)
+		return rc;
+	dura_sql_params p;
+	int64_t now = dura_now_ms();
+	p.n = 0;
+	dura_sql_p_str(&p, cp_id);
+	dura_sql_p_str(&p, run_id);
+	dura_sql_p_str(&p, state);
+	dura_sql_p_int(&p, step);
+	dura_sql_p_time(&p, now);
+	dura_sql_p_time(&p, now);
+	return write_by(s, ST_CP_SAVE, &p, NULL, NULL);
+}
+
+struct cp_arg {
+	const char *key;
+	dura_checkpoint **one;
+	dura_checkpoint_list *list;
+};
+
+static int cp_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct cp_arg *a = arg;
+	dura_sql_params p;
+	(void)again;
+	p.n = 0;
+	dura_sql_p_str(&p, a->key);
+	if (a->list) {
+		dura_sql_p_str(&p, a->key);
+		dura_checkpoint_list_free(a->list);
+		memset(a->list, 0, sizeof(*a->list));
+		return dura_sql_st_collect(s, c, ST_CP_LIST, &p, DURA_SQL_CHECKPOINT, (void **)&a->list->items, &a->list->count);
+	}
+	return dura_sql_st_fetch(s, c, ST_CP_LOAD, &p, DURA_SQL_CHECKPOINT, (void **)a->one);
+}
+
+int dura_sql_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **out)
+{
+	dura_sql_store *s = impl;
+	struct cp_arg a = {cp_id, out, NULL};
+	int rc = dura_sql_run_op(s, cp_body, &a, DURA_SQL_IDEMPOTENT);
+	if (rc == DURA_ENOTFOUND)
+		return dura_sql_err_checkpoint_not_found(s->name, cp_id);
+	return rc;
+}
+
+int dura_sql_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_list *out)
+{
+	dura_sql_store *s = impl;
+	struct cp_arg a = {run_id, NULL, out};
+	return dura_sql_run_op(s, cp_body, &a, DURA_SQL_IDEMPOTENT);
+}
+
+int dura_sql_checkpoint_delete(void *impl, const char *cp_id)
+{
+	dura_sql_store *s = impl;
+	return delete_by(s, ST_CP_DELETE, cp_id, "checkpoint %s not found");
+}
+
+/* ---- cache ------------------------------------------------------------------------ */
+
+struct cache_get_arg {
+	const char *key;
+	dura_cache_entry **out;
+};
+
+static int cache_get_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct cache_get_arg *a = arg;
+	dura_sql_params p;
+	(void)again;
+	p.n = 0;
+	dura_sql_p_str(&p, a->key);
+	dura_sql_p_time(&p, dura_now_ms());
+	return dura_sql_st_fetch(s, c, ST_CACHE_GET, &p, DURA_SQL_CACHE_VALUE, (void **)a->out);
+}
+
+int dura_sql_cache_get(void *impl, const char *key, dura_cache_entry **out)
+{
+	dura_sql_store *s = impl;
+	struct cache_get_arg a = {key, out};
+	int rc = dura_sql_run_op(s, cache_get_body, &a, DURA_SQL_IDEMPOTENT);
+	if (rc == DURA_ENOTFOUND)
+		return dura_sql_err_cache_not_found(s->name, key);
+	return rc;
+}
+
+struct cache_put_arg {
+	const char *key;
+	const void *value;
+	size_t len;
+	const char *error, *metadata;
+	int64_t now, ttl_ms;
+};
+
+/* The value first, then the claim goes: a claimer that sees no claim sees
+ * the value (cache_claim locks the claim row before it looks). */
+static int cache_put_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct cache_put_arg *a = arg;
+	dura_sql_params p;
+	(void)again;
+	p.n = 0;
+	dura_sql_p_str(&p, a->key);
+	dura_sql_p_blob(&p, a->value, a->len);
+	dura_sql_p_str(&p, a->error);
+	dura_sql_p_time(&p, a->now);
+	if (a->ttl_ms)
+		dura_sql_p_time(&p, dura_sql_add_ms(s, a->now, a->ttl_ms));
+	else
+		dura_sql_p_null(&p);
+	dura_sql_p_str(&p, a->metadata);
+	int rc = dura_sql_st_write(s, c, ST_CACHE_PUT, &p, NULL);
+	if (rc)
+		return rc;
+	p.n = 0;
+	dura_sql_p_str(&p, a->key);
+	return dura_sql_st_write(s, c, ST_CLAIM_DROP, &p, NULL);
+}
+
+int dura_sql_cache_put(void *impl, const char *key, const void *value, size_t len, const char *error,
+                        const char *metadata, int64_t ttl_ms)
+{
+	dura_sql_store *s = impl;
+	int rc = s->x->check_size(s, len + (error ? strlen(error) : 0) + (metadata ? strlen(metadata) : 0),
+	                            "the cache value");
+	if (rc)
+		return rc;
+	struct cache_put_arg a = {key, value, len, error, metadata, dura_now_ms(), ttl_ms};
+	return dura_sql_run_op(s, cache_put_body, &a, DURA_SQL_IDEMPOTENT);
+}
+
+struct claim_key_arg {
+	const char *key, *owner;
+	int64_t lease_ms;
+};
+
+/*
+ * Single flight: lock the claim row first (a claimer that is storing its
+ * value holds it until its put commits), then look for a live value, then
+ * take or refresh the claim. Two claimers of a key nobody holds both
+ * insert; the unique key lets one in and the other runs again and sees it.
+ * A new claim row looks for the value once more (see below).
+ */
+/* 0 if key has no live value, DURA_EEXISTS if it has, or the error. */
+static int no_live_value(dura_sql_store *s, dura_sql_conn *c, const char *key, int64_t now)
+{
+	dura_sql_params p;
+	p.n = 0;
+	dura_sql_p_str(&p, key);
+	dura_sql_p_time(&p, now);
+	int rc = dura_sql_st_exists(s, c, ST_CACHE_LIVE, &p);
+	if (rc < 0)
+		return rc;
+	return rc == 1 ? dura_sql_err_cache_has_value(s->name, key) : 0;
+}
+
+static int cache_claim_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct claim_key_arg *a = arg;
+	int64_t now = dura_now_ms(), until = 0;
+	char holder[DURA_MAX_ID_LEN + 1] = "";
+	int have = 0;
+	dura_sql_params p;
+	void *m;
+	(void)again;
+	p.n = 0;
+	dura_sql_p_str(&p, a->key);
+	int rc = dura_sql_st_run(s, c, ST_CLAIM_LOCK, &p, &m);
+	if (rc)
+		return rc;
+	rc = dura_sql_st_next(s, c, m);
+	if (rc == 1) {
+		have = 1;
+		snprintf(holder, sizeof(holder), "%s", dura_sql_c_str(s, m, 0) ? dura_sql_c_str(s, m, 0) : "");
+		until = dura_sql_c_time(s, m, 1);
+		rc = 0;
+	}
+	dura_sql_st_done(s, m);
+	if (rc)
+		return rc;
+	if ((rc = no_live_value(s, c, a->key, now)) != 0)
+		return rc;
+	if (have && strcmp(holder, a->owner) != 0 && until > now) {
+		char t[24];
+		dura_time_format(t, until);
+		return dura_sql_err_cache_claimed(s->name, a->key, holder, t);
+	}
+	p.n = 0;
+	if (have) {
+		dura_sql_p_str(&p, a->owner);
+		dura_sql_p_time(&p, dura_sql_add_ms(s, now, a->lease_ms));
+		dura_sql_p_str(&p, a->key);
+		return dura_sql_st_write(s, c, ST_CLAIM_UPDATE, &p, NULL);
+	}
+	dura_sql_p_str(&p, a->key);
+	dura_sql_p_str(&p, a->owner);
+	dura_sql_p_time(&p, dura_sql_add_ms(s, now, a->lease_ms));
+	rc = dura_sql_st_write(s, c, ST_CLAIM_INSERT, &p, NULL);
+	if (rc && s->x->duplicate(c, NULL))
+		return DURA_SQL_AGAIN;
+	if (rc)
+		return rc;
+	/* With no claim row there was nothing to lock: between our look and
+	 * our insert another claimer may have claimed, stored its value and
+	 * let go. Now that the new row is ours, look again; a value found
+	 * rolls our claim back. */
+	return no_live_value(s, c, a->key, now);
+}
+
+int dura_sql_cache_claim(void *impl, const char *key, const char *owner, int64_t lease_ms)
+{
+	dura_sql_store *s = impl;
+	struct claim_key_arg a = {key, owner, lease_ms};
+	/* running it again is safe: the same owner may claim again */
+	return dura_sql_run_op(s, cache_claim_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
+}
+
+int dura_sql_cache_release(void *impl, const char *key, const char *owner)
+{
+	dura_sql_store *s = impl;
+	dura_sql_params p;
+	uint64_t n = 0;
+	int again = 0;
+	p.n = 0;
+	dura_sql_p_str(&p, key);
+	dura_sql_p_str(&p, owner);
+	int rc = write_by(s, ST_CLAIM_RELEASE, &p, &n, &again);
+	if (rc == 0 && n == 0 && !again)
+		return dura_sql_err_cache_not_claimed(s->name, key, owner);
+	return rc;
+}
+
+int dura_sql_cache_delete(void *impl, const char *key)
+{
+	dura_sql_store *s = impl;
+	return delete_by(s, ST_CACHE_DELETE, key, "cache key %s not found");
+}
+
+static int purge_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	int64_t *count = arg;
+	dura_sql_params p;
+	uint64_t n = 0;
+	int64_t now = dura_now_ms();
+	(void)again;
+	p.n = 0;
+	dura_sql_p_time(&p, now);
+	int rc = dura_sql_st_write(s, c, ST_CACHE_PURGE, &p, &n);
+	if (rc)
+		return rc;
+	*count = (int64_t)n;
+	/* expired claims are litter too; they are not counted */
+	return dura_sql_st_write(s, c, ST_CLAIM_PURGE, &p, NULL);
+}
+
+int dura_sql_cache_purge_expired(void *impl, int64_t *count)
+{
+	dura_sql_store *s = impl;
+	*count = 0;
+	return dura_sql_run_op(s, purge_body, count, DURA_SQL_IDEMPOTENT);
+}
+
+struct cache_list_arg {
+	const char *cursor;
+	size_t limit;
+	dura_cache_list *out;
+};
+
+static int cache_list_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct cache_list_arg *a = arg;
+	dura_sql_params p;
+	(void)again;
+	dura_cache_list_free(a->out);
+	memset(a->out, 0, sizeof(*a->out));
+	p.n = 0;
+	dura_sql_p_str(&p, a->cursor);
+	dura_sql_p_str(&p, a->cursor);
+	dura_sql_p_int(&p, (int64_t)a->limit);
+	int rc = dura_sql_st_collect(s, c, ST_CACHE_LIST, &p, DURA_SQL_CACHE_LISTED, (void **)&a->out->items, &a->out->count);
+	if (rc == 0 && a->out->count == a->limit && a->out->count > 0) {
+		a->out->next_cursor = dura_strdup(a->out->items[a->out->count - 1].key);
+		if (!a->out->next_cursor)
+			rc = dura_error_oom(s->name);
+	}
+	if (rc) {
+		dura_cache_list_free(a->out);
+		memset(a->out, 0, sizeof(*a->out));
+	}
+	return rc;
+}
+
+int dura_sql_cache_list(void *impl, const char *cursor, size_t limit, dura_cache_list *out)
+{
+	dura_sql_store *s = impl;
+	struct cache_list_arg a = {cursor, limit, out};
+	return dura_sql_run_op(s, cache_list_body, &a, DURA_SQL_IDEMPOTENT);
+}
+
+static int cache_stats_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	dura_cache_stats *out = arg;
+	dura_sql_params p;
+	void *m;
+	(void)again;
+	p.n = 0;
+	dura_sql_p_time(&p, dura_now_ms());
+	int rc = dura_sql_st_run(s, c, ST_CACHE_STATS, &p, &m);
+	if (rc)
+		return rc;
+	rc = dura_sql_st_next(s, c, m);
+	if (rc == 1) {
+		out->entries = dura_sql_c_int(s, m, 0);
+		out->expired = dura_sql_c_int(s, m, 1);
+		out->bytes = dura_sql_c_int(s, m, 2);
+		rc = 0;
+	} else if (rc == 0) {
+		rc = dura_error_set_native(DURA_ERROR, s->name, 0, NULL, "reading cache statistics: no row");
+	}
+	dura_sql_st_done(s, m);
+	return rc;
+}
+
+int dura_sql_cache_stats(void *impl, dura_cache_stats *out)
+{
+	dura_sql_store *s = impl;
+	return dura_sql_run_op(s, cache_stats_body, out, DURA_SQL_IDEMPOTENT);
+}
+
+/* ---- leases ------------------------------------------------------------------------ */
+
+/* A lease update that matched nothing: why not. */
+static int lease_miss(dura_sql_store *s, const char *run_id, const char *owner, int again)
+{
+	dura_sql_conn *c;
+	dura_sql_params p;
+	void *m;
+	int rc = dura_sql_pool_get(&s->pool, &c);
+	if (rc)
+		return rc;
+	p.n = 0;
+	dura_sql_p_str(&p, run_id);
+	if ((rc = dura_sql_st_run(s, c, ST_LEASE_OWNER, &p, &m)) == 0) {
+		rc = dura_sql_st_next(s, c, m);
+		if (rc == 1) {
+			const char *holder = dura_sql_c_str(s, m, 0);
+			if (again && (!holder || !*holder))
+				rc = 0; /* released by our first attempt */
+			else if (holder && *holder)
+				rc = dura_sql_err_leased_by(s->name, run_id, holder, owner);
+			else
+				rc = dura_sql_err_not_leased(s->name, run_id, owner);
+		} else if (rc == 0) {
+			rc = dura_sql_err_run_not_found(s->name, run_id);
+		}
+		dura_sql_st_done(s, m);
+	}
+	dura_sql_pool_put(&s->pool, c);
+	return rc;
+}
+
+int dura_sql_extend_lease(void *impl, const char *run_id, const char *owner, int64_t lease_ms)
+{
+	dura_sql_store *s = impl;
+	dura_sql_params p;
+	uint64_t n = 0;
+	p.n = 0;
+	dura_sql_p_time(&p, dura_sql_add_ms(s, dura_now_ms(), lease_ms));
+	dura_sql_p_str(&p, run_id);
+	dura_sql_p_str(&p, owner);
+	int rc = write_by(s, ST_LEASE_EXTEND, &p, &n, NULL);
+	if (rc == 0 && n == 0)
+		return lease_miss(s, run_id, owner, 0);
+	return rc;
+}
+
+int dura_sql_release_lease(void *impl, const char *run_id, const char *owner)
+{
+	dura_sql_store *s = impl;
+	dura_sql_params p;
+	uint64_t n = 0;
+	int again = 0;
+	p.n = 0;
+	dura_sql_p_str(&p, run_id);
+	dura_sql_p_str(&p, owner);
+	int rc = write_by(s, ST_LEASE_RELEASE, &p, &n, &again);
+	if (rc == 0 && n == 0)
+		return lease_miss(s, run_id, owner, again);
+	return rc;
+}
+
+/* ---- outbox ------------------------------------------------------------------------ */
+
+struct poll_arg {
+	size_t limit;
+	dura_event_list *out;
+};
+
+static int poll_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct poll_arg *a = arg;
+	dura_sql_params p;
+	(void)again;
+	dura_event_list_free(a->out);
+	memset(a->out, 0, sizeof(*a->out));
+	p.n = 0;
+	dura_sql_p_int(&p, (int64_t)a->limit);
+	return dura_sql_st_collect(s, c, ST_OUTBOX_POLL, &p, DURA_SQL_EVENT, (void **)&a->out->items, &a->out->count);
+}
+
+int dura_sql_outbox_poll(void *impl, size_t limit, dura_event_list *out)
+{
+	dura_sql_store *s = impl;
+	struct poll_arg a = {limit, out};
+	return dura_sql_run_op(s, poll_body, &a, DURA_SQL_IDEMPOTENT);
+}
+
+int dura_sql_outbox_ack(void *impl, const char *event_id)
+{
+	dura_sql_store *s = impl;
+	return delete_by(s, ST_OUTBOX_ACK, event_id, "outbox event %s not found (already acknowledged?)");
+}
+

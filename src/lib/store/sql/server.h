@@ -1,0 +1,40 @@
+/*
+ * server.h - the store operations every server SQL store shares
+ * (server.c), with the signatures of dura_store_ops: a driver whose
+ * handle starts with a dura_sql_store (exec.h) puts them in its vtable
+ * as they are. No driver header here.
+ */
+#ifndef DURA_SQL_SERVER_H
+#define DURA_SQL_SERVER_H
+
+#include "exec.h"
+
+#include "dura/store.h"
+
+int dura_sql_create_run(void *impl, const dura_run_create *req, const char *run_id, dura_record **out);
+int dura_sql_get_run(void *impl, const char *run_id, dura_record **out);
+int dura_sql_latest_run(void *impl, const char *wf, const char *fid, dura_record **out);
+int dura_sql_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out);
+int dura_sql_set_run_state(void *impl, const char *run_id, int to, int64_t *new_version);
+int dura_sql_delete_run_data(void *impl, const char *run_id);
+int dura_sql_history(void *impl, const char *run_id, int64_t from, size_t limit, dura_step_list *out);
+int dura_sql_get_step(void *impl, const char *run_id, int64_t step, dura_step **out);
+int dura_sql_load_latest(void *impl, const char *run_id, dura_step **out);
+int dura_sql_checkpoint_save(void *impl, const char *cp_id, const char *run_id, int64_t step, const char *state);
+int dura_sql_checkpoint_load(void *impl, const char *cp_id, dura_checkpoint **out);
+int dura_sql_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_list *out);
+int dura_sql_checkpoint_delete(void *impl, const char *cp_id);
+int dura_sql_cache_get(void *impl, const char *key, dura_cache_entry **out);
+int dura_sql_cache_put(void *impl, const char *key, const void *value, size_t len, const char *error, const char *metadata, int64_t ttl_ms);
+int dura_sql_cache_claim(void *impl, const char *key, const char *owner, int64_t lease_ms);
+int dura_sql_cache_release(void *impl, const char *key, const char *owner);
+int dura_sql_cache_delete(void *impl, const char *key);
+int dura_sql_cache_purge_expired(void *impl, int64_t *count);
+int dura_sql_cache_list(void *impl, const char *cursor, size_t limit, dura_cache_list *out);
+int dura_sql_cache_stats(void *impl, dura_cache_stats *out);
+int dura_sql_extend_lease(void *impl, const char *run_id, const char *owner, int64_t lease_ms);
+int dura_sql_release_lease(void *impl, const char *run_id, const char *owner);
+int dura_sql_outbox_poll(void *impl, size_t limit, dura_event_list *out);
+int dura_sql_outbox_ack(void *impl, const char *event_id);
+
+#endif
