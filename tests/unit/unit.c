@@ -6,6 +6,8 @@
 #include "dura/store.h"
 #include "test.h"
 #include "util.h" /* internal: the error save/restore and the time helpers */
+#include "store/sql/catalog.h"
+#include "store/sql/dialect.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -352,6 +354,46 @@ static void error_save_restore(void)
 	CHECK(dura_error_last() == NULL);
 }
 
+/* The SQL dialects render one template three ways. */
+static void sql_dialect_render(void)
+{
+	static const char tmpl[] = "SELECT {key} FROM {p}t WHERE (?:text IS NULL OR a = ?) AND b = '?{p}' AND c = ?1 "
+	                           "{lock} LIMIT ?";
+	char *my = dura_sql_render(&dura_sql_dialect_mysql, tmpl, "x_", 1, NULL);
+	char *pg = dura_sql_render(&dura_sql_dialect_postgres, tmpl, "x_", 0, NULL);
+	char *sq = dura_sql_render(&dura_sql_dialect_sqlite, tmpl, "", 1, NULL);
+	REQUIRE(my && pg && sq);
+	CHECK_STR(my, "SELECT `key` FROM x_t WHERE (? IS NULL OR a = ?) AND b = '?x_' AND c = ?1 FOR UPDATE SKIP LOCKED "
+	              "LIMIT ?");
+	CHECK_STR(pg, "SELECT \"key\" FROM x_t WHERE ($1::text IS NULL OR a = $2) AND b = '?x_' AND c = ?1 FOR UPDATE "
+	              "LIMIT $3");
+	CHECK_STR(sq, "SELECT \"key\" FROM t WHERE (? IS NULL OR a = ?) AND b = '?' AND c = ?1  LIMIT ?");
+	dura_free(my);
+	dura_free(pg);
+	dura_free(sq);
+
+	static const char up[] = "INSERT INTO t (k, v) VALUES (?, ?) {upsert:k} v = {new:v}, w = '{}' {coll}";
+	const char *const vars[] = {"{coll}", "C", NULL};
+	my = dura_sql_render(&dura_sql_dialect_mysql, up, "", 0, vars);
+	pg = dura_sql_render(&dura_sql_dialect_postgres, up, "", 0, NULL);
+	REQUIRE(my && pg);
+	CHECK_STR(my, "INSERT INTO t (k, v) VALUES (?, ?) ON DUPLICATE KEY UPDATE v = VALUES(v), w = '{}' C");
+	CHECK_STR(pg, "INSERT INTO t (k, v) VALUES ($1, $2) ON CONFLICT (\"k\") DO UPDATE SET v = excluded.v, w = '{}' {coll}");
+	dura_free(my);
+	dura_free(pg);
+
+	/* every catalog statement renders, and the numbered form counts its parameters */
+#define X_RENDER(name, sql)                                                                                          \
+	do {                                                                                                           \
+		char *r = dura_sql_render(&dura_sql_dialect_postgres, sql, "p_", 1, NULL);                           \
+		CHECK(r && !strstr(r, "{p}") && !strstr(r, "{key}") && !strchr(r, '?') && strstr(r, "p_"));                              \
+		dura_free(r);                                                                                          \
+	} while (0);
+	SQL_SHARED_STATEMENTS(X_RENDER)
+	SQL_SERVER_STATEMENTS(X_RENDER)
+#undef X_RENDER
+}
+
 static void time_helpers(void)
 {
 	CHECK(dura__add_ms(1000, 500) == 1500);
@@ -431,6 +473,7 @@ int main(int argc, char **argv)
 		{"errors_are_thread_local", errors_are_thread_local},
 		{"error_save_restore", error_save_restore},
 		{"time_helpers", time_helpers},
+		{"sql_dialect_render", sql_dialect_render},
 		{"allocation_failures_are_clean", allocation_failures_are_clean},
 	};
 	return test_run_all("unit", tests, TEST_COUNT(tests), argc > 1 ? argv[1] : NULL);

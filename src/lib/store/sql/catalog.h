@@ -5,7 +5,8 @@
  * CP_COLS, EVENT_COLS, in that order), the run states that count as
  * active, and every statement that means the same in every dialect. They
  * are templates in dialect.h's language: "?" parameters, each bound once
- * and in the order it appears (so a value used twice is bound twice),
+ * and in the order it appears (so a value used twice is bound twice), and
+ * "?:type" where PostgreSQL could not infer the type ("? IS NULL"),
  * "{p}" for the table prefix, "{key}" for the quoted cache key column,
  * "{upsert:COL}" and "{new:COL}" for an upsert. A driver renders them
  * with its dialect when it opens. What differs in more than those tokens
@@ -36,10 +37,11 @@
 	/* runs */                                                                                                 \
 	X(RUN_INSERT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
 	              "(?, ?, ?, ?, ?, ?, 1, 0, 0, '', ?, '', NULL, ?, ?, ?)")                                     \
-	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (? IS NULL OR workflow_name = ?) "         \
-	            "AND (? = 0 OR run_state = ?) AND (? IS NULL OR status = ?) AND (? IS NULL OR foreign_id = ?) " \
-	            "AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?) "                        \
-	            "AND (? IS NULL OR run_id < ?) ORDER BY run_id DESC LIMIT ?")                                  \
+	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (?:text IS NULL OR workflow_name = ?) "    \
+	            "AND (?:int = 0 OR run_state = ?) AND (?:text IS NULL OR status = ?) "                         \
+	            "AND (?:text IS NULL OR foreign_id = ?) AND (?:time IS NULL OR created_at >= ?) "              \
+	            "AND (?:time IS NULL OR created_at < ?) AND (?:text IS NULL OR run_id < ?) "                   \
+	            "ORDER BY run_id DESC LIMIT ?")                                                                \
 	X(RUN_GET, "SELECT " REC_COLS " FROM {p}workflow_records WHERE run_id = ?")                                \
 	X(RUN_ACTIVE, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ? AND foreign_id = ? "   \
 	              "AND run_state IN " ACTIVE_STATES " ORDER BY run_id DESC LIMIT 1")                           \
@@ -60,7 +62,7 @@
 	X(CP_SAVE, "INSERT INTO {p}workflow_checkpoints (checkpoint_id, run_id, state, step, created_at, "         \
 	           "updated_at) VALUES (?, ?, ?, ?, ?, ?) {upsert:checkpoint_id} run_id = {new:run_id}, "          \
 	           "state = {new:state}, step = {new:step}, updated_at = {new:updated_at}")                        \
-	X(CP_LIST, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE (? IS NULL OR run_id = ?) "              \
+	X(CP_LIST, "SELECT " CP_COLS " FROM {p}workflow_checkpoints WHERE (?:text IS NULL OR run_id = ?) "         \
 	           "ORDER BY updated_at DESC, id DESC")                                                            \
 	/* cache */                                                                                                \
 	X(CACHE_GET, "SELECT {key}, value, error, created_at, expires_at, metadata FROM {p}step_cache "            \
@@ -71,7 +73,7 @@
 	X(CACHE_LIVE, "SELECT 1 FROM {p}step_cache WHERE {key} = ? AND (expires_at IS NULL OR expires_at > ?)")    \
 	X(CACHE_DELETE, "DELETE FROM {p}step_cache WHERE {key} = ?")                                               \
 	X(CACHE_LIST, "SELECT {key}, LENGTH(value), error, created_at, expires_at, metadata FROM {p}step_cache "   \
-	              "WHERE (? IS NULL OR {key} > ?) ORDER BY {key} LIMIT ?")                                     \
+	              "WHERE (?:text IS NULL OR {key} > ?) ORDER BY {key} LIMIT ?")                                \
 	X(CLAIM_RELEASE, "DELETE FROM {p}step_cache_claims WHERE {key} = ? AND owner = ?")                         \
 	X(CLAIM_DROP, "DELETE FROM {p}step_cache_claims WHERE {key} = ?")                                          \
 	X(CACHE_PURGE, "DELETE FROM {p}step_cache WHERE expires_at IS NOT NULL AND expires_at <= ?")               \

@@ -21,6 +21,7 @@ const dura_sql_dialect dura_sql_dialect_sqlite = {
 	.time_type = "TEXT", /* 'YYYY-MM-DD HH:MM:SS.fff' in UTC: sorts as it compares */
 	.json_type = "TEXT",
 	.bigint = "INTEGER",
+	.bytes_type = "BLOB",
 	.lock = "", /* a write transaction holds the whole database */
 	.lock_skip = NULL,
 };
@@ -34,6 +35,7 @@ const dura_sql_dialect dura_sql_dialect_mysql = {
 	.time_type = "DATETIME(3)",
 	.json_type = "JSON",
 	.bigint = "SIGNED",
+	.bytes_type = "BLOB",
 	.lock = "FOR UPDATE",
 	.lock_skip = "FOR UPDATE SKIP LOCKED", /* MariaDB 10.6, MySQL 8.0 */
 };
@@ -47,6 +49,7 @@ const dura_sql_dialect dura_sql_dialect_postgres = {
 	.time_type = "TIMESTAMPTZ(3)",
 	.json_type = "JSONB",
 	.bigint = "BIGINT",
+	.bytes_type = "BYTEA",
 	.lock = "FOR UPDATE",
 	.lock_skip = "FOR UPDATE SKIP LOCKED",
 };
@@ -147,6 +150,20 @@ static size_t token(buf *b, const dura_sql_dialect *d, const char *t, const char
 	return n;
 }
 
+/* the SQL type a "?:type" annotation names: text, int, time, json, bytes */
+static const char *cast_type(const dura_sql_dialect *d, const char *t, size_t n)
+{
+	if (n == 3 && memcmp(t, "int", 3) == 0)
+		return d->bigint;
+	if (n == 4 && memcmp(t, "time", 4) == 0)
+		return d->time_type;
+	if (n == 4 && memcmp(t, "json", 4) == 0)
+		return d->json_type;
+	if (n == 5 && memcmp(t, "bytes", 5) == 0)
+		return d->bytes_type;
+	return "text";
+}
+
 char *dura_sql_render(const dura_sql_dialect *d, const char *tmpl, const char *prefix, int skip_locked,
                       const char *const *vars)
 {
@@ -162,11 +179,29 @@ char *dura_sql_render(const dura_sql_dialect *d, const char *tmpl, const char *p
 				p += n;
 				continue;
 			}
-		} else if (!in_string && *p == '?' && d->params == DURA_SQL_PARAMS_NUMBERED) {
-			char num[16];
-			snprintf(num, sizeof(num), "$%d", ++param);
-			puts_(&b, num);
+		} else if (!in_string && *p == '?' && !(p[1] >= '0' && p[1] <= '9')) {
+			/* "?" or "?:type": a typed parameter is cast where the
+			 * dialect needs to be told ("$1::text IS NULL") */
+			const char *type = NULL;
+			size_t tn = 0;
 			p++;
+			if (*p == ':' && p[1] >= 'a' && p[1] <= 'z') {
+				type = ++p;
+				while (*p >= 'a' && *p <= 'z')
+					p++;
+				tn = (size_t)(p - type);
+			}
+			if (d->params == DURA_SQL_PARAMS_NUMBERED) {
+				char num[16];
+				snprintf(num, sizeof(num), "$%d", ++param);
+				puts_(&b, num);
+				if (type) {
+					puts_(&b, "::");
+					puts_(&b, cast_type(d, type, tn));
+				}
+			} else {
+				put(&b, "?", 1);
+			}
 			continue;
 		}
 		put(&b, p, 1);

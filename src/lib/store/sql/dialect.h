@@ -8,6 +8,10 @@
  *
  *   ?               a parameter, bound in the order it appears (rendered as
  *                   "?" or, for a numbered dialect, "$1", "$2", ...)
+ *   ?:TYPE          the same, where the server cannot infer its type from
+ *                   the context ("? IS NULL"): TYPE is text, int, time,
+ *                   json or bytes, and a dialect that types its parameters
+ *                   from the statement casts it ("$1::text")
  *   {p}             the table prefix (validated at open)
  *   {key}           the step cache's key column, a reserved word, quoted
  *   {upsert:COL}    the start of an upsert's update list on conflict with
@@ -51,7 +55,8 @@ typedef struct dura_sql_dialect {
 	int returning;          /* 1: UPDATE/INSERT ... RETURNING exists */
 	const char *time_type;  /* {time} */
 	const char *json_type;  /* {json} */
-	const char *bigint;     /* {bigint} */
+	const char *bigint;     /* {bigint}, and ?:int */
+	const char *bytes_type; /* ?:bytes */
 	const char *lock;       /* {lock}, when SKIP LOCKED is not to be used */
 	const char *lock_skip;  /* {lock} with SKIP LOCKED; NULL: the dialect has none */
 } dura_sql_dialect;
