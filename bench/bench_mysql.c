@@ -182,7 +182,7 @@ static MYSQL_STMT *raw_prepare(MYSQL *db, const char *prefix, const char *fmt)
 
 /* ---- parameters ------------------------------------------------------------------- */
 
-#define MAXP 16
+#define MAXP 20
 typedef struct params {
 	MYSQL_BIND b[MAXP];
 	unsigned long len[MAXP];
@@ -281,7 +281,7 @@ static void rawc_open(rawc *r, const target *t, const char *run_id, int64_t vers
 	r->outbox = raw_prepare(r->db, p,
 	                        "INSERT INTO %sworkflow_outbox (id, workflow_name, run_id, type, data, created_at) "
 	                        "VALUES (?, ?, ?, ?, ?, ?)");
-	r->call = raw_prepare(r->db, p, "CALL %sdura_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	r->call = raw_prepare(r->db, p, "CALL %sdura_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	memcpy(r->run_id, run_id, DURA_UUID_LEN + 1);
 	r->version = version;
 	r->step_no = step_no;
@@ -364,6 +364,10 @@ static void raw_call_commit(rawc *r)
 	p_str(&p, ev);
 	p_str(&p, "step");
 	p_null(&p);
+	char head[160];
+	snprintf(head, sizeof(head), "{\"run_id\":\"%s\",\"step\":", r->run_id);
+	p_str(&p, head);
+	p_str(&p, ",\"node_id\":\"node\",\"status\":\"next\",\"run_state\":");
 	exec(r->call, &p, "raw CALL dura_commit");
 	long long ok = -1, v = 0;
 	my_bool v_null = 0;
