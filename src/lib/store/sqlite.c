@@ -570,7 +570,8 @@ static const void *sq_col_blob(void *impl, int i, size_t *len)
 {
 	const void *v = sqlite3_column_blob(impl, i);
 	*len = (size_t)sqlite3_column_bytes(impl, i);
-	return v;
+	/* SQLite gives NULL for an empty blob, and for one it ran out of memory copying */
+	return v ? v : *len == 0 ? "" : NULL;
 }
 
 /* A stored timestamp in ms; NULL is 0. Integers are taken as ms already. */

@@ -30,137 +30,6 @@ static int commit_miss(my_store *s, my_conn *c, const dura_commit *cm)
 	return rc;
 }
 
-static int json_same(const char *a, const char *b)
-{
-	if (!a || !b)
-		return 0;
-	if (strcmp(a, b) == 0)
-		return 1;
-	json_error_t err;
-	json_t *ja = json_loads(a, JSON_DECODE_ANY, &err);
-	json_t *jb = json_loads(b, JSON_DECODE_ANY, &err);
-	int same = ja && jb && json_equal(ja, jb);
-	json_decref(ja);
-	json_decref(jb);
-	return same;
-}
-
-/*
- * After a connection was lost while committing: did that commit land?
- * Reads the run locked (so a commit still in flight on the dead session
- * finishes first). 1: it did (res filled), 0: it did not and the run is
- * still at the expected version (commit again), < 0: an error, or another
- * writer got there (DURA_ECONFLICT).
- */
-static int commit_verify(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
-                         dura_commit_result *res)
-{
-	const dura_sql_commit_plan plan = dura_sql_commit_plan_of(cm);
-	const int do_step = plan.do_step, do_event = plan.do_event;
-	my_stmt *m;
-	my_params p;
-	p.n = 0;
-	dura_my_pp_str(&p, cm->run_id);
-	int rc = dura_my_st_run(s, c, ST_COMMIT_VERIFY, &p, &m);
-	if (rc)
-		return rc;
-	rc = dura_my_st_fetch(s, c, m);
-	if (rc <= 0) {
-		dura_my_st_done(m);
-		return rc ? rc : dura_sql_err_run_not_found(MY, cm->run_id);
-	}
-	int64_t version = dura_my_c_int(m, 0), step_no = dura_my_c_int(m, 1), updated = dura_my_c_time(m, 2);
-	int ours = version == cm->expect_version + 1 && updated == now && json_same(dura_my_c_str(m, 3), cm->state);
-	dura_my_st_done(m);
-	if (version == cm->expect_version)
-		return 0;
-	if (ours) {
-		res->new_version = cm->expect_version + 1;
-		res->step = do_step ? step_no - 1 : -1;
-		return 1;
-	}
-	/* the run moved on since: our event or step row tells */
-	int64_t step = -1;
-	int found = 0;
-	if (do_step) {
-		p.n = 0;
-		dura_my_pp_str(&p, cm->run_id);
-		dura_my_pp_time(&p, now);
-		dura_my_pp_str(&p, cm->node_id);
-		if ((rc = dura_my_st_run(s, c, ST_STEP_FIND, &p, &m)) != 0)
-			return rc;
-		while ((rc = dura_my_st_fetch(s, c, m)) == 1 && !found) {
-			if (json_same(dura_my_c_str(m, 1), cm->state)) {
-				found = 1;
-				step = dura_my_c_int(m, 0);
-			}
-		}
-		dura_my_st_done(m);
-		if (rc < 0)
-			return rc;
-	}
-	if (!found && do_event && *event_id) {
-		p.n = 0;
-		dura_my_pp_str(&p, event_id);
-		if ((rc = dura_my_st_exists(s, c, ST_EVENT_CHECK, &p)) < 0)
-			return rc;
-		found = rc;
-	}
-	if (found) {
-		res->new_version = cm->expect_version + 1;
-		res->step = step;
-		return 1;
-	}
-	return dura_error_set_native(DURA_ECONFLICT, MY, 0, NULL,
-	                             "run %s is at version %lld, not the expected version %lld (the connection was lost while "
-	                             "committing, and another writer changed the run)",
-	                             cm->run_id, (long long)version, (long long)cm->expect_version);
-}
-
-/*
- * The default event data (dura_store_event_summary()) but for the integers the
- * server supplies. With step NULL (the procedure): the head runs up to the
- * step's place and *tail from there to the run_state's place; with a step
- * (the several-statement commit, which has it from LAST_INSERT_ID): the
- * head runs, step included, up to the run_state's place. The server
- * appends the run_state and "}" (see OUTBOX_INSERT and migration 4). In
- * buf when it fits, else in *heap (the caller frees it); NULL when out of
- * memory.
- */
-static const char *summary_pieces(char *buf, size_t size, const dura_commit *cm, const int64_t *step,
-                                  const char **tail, char **heap)
-{
-	static const char k1[] = DURA__SUMMARY_RUN_ID, k2[] = DURA__SUMMARY_STEP, k3[] = DURA__SUMMARY_NODE_ID,
-	                  k4[] = DURA__SUMMARY_STATUS, k5[] = DURA__SUMMARY_RUN_STATE;
-	const char *node = cm->node_id ? cm->node_id : "", *status = cm->status ? cm->status : "";
-	size_t need = sizeof k1 + sizeof k2 + sizeof k3 + sizeof k4 + sizeof k5 + 24 + dura__json_quote_len(cm->run_id) +
-	              dura__json_quote_len(node) + dura__json_quote_len(status);
-	char *o = buf;
-	*heap = NULL;
-	if (need > size && !(o = *heap = dura_malloc(need)))
-		return NULL;
-	char *head = o;
-	memcpy(o, k1, sizeof k1 - 1);
-	o = dura__json_quote(o + sizeof k1 - 1, cm->run_id);
-	memcpy(o, k2, sizeof k2 - 1);
-	o += sizeof k2 - 1;
-	if (step) {
-		o += sprintf(o, "%lld", (long long)*step);
-	} else {
-		*o++ = '\0';
-		*tail = o;
-	}
-	memcpy(o, k3, sizeof k3 - 1);
-	o = dura__json_quote(o + sizeof k3 - 1, node);
-	memcpy(o, k4, sizeof k4 - 1);
-	o = dura__json_quote(o + sizeof k4 - 1, status);
-	memcpy(o, k5, sizeof k5 - 1);
-	o[sizeof k5 - 1] = '\0';
-	return head;
-}
-
-/* Room for the pieces of ids of at most DURA_MAX_ID_LEN bytes. */
-#define SUMMARY_BUF (3 * (6 * DURA_MAX_ID_LEN + 2) + 128)
 
 /*
  * One step commit inside the open transaction (or alone, in autocommit,
@@ -227,9 +96,9 @@ static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char
 		}
 	}
 	if (do_event) {
-		char buf[SUMMARY_BUF], *heap = NULL;
+		char buf[DURA_SQL_SUMMARY_BUF], *heap = NULL;
 		const char *head = NULL;
-		if (!cm->event_data && !(head = summary_pieces(buf, sizeof buf, cm, &res->step, NULL, &heap)))
+		if (!cm->event_data && !(head = dura_sql_summary_pieces(buf, sizeof buf, cm, &res->step, NULL, &heap)))
 			return dura_error_oom(MY);
 		p.n = 0;
 		dura_my_pp_str(&p, event_id);
@@ -372,10 +241,10 @@ static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, cons
 static int commit_call(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
                        dura_commit_result *res)
 {
-	char buf[SUMMARY_BUF], *heap = NULL;
+	char buf[DURA_SQL_SUMMARY_BUF], *heap = NULL;
 	const char *head = NULL, *tail = NULL;
 	if (!cm->event_data && !(cm->flags & DURA_COMMIT_NO_EVENT) &&
-	    !(head = summary_pieces(buf, sizeof buf, cm, NULL, &tail, &heap)))
+	    !(head = dura_sql_summary_pieces(buf, sizeof buf, cm, NULL, &tail, &heap)))
 		return dura_error_oom(MY);
 	int rc = commit_call_with(s, c, cm, event_id, now, res, head, tail);
 	dura_free(heap);
@@ -397,7 +266,7 @@ static int commit_body(my_store *s, my_conn *c, void *arg, int again)
 	a->res->new_version = 0;
 	a->res->step = -1;
 	if (again) {
-		int v = commit_verify(s, c, a->cm, a->event_id, a->now, a->res);
+		int v = dura_sql_commit_verify(&s->base, &c->base, a->cm, a->event_id, a->now, a->res);
 		if (v != 0)
 			return v < 0 ? v : 0;
 	}
@@ -410,16 +279,11 @@ static int commit_body(my_store *s, my_conn *c, void *arg, int again)
 	return commit_one(s, c, a->cm, a->event_id, a->now, a->res, &updated);
 }
 
-static size_t commit_size(const dura_commit *cm)
-{
-	return strlen(cm->state) + (cm->event_data ? strlen(cm->event_data) : 0) + (cm->error ? strlen(cm->error) : 0);
-}
-
 int dura_my_commit(void *impl, const dura_commit *cm, const char *event_id, dura_commit_result *res)
 {
 	my_store *s = impl;
 	struct commit_arg a = {cm, event_id, dura_now_ms(), res, 0};
-	int rc = dura_my_check_size(s, commit_size(cm), "the step's state");
+	int rc = dura_my_check_size(s, dura_sql_commit_size(cm), "the step's state");
 	if (rc == 0) {
 		/* a record-only commit is one statement: no transaction needed;
 		 * the others are one CALL when the procedure can be used, else a
@@ -444,93 +308,14 @@ int dura_my_commit(void *impl, const dura_commit *cm, const char *event_id, dura
 	return rc;
 }
 
-struct batch_arg {
-	const dura_commit *cm;
-	const char *const *ids;
-	size_t n;
-	dura_commit_result *res;
-	int64_t now;
-	int *poisoned; /* commits that failed after their update: left out of the rerun */
-	size_t failed;
-	char first[256];
-};
-
-static void batch_failed(struct batch_arg *a, size_t i, int code)
+static int one_tramp(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
+                     dura_commit_result *res, int *updated)
 {
-	a->res[i].code = code;
-	a->res[i].new_version = 0;
-	a->res[i].step = -1;
-	if (!a->failed++) {
-		const dura_error *e = dura_error_last();
-		snprintf(a->first, sizeof(a->first), "%s", e && e->message ? e->message : "");
-	}
-}
-
-static int batch_body(my_store *s, my_conn *c, void *arg, int again)
-{
-	struct batch_arg *a = arg;
-	a->failed = 0;
-	a->first[0] = '\0';
-	for (size_t i = 0; i < a->n; i++) {
-		const dura_commit *cm = &a->cm[i];
-		dura_commit_result *r = &a->res[i];
-		memset(r, 0, sizeof(*r));
-		r->step = -1;
-		if (a->poisoned[i]) {
-			batch_failed(a, i, a->poisoned[i]);
-			continue;
-		}
-		int rc = 0, updated = 0;
-		if (again) {
-			/* the whole batch landed or none of it did */
-			rc = commit_verify(s, c, cm, a->ids[i], a->now, r);
-			if (rc == 1)
-				continue;
-		}
-		if (rc == 0)
-			rc = commit_one(s, c, cm, a->ids[i], a->now, r, &updated);
-		if (rc == 0)
-			continue;
-		if (rc != DURA_ECONFLICT && rc != DURA_ENOTFOUND)
-			return rc;
-		if (updated) {
-			/* this commit wrote before failing: run the batch again without it */
-			a->poisoned[i] = rc;
-			return DURA_SQL_AGAIN;
-		}
-		batch_failed(a, i, rc);
-	}
-	return 0;
+	return commit_one((my_store *)s, (my_conn *)c, cm, event_id, now, res, updated);
 }
 
 int dura_my_commit_batch(void *impl, const dura_commit *cm, const char *const *event_ids, size_t n,
                          dura_commit_result *res)
 {
-	my_store *s = impl;
-	struct batch_arg a;
-	memset(&a, 0, sizeof(a));
-	a.cm = cm;
-	a.ids = event_ids;
-	a.n = n;
-	a.res = res;
-	a.now = dura_now_ms();
-	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = dura_my_check_size(s, commit_size(&cm[i]), "a step's state");
-	if (rc == 0 && !(a.poisoned = dura_calloc(n, sizeof(int))))
-		rc = dura_error_oom(MY);
-	if (rc == 0)
-		rc = dura_my_run_op(s, batch_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
-	dura_free(a.poisoned);
-	if (rc) {
-		for (size_t i = 0; i < n; i++) {
-			res[i].code = rc;
-			res[i].new_version = 0;
-			res[i].step = -1;
-		}
-		return rc;
-	}
-	if (!a.failed)
-		return 0;
-	return dura_sql_err_batch(MY, a.failed, n, a.first);
+	return dura_sql_commit_batch(impl, one_tramp, cm, event_ids, n, res);
 }

@@ -150,14 +150,9 @@
 	                      "lease_owner = IF(?, '', lease_owner), "                                             \
 	                      "lease_expires_at = IF(?, NULL, lease_expires_at) WHERE run_id = ? AND version = ?") \
 	X(COMMIT_CALL, "CALL {p}dura_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                    \
-	X(COMMIT_VERIFY, "SELECT version, step_no, updated_at, object FROM {p}workflow_records "                   \
-	                 "WHERE run_id = ? FOR UPDATE")                                                            \
-	X(STEP_FIND, "SELECT step, state FROM {p}workflow_steps WHERE run_id = ? AND created_at = ? "             \
-	             "AND node_id = ? ORDER BY step DESC LIMIT 1")                                                 \
 	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
 	                 "SELECT ?, workflow_name, run_id, ?, COALESCE(?, CONCAT(?, run_state, '}')), ? "          \
 	                 "FROM {p}workflow_records WHERE run_id = ?")                                              \
-	X(EVENT_CHECK, "SELECT 1 FROM {p}workflow_outbox WHERE id = ?")                                            \
 	X(SCHEMA_RECORD, "INSERT INTO {p}dura_schema (version, applied_at, description) "                         \
 	                 "VALUES (?, UTC_TIMESTAMP(3), ?)")                                                        \
 	/* cache */                                                                                                \

@@ -412,7 +412,7 @@ static const void *my_col_blob(void *impl, int i, size_t *len)
 {
 	const my_cell *c = &((const my_stmt *)impl)->cells[i];
 	*len = c->len;
-	return c->buf;
+	return c->buf ? c->buf : "";
 }
 
 static int64_t my_col_time(void *impl, int i)

@@ -106,6 +106,12 @@
 	               "FROM {p}step_cache")                                                                       \
 	X(CLAIM_LOCK, "SELECT owner, expires_at FROM {p}step_cache_claims WHERE {key} = ? FOR UPDATE")             \
 	X(CLAIM_INSERT, "INSERT INTO {p}step_cache_claims ({key}, owner, expires_at) VALUES (?, ?, ?)")            \
-	X(CLAIM_UPDATE, "UPDATE {p}step_cache_claims SET owner = ?, expires_at = ? WHERE {key} = ?")
+	X(CLAIM_UPDATE, "UPDATE {p}step_cache_claims SET owner = ?, expires_at = ? WHERE {key} = ?")             \
+	/* did a commit whose connection was lost land? (sql/commit.c) */                                          \
+	X(COMMIT_VERIFY, "SELECT version, step_no, updated_at, object FROM {p}workflow_records "                   \
+	                 "WHERE run_id = ? FOR UPDATE")                                                            \
+	X(STEP_FIND, "SELECT step, state FROM {p}workflow_steps WHERE run_id = ? AND created_at = ? "             \
+	             "AND node_id = ? ORDER BY step DESC LIMIT 1")                                                 \
+	X(EVENT_CHECK, "SELECT 1 FROM {p}workflow_outbox WHERE id = ?")
 
 #endif

@@ -3,13 +3,18 @@
  * from the dura_commit's flags: a step row, an outbox event, the lease
  * released, and whether the run's UPDATE must also set run_state and the
  * lease (the "full" statement) or may leave them alone, so that the
- * common commit does not rewrite the indexes on run_state. No driver
- * header here.
+ * common commit does not rewrite the indexes on run_state; and what the
+ * server stores' commits share (commit.c). No driver header here.
  */
 #ifndef DURA_SQL_COMMIT_H
 #define DURA_SQL_COMMIT_H
 
+#include "exec.h"
+
 #include "dura/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
 
 typedef struct dura_sql_commit_plan {
 	int do_step;        /* write the step row */
@@ -29,5 +34,48 @@ static inline dura_sql_commit_plan dura_sql_commit_plan_of(const dura_commit *cm
 	p.status = cm->status ? cm->status : "";
 	return p;
 }
+
+/* The bytes a commit sends (state, event data, error), for a size check. */
+size_t dura_sql_commit_size(const dura_commit *cm);
+
+/*
+ * The default event data (dura_store_event_summary()) but for the integers
+ * the server supplies. With step NULL: the head runs up to the step's
+ * place and *tail from there to the run_state's place; with a step: the
+ * head runs, step included, up to the run_state's place. The server
+ * appends the run_state and "}". In buf when it fits (DURA_SQL_SUMMARY_BUF
+ * is enough for ids of DURA_MAX_ID_LEN bytes), else in *heap (the caller
+ * frees it); NULL when out of memory.
+ */
+#define DURA_SQL_SUMMARY_BUF (3 * (6 * DURA_MAX_ID_LEN + 2) + 128)
+const char *dura_sql_summary_pieces(char *buf, size_t size, const dura_commit *cm, const int64_t *step,
+                                    const char **tail, char **heap);
+
+/*
+ * After a connection was lost while committing: did that commit land?
+ * Reads the run locked (COMMIT_VERIFY, so a commit still in flight on the
+ * dead session finishes first), then its step row (STEP_FIND) or its
+ * event (EVENT_CHECK). 1: it did (res filled), 0: it did not and the run
+ * is still at the expected version (commit again), < 0: an error, or
+ * another writer got there (DURA_ECONFLICT).
+ */
+int dura_sql_commit_verify(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm, const char *event_id,
+                           int64_t now, dura_commit_result *res);
+
+/* A driver's one commit inside the open transaction: 0, or the failure;
+ * *updated says whether its CAS update went in before a later failure. */
+typedef int (*dura_sql_commit_one)(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm, const char *event_id,
+                                   int64_t now, dura_commit_result *res, int *updated);
+
+/*
+ * commit_batch: the n commits in one transaction through one(), each
+ * CAS-checked on its own. A commit that misses (DURA_ECONFLICT,
+ * DURA_ENOTFOUND) gets its code in res[i] and the others go in; one that
+ * failed after its update made the batch run again without it. Returns
+ * 0, DURA_ECONFLICT naming how many did not go in, or the failure (then
+ * in every res[i]).
+ */
+int dura_sql_commit_batch(dura_sql_store *s, dura_sql_commit_one one, const dura_commit *cm,
+                          const char *const *event_ids, size_t n, dura_commit_result *res);
 
 #endif

@@ -92,6 +92,8 @@ int dura_sql_row_cache_entry(const dura_sql_row *row, dura_cache_entry *e, int w
 		if (!row->ops->is_null(row->impl, 1)) {
 			size_t n = 0;
 			const void *v = row->ops->blob(row->impl, 1, &n);
+			if (!v)
+				goto oom;
 			/* one more byte, NUL, so text values can be read as strings */
 			e->value = dura_malloc(n + 1);
 			if (!e->value)

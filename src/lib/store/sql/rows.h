@@ -28,7 +28,8 @@ typedef struct dura_sql_row_ops {
 	int (*text)(void *impl, int i, const char **text, size_t *len);
 	/* column i as an integer; NULL is 0 */
 	int64_t (*int64)(void *impl, int i);
-	/* column i's bytes and their number; asked only for a non-NULL column */
+	/* column i's bytes and their number; asked only for a non-NULL column;
+	 * NULL only when the driver cannot hand them out (out of memory) */
 	const void *(*blob)(void *impl, int i, size_t *len);
 	/* a time column in ms since the epoch (UTC); NULL, or an unreadable value, is 0 */
 	int64_t (*time_ms)(void *impl, int i);

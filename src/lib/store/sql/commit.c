@@ -1,0 +1,248 @@
+/*
+ * commit.c - what the server SQL stores' step commits share (commit.h):
+ * the pieces of the default event data their servers complete, the check
+ * after a connection was lost while committing (did that commit land?),
+ * and the batch: several commits in one transaction, each CAS-checked on
+ * its own, over the driver's single commit.
+ */
+#include "commit.h"
+
+#include "catalog.h"
+#include "errors.h"
+
+#include "../../internal.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#define X_ENUM(name, sql) ST_##name,
+enum { SQL_SHARED_STATEMENTS(X_ENUM) SQL_SERVER_STATEMENTS(X_ENUM) ST__SERVER_COUNT };
+#undef X_ENUM
+
+size_t dura_sql_commit_size(const dura_commit *cm)
+{
+	return strlen(cm->state) + (cm->event_data ? strlen(cm->event_data) : 0) + (cm->error ? strlen(cm->error) : 0);
+}
+
+static int json_same(const char *a, const char *b)
+{
+	if (!a || !b)
+		return 0;
+	if (strcmp(a, b) == 0)
+		return 1;
+	json_error_t err;
+	json_t *ja = json_loads(a, JSON_DECODE_ANY, &err);
+	json_t *jb = json_loads(b, JSON_DECODE_ANY, &err);
+	int same = ja && jb && json_equal(ja, jb);
+	json_decref(ja);
+	json_decref(jb);
+	return same;
+}
+
+/*
+ * After a connection was lost while committing: did that commit land?
+ * Reads the run locked (so a commit still in flight on the dead session
+ * finishes first). 1: it did (res filled), 0: it did not and the run is
+ * still at the expected version (commit again), < 0: an error, or another
+ * writer got there (DURA_ECONFLICT).
+ */
+int dura_sql_commit_verify(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
+                         dura_commit_result *res)
+{
+	const dura_sql_commit_plan plan = dura_sql_commit_plan_of(cm);
+	const int do_step = plan.do_step, do_event = plan.do_event;
+	void *m;
+	dura_sql_params p;
+	p.n = 0;
+	dura_sql_p_str(&p, cm->run_id);
+	int rc = dura_sql_st_run(s, c, ST_COMMIT_VERIFY, &p, &m);
+	if (rc)
+		return rc;
+	rc = dura_sql_st_next(s, c, m);
+	if (rc <= 0) {
+		dura_sql_st_done(s, m);
+		return rc ? rc : dura_sql_err_run_not_found(s->name, cm->run_id);
+	}
+	int64_t version = dura_sql_c_int(s, m, 0), step_no = dura_sql_c_int(s, m, 1), updated = dura_sql_c_time(s, m, 2);
+	int ours = version == cm->expect_version + 1 && updated == now && json_same(dura_sql_c_str(s, m, 3), cm->state);
+	dura_sql_st_done(s, m);
+	if (version == cm->expect_version)
+		return 0;
+	if (ours) {
+		res->new_version = cm->expect_version + 1;
+		res->step = do_step ? step_no - 1 : -1;
+		return 1;
+	}
+	/* the run moved on since: our event or step row tells */
+	int64_t step = -1;
+	int found = 0;
+	if (do_step) {
+		p.n = 0;
+		dura_sql_p_str(&p, cm->run_id);
+		dura_sql_p_time(&p, now);
+		dura_sql_p_str(&p, cm->node_id);
+		if ((rc = dura_sql_st_run(s, c, ST_STEP_FIND, &p, &m)) != 0)
+			return rc;
+		while ((rc = dura_sql_st_next(s, c, m)) == 1 && !found) {
+			if (json_same(dura_sql_c_str(s, m, 1), cm->state)) {
+				found = 1;
+				step = dura_sql_c_int(s, m, 0);
+			}
+		}
+		dura_sql_st_done(s, m);
+		if (rc < 0)
+			return rc;
+	}
+	if (!found && do_event && *event_id) {
+		p.n = 0;
+		dura_sql_p_str(&p, event_id);
+		if ((rc = dura_sql_st_exists(s, c, ST_EVENT_CHECK, &p)) < 0)
+			return rc;
+		found = rc;
+	}
+	if (found) {
+		res->new_version = cm->expect_version + 1;
+		res->step = step;
+		return 1;
+	}
+	return dura_error_set_native(DURA_ECONFLICT, s->name, 0, NULL,
+	                             "run %s is at version %lld, not the expected version %lld (the connection was lost while "
+	                             "committing, and another writer changed the run)",
+	                             cm->run_id, (long long)version, (long long)cm->expect_version);
+}
+
+/*
+ * The default event data (dura_store_event_summary()) but for the integers the
+ * server supplies. With step NULL (the procedure): the head runs up to the
+ * step's place and *tail from there to the run_state's place; with a step
+ * (the several-statement commit, which has it from LAST_INSERT_ID): the
+ * head runs, step included, up to the run_state's place. The server
+ * appends the run_state and "}" (see OUTBOX_INSERT and migration 4). In
+ * buf when it fits, else in *heap (the caller frees it); NULL when out of
+ * memory.
+ */
+const char *dura_sql_summary_pieces(char *buf, size_t size, const dura_commit *cm, const int64_t *step,
+                                  const char **tail, char **heap)
+{
+	static const char k1[] = DURA__SUMMARY_RUN_ID, k2[] = DURA__SUMMARY_STEP, k3[] = DURA__SUMMARY_NODE_ID,
+	                  k4[] = DURA__SUMMARY_STATUS, k5[] = DURA__SUMMARY_RUN_STATE;
+	const char *node = cm->node_id ? cm->node_id : "", *status = cm->status ? cm->status : "";
+	size_t need = sizeof k1 + sizeof k2 + sizeof k3 + sizeof k4 + sizeof k5 + 24 + dura__json_quote_len(cm->run_id) +
+	              dura__json_quote_len(node) + dura__json_quote_len(status);
+	char *o = buf;
+	*heap = NULL;
+	if (need > size && !(o = *heap = dura_malloc(need)))
+		return NULL;
+	char *head = o;
+	memcpy(o, k1, sizeof k1 - 1);
+	o = dura__json_quote(o + sizeof k1 - 1, cm->run_id);
+	memcpy(o, k2, sizeof k2 - 1);
+	o += sizeof k2 - 1;
+	if (step) {
+		o += sprintf(o, "%lld", (long long)*step);
+	} else {
+		*o++ = '\0';
+		*tail = o;
+	}
+	memcpy(o, k3, sizeof k3 - 1);
+	o = dura__json_quote(o + sizeof k3 - 1, node);
+	memcpy(o, k4, sizeof k4 - 1);
+	o = dura__json_quote(o + sizeof k4 - 1, status);
+	memcpy(o, k5, sizeof k5 - 1);
+	o[sizeof k5 - 1] = '\0';
+	return head;
+}
+
+
+struct batch_arg {
+	dura_sql_commit_one one;
+	const dura_commit *cm;
+	const char *const *ids;
+	size_t n;
+	dura_commit_result *res;
+	int64_t now;
+	int *poisoned; /* commits that failed after their update: left out of the rerun */
+	size_t failed;
+	char first[256];
+};
+
+static void batch_failed(struct batch_arg *a, size_t i, int code)
+{
+	a->res[i].code = code;
+	a->res[i].new_version = 0;
+	a->res[i].step = -1;
+	if (!a->failed++) {
+		const dura_error *e = dura_error_last();
+		snprintf(a->first, sizeof(a->first), "%s", e && e->message ? e->message : "");
+	}
+}
+
+static int batch_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct batch_arg *a = arg;
+	a->failed = 0;
+	a->first[0] = '\0';
+	for (size_t i = 0; i < a->n; i++) {
+		const dura_commit *cm = &a->cm[i];
+		dura_commit_result *r = &a->res[i];
+		memset(r, 0, sizeof(*r));
+		r->step = -1;
+		if (a->poisoned[i]) {
+			batch_failed(a, i, a->poisoned[i]);
+			continue;
+		}
+		int rc = 0, updated = 0;
+		if (again) {
+			/* the whole batch landed or none of it did */
+			rc = dura_sql_commit_verify(s, c, cm, a->ids[i], a->now, r);
+			if (rc == 1)
+				continue;
+		}
+		if (rc == 0)
+			rc = a->one(s, c, cm, a->ids[i], a->now, r, &updated);
+		if (rc == 0)
+			continue;
+		if (rc != DURA_ECONFLICT && rc != DURA_ENOTFOUND)
+			return rc;
+		if (updated) {
+			/* this commit wrote before failing: run the batch again without it */
+			a->poisoned[i] = rc;
+			return DURA_SQL_AGAIN;
+		}
+		batch_failed(a, i, rc);
+	}
+	return 0;
+}
+
+int dura_sql_commit_batch(dura_sql_store *s, dura_sql_commit_one one, const dura_commit *cm,
+                          const char *const *event_ids, size_t n, dura_commit_result *res)
+{
+	struct batch_arg a;
+	memset(&a, 0, sizeof(a));
+	a.one = one;
+	a.cm = cm;
+	a.ids = event_ids;
+	a.n = n;
+	a.res = res;
+	a.now = dura_now_ms();
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = s->x->check_size ? s->x->check_size(s, dura_sql_commit_size(&cm[i]), "a step's state") : 0;
+	if (rc == 0 && !(a.poisoned = dura_calloc(n, sizeof(int))))
+		rc = dura_error_oom(s->name);
+	if (rc == 0)
+		rc = dura_sql_run_op(s, batch_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
+	dura_free(a.poisoned);
+	if (rc) {
+		for (size_t i = 0; i < n; i++) {
+			res[i].code = rc;
+			res[i].new_version = 0;
+			res[i].step = -1;
+		}
+		return rc;
+	}
+	if (!a.failed)
+		return 0;
+	return dura_sql_err_batch(s->name, a.failed, n, a.first);
+}
