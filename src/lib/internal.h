@@ -75,5 +75,8 @@ extern const dura_store_ops dura__sqlite_ops;
 #ifdef DURA_HAVE_MYSQL
 extern const dura_store_ops dura__mysql_ops;
 #endif
+#ifdef DURA_HAVE_POSTGRES
+extern const dura_store_ops dura__postgres_ops;
+#endif
 
 #endif

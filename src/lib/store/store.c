@@ -75,7 +75,11 @@ static const struct {
 } builtins[] = {
 	{"memory", &dura__memory_ops, NULL},
 	{"sqlite", &dura__sqlite_ops, NULL},
+#ifdef DURA_HAVE_POSTGRES
+	{"postgres", &dura__postgres_ops, NULL},
+#else
 	{"postgres", NULL, "the PostgreSQL store"},
+#endif
 #ifdef DURA_HAVE_MYSQL
 	{"mysql", &dura__mysql_ops, NULL},
 #else

@@ -11,24 +11,6 @@
  */
 #include "mysql.h"
 
-/* Why a CAS update matched no row: the run is gone, or at another version. */
-static int commit_miss(my_store *s, my_conn *c, const dura_commit *cm)
-{
-	my_stmt *m;
-	my_params p;
-	p.n = 0;
-	dura_my_pp_str(&p, cm->run_id);
-	int rc = dura_my_st_run(s, c, ST_RUN_VERSION, &p, &m);
-	if (rc)
-		return rc;
-	rc = dura_my_st_fetch(s, c, m);
-	if (rc == 1)
-		rc = dura_sql_err_version(MY, cm->run_id, dura_my_c_int(m, 0), cm->expect_version);
-	else if (rc == 0)
-		rc = dura_sql_err_run_not_found(MY, cm->run_id);
-	dura_my_st_done(m);
-	return rc;
-}
 
 
 /*
@@ -77,7 +59,7 @@ static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char
 	int64_t step_no = (int64_t)mysql_stmt_insert_id(m->st);
 	dura_my_st_done(m);
 	if (n == 0)
-		return commit_miss(s, c, cm);
+		return dura_sql_commit_miss(&s->base, &c->base, cm);
 	*updated = 1;
 	res->new_version = cm->expect_version + 1;
 	res->step = do_step ? step_no - 1 : -1;

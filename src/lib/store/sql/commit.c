@@ -20,6 +20,25 @@
 enum { SQL_SHARED_STATEMENTS(X_ENUM) SQL_SERVER_STATEMENTS(X_ENUM) ST__SERVER_COUNT };
 #undef X_ENUM
 
+/* Why a CAS update matched no row: the run is gone, or at another version. */
+int dura_sql_commit_miss(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm)
+{
+	void *m;
+	dura_sql_params p;
+	p.n = 0;
+	dura_sql_p_str(&p, cm->run_id);
+	int rc = dura_sql_st_run(s, c, ST_RUN_VERSION, &p, &m);
+	if (rc)
+		return rc;
+	rc = dura_sql_st_next(s, c, m);
+	if (rc == 1)
+		rc = dura_sql_err_version(s->name, cm->run_id, dura_sql_c_int(s, m, 0), cm->expect_version);
+	else if (rc == 0)
+		rc = dura_sql_err_run_not_found(s->name, cm->run_id);
+	dura_sql_st_done(s, m);
+	return rc;
+}
+
 size_t dura_sql_commit_size(const dura_commit *cm)
 {
 	return strlen(cm->state) + (cm->event_data ? strlen(cm->event_data) : 0) + (cm->error ? strlen(cm->error) : 0);

@@ -35,6 +35,10 @@ static inline dura_sql_commit_plan dura_sql_commit_plan_of(const dura_commit *cm
 	return p;
 }
 
+/* Why a CAS update matched no row: the run is gone (DURA_ENOTFOUND), or
+ * at another version (DURA_ECONFLICT). */
+int dura_sql_commit_miss(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm);
+
 /* The bytes a commit sends (state, event data, error), for a size check. */
 size_t dura_sql_commit_size(const dura_commit *cm);
 

@@ -1,0 +1,140 @@
+/*
+ * commit.c - the PostgreSQL store's step commits. A commit is one
+ * statement (PG_COMMIT_SQL in pg.h): the CAS UPDATE of the record, and in
+ * data-modifying CTEs over its RETURNING row the step row and the outbox
+ * row, so it is atomic without a transaction of ours and costs one round
+ * trip. A CAS miss returns no row and writes nothing.
+ *
+ * A commit whose connection was lost is run again with again = 1, which
+ * first asks sql/commit.c whether the lost one landed, so a step is
+ * neither lost nor doubled. A batch is sql/commit.c's: one transaction of
+ * these statements, each CAS-checked on its own; a statement that failed
+ * aborted the transaction, so the batch runs again without it.
+ */
+#include "pg.h"
+
+#include <string.h>
+
+/* A unique key broken by a commit: the step already exists, or the run
+ * would become a second active run of its foreign id. */
+static int commit_duplicate(const dura_commit *cm)
+{
+	const dura_error *e = dura_error_last();
+	if (e && e->message && strstr(e->message, "workflow_steps"))
+		return dura_error_set_native(DURA_ECONFLICT, PG, 0, "23505",
+		                             "run %s already has the step this commit would write", cm->run_id);
+	return dura_error_set_native(DURA_ECONFLICT, PG, 0, "23505",
+	                             "cannot commit run %s as %s: its workflow already has an active run with the same "
+	                             "foreign id",
+	                             cm->run_id, dura_run_state_name(cm->run_state));
+}
+
+static int commit_one(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
+                      dura_commit_result *res, int *updated)
+{
+	const dura_sql_commit_plan plan = dura_sql_commit_plan_of(cm);
+	char buf[DURA_SQL_SUMMARY_BUF], *heap = NULL;
+	const char *head = NULL, *tail = NULL;
+	*updated = 0;
+	if (plan.do_event && !cm->event_data && !(head = dura_sql_summary_pieces(buf, sizeof buf, cm, NULL, &tail, &heap)))
+		return dura_error_oom(PG);
+	dura_sql_params p;
+	p.n = 0;
+	/* u: the record */
+	dura_sql_p_str(&p, cm->state);
+	dura_sql_p_str(&p, plan.status);
+	dura_sql_p_str(&p, cm->error ? cm->error : "");
+	dura_sql_p_int(&p, cm->attempt);
+	dura_sql_p_time(&p, cm->next_run_at ? cm->next_run_at : now);
+	dura_sql_p_time(&p, now);
+	dura_sql_p_int(&p, plan.do_step);
+	if (cm->run_state)
+		dura_sql_p_int(&p, cm->run_state);
+	else
+		dura_sql_p_null(&p);
+	dura_sql_p_int(&p, plan.release);
+	dura_sql_p_int(&p, plan.release);
+	dura_sql_p_str(&p, cm->run_id);
+	dura_sql_p_int(&p, cm->expect_version);
+	/* s: the step */
+	dura_sql_p_str(&p, cm->node_id ? cm->node_id : "");
+	dura_sql_p_str(&p, cm->state);
+	dura_sql_p_time(&p, now);
+	dura_sql_p_int(&p, plan.do_step);
+	/* e: the event */
+	dura_sql_p_str(&p, event_id ? event_id : "");
+	dura_sql_p_str(&p, cm->event_type ? cm->event_type : "step");
+	dura_sql_p_str(&p, cm->event_data);
+	dura_sql_p_str(&p, head ? head : "");
+	dura_sql_p_int(&p, plan.do_step);
+	dura_sql_p_str(&p, tail ? tail : "");
+	dura_sql_p_time(&p, now);
+	dura_sql_p_int(&p, plan.do_event);
+
+	int applied, lost = dura_pg_lost_commit(&applied);
+	if (lost && !applied) {
+		dura_free(heap);
+		c->broken = 1;
+		return dura_error_set_native(DURA_EIO, PG, 0, "08006", "commit: the connection was lost (simulated by a test)");
+	}
+	void *m;
+	int rc = dura_sql_st_run(s, c, ST_COMMIT, &p, &m);
+	dura_free(heap);
+	if (rc) {
+		/* a failed statement aborts an open transaction: a batch reruns without it */
+		*updated = 1;
+		return s->x->duplicate(c, NULL) ? commit_duplicate(cm) : rc;
+	}
+	rc = dura_sql_st_next(s, c, m);
+	int64_t step_no = rc == 1 ? dura_sql_c_int(s, m, 0) : 0;
+	dura_sql_st_done(s, m);
+	if (lost) {
+		c->broken = 1;
+		return dura_error_set_native(DURA_EIO, PG, 0, "08006", "commit: the connection was lost (simulated by a test)");
+	}
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return dura_sql_commit_miss(s, c, cm);
+	res->new_version = cm->expect_version + 1;
+	res->step = plan.do_step ? step_no - 1 : -1;
+	return 0;
+}
+
+struct commit_arg {
+	const dura_commit *cm;
+	const char *event_id;
+	int64_t now;
+	dura_commit_result *res;
+};
+
+static int commit_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct commit_arg *a = arg;
+	int updated;
+	a->res->new_version = 0;
+	a->res->step = -1;
+	if (again) {
+		int v = dura_sql_commit_verify(s, c, a->cm, a->event_id, a->now, a->res);
+		if (v != 0)
+			return v < 0 ? v : 0;
+	}
+	return commit_one(s, c, a->cm, a->event_id, a->now, a->res, &updated);
+}
+
+int dura_pg_commit(void *impl, const dura_commit *cm, const char *event_id, dura_commit_result *res)
+{
+	struct commit_arg a = {cm, event_id, dura_now_ms(), res};
+	int rc = dura_sql_run_op(impl, commit_body, &a, DURA_SQL_IDEMPOTENT);
+	if (rc) {
+		res->new_version = 0;
+		res->step = -1;
+	}
+	return rc;
+}
+
+int dura_pg_commit_batch(void *impl, const dura_commit *cm, const char *const *event_ids, size_t n,
+                         dura_commit_result *res)
+{
+	return dura_sql_commit_batch(impl, commit_one, cm, event_ids, n, res);
+}

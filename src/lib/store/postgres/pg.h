@@ -1,0 +1,163 @@
+/*
+ * pg.h - the PostgreSQL store's internal header: what its files share.
+ *
+ * The store (postgres://, postgresql://, and libpq's keyword/value form)
+ * is libpq glue over the shared SQL layer: sql/server.c runs the
+ * operations every server store has, through the statement interface
+ * this store gives (stmt.c); sql/pool.c and sql/run.c lend connections
+ * and retry; sql/schema.c runs the migrations (schema.c has the DDL).
+ * What is PostgreSQL's own:
+ *
+ *   conn.c    connecting (URL options into libpq keywords; PGPASSWORD,
+ *             .pgpass and PGSERVICE work as for psql), the session (UTC,
+ *             ISO dates, application_name, statement_timeout), what a
+ *             failure means (SQLSTATE 40001/40P01 retry, a dead connection
+ *             is replaced), transactions, the pool's and the retry loop's
+ *             callbacks
+ *   stmt.c    statements prepared once per connection, text parameters
+ *             (bytes as binary), results and their column accessors
+ *   schema.c  the tables (JSONB states, TIMESTAMPTZ(3) times, BYTEA cache
+ *             values, the one-active-run rule as a partial unique index)
+ *   commit.c  a step commit as one statement, so one round trip: the CAS
+ *             UPDATE, the step and the outbox row in data-modifying CTEs
+ *   store.c   options, open and close, info, claims (one UPDATE over a
+ *             FOR UPDATE SKIP LOCKED selection), raw SQL and the vtable
+ *
+ * Times cross the wire as text in UTC ("2026-12-01 10:00:00.123+00").
+ */
+#ifndef DURA_PG_H
+#define DURA_PG_H
+
+#include "dura/store.h"
+#include "../../internal.h"
+#include "../../util.h"
+#include "../sql/catalog.h"
+#include "../sql/commit.h"
+#include "../sql/dialect.h"
+#include "../sql/errors.h"
+#include "../sql/exec.h"
+#include "../sql/pool.h"
+#include "../sql/rows.h"
+#include "../sql/run.h"
+#include "../sql/schema.h"
+#include "../sql/server.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#define PG "postgres"
+#define PG_SCHEMA_VERSION 1
+#define PG_DEFAULT_POOL 25
+#define PG_DEFAULT_IDLE 5
+#define PG_DEFAULT_LIFETIME_MS (5 * 60 * 1000)
+#define PG_DEFAULT_IDLE_MS (10 * 60 * 1000)
+#define PG_DEFAULT_CONNECT_S 10
+#define PG_BUSY_ATTEMPTS 6
+#define PG_AGAIN_ATTEMPTS 1000
+#define PG_MAX_TIME_MS 253402300799999LL /* 9999-12-31 23:59:59.999: four-digit years on the wire */
+#define PG_MIN_SERVER 120000             /* PostgreSQL 12 */
+
+/*
+ * PostgreSQL's own statements. The commit is one statement (see
+ * commit.c); the claim one UPDATE with a locked selection; the default
+ * event data is assembled from the client's pieces so its bytes are the
+ * core's, and the outbox keeps event data as JSON (as written) where
+ * states are JSONB.
+ */
+#define PG_COMMIT_SQL                                                                                              \
+	"WITH u AS (UPDATE {p}workflow_records SET object = CAST(? AS JSONB), status = ?, error = ?, attempt = ?, "   \
+	"next_run_at = ?, updated_at = ?, version = version + 1, step_no = step_no + ?:int, "                        \
+	"run_state = COALESCE(?:int, run_state), "                                                                   \
+	"lease_owner = CASE WHEN ?:int = 1 THEN '' ELSE lease_owner END, "                                           \
+	"lease_expires_at = CASE WHEN ?:int = 1 THEN NULL ELSE lease_expires_at END "                                \
+	"WHERE run_id = ? AND version = ? RETURNING run_id, workflow_name, step_no, run_state), "                    \
+	"s AS (INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at) "                             \
+	"SELECT run_id, step_no - 1, ?, CAST(? AS JSONB), ? FROM u WHERE ?:int = 1), "                                \
+	"e AS (INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "                  \
+	"SELECT ?, workflow_name, run_id, ?, COALESCE(CAST(? AS JSON), CAST(?:text || "                               \
+	"CASE WHEN ?:int = 1 THEN (step_no - 1)::text ELSE '-1' END || ?:text || run_state::text || '}' AS JSON)), " \
+	"? FROM u WHERE ?:int = 1) "                                                                                  \
+	"SELECT step_no, run_state FROM u"
+
+#define STATEMENTS(X)                                                                                              \
+	SQL_SHARED_STATEMENTS(X)                                                                                   \
+	SQL_SERVER_STATEMENTS(X)                                                                                   \
+	X(SCHEMA_EXISTS, "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "           \
+	                 "AND tablename = '{p}dura_schema'")                                                       \
+	X(SCHEMA_RECORD, "INSERT INTO {p}dura_schema (version, applied_at, description) VALUES (?, now(), ?)")      \
+	X(COMMIT, PG_COMMIT_SQL)                                                                                   \
+	X(CLAIM, "UPDATE {p}workflow_records SET lease_owner = ?, lease_expires_at = ?, version = version + 1 "     \
+	         "WHERE run_id IN (SELECT run_id FROM {p}workflow_records WHERE run_state = 2 AND next_run_at <= ? " \
+	         "AND (lease_owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?) "                    \
+	         "AND (?:text IS NULL OR workflow_name IN (SELECT jsonb_array_elements_text(CAST(? AS JSONB)))) "    \
+	         "ORDER BY next_run_at, run_id LIMIT ? {lock}) RETURNING " REC_COLS)                               \
+
+#define X_ENUM(name, sql) ST_##name,
+enum { STATEMENTS(X_ENUM) ST__COUNT };
+#undef X_ENUM
+
+typedef struct pg_conn {
+	dura_sql_conn base; /* first: the pool's part (sql/pool.h) */
+	PGconn *db;
+	unsigned char prepared[ST__COUNT];
+	int in_tx;
+	int retryable;    /* the last failure was a serialization failure or deadlock */
+	char sqlstate[6]; /* of the last failure, "" for none */
+} pg_conn;
+
+typedef struct pg_store {
+	dura_sql_store base; /* first: what sql/server.c uses */
+	/* libpq's connection keywords and values, NULL-terminated */
+	const char **keys, **vals;
+	char *kv_buf;
+	char *prefix, *database, *user, *where; /* where: host:port, for messages */
+	int pool_max, pool_idle;
+	int64_t lifetime_ms, idle_ms;
+	int skip_locked;
+
+	/* the server, learned at the first connection */
+	int server_num; /* 150018 for 15.18 */
+	char server_version[160];
+	uint32_t caps;
+	char *sql[ST__COUNT];
+	char notes[768];
+} pg_store;
+
+/* A statement's result as sql/exec.h reads it. */
+typedef struct pg_res {
+	PGresult *r;
+	int row, nrows; /* row: the current one, -1 before the first */
+	unsigned char *blob; /* the current row's decoded bytes (one BYTEA column at a time) */
+	size_t blob_len;
+	int blob_col;
+} pg_res;
+
+/* conn.c */
+int dura_pg_fail(pg_store *s, pg_conn *c, PGresult *r, const char *what);
+int dura_pg_conn_open(pg_store *s, pg_conn **out);
+void dura_pg_conn_close(pg_conn *c);
+int dura_pg_exec_simple(pg_store *s, pg_conn *c, const char *sql, const char *what);
+extern const dura_sql_pool_ops dura_pg_pool_ops;
+extern const dura_sql_driver dura_pg_driver;
+
+int dura_pg_lost_commit(int *applied); /* the test hook (conn.c) */
+
+/* stmt.c */
+int dura_pg_expand_all(pg_store *s, const char *const *tmpl);
+char *dura_pg_expand(pg_store *s, const char *tmpl);
+extern const dura_sql_exec dura_pg_exec;
+extern const dura_sql_row_ops dura_pg_row_ops;
+int64_t dura_pg_parse_time(const char *t);
+
+/* schema.c */
+int dura_pg_read_schema_version(pg_store *s, pg_conn *c, int *out);
+int dura_pg_check_and_migrate(pg_store *s, pg_conn *c, const dura_store_options *opts);
+int dura_pg_migrate(pg_store *s, pg_conn *c, int *from, int *to);
+
+/* commit.c */
+int dura_pg_commit(void *impl, const dura_commit *cm, const char *event_id, dura_commit_result *res);
+int dura_pg_commit_batch(void *impl, const dura_commit *cm, const char *const *event_ids, size_t n,
+                         dura_commit_result *res);
+
+#endif
