@@ -432,6 +432,127 @@ static int parse_go_dsn(url_impl *u, const char *dsn)
 	return 0;
 }
 
+/*
+ * libpq's keyword/value form, "host=db1 port=5432 dbname=app user=dura
+ * password='a b\\'c'": whitespace-separated key=value pairs, a value in
+ * single quotes with backslash escapes. host (a path: a socket directory),
+ * hostaddr, port, dbname, user and password fill the URL's parts; any
+ * other keyword is a URL option (sslmode, sslrootcert, application_name,
+ * connect_timeout, prefix, ...). The redacted form replaces the password.
+ */
+static int parse_pg_keywords(url_impl *u, const char *s)
+{
+	dura_url *p = &u->pub;
+	size_t cap = 1;
+	for (const char *c = s; *c; c++)
+		cap += *c == '=';
+	u->names = dura_calloc(cap, sizeof(char *));
+	u->values = dura_calloc(cap, sizeof(char *));
+	char *red = dura_malloc(strlen(s) + 8), *r = red;
+	if (!u->names || !u->values || !red) {
+		dura_free(red);
+		return dura_error_oom("");
+	}
+	p->scheme = "postgres";
+	const char *c = s;
+	int rc = 0;
+	while (rc == 0) {
+		while (*c == ' ' || *c == '\t' || *c == '\n')
+			c++;
+		if (!*c)
+			break;
+		const char *k = c;
+		while (*c && *c != '=' && *c != ' ' && *c != '\t')
+			c++;
+		size_t kn = (size_t)(c - k);
+		while (*c == ' ' || *c == '\t')
+			c++;
+		if (kn == 0 || *c != '=') {
+			rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+			                           "PostgreSQL connection string: expected keyword=value at '%.20s'", k);
+			break;
+		}
+		c++;
+		while (*c == ' ' || *c == '\t')
+			c++;
+		char *v = dura_malloc(strlen(c) + 1), *w = v;
+		if (!v) {
+			rc = dura_error_oom("");
+			break;
+		}
+		if (*c == '\'') {
+			c++;
+			while (*c && *c != '\'') {
+				if (*c == '\\' && c[1])
+					c++;
+				*w++ = *c++;
+			}
+			if (*c != '\'') {
+				dura_free(v);
+				rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+				                           "PostgreSQL connection string: a quoted value has no closing quote");
+				break;
+			}
+			c++;
+		} else {
+			while (*c && *c != ' ' && *c != '\t' && *c != '\n') {
+				if (*c == '\\' && c[1])
+					c++;
+				*w++ = *c++;
+			}
+		}
+		*w = '\0';
+		char *key = dura_strndup(k, kn);
+		if (!key) {
+			dura_free(v);
+			rc = dura_error_oom("");
+			break;
+		}
+		int part = 1;
+		if (strcmp(key, "host") == 0 || strcmp(key, "hostaddr") == 0) {
+			if (v[0] == '/')
+				p->socket = keep(u, v);
+			else
+				p->host = keep(u, v);
+		} else if (strcmp(key, "port") == 0) {
+			rc = parse_int(&p->port, "port", v, 1, 65535);
+			dura_free(v);
+		} else if (strcmp(key, "dbname") == 0) {
+			p->database = keep(u, v);
+		} else if (strcmp(key, "user") == 0) {
+			p->user = keep(u, v);
+		} else if (strcmp(key, "password") == 0) {
+			p->password = keep(u, v);
+		} else {
+			part = 0;
+			for (size_t i = 0; i < p->nparams && rc == 0; i++)
+				if (strcmp(u->names[i], key) == 0)
+					rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "URL option %.40s is given twice", key);
+			if (rc) {
+				dura_free(v);
+			} else {
+				u->names[p->nparams] = key;
+				u->values[p->nparams] = v;
+				p->nparams++;
+				key = NULL;
+			}
+		}
+		if (strcmp(key ? key : "", "password") == 0) {
+			r += sprintf(r, "%spassword=***", r == red ? "" : " ");
+		} else {
+			size_t n = (size_t)(c - k);
+			r += sprintf(r, "%s%.*s", r == red ? "" : " ", (int)n, k);
+		}
+		if (part)
+			dura_free(key);
+	}
+	*r = '\0';
+	p->param_names = (const char *const *)u->names;
+	p->param_values = (const char *const *)u->values;
+	p->redacted = keep(u, red);
+	return rc; /* no host: libpq's default (its socket directory, or PGHOST) */
+}
+
 static int curl_part(url_impl *u, CURLU *h, CURLUPart part, const char **dst, unsigned flags)
 {
 	char *v = NULL;
@@ -588,8 +709,14 @@ int dura_url_parse(dura_url **out, const char *url)
 	                !(colon && strncmp(colon, "://", 3) == 0);
 	char given[40];
 	snprintf(given, sizeof(given), "%.*s", (int)(slen < 32 ? slen : 32), url);
+	/* "host=... dbname=...": libpq's keyword/value form (no scheme, '='
+	 * before any ':') */
+	const char *eq = strchr(url, '=');
+	int looks_pg = !rule && !looks_dsn && eq && (!colon || eq < colon) && !(colon && strncmp(colon, "://", 3) == 0);
 	if (looks_dsn) {
 		rc = parse_go_dsn(u, url);
+	} else if (looks_pg) {
+		rc = parse_pg_keywords(u, url);
 	} else if (!colon || !scheme_token(url, slen)) {
 		rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL,
 		                           "store URL has no scheme (like sqlite:dura.db or postgres://host/db)");

@@ -60,6 +60,33 @@ static void url_postgres(void)
 	CHECK(strstr(u->redacted, "QPW123") == NULL);
 	CHECK(strstr(u->redacted, "password=***&sslmode=disable") != NULL);
 	dura_url_free(u);
+
+	/* libpq's keyword/value form */
+	REQUIRE_RC(dura_url_parse(&u, "host=db1 port=5433 dbname=app user=bob password='p w\\'x' sslmode=verify-full "
+	                              "application_name=me prefix=t_ connect_timeout=4"),
+	           0);
+	CHECK_STR(u->scheme, "postgres");
+	CHECK_STR(u->host, "db1");
+	CHECK(u->port == 5433);
+	CHECK_STR(u->database, "app");
+	CHECK_STR(u->user, "bob");
+	CHECK_STR(u->password, "p w'x");
+	CHECK_STR(u->prefix, "t_");
+	CHECK(u->connect_timeout_ms == 4000);
+	CHECK_STR(dura_url_param(u, "sslmode"), "verify-full");
+	CHECK_STR(dura_url_param(u, "application_name"), "me");
+	CHECK(strstr(u->redacted, "p w") == NULL && strstr(u->redacted, "password=***") != NULL);
+	CHECK(strstr(u->redacted, "dbname=app") != NULL);
+	dura_url_free(u);
+	REQUIRE_RC(dura_url_parse(&u, "host=/var/run/postgresql dbname=x"), 0);
+	CHECK_STR(u->socket, "/var/run/postgresql");
+	CHECK_STR(u->host, "");
+	dura_url_free(u);
+	CHECK_RC(dura_url_parse(&u, "host=db1 password='unterminated"), DURA_EINVAL);
+	CHECK(strstr(dura_error_last()->message, "unterminated") == NULL);
+	CHECK_RC(dura_url_parse(&u, "host=db1 port=99999"), DURA_EINVAL);
+	CHECK_RC(dura_url_parse(&u, "host=db1 sslmode=a sslmode=b"), DURA_EINVAL);
+	CHECK_RC(dura_url_parse(&u, "host=db1 =x"), DURA_EINVAL);
 }
 
 static void url_mysql_forms(void)
