@@ -20,6 +20,8 @@
  *             values, the one-active-run rule as a partial unique index)
  *   commit.c  a step commit as one statement, so one round trip: the CAS
  *             UPDATE, the step and the outbox row in data-modifying CTEs
+ *   notify.c  wait_change: LISTEN on one dedicated connection, shared by
+ *             the waiters; a trigger notifies every change of a run
  *   store.c   options, open and close, info, claims (one UPDATE over a
  *             FOR UPDATE SKIP LOCKED selection), raw SQL and the vtable
  *
@@ -106,6 +108,20 @@ typedef struct pg_conn {
 	char sqlstate[6]; /* of the last failure, "" for none */
 } pg_conn;
 
+#define PG_NOTIFY_RING 256 /* notifications a waiter may fall behind by */
+#define PG_NOTIFY_BATCH 64 /* notifications read at once */
+
+/* The handle's LISTEN connection and the waiters sharing it (notify.c). */
+typedef struct pg_listener {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	PGconn *db;   /* NULL: not open (yet, or since it was lost) */
+	int driving;  /* a waiter is reading the socket for everyone */
+	uint64_t seq; /* notifications read so far */
+	uint64_t epoch; /* connections opened so far */
+	char *ring[PG_NOTIFY_RING]; /* the run ids of the last notifications */
+} pg_listener;
+
 typedef struct pg_store {
 	dura_sql_store base; /* first: what sql/server.c uses */
 	/* libpq's connection keywords and values, NULL-terminated */
@@ -122,6 +138,7 @@ typedef struct pg_store {
 	uint32_t caps;
 	char *sql[ST__COUNT];
 	char notes[768];
+	pg_listener listen;
 } pg_store;
 
 /* A statement's result as sql/exec.h reads it. */
@@ -154,6 +171,12 @@ int64_t dura_pg_parse_time(const char *t);
 int dura_pg_read_schema_version(pg_store *s, pg_conn *c, int *out);
 int dura_pg_check_and_migrate(pg_store *s, pg_conn *c, const dura_store_options *opts);
 int dura_pg_migrate(pg_store *s, pg_conn *c, int *from, int *to);
+
+/* notify.c */
+void dura_pg_listener_init(pg_store *s);
+void dura_pg_listener_atfork_child(pg_store *s);
+void dura_pg_listener_close(pg_store *s);
+int dura_pg_wait_change(void *impl, const char *run_id, int64_t version, int64_t timeout_ms);
 
 /* commit.c */
 int dura_pg_commit(void *impl, const dura_commit *cm, const char *event_id, dura_commit_result *res);

@@ -56,7 +56,12 @@ static const char *const migration1[] = {
 	"metadata {json});"
 	"CREATE INDEX {p}idx_expires_at ON {p}step_cache (expires_at);"
 	"CREATE TABLE {p}step_cache_claims ("
-	"{key} " T " PRIMARY KEY, owner " T " NOT NULL, expires_at {time} NOT NULL)",
+	"{key} " T " PRIMARY KEY, owner " T " NOT NULL, expires_at {time} NOT NULL);"
+	/* every change of a run notifies its waiters (notify.c), at commit */
+	"CREATE FUNCTION {p}dura_notify() RETURNS trigger LANGUAGE plpgsql AS "
+	"$$BEGIN PERFORM pg_notify('{p}dura_runs', NEW.run_id); RETURN NULL; END$$;"
+	"CREATE TRIGGER {p}dura_notify AFTER INSERT OR UPDATE ON {p}workflow_records "
+	"FOR EACH ROW EXECUTE FUNCTION {p}dura_notify()",
 	NULL,
 };
 

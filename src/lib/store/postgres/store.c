@@ -29,6 +29,9 @@ static void store_free(pg_store *s)
 	if (!s)
 		return;
 	dura_sql_pool_destroy(&s->base.pool);
+	dura_pg_listener_close(s);
+	for (int i = 0; i < PG_NOTIFY_RING; i++)
+		dura_free(s->listen.ring[i]);
 	for (int i = 0; i < ST__COUNT; i++)
 		dura_free(s->sql[i]);
 	dura_free(s->keys);
@@ -44,6 +47,7 @@ static void store_free(pg_store *s)
 static void pg_atfork_child(void *impl)
 {
 	dura_sql_pool_atfork_child(&((pg_store *)impl)->base.pool);
+	dura_pg_listener_atfork_child(impl);
 }
 
 /* ---- options ---------------------------------------------------------------------- */
@@ -201,6 +205,7 @@ static int pg_open(void **impl, const dura_url *url, const dura_store_options *o
 	s->base.pool.ops = &dura_pg_pool_ops;
 	s->base.pool.store = s;
 	dura_sql_pool_init(&s->base.pool);
+	dura_pg_listener_init(s);
 	int rc = parse_options(s, url);
 	if (rc == 0)
 		rc = dura_pg_expand_all(s, NULL);
@@ -213,7 +218,7 @@ static int pg_open(void **impl, const dura_url *url, const dura_store_options *o
 	s->base.pool.lifetime_ms = s->lifetime_ms;
 	s->base.pool.idle_ms = s->idle_ms;
 	s->caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL | DURA_CAP_RETURNING | DURA_CAP_JSON |
-	          (s->skip_locked ? DURA_CAP_SKIP_LOCKED : 0);
+	          DURA_CAP_NOTIFY | (s->skip_locked ? DURA_CAP_SKIP_LOCKED : 0);
 	if (!s->skip_locked)
 		note(s, "%s", "skip_locked=0: claims use plain FOR UPDATE");
 	pg_conn *c;
@@ -393,7 +398,8 @@ static int pg_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 const dura_store_ops dura__postgres_ops = {
 	.version = DURA_STORE_ABI_VERSION,
 	.scheme = "postgres",
-	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL | DURA_CAP_RETURNING | DURA_CAP_JSON,
+	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL | DURA_CAP_RETURNING | DURA_CAP_JSON |
+	        DURA_CAP_NOTIFY,
 	.open = pg_open,
 	.close = pg_close,
 	.ping = pg_ping,
@@ -429,6 +435,6 @@ const dura_store_ops dura__postgres_ops = {
 	.outbox_poll = dura_sql_outbox_poll,
 	.outbox_ack = dura_sql_outbox_ack,
 	.exec_sql = pg_exec_sql,
-	.wait_change = NULL,
+	.wait_change = dura_pg_wait_change,
 	.atfork_child = pg_atfork_child,
 };
