@@ -53,7 +53,7 @@ test-asan: deps
 
 # The kill loop at length (tests/fault/killloop.c): CHAOS_KILLS SIGKILLs of
 # worker processes racing on the same runs, on SQLite and on a throwaway
-# MariaDB (tests/servers, stopped afterwards, also when something fails).
+# MariaDB and PostgreSQL (tests/servers, stopped afterwards, also when something fails).
 CHAOS_KILLS ?= 1000
 .PHONY: chaos
 chaos: build
@@ -64,7 +64,8 @@ chaos: build
 	rm -f $(BUILD)/chaos-killloop.db $(BUILD)/chaos-killloop.db-wal $(BUILD)/chaos-killloop.db-shm; \
 	./$(BUILD)/tests/killloop_tests "sqlite:$(BUILD)/chaos-killloop.db" $(CHAOS_KILLS) $(BUILD); a=$$?; \
 	bash tests/with-url.sh DURA_TEST_MYSQL_URL ./$(BUILD)/tests/killloop_tests @URL@ $(CHAOS_KILLS) $(BUILD); b=$$?; \
-	test $$a -eq 0 -a $$b -eq 0
+	bash tests/with-url.sh DURA_TEST_PG_URL ./$(BUILD)/tests/killloop_tests @URL@ $(CHAOS_KILLS) $(BUILD); c=$$?; \
+	test $$a -eq 0 -a $$b -eq 0 -a $$c -eq 0
 
 # The libFuzzer harnesses (tests/fuzz, built with clang in FUZZ_BUILD), each
 # for FUZZ_SECONDS over a copy of its seed corpus; a crash fails.
