@@ -530,6 +530,8 @@ static int parse_pg_keywords(url_impl *u, const char *s)
 					rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "URL option %.40s is given twice", key);
 			if (rc) {
 				dura_free(v);
+				dura_free(key);
+				break;
 			} else {
 				u->names[p->nparams] = key;
 				u->values[p->nparams] = v;
