@@ -456,6 +456,7 @@ static int parse_pg_keywords(url_impl *u, const char *s)
 	p->scheme = "postgres";
 	const char *c = s;
 	int rc = 0;
+	unsigned seen = 0;
 	while (rc == 0) {
 		while (*c == ' ' || *c == '\t' || *c == '\n')
 			c++;
@@ -509,6 +510,23 @@ static int parse_pg_keywords(url_impl *u, const char *s)
 			break;
 		}
 		int part = 1;
+		static const char *const parts[] = {"host", "hostaddr", "port", "dbname", "user", "password"};
+		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+			if (strcmp(key, parts[i]) != 0)
+				continue;
+			unsigned bit = 1u << (i < 2 ? 0 : i); /* host and hostaddr are one part */
+			if (seen & bit) {
+				rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s is given twice in the connection string",
+				                           key);
+				dura_free(v);
+				dura_free(key);
+				key = NULL;
+				break;
+			}
+			seen |= bit;
+		}
+		if (rc)
+			break;
 		if (strcmp(key, "host") == 0 || strcmp(key, "hostaddr") == 0) {
 			if (v[0] == '/')
 				p->socket = keep(u, v);
