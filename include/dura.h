@@ -599,6 +599,22 @@ DURA_EXTERN(int) dura_store_claim_runs(dura_store *store, const char *owner, con
  *  DURA_ECONFLICT if another owner holds the run now. */
 DURA_EXTERN(int) dura_store_extend_lease(dura_store *store, const char *run_id, const char *owner, int64_t lease_ms);
 
+/**
+ * Extend owner's leases on n runs (1 to 10000) at once, to now + lease_ms:
+ * a worker's heartbeat, one store call however many runs it holds (one
+ * transaction on SQL stores; a store without the operation is served one
+ * extend_lease per run). codes (n ints, required) gets each run's
+ * outcome: 0 extended, DURA_ECONFLICT when owner does not hold the run any
+ * more (another owner took it over, or it was released), DURA_ENOTFOUND
+ * for no such run. Returns 0 when every lease was extended,
+ * DURA_ECONFLICT or DURA_ENOTFOUND (the first such code) when some were
+ * not - the others are extended all the same - DURA_EINVAL for bad
+ * arguments (nothing is changed, every code is DURA_EINVAL), or an error
+ * of the store, which every code then repeats. Thread-safe.
+ */
+DURA_EXTERN(int) dura_store_extend_leases(dura_store *store, const char *owner, const char *const *run_ids, size_t n,
+                                          int64_t lease_ms, int *codes);
+
 /** Release owner's lease; DURA_ECONFLICT if owner does not hold it. */
 DURA_EXTERN(int) dura_store_release_lease(dura_store *store, const char *run_id, const char *owner);
 

@@ -174,6 +174,8 @@
 	X(CLAIM_APPLY, "UPDATE {p}workflow_records SET lease_owner = ?, lease_expires_at = ?, "                    \
 	               "version = version + 1 WHERE run_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")   \
 	X(LEASE_EXTEND, "UPDATE {p}workflow_records SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?") \
+	X(LEASE_EXTEND_MANY, "UPDATE {p}workflow_records SET lease_expires_at = ? WHERE lease_owner = ? "         \
+	                     "AND run_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                      \
 	/* outbox */                                                                                               \
 
 #define X_ENUM(name, sql) ST_##name,
@@ -3656,6 +3658,73 @@ static int my_extend_lease(void *impl, const char *run_id, const char *owner, in
 	return rc;
 }
 
+/*
+ * A worker's heartbeat (extend_leases): one UPDATE per MY_APPLY_SLOTS runs,
+ * in one transaction. Only when an UPDATE changed fewer rows than it named
+ * is each of its runs read, to tell which lease is lost (or unchanged:
+ * extended twice in one millisecond).
+ */
+struct extend_arg {
+	const char *owner;
+	const char *const *run_ids;
+	size_t n;
+	int64_t until;
+	int *codes;
+};
+
+static int extend_body(my_store *s, my_conn *c, void *arg, int again)
+{
+	struct extend_arg *a = arg;
+	(void)again; /* setting an expiry again is harmless */
+	for (size_t at = 0; at < a->n; at += MY_APPLY_SLOTS) {
+		size_t k = a->n - at < MY_APPLY_SLOTS ? a->n - at : MY_APPLY_SLOTS;
+		my_params p;
+		uint64_t changed = 0;
+		p.n = 0;
+		pp_time(&p, a->until);
+		pp_str(&p, a->owner);
+		for (size_t i = 0; i < MY_APPLY_SLOTS; i++)
+			pp_str(&p, i < k ? a->run_ids[at + i] : "");
+		int rc = st_write(s, c, ST_LEASE_EXTEND_MANY, &p, &changed);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < k; i++)
+			a->codes[at + i] = 0;
+		if (changed == k)
+			continue;
+		for (size_t i = 0; i < k; i++) {
+			my_stmt *m;
+			p.n = 0;
+			pp_str(&p, a->run_ids[at + i]);
+			if ((rc = st_run(s, c, ST_LEASE_OWNER, &p, &m)) != 0)
+				return rc;
+			rc = st_fetch(s, c, m);
+			if (rc == 1) {
+				const char *holder = c_str(m, 0);
+				rc = 0;
+				if (!holder || strcmp(holder, a->owner) != 0)
+					a->codes[at + i] = DURA_ECONFLICT;
+			} else if (rc == 0) {
+				a->codes[at + i] = DURA_ENOTFOUND;
+			}
+			st_done(m);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int my_extend_leases(void *impl, const char *owner, const char *const *run_ids, size_t n, int64_t lease_ms,
+                            int *codes)
+{
+	struct extend_arg a = {owner, run_ids, n, add_ms(dura_now_ms(), lease_ms), codes};
+	int rc = run_op(impl, extend_body, &a, OP_TX | OP_IDEMPOTENT);
+	if (rc == 0)
+		dura_error_clear(); /* the codes tell which leases are lost */
+	return rc;
+}
+
 static int my_release_lease(void *impl, const char *run_id, const char *owner)
 {
 	my_params p;
@@ -3804,4 +3873,5 @@ const dura_store_ops dura__mysql_ops = {
 	.exec_sql = my_exec_sql,
 	.wait_change = NULL,
 	.atfork_child = my_atfork_child,
+	.extend_leases = my_extend_leases,
 };
