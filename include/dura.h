@@ -966,7 +966,9 @@ DURA_EXTERN(int) dura_worker_start(dura_worker **out, dura_engine *eng, const du
  * (the worker is stopped and freed all the same). DURA_EINVAL, and
  * nothing happens, for NULL or a handle that is not a running worker of
  * this process - one already stopped (as long as its memory has not been
- * reused by a newer worker: do not rely on it) or inherited across fork.
+ * reused by a newer worker: do not rely on it) or inherited across fork -
+ * and when called from inside a node the worker runs (it would wait for
+ * itself).
  */
 DURA_EXTERN(int) dura_worker_stop(dura_worker *w, int64_t drain_ms);
 

@@ -349,10 +349,15 @@ static void claim_batch(dura_worker *w, int64_t *pause)
 		*pause = 1;
 }
 
+/* The worker whose executor this thread is (a stop from its own node
+ * would wait for itself). */
+static _Thread_local dura_worker *tl_worker;
+
 static void *executor_main(void *arg)
 {
 	slot *sl = arg;
 	dura_worker *w = sl->w;
+	tl_worker = w;
 	int64_t pause = 1;
 	pthread_mutex_lock(&w->mu);
 	while (!w->stopping) {
@@ -657,6 +662,9 @@ int dura_worker_stop(dura_worker *w, int64_t drain_ms)
 {
 	if (!w)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_worker_stop: worker is NULL");
+	if (tl_worker == w)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+		                             "dura_worker_stop: called from inside a node of the worker it would stop");
 	pthread_once(&live_once, live_install);
 	if (!live_remove(w))
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
