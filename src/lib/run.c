@@ -102,6 +102,12 @@ static int busy_again(int busy)
 static int commit_step(dura_engine *eng, dura_record **recp, dura_commit *c, dura_commit_result *res)
 {
 	for (int tries = 0, busy = 0;; tries++) {
+		/* under a lease, the commit that ends the run gives the lease up
+		 * with it: no release call after it */
+		if (tl_lease && (c->run_state == DURA_RUN_COMPLETED || c->run_state == DURA_RUN_FAILED))
+			c->flags |= DURA_COMMIT_RELEASE_LEASE;
+		else
+			c->flags &= ~(unsigned)DURA_COMMIT_RELEASE_LEASE;
 		int rc = dura__store_commit_trusted(eng->store, c, res);
 		if (rc == DURA_EBUSY && busy_again(busy++)) {
 			tries--;

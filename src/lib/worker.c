@@ -266,9 +266,11 @@ static void execute(dura_worker *w, slot *sl, dura_record *rec)
 		atomic_fetch_add(&w->abandoned, 1);
 	else if (rc)
 		atomic_fetch_add(&w->errors, 1);
-	/* the lease goes back unless it is gone already; a run that stays
-	 * runnable is claimable by anyone at once */
-	if (!lost && rc != DURA_ECONFLICT)
+	/* the lease goes back unless it is gone already (a run's last commit
+	 * released it); a run that stays runnable is claimable by anyone at
+	 * once */
+	int ended = rc == 0 && (state == DURA_RUN_COMPLETED || state == DURA_RUN_FAILED);
+	if (!lost && !ended && rc != DURA_ECONFLICT)
 		release(w, rec->run_id);
 	pthread_mutex_lock(&w->mu);
 	if (partway && !lost && rc != DURA_ECONFLICT) {
@@ -313,6 +315,20 @@ static void claim_batch(dura_worker *w, int64_t *pause)
 				continue;
 			}
 			*r = l.items[i];
+			/* our own lease ran out while an executor of ours is still
+			 * inside the run (a heartbeat outage), and we claimed it
+			 * again: that executor goes on under the new lease (the
+			 * heartbeat extends it), the run is not queued twice */
+			int running = 0;
+			for (int t = 0; t < w->threads; t++)
+				if (w->slots[t].busy && !w->slots[t].released && strcmp(w->slots[t].run_id, r->run_id) == 0) {
+					w->slots[t].lost = 0; /* the lease is ours again */
+					running = 1;
+				}
+			if (running) {
+				dura_record_free(r);
+				continue;
+			}
 			int mine = released_take(w, r->run_id);
 			if (!mine && (r->step_no > 0 || r->attempt > 0))
 				atomic_fetch_add(&w->rescued, 1);

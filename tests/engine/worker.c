@@ -563,6 +563,64 @@ static void stop_from_own_node(void)
 	env_close(&e);
 }
 
+/* ---- allocation failure ------------------------------------------------------- */
+
+/* Allocations of the calling thread only are counted and failed: the
+ * worker's own threads, once started, allocate as they please. */
+static _Thread_local long t_count, t_fail_at; /* fail the t_fail_at-th (0: none) */
+
+static int t_fails(void)
+{
+	return t_fail_at && ++t_count == t_fail_at;
+}
+
+static void *t_malloc(size_t n)
+{
+	return t_fails() ? NULL : malloc(n);
+}
+
+static void *t_realloc(void *p, size_t n)
+{
+	return t_fails() ? NULL : realloc(p, n);
+}
+
+/* Every allocation of dura_worker_start failed in turn: DURA_ENOMEM, no
+ * worker, nothing claimed (and, under ASan, nothing leaked). */
+static void start_out_of_memory(void)
+{
+	reset_shared();
+	env e;
+	REQUIRE(env_open(&e, 0) == 0);
+	REQUIRE(start_runs(&e, 1) == 0);
+	dura_worker_options o = opts_of(2, 3000, 0, 20);
+	int failures = 0, n;
+	for (n = 1; n < 1000; n++) {
+		dura_worker *w = NULL;
+		t_count = 0;
+		t_fail_at = n;
+		int rc = dura_worker_start(&w, e.eng, &o);
+		int hit = t_count >= n;
+		t_fail_at = 0;
+		if (rc == 0) {
+			CHECK(!hit);
+			CHECK(wait_final(&e, 60000));
+			CHECK_RC(dura_worker_stop(w, 5000), 0);
+			break; /* past the last allocation */
+		}
+		failures++;
+		CHECK(rc == DURA_ENOMEM);
+		CHECK(w == NULL);
+		dura_record *r;
+		REQUIRE_RC(dura_store_get_run(e.store, e.ids[0], &r), 0);
+		CHECK_STR(r->lease_owner, "");
+		dura_record_free(r);
+	}
+	fprintf(stderr, "    %d allocations of dura_worker_start failed in turn\n", failures);
+	CHECK(failures >= 4);
+	CHECK(verify_runs(&e) == 0); /* the run was completed by the last one */
+	env_close(&e);
+}
+
 /* ---- several processes ---------------------------------------------------------- */
 
 /* A child: a worker on the handles inherited across fork, until every run
@@ -792,6 +850,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	g_url = argv[1];
+	dura_allocator alloc = {t_malloc, t_realloc, free};
+	dura_set_allocator(&alloc);
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED) {
 		perror("mmap");
@@ -805,6 +865,7 @@ int main(int argc, char **argv)
 		{"stop_past_drain", stop_past_drain},
 		{"wakeup_and_retry", wakeup_and_retry},
 		{"stop_from_own_node", stop_from_own_node},
+		{"start_out_of_memory", start_out_of_memory},
 		{"processes_survive_a_kill", processes_survive_a_kill},
 		{"fencing_after_sigstop", fencing_after_sigstop},
 	};
