@@ -57,6 +57,9 @@ dura_workflow *dura__engine_workflow(dura_engine *eng, const char *name);
 typedef struct dura__lease {
 	const char *owner;
 	int (*stop)(void *payload, int busy);
+	/* the step commits, or NULL for the store's commit (a worker's group
+	 * commit hands them to one committer) */
+	int (*commit)(void *payload, const dura_commit *c, dura_commit_result *res);
 	void *payload;
 } dura__lease;
 /*

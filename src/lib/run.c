@@ -108,7 +108,8 @@ static int commit_step(dura_engine *eng, dura_record **recp, dura_commit *c, dur
 			c->flags |= DURA_COMMIT_RELEASE_LEASE;
 		else
 			c->flags &= ~(unsigned)DURA_COMMIT_RELEASE_LEASE;
-		int rc = dura__store_commit_trusted(eng->store, c, res);
+		int rc = tl_lease && tl_lease->commit ? tl_lease->commit(tl_lease->payload, c, res)
+		                                      : dura__store_commit_trusted(eng->store, c, res);
 		if (rc == DURA_EBUSY && busy_again(busy++)) {
 			tries--;
 			continue;

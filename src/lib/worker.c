@@ -59,6 +59,17 @@ typedef struct slot {
 	char run_id[DURA_MAX_ID_LEN + 1];
 } slot;
 
+/* A commit waiting for the group committer. */
+typedef struct pending {
+	const dura_commit *c;
+	dura_commit_result *res;
+	int rc;
+	int done;
+	struct pending *next;
+} pending;
+
+#define GROUP_MAX 64 /* commits per commit_batch */
+
 typedef struct released_id {
 	char *run_id;
 	UT_hash_handle hh;
@@ -93,7 +104,16 @@ struct dura_worker {
 	pthread_t hb;
 	int hb_started;
 
-	_Atomic uint64_t claimed, completed, failed, rescued, abandoned, errors, heartbeats;
+	/* group commit: the first executor with a commit ready and no
+	 * committer at work becomes the committer and writes every commit
+	 * queued by then in one commit_batch */
+	int group;
+	pthread_mutex_t gmu;
+	pthread_cond_t gcv;
+	pending *ghead, **gtail;
+	int gleader;
+
+	_Atomic uint64_t claimed, completed, failed, rescued, abandoned, errors, heartbeats, batches, batched;
 	struct dura_worker *next; /* in the live list */
 };
 
@@ -248,9 +268,77 @@ static int should_stop(void *payload, int busy)
 	return stop;
 }
 
+/* Write the queued commits b[0..n) (w->gmu not held): one commit_batch,
+ * each commit still CAS-checked on its own. */
+static void group_write(dura_worker *w, pending **b, size_t n)
+{
+	if (n == 1) {
+		b[0]->rc = dura__store_commit_trusted(w->store, b[0]->c, b[0]->res);
+		return;
+	}
+	dura_commit cs[GROUP_MAX];
+	dura_commit_result rs[GROUP_MAX];
+	memset(cs, 0, sizeof(cs));
+	memset(rs, 0, sizeof(rs));
+	if (n > GROUP_MAX)
+		n = GROUP_MAX; /* never: the committer takes at most that many */
+	for (size_t i = 0; i < n; i++)
+		cs[i] = *b[i]->c;
+	int rc = dura_store_commit_batch(w->store, cs, n, rs);
+	atomic_fetch_add(&w->batches, 1);
+	atomic_fetch_add(&w->batched, n);
+	for (size_t i = 0; i < n; i++) {
+		*b[i]->res = rs[i];
+		b[i]->rc = rc == 0 || rc == DURA_ECONFLICT ? rs[i].code : rc;
+	}
+}
+
+/* The step loop's commit under group commit (dura__lease.commit). */
+static int group_commit(void *payload, const dura_commit *c, dura_commit_result *res)
+{
+	dura_worker *w = ((slot *)payload)->w;
+	pending me = {c, res, 0, 0, NULL};
+	int alone = 1;
+	pthread_mutex_lock(&w->gmu);
+	*w->gtail = &me;
+	w->gtail = &me.next;
+	while (!me.done) {
+		if (w->gleader) {
+			pthread_cond_wait(&w->gcv, &w->gmu);
+			continue;
+		}
+		w->gleader = 1;
+		pending *b[GROUP_MAX];
+		size_t n = 0;
+		while (w->ghead && n < GROUP_MAX) {
+			b[n++] = w->ghead;
+			w->ghead = w->ghead->next;
+		}
+		if (!w->ghead)
+			w->gtail = &w->ghead;
+		pthread_mutex_unlock(&w->gmu);
+		group_write(w, b, n);
+		alone = alone && n == 1 && b[0] == &me;
+		pthread_mutex_lock(&w->gmu);
+		for (size_t i = 0; i < n; i++)
+			b[i]->done = 1;
+		w->gleader = 0;
+		pthread_cond_broadcast(&w->gcv);
+	}
+	pthread_mutex_unlock(&w->gmu);
+	/* a commit written alone keeps the store's own error; one written in a
+	 * group gets its outcome in this thread's error */
+	if (me.rc && !alone)
+		return dura_error_set_native(me.rc, "", 0, NULL, "run %s: the commit of its step (in a group commit): %s",
+		                             c->run_id, dura_strerror(me.rc));
+	if (me.rc == 0)
+		dura_error_clear();
+	return me.rc;
+}
+
 static void execute(dura_worker *w, slot *sl, dura_record *rec)
 {
-	dura__lease lease = {w->id, should_stop, sl};
+	dura__lease lease = {w->id, should_stop, w->group ? group_commit : NULL, sl};
 	int rc = dura__run_execute_leased(w->eng, &rec, &lease);
 	int state = rec->run_state;
 	int64_t due = rec->next_run_at;
@@ -514,6 +602,8 @@ static int check_options(const dura_worker_options *o, int64_t *hb)
 		return invalid("poll_ms", (long long)o->poll_ms, "1 to 60000");
 	if (o->batch < 0 || o->batch > 1000)
 		return invalid("batch", o->batch, "0 to 1000");
+	if (o->group_commit < -1 || o->group_commit > 1)
+		return invalid("group_commit", o->group_commit, "-1, 0 or 1");
 	if (o->nworkflows > 256)
 		return invalid("nworkflows", (long long)o->nworkflows, "0 to 256");
 	if (o->nworkflows && !o->workflows)
@@ -619,6 +709,12 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 	w->heartbeat_ms = hb;
 	w->poll_ms = opts->poll_ms;
 	w->batch = (size_t)(opts->batch ? opts->batch : opts->threads);
+	w->group = opts->group_commit > 0;
+	if (opts->group_commit == 0) {
+		dura_store_info info;
+		w->group = dura_store_info_get(w->store, &info) == 0 && strcmp(info.scheme, "sqlite") == 0;
+		dura_error_clear();
+	}
 	if ((rc = copy_workflows(w, eng, opts)) != 0 || (rc = make_id(w)) != 0) {
 		worker_free(w);
 		return rc;
@@ -634,8 +730,16 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		worker_free(w);
 		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "dura_worker_start: no mutex");
 	}
+	if (pthread_mutex_init(&w->gmu, NULL) != 0 || pthread_cond_init(&w->gcv, NULL) != 0) {
+		pthread_mutex_destroy(&w->mu);
+		worker_free(w);
+		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "dura_worker_start: no mutex");
+	}
+	w->gtail = &w->ghead;
 	if (dura__cond_init_mono(&w->cv) != 0 || dura__cond_init_mono(&w->idle) != 0 || dura__cond_init_mono(&w->hbcv) != 0) {
 		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->gcv);
+		pthread_mutex_destroy(&w->gmu);
 		worker_free(w);
 		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "dura_worker_start: no condition variable");
 	}
@@ -662,6 +766,8 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		pthread_cond_destroy(&w->idle);
 		pthread_cond_destroy(&w->hbcv);
 		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->gcv);
+		pthread_mutex_destroy(&w->gmu);
 		worker_free(w);
 		return dura__error_restore(&why);
 	}
@@ -751,6 +857,8 @@ int dura_worker_stop(dura_worker *w, int64_t drain_ms)
 	pthread_cond_destroy(&w->idle);
 	pthread_cond_destroy(&w->hbcv);
 	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->gcv);
+	pthread_mutex_destroy(&w->gmu);
 	worker_free(w);
 	if (rc == 0)
 		dura_error_clear();
@@ -769,6 +877,8 @@ int dura_worker_stats_get(dura_worker *w, dura_worker_stats *out)
 	out->abandoned = atomic_load(&w->abandoned);
 	out->errors = atomic_load(&w->errors);
 	out->heartbeats = atomic_load(&w->heartbeats);
+	out->group_batches = atomic_load(&w->batches);
+	out->group_commits = atomic_load(&w->batched);
 	pthread_mutex_lock(&w->mu);
 	out->held = w->nqueue + (uint64_t)w->executing;
 	pthread_mutex_unlock(&w->mu);

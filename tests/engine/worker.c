@@ -320,6 +320,8 @@ static void bad_input(void)
 	BAD(poll_ms, 60001, DURA_EINVAL);
 	BAD(batch, -1, DURA_EINVAL);
 	BAD(batch, 1001, DURA_EINVAL);
+	BAD(group_commit, 2, DURA_EINVAL);
+	BAD(group_commit, -2, DURA_EINVAL);
 	BAD(version, 99, DURA_EVERSION);
 	BAD(name, "", DURA_EINVAL);
 	BAD(nworkflows, 2, DURA_EINVAL); /* a count without a list */
@@ -559,6 +561,52 @@ static void stop_from_own_node(void)
 	atomic_store(&g_self, NULL);
 	CHECK(atomic_load(&g_self_rc) == DURA_EINVAL);
 	CHECK_RC(dura_worker_stop(a, 5000), 0);
+	CHECK(verify_runs(&e) == 0);
+	env_close(&e);
+}
+
+/* Group commit with 8 threads, and an operator pausing every run once in
+ * the middle: a commit that lost its compare-and-swap to the pause (in a
+ * group or alone) is made again at the new version, the run stops, and
+ * resumed it completes with each step once. */
+static void group_commit_and_pauses(void)
+{
+	reset_shared();
+	for (int n = 0; n < NODES; n++)
+		sh->sleep_ms[n] = 3;
+	env e;
+	REQUIRE(env_open(&e, 0) == 0);
+	REQUIRE(start_runs(&e, 24) == 0);
+	dura_worker *a;
+	dura_worker_options o = opts_of(8, 3000, 0, 20);
+	o.group_commit = 1;
+	REQUIRE_RC(dura_worker_start(&a, e.eng, &o), 0);
+	int paused = 0;
+	for (int i = 0; i < e.nruns; i++) {
+		int rc = dura_run_pause(e.eng, e.ids[i]);
+		CHECK(rc == 0 || rc == DURA_ECONFLICT); /* ECONFLICT: it completed already */
+		paused += rc == 0;
+	}
+	for (int i = 0; i < e.nruns; i++) {
+		dura_record *r;
+		REQUIRE_RC(dura_store_get_run(e.store, e.ids[i], &r), 0);
+		int st = r->run_state;
+		dura_record_free(r);
+		if (st == DURA_RUN_PAUSED)
+			CHECK_RC(dura_run_resume(e.eng, e.ids[i]), 0);
+	}
+	CHECK(wait_final(&e, 120000));
+	dura_worker_stats sa;
+	CHECK_RC(settled_stats(a, &sa), 0);
+	CHECK_RC(dura_worker_stop(a, 5000), 0);
+	fprintf(stderr, "    %d runs paused and resumed; %llu commits written in %llu group commits\n", paused,
+	        (unsigned long long)sa.group_commits, (unsigned long long)sa.group_batches);
+	CHECK(sa.completed == (uint64_t)e.nruns);
+	CHECK(sa.errors == 0 && sa.abandoned == 0);
+	CHECK(sh->overlaps == 0);
+	for (int i = 0; i < e.nruns; i++)
+		for (int n = 0; n < NODES; n++)
+			CHECK(sh->execs[i][n] == 1);
 	CHECK(verify_runs(&e) == 0);
 	env_close(&e);
 }
@@ -865,6 +913,7 @@ int main(int argc, char **argv)
 		{"stop_past_drain", stop_past_drain},
 		{"wakeup_and_retry", wakeup_and_retry},
 		{"stop_from_own_node", stop_from_own_node},
+		{"group_commit_and_pauses", group_commit_and_pauses},
 		{"start_out_of_memory", start_out_of_memory},
 		{"processes_survive_a_kill", processes_survive_a_kill},
 		{"fencing_after_sigstop", fencing_after_sigstop},
