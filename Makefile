@@ -81,12 +81,13 @@ demo: build
 
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine bench_cache bench_uuid bench_takeover
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine bench_cache bench_uuid bench_takeover bench_worker
 	./$(BENCH_BUILD)/bench/bench_commit $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_engine $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_cache $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_uuid
 	rm -f $(BENCH_BUILD)/tmp/takeover.db*; ./$(BENCH_BUILD)/bench/bench_takeover sqlite:$(BENCH_BUILD)/tmp/takeover.db 20
+	rm -f $(BENCH_BUILD)/tmp/worker.db*; ./$(BENCH_BUILD)/bench/bench_worker sqlite:$(BENCH_BUILD)/tmp/worker.db 8 500 4
 
 # The MySQL/MariaDB benchmark (needs libmariadb), against a throwaway
 # MariaDB (tests/servers) started in a temporary directory and stopped

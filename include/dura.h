@@ -599,6 +599,22 @@ DURA_EXTERN(int) dura_store_claim_runs(dura_store *store, const char *owner, con
  *  DURA_ECONFLICT if another owner holds the run now. */
 DURA_EXTERN(int) dura_store_extend_lease(dura_store *store, const char *run_id, const char *owner, int64_t lease_ms);
 
+/**
+ * Extend owner's leases on n runs (1 to 10000) at once, to now + lease_ms:
+ * a worker's heartbeat, one store call however many runs it holds (one
+ * transaction on SQL stores; a store without the operation is served one
+ * extend_lease per run). codes (n ints, required) gets each run's
+ * outcome: 0 extended, DURA_ECONFLICT when owner does not hold the run any
+ * more (another owner took it over, or it was released), DURA_ENOTFOUND
+ * for no such run. Returns 0 when every lease was extended,
+ * DURA_ECONFLICT or DURA_ENOTFOUND (the first such code) when some were
+ * not - the others are extended all the same - DURA_EINVAL for bad
+ * arguments (nothing is changed, every code is DURA_EINVAL), or an error
+ * of the store, which every code then repeats. Thread-safe.
+ */
+DURA_EXTERN(int) dura_store_extend_leases(dura_store *store, const char *owner, const char *const *run_ids, size_t n,
+                                          int64_t lease_ms, int *codes);
+
 /** Release owner's lease; DURA_ECONFLICT if owner does not hold it. */
 DURA_EXTERN(int) dura_store_release_lease(dura_store *store, const char *run_id, const char *owner);
 
@@ -844,6 +860,139 @@ typedef int (*dura_event_fn)(const dura_event *ev, void *payload);
  */
 DURA_EXTERN(int) dura_outbox_consume(dura_engine *eng, dura_event_fn handler, void *payload, size_t max,
                                      size_t *delivered);
+
+/* ------------------------------------------------------------------------ */
+/* Workers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A worker executes runs in threads of its own: it claims runnable runs
+ * (running, due, lease free or expired) of the workflows it serves, in
+ * batches, each under a lease (owner id + expiry) in the store, and runs
+ * them through the engine's step loop. Any number of workers in any
+ * number of processes on any number of machines may share one store; the
+ * store is the only coordinator.
+ *
+ *   - Fencing: claiming bumps a run's version, and every commit is a
+ *     compare-and-swap on it, so a worker that lost its lease (stopped,
+ *     partitioned, too slow) can never commit again: its commit gets
+ *     DURA_ECONFLICT and it abandons the run without retrying the step.
+ *   - Heartbeats: a thread of the worker extends every lease it holds
+ *     every heartbeat_ms, in one store call (dura_store_extend_leases). A
+ *     lease reported lost makes the worker drop the run after the node
+ *     that runs.
+ *   - Rescue: a dead worker's leases run out after at most lease_ms; the
+ *     other workers claim its runs on their next poll, so they run again
+ *     within lease_ms + poll_ms (3.5 s with the defaults). Each step
+ *     committed before the death stays committed exactly once; a node that
+ *     was running when the worker died runs again (at-least-once; use the
+ *     step cache for exactly-once side effects).
+ *   - Wake-ups: a worker with nothing to claim polls, backing off from
+ *     1 ms to poll_ms; a run started, resumed or forked through an engine
+ *     of this process on the same store handle wakes it at once. A run
+ *     waiting for a retry's backoff holds no thread and no lease: it is
+ *     released and claimed again when due.
+ *   - A busy store (SQLite's write lock held by another process) is waited
+ *     out with a jittered, growing pause, never turned into a failed run.
+ */
+typedef struct dura_worker dura_worker;
+
+#define DURA_WORKER_MAX_THREADS 256
+#define DURA_WORKER_MIN_LEASE_MS 50
+
+#define DURA_WORKER_OPTIONS_VERSION 1
+typedef struct dura_worker_options {
+	unsigned version;        /**< DURA_WORKER_OPTIONS_VERSION */
+	int threads;             /**< executor threads, 1 to DURA_WORKER_MAX_THREADS (default 1) */
+	int64_t lease_ms;        /**< a lease's life without a heartbeat, at least DURA_WORKER_MIN_LEASE_MS
+	                              (default 3000): a dead worker's runs are claimable again after it */
+	int64_t heartbeat_ms;    /**< how often leases are extended; 0: lease_ms / 3. At most lease_ms / 2,
+	                              so that one failed heartbeat does not lose the leases */
+	int64_t poll_ms;         /**< the longest pause between two claims when there is nothing to claim,
+	                              1 to 60000 (default 500) */
+	int batch;               /**< runs claimed at most per claim, 0: threads; at most 1000 */
+	const char *const *workflows; /**< the workflows to serve (names registered in the engine); NULL: all
+	                                   registered when the worker starts */
+	size_t nworkflows;       /**< entries in workflows, at most 256 */
+	const char *name;        /**< display name (logs, dura_worker_id), NULL: "worker"; at most 64 bytes */
+	int group_commit;        /**< 1: when several threads have a step ready, one transaction
+	                              (commit_batch) commits them all, each still CAS-checked on its own;
+	                              -1: each commit alone; 0 (default): on for SQLite, where one writer
+	                              at a time makes it pay (measured 2x to 7x the steps/s at 8 threads),
+	                              off elsewhere (MariaDB measured 0.7x to 1.6x: its own group commit
+	                              already batches the log flushes) */
+} dura_worker_options;
+#define DURA_WORKER_OPTIONS_INIT {DURA_WORKER_OPTIONS_VERSION, 1, 3000, 0, 500, 0, NULL, 0, NULL, 0}
+
+/** What a worker did so far (counters since start) and holds now. */
+typedef struct dura_worker_stats {
+	uint64_t claimed;    /**< runs claimed (each claim of a run counts once) */
+	uint64_t completed;  /**< runs this worker brought to completed */
+	uint64_t failed;     /**< runs this worker brought to failed (their node gave up) */
+	uint64_t rescued;    /**< runs claimed part-way (steps committed or attempts made) that this worker had
+	                          not released itself: taken over from a worker that died, lost its lease or stopped */
+	uint64_t abandoned;  /**< runs given up because the lease was lost (DURA_ECONFLICT or a heartbeat's report) */
+	uint64_t errors;     /**< store errors (other than busy) while claiming, executing or releasing */
+	uint64_t heartbeats; /**< heartbeat calls that reached the store */
+	uint64_t held;       /**< runs leased now (queued or executing) */
+	uint64_t group_batches; /**< group commit: commit_batch calls of more than one commit */
+	uint64_t group_commits; /**< group commit: commits written in those */
+} dura_worker_stats;
+
+/**
+ * Start a worker on an engine whose workflows are registered (register
+ * them all first; the engine and its store must outlive the worker).
+ * opts may be NULL for the defaults. *out gets the handle, which
+ * dura_worker_stop stops and frees.
+ *
+ * Errors, with nothing started and *out NULL: DURA_EINVAL for a NULL out
+ * or engine, an option out of range (threads, lease_ms, heartbeat_ms,
+ * poll_ms, batch, nworkflows, a NULL or over-long workflow name or
+ * name), or an engine without workflows; DURA_EVERSION for an unknown
+ * opts->version; DURA_ENOTFOUND for a workflow that is not registered
+ * in the engine; DURA_ENOMEM; DURA_ERROR when a thread cannot be started.
+ *
+ * Thread-safety: the handle may be used from any thread (stats, id); stop
+ * it from one thread only. Fork: the worker's threads do not exist in a
+ * forked child; there an inherited handle is not a running worker
+ * (dura_worker_stop returns DURA_EINVAL and frees nothing). A child may
+ * start workers of its own; their ids never repeat the parent's.
+ */
+DURA_EXTERN(int) dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_options *opts);
+
+/**
+ * Stop a worker and free it. It stops claiming at once and releases the
+ * runs it claimed but has not begun; nodes that are running may finish
+ * until drain_ms has passed (negative: no limit), and their steps are
+ * committed; then each run is released where it stands, and a run not
+ * finished is runnable for other workers at once. A node still running
+ * at drain_ms loses its lease then (it is released, so another worker can
+ * take the run over); the call still waits for that node to return, and
+ * its commit lands only if no other worker moved the run on meanwhile.
+ *
+ * Returns 0, or DURA_ETIMEOUT when nodes were still running at drain_ms
+ * (the worker is stopped and freed all the same). DURA_EINVAL, and
+ * nothing happens, for NULL or a handle that is not a running worker of
+ * this process - one already stopped (as long as its memory has not been
+ * reused by a newer worker: do not rely on it) or inherited across fork -
+ * and when called from inside a node the worker runs (it would wait for
+ * itself).
+ */
+DURA_EXTERN(int) dura_worker_stop(dura_worker *w, int64_t drain_ms);
+
+/** Fill *out with the worker's counters. DURA_EINVAL for NULL arguments. Thread-safe. */
+DURA_EXTERN(int) dura_worker_stats_get(dura_worker *w, dura_worker_stats *out);
+
+/**
+ * The worker's lease owner id, "HOST:PID:UUID" (HOST cut at 64 bytes): the
+ * UUIDv7 makes it unique per worker, across processes, forks and
+ * machines; host and pid are there for people reading it. The string
+ * belongs to the worker (valid until dura_worker_stop). NULL for NULL.
+ */
+DURA_EXTERN(const char *) dura_worker_id(const dura_worker *w);
+
+/** The worker's display name (opts->name, or "worker"). NULL for NULL. */
+DURA_EXTERN(const char *) dura_worker_name(const dura_worker *w);
 
 /* ------------------------------------------------------------------------ */
 /* Step cache with single-flight                                             */

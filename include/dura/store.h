@@ -32,10 +32,10 @@
 extern "C" {
 #endif
 
-/* 1: the first contract; 2: atfork_child. A store may implement any
- * version up to this one; the core reads only the operations its version
- * has. */
-#define DURA_STORE_ABI_VERSION 2
+/* 1: the first contract; 2: atfork_child; 3: extend_leases. A store may
+ * implement any version up to this one; the core reads only the operations
+ * its version has. */
+#define DURA_STORE_ABI_VERSION 3
 
 /** Parsed store URL. Strings are owned by the core; "" when absent. */
 typedef struct dura_url {
@@ -78,7 +78,7 @@ struct dura_store_ops {
 	 * (DURA_EINVAL, naming it) a table that lacks one. The exact behaviour
 	 * each owes is in docs/store-contract.md; the conformance suite checks
 	 * it. The core has validated every argument before the call. */
-	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 or 2) */
+	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 3) */
 	const char *scheme; /**< the URL scheme it serves, lower case */
 	uint32_t caps;      /**< static capabilities; info may report more */
 
@@ -190,6 +190,20 @@ struct dura_store_ops {
 	 * NULL: the store has nothing to drop.
 	 */
 	void (*atfork_child)(void *impl);
+
+	/* version 3 */
+	/**
+	 * Optional. A worker's heartbeat: extend owner's lease on each of the n
+	 * runs (n >= 1, ids validated) to now + lease_ms, in one call - one
+	 * transaction, one statement per batch where the store can. codes[i]
+	 * gets 0 (extended), DURA_ECONFLICT (the run is not owner's now: taken
+	 * over or released) or DURA_ENOTFOUND (no such run); leases of the
+	 * others are extended all the same. Returns 0, or a store error when
+	 * the call failed as a whole (then nothing is known; the core sets
+	 * every code to it). NULL: the core calls extend_lease once per run.
+	 */
+	int (*extend_leases)(void *impl, const char *owner, const char *const *run_ids, size_t n, int64_t lease_ms,
+	                     int *codes);
 };
 
 /**

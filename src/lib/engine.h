@@ -51,6 +51,30 @@ struct dura_ctx {
 dura__node *dura__workflow_node(const dura_workflow *wf, const char *name);
 dura_workflow *dura__engine_workflow(dura_engine *eng, const char *name);
 
+/* run.c: execute a run under a worker's lease. stop(payload, busy) is
+ * asked between steps (busy 0) and while a busy store is waited out
+ * (busy 1); non-zero stops: the worker is stopping, or lost the lease. */
+typedef struct dura__lease {
+	const char *owner;
+	int (*stop)(void *payload, int busy);
+	/* the step commits, or NULL for the store's commit (a worker's group
+	 * commit hands them to one committer) */
+	int (*commit)(void *payload, const dura_commit *c, dura_commit_result *res);
+	void *payload;
+} dura__lease;
+/*
+ * Run the claimed run *recp holds (from claim_runs; the lease is the
+ * caller's) until it ends, pauses, is not due, or stop says so; *recp
+ * follows the commits (the caller frees it). 0, DURA_ECONFLICT when
+ * another executor moved the run on (the lease was lost: the run is
+ * abandoned, the step not retried), or an error of the store.
+ */
+int dura__run_execute_leased(dura_engine *eng, dura_record **recp, const dura__lease *lease);
+
+/* worker.c: wake the workers of this process serving the store (a run
+ * was started or resumed) */
+void dura__workers_kick(dura_store *store);
+
 /* retry.c */
 int64_t dura__backoff_ms(const dura_node_options *o, int attempt);
 

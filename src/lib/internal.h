@@ -49,6 +49,10 @@ int dura__json_valid(const char *text, const char *what);
 int dura__json_object_valid(const char *text, const char *what);
 /* 1 if s is UTF-8 as JSON has it; NULL is "" */
 int dura__utf8_valid(const char *s);
+/* 1 when a and b are the same JSON value (byte for byte, or once parsed:
+ * a store may give a document back reformatted, as PostgreSQL's JSONB
+ * does); 0 otherwise, and when either is NULL or not JSON. */
+int dura__json_same(const char *a, const char *b);
 /* s as a JSON string with its quotes: its length, and writing it at o
  * (no NUL; returns the end). The escaper of dura_store_event_summary(). */
 size_t dura__json_quote_len(const char *s);
@@ -67,6 +71,8 @@ char *dura__json_quote(char *o, const char *s);
 /* A commit whose JSON the engine produced itself: no re-validation. */
 int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_result *res);
 /* Wait for a run's version to change (DURA_ENOTSUP when the store cannot). */
+/* The scheme of the store an open handle serves ("sqlite", "postgres", ...), without asking the store. */
+const char *dura__store_scheme(const dura_store *s);
 int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, int64_t timeout_ms);
 
 /* store/store.c: built-in stores (NULL when not compiled in) */

@@ -205,3 +205,18 @@ char *dura__json_string_array(const char *const *v, size_t n)
 	*p = '\0';
 	return out;
 }
+
+int dura__json_same(const char *a, const char *b)
+{
+	if (!a || !b)
+		return 0;
+	if (strcmp(a, b) == 0)
+		return 1;
+	json_error_t err;
+	json_t *ja = json_loads(a, JSON_DECODE_ANY, &err);
+	json_t *jb = ja ? json_loads(b, JSON_DECODE_ANY, &err) : NULL;
+	int same = ja && jb && json_equal(ja, jb);
+	json_decref(ja);
+	json_decref(jb);
+	return same;
+}

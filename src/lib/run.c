@@ -10,6 +10,7 @@
 #include "engine.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int dura_run_start(dura_engine *eng, const char *workflow, const char *foreign_id, const char *state,
@@ -40,6 +41,8 @@ int dura_run_start(dura_engine *eng, const char *workflow, const char *foreign_i
 		snprintf(run_id, DURA_UUID_LEN + 1, "%s", rec->run_id);
 		dura_record_free(rec);
 	}
+	if (rc == 0)
+		dura__workers_kick(eng->store);
 	return rc;
 }
 
@@ -74,17 +77,50 @@ static int set_field(char **field, const char *value)
  * run state unless the run is running. Anything else means another
  * executor moved the run: DURA_ECONFLICT, and this executor stops.
  */
+/* The lease the calling thread executes under (dura__run_execute_leased),
+ * or NULL for dura_run_execute: the commits deep in the step loop read it
+ * to wait out a busy store instead of giving the run up. */
+static _Thread_local const dura__lease *tl_lease;
+
+/* A busy store (SQLite's write lock held by another process) under a
+ * lease: wait a jittered, growing pause and go again, as long as the
+ * lease is ours, rather than drop a step the node already did. The
+ * jitter keeps the writers of several processes from retrying in step. */
+static int busy_again(int busy)
+{
+	if (!tl_lease || busy >= 200 || (tl_lease->stop && tl_lease->stop(tl_lease->payload, 1)))
+		return 0;
+	int64_t cap = (int64_t)2 << (busy < 5 ? busy : 5); /* 2 .. 64 ms */
+	unsigned r;
+	char b[DURA_UUID_LEN + 1];
+	dura_uuid7(b); /* fork-safe randomness, without a shared rand() state */
+	r = (unsigned)strtoul(b + 28, NULL, 16);
+	dura__sleep_ms(1 + (int64_t)(r % (unsigned)cap));
+	return 1;
+}
+
 static int commit_step(dura_engine *eng, dura_record **recp, dura_commit *c, dura_commit_result *res)
 {
-	for (int tries = 0;; tries++) {
-		int rc = dura__store_commit_trusted(eng->store, c, res);
+	for (int tries = 0, busy = 0;; tries++) {
+		/* under a lease, the commit that ends the run gives the lease up
+		 * with it: no release call after it */
+		if (tl_lease && (c->run_state == DURA_RUN_COMPLETED || c->run_state == DURA_RUN_FAILED))
+			c->flags |= DURA_COMMIT_RELEASE_LEASE;
+		else
+			c->flags &= ~(unsigned)DURA_COMMIT_RELEASE_LEASE;
+		int rc = tl_lease && tl_lease->commit ? tl_lease->commit(tl_lease->payload, c, res)
+		                                      : dura__store_commit_trusted(eng->store, c, res);
+		if (rc == DURA_EBUSY && busy_again(busy++)) {
+			tries--;
+			continue;
+		}
 		if (rc != DURA_ECONFLICT || tries == 3)
 			return rc;
 		dura_record *old = *recp, *now;
 		if ((rc = dura_store_get_run(eng->store, old->run_id, &now)) != 0)
 			return rc;
 		int same = now->step_no == old->step_no && strcmp(now->status, old->status) == 0 &&
-		           strcmp(now->state, old->state) == 0 && strcmp(now->lease_owner, old->lease_owner) == 0;
+		           dura__json_same(now->state, old->state) && strcmp(now->lease_owner, old->lease_owner) == 0;
 		if (!same) {
 			dura_record_free(now);
 			return dura_error_set_native(DURA_ECONFLICT, "", 0, NULL, "run %s was changed by another executor; stopping",
@@ -295,11 +331,76 @@ cleanup:
 	return rc;
 }
 
+/*
+ * The step loop, on the record *recp holds, until the run ends, pauses or
+ * is cancelled, max_steps, an error - or, under a lease, until the lease's
+ * stop says so between steps, or the run is not due (a retry's backoff):
+ * a worker does not wait holding a thread and a lease.
+ */
+static int step_loop(dura_engine *eng, const dura_workflow *wf, dura_record **recp, const dura__lease *lease)
+{
+	json_t *state = NULL;
+	int64_t steps = 0;
+	int rc = 0;
+	for (;;) {
+		dura_record *rec = *recp;
+		if (rec->run_state == DURA_RUN_INITIATED && !lease) {
+			if ((rc = dura_store_set_run_state(eng->store, rec->run_id, DURA_RUN_RUNNING, NULL)) ||
+			    (rc = reload(eng, recp)))
+				break;
+			continue;
+		}
+		if (rec->run_state != DURA_RUN_RUNNING)
+			break; /* completed, failed, paused, cancelled: stop */
+		if (eng->opts.max_steps && steps >= eng->opts.max_steps)
+			break;
+		if (lease && lease->stop && lease->stop(lease->payload, 0))
+			break; /* the worker stops, or lost the lease: the run stays runnable */
+		int64_t now = dura_now_ms();
+		if (!*rec->status) {
+			rc = commit_record(eng, recp, DURA_RUN_COMPLETED, NULL, 0, 0, "run_completed");
+			break;
+		}
+		int64_t run_deadline = eng->opts.run_timeout_ms ? dura__add_ms(rec->created_at, eng->opts.run_timeout_ms) : 0;
+		if (run_deadline && now >= run_deadline) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "run exceeded its budget of %lld ms", (long long)eng->opts.run_timeout_ms);
+			rc = commit_record(eng, recp, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
+			break;
+		}
+		const dura__node *n = dura__workflow_node(wf, rec->status);
+		if (!n) {
+			char msg[400];
+			snprintf(msg, sizeof(msg), "workflow %s has no node named '%s'", wf->name, rec->status);
+			rc = commit_record(eng, recp, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
+			break;
+		}
+		if (rec->next_run_at > now) { /* a retry's backoff, or a delayed start */
+			if (lease)
+				break; /* released, it comes back when due */
+			int64_t version = rec->version;
+			if ((rc = wait_due(eng, recp)) != 0)
+				break;
+			if ((*recp)->version != version) { /* moved meanwhile: start over from what is stored */
+				json_decref(state);
+				state = NULL;
+			}
+			continue;
+		}
+		rc = run_attempt(eng, wf, recp, n, run_deadline, &state);
+		if (rc < 0 || rc == ATTEMPT_STOP)
+			break;
+		if (rc == ATTEMPT_STEP)
+			steps++;
+		rc = 0;
+	}
+	json_decref(state);
+	return rc > 0 ? 0 : rc;
+}
+
 int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 {
 	dura_record *rec = NULL;
-	json_t *state = NULL;
-	int64_t steps = 0;
 	int rc;
 
 	if (out)
@@ -314,53 +415,7 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 		                           rec->run_id, rec->workflow_name);
 		goto cleanup;
 	}
-	for (;;) {
-		if (rec->run_state == DURA_RUN_INITIATED) {
-			if ((rc = dura_store_set_run_state(eng->store, rec->run_id, DURA_RUN_RUNNING, NULL)) ||
-			    (rc = reload(eng, &rec)))
-				break;
-			continue;
-		}
-		if (rec->run_state != DURA_RUN_RUNNING)
-			break; /* completed, failed, paused, cancelled: stop */
-		if (eng->opts.max_steps && steps >= eng->opts.max_steps)
-			break;
-		int64_t now = dura_now_ms();
-		if (!*rec->status) {
-			rc = commit_record(eng, &rec, DURA_RUN_COMPLETED, NULL, 0, 0, "run_completed");
-			break;
-		}
-		int64_t run_deadline = eng->opts.run_timeout_ms ? dura__add_ms(rec->created_at, eng->opts.run_timeout_ms) : 0;
-		if (run_deadline && now >= run_deadline) {
-			char msg[128];
-			snprintf(msg, sizeof(msg), "run exceeded its budget of %lld ms", (long long)eng->opts.run_timeout_ms);
-			rc = commit_record(eng, &rec, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
-			break;
-		}
-		const dura__node *n = dura__workflow_node(wf, rec->status);
-		if (!n) {
-			char msg[400];
-			snprintf(msg, sizeof(msg), "workflow %s has no node named '%s'", wf->name, rec->status);
-			rc = commit_record(eng, &rec, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
-			break;
-		}
-		if (rec->next_run_at > now) { /* a retry's backoff, or a delayed start */
-			int64_t version = rec->version;
-			if ((rc = wait_due(eng, &rec)) != 0)
-				break;
-			if (rec->version != version) { /* moved meanwhile: start over from what is stored */
-				json_decref(state);
-				state = NULL;
-			}
-			continue;
-		}
-		rc = run_attempt(eng, wf, &rec, n, run_deadline, &state);
-		if (rc < 0 || rc == ATTEMPT_STOP)
-			break;
-		if (rc == ATTEMPT_STEP)
-			steps++;
-		rc = 0;
-	}
+	rc = step_loop(eng, wf, &rec, NULL);
 	if (rc == 0 && out) {
 		/* hand back what the store holds now */
 		rc = reload(eng, &rec);
@@ -370,8 +425,20 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 		}
 	}
 cleanup:
-	json_decref(state);
 	dura_record_free(rec);
+	return rc;
+}
+
+int dura__run_execute_leased(dura_engine *eng, dura_record **recp, const dura__lease *lease)
+{
+	dura_workflow *wf = dura__engine_workflow(eng, (*recp)->workflow_name);
+	if (!wf)
+		return dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL, "run %s: workflow %s is not registered in this engine",
+		                             (*recp)->run_id, (*recp)->workflow_name);
+	const dura__lease *outer = tl_lease;
+	tl_lease = lease;
+	int rc = step_loop(eng, wf, recp, lease);
+	tl_lease = outer;
 	return rc;
 }
 
@@ -389,7 +456,10 @@ int dura_run_pause(dura_engine *eng, const char *run_id)
 
 int dura_run_resume(dura_engine *eng, const char *run_id)
 {
-	return control(eng, run_id, DURA_RUN_RUNNING);
+	int rc = control(eng, run_id, DURA_RUN_RUNNING);
+	if (rc == 0)
+		dura__workers_kick(eng->store);
+	return rc;
 }
 
 int dura_run_cancel(dura_engine *eng, const char *run_id)
@@ -538,6 +608,7 @@ int dura_run_fork(dura_engine *eng, const char *run_id, const char *checkpoint_i
 	if (rc == 0) {
 		snprintf(new_run_id, DURA_UUID_LEN + 1, "%s", rec->run_id);
 		dura_record_free(rec);
+		dura__workers_kick(eng->store);
 	}
 out:
 	free(meta);

@@ -38,6 +38,12 @@ static void must_not_be_called(void *impl)
 	abort();
 }
 
+static int must_not_extend(void *impl, const char *owner, const char *const *ids, size_t n, int64_t lease_ms, int *codes)
+{
+	(void)impl, (void)owner, (void)ids, (void)n, (void)lease_ms, (void)codes;
+	abort();
+}
+
 static int memwrap_commit(void *impl, const dura_commit *c, const char *event_id, dura_commit_result *res)
 {
 	atomic_fetch_add(&memwrap_commits, 1);
@@ -55,6 +61,7 @@ int conf_external_register(void)
 	memwrap.scheme = "memwrap";
 	memwrap.commit = memwrap_commit;
 	memwrap.atfork_child = must_not_be_called; /* not part of version 1 */
+	memwrap.extend_leases = must_not_extend;   /* nor this: the core loops extend_lease */
 	return dura_store_register(&memwrap);
 }
 

@@ -417,11 +417,112 @@ STORE_TEST(leases_concurrent_claims)
 	free(p);
 }
 
+/* A heartbeat: many leases extended in one call, the lost ones reported
+ * and left alone. 20 held runs: more than one batch of a SQL statement. */
+STORE_TEST(leases_extend_many)
+{
+	enum { HELD = 20, N = HELD + 3 };
+	char wf[96], ids[HELD + 2][128];
+	conf_name(wf, sizeof wf, "conf-lease-many");
+	for (int i = 0; i < HELD + 2; i++) {
+		dura_record *r = NULL;
+		REQUIRE_RC(conf_create(s, wf, NULL, NULL, &r), 0);
+		snprintf(ids[i], sizeof ids[i], "%s", r->run_id);
+		dura_record_free(r);
+	}
+	dura_record_list l;
+	REQUIRE_RC(claim(s, "hb-a", wf, HELD, 60000, &l), 0);
+	REQUIRE(l.count == HELD);
+	/* the held ones, in claim order */
+	const char *list[N];
+	for (size_t i = 0; i < l.count; i++)
+		snprintf(ids[i], sizeof ids[i], "%s", l.items[i].run_id);
+	dura_record_list_free(&l);
+	/* the two left: one leased to b, one leased then released */
+	REQUIRE_RC(claim(s, "hb-b", wf, 2, 60000, &l), 0);
+	REQUIRE(l.count == 2);
+	snprintf(ids[HELD], sizeof ids[HELD], "%s", l.items[0].run_id);
+	snprintf(ids[HELD + 1], sizeof ids[HELD + 1], "%s", l.items[1].run_id);
+	dura_record_list_free(&l);
+	REQUIRE_RC(dura_store_release_lease(s, ids[HELD + 1], "hb-b"), 0);
+	char ghost[DURA_UUID_LEN + 1];
+	dura_uuid7(ghost);
+	for (int i = 0; i < HELD; i++)
+		list[i] = ids[i];
+	list[HELD] = ids[HELD];         /* b's */
+	list[HELD + 1] = ghost;         /* no such run */
+	list[HELD + 2] = ids[HELD + 1]; /* released */
+	int64_t v_before[HELD + 2], b_exp = 0;
+	for (int i = 0; i < HELD + 2; i++) {
+		dura_record *r;
+		REQUIRE_RC(dura_store_get_run(s, ids[i], &r), 0);
+		v_before[i] = r->version;
+		if (i == HELD)
+			b_exp = r->lease_expires_at;
+		dura_record_free(r);
+	}
+
+	int codes[N];
+	int64_t t0 = dura_now_ms();
+	CHECK_RC(dura_store_extend_leases(s, "hb-a", list, N, 600000, codes), DURA_ECONFLICT);
+	for (int i = 0; i < HELD; i++)
+		CHECK(codes[i] == 0);
+	CHECK(codes[HELD] == DURA_ECONFLICT);
+	CHECK(codes[HELD + 1] == DURA_ENOTFOUND);
+	CHECK(codes[HELD + 2] == DURA_ECONFLICT);
+	for (int i = 0; i < HELD + 2; i++) {
+		dura_record *r;
+		REQUIRE_RC(dura_store_get_run(s, ids[i], &r), 0);
+		/* a heartbeat is no change of the run: the fencing token stays */
+		CHECK(r->version == v_before[i]);
+		if (i < HELD) {
+			CHECK_STR(r->lease_owner, "hb-a");
+			CHECK(r->lease_expires_at >= t0 + 599000);
+		} else if (i == HELD) {
+			CHECK_STR(r->lease_owner, "hb-b");
+			CHECK(r->lease_expires_at == b_exp);
+		} else {
+			CHECK_STR(r->lease_owner, "");
+		}
+		dura_record_free(r);
+	}
+	/* all held: 0; twice in a row (the same expiry, on a fast clock) too */
+	CHECK_RC(dura_store_extend_leases(s, "hb-a", list, HELD, 60000, codes), 0);
+	CHECK_RC(dura_store_extend_leases(s, "hb-a", list, HELD, 60000, codes), 0);
+	for (int i = 0; i < HELD; i++)
+		CHECK(codes[i] == 0);
+	CHECK_RC(dura_store_extend_leases(s, "hb-a", list, 1, 60000, codes), 0);
+	/* the same run twice in one call */
+	const char *twice[2] = {ids[0], ids[0]};
+	CHECK_RC(dura_store_extend_leases(s, "hb-a", twice, 2, 60000, codes), 0);
+	CHECK(codes[0] == 0 && codes[1] == 0);
+
+	/* bad input: EINVAL in every code, nothing changed */
+	dura_record *before;
+	REQUIRE_RC(dura_store_get_run(s, ids[0], &before), 0);
+	CHECK_RC(dura_store_extend_leases(s, "hb-a", list, 0, 60000, codes), DURA_EINVAL);
+	CHECK_RC(dura_store_extend_leases(s, "hb-a", list, HELD, 0, codes), DURA_EINVAL);
+	CHECK(codes[0] == DURA_EINVAL && codes[HELD - 1] == DURA_EINVAL);
+	CHECK_RC(dura_store_extend_leases(s, "", list, HELD, 60000, codes), DURA_EINVAL);
+	CHECK_RC(dura_store_extend_leases(s, "hb-a", NULL, 3, 60000, codes), DURA_EINVAL);
+	CHECK_RC(dura_store_extend_leases(s, "hb-a", list, HELD, 60000, NULL), DURA_EINVAL);
+	CHECK_RC(dura_store_extend_leases(NULL, "hb-a", list, HELD, 60000, codes), DURA_EINVAL);
+	const char *bad[2] = {ids[0], ""};
+	CHECK_RC(dura_store_extend_leases(s, "hb-a", bad, 2, 1, codes), DURA_EINVAL);
+	dura_record *after;
+	REQUIRE_RC(dura_store_get_run(s, ids[0], &after), 0);
+	CHECK(after->lease_expires_at == before->lease_expires_at);
+	CHECK(after->version == before->version);
+	dura_record_free(before);
+	dura_record_free(after);
+}
+
 const test_case conf_leases_tests[] = {
 	{"leases_claim_extend_release", leases_claim_extend_release},
 	{"leases_claim_filters", leases_claim_filters},
 	{"leases_expiry", leases_expiry},
 	{"leases_commit_lease", leases_commit_lease},
 	{"leases_concurrent_claims", leases_concurrent_claims},
+	{"leases_extend_many", leases_extend_many},
 };
 const size_t conf_leases_ntests = TEST_COUNT(conf_leases_tests);

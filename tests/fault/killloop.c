@@ -31,7 +31,11 @@
  * follows a begin whose process was killed is a recomputation after a
  * kill: allowed and counted.
  *
- * usage: killloop_tests STORE_URL KILLS [TMPDIR]   (KILLLOOP_SEED=N to replay)
+ * With a fourth argument "workers", the worker processes are dura_workers
+ * (worker_process) instead of loops over dura_run_execute: the same
+ * checks then hold for claims, leases, heartbeats and rescue.
+ *
+ * usage: killloop_tests STORE_URL KILLS [TMPDIR [workers]]   (KILLLOOP_SEED=N to replay)
  */
 #include "dura.h"
 #include "test.h"
@@ -294,6 +298,59 @@ static void worker(int inherit, int first, int count)
 	_exit(0);
 }
 
+/* With "workers": a worker process serves the workflow with a dura_worker
+ * (2 threads, short leases, so a killed one's runs come back quickly)
+ * until every run of its batch is final. */
+static int g_use_workers;
+
+static void worker_process(int inherit, int first, int count)
+{
+	dura_store *s = g_store;
+	dura_engine *eng = g_eng;
+	if (!inherit && build_engine(&s, &eng, g_url, g_live_nodes)) {
+		const dura_error *e = dura_error_last();
+		logline("xerr %d open %s", (int)getpid(), e && e->message ? e->message : "?");
+		_exit(3);
+	}
+	dura_worker_options o = DURA_WORKER_OPTIONS_INIT;
+	o.threads = 2;
+	o.lease_ms = 300;
+	o.heartbeat_ms = 100;
+	o.poll_ms = 20;
+	dura_worker *w;
+	if (dura_worker_start(&w, eng, &o)) {
+		const dura_error *e = dura_error_last();
+		logline("xerr %d worker %s", (int)getpid(), e && e->message ? e->message : "?");
+		_exit(3);
+	}
+	int64_t give_up = dura_now_ms() + WORKER_GIVE_UP_MS;
+	for (;;) {
+		int pending = 0;
+		for (int k = 0; k < count && !pending; k++) {
+			dura_record *rec = NULL;
+			if (dura_store_get_run(s, g_ids[first + k], &rec) || dura_run_state_active(rec->run_state))
+				pending = 1;
+			dura_record_free(rec);
+		}
+		if (!pending)
+			break;
+		if (dura_now_ms() > give_up) {
+			logline("xerr %d gave up: runs still not final", (int)getpid());
+			_exit(5);
+		}
+		usleep(20000);
+	}
+	dura_worker_stats st;
+	dura_worker_stats_get(w, &st);
+	if (dura_worker_stop(w, 10000) != 0)
+		logline("xerr %d worker stop: %s", (int)getpid(), dura_error_last()->message);
+	if (st.errors)
+		logline("xerr %d the worker counted %llu store errors", (int)getpid(), (unsigned long long)st.errors);
+	dura_engine_close(eng);
+	dura_store_close(s);
+	_exit(0);
+}
+
 typedef struct slot {
 	pid_t pid; /* 0: empty */
 } slot;
@@ -310,6 +367,8 @@ static int spawn(slot *sl, int index)
 		violation("fork failed: %s", strerror(errno));
 		return -1;
 	}
+	if (pid == 0 && g_use_workers)
+		worker_process(index % 2 == 0, first, count);
 	if (pid == 0)
 		worker(index % 2 == 0, first, count);
 	sl->pid = pid;
@@ -698,9 +757,10 @@ static void kill_loop(void)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: killloop_tests STORE_URL KILLS [TMPDIR]\n");
+		fprintf(stderr, "usage: killloop_tests STORE_URL KILLS [TMPDIR [workers]]\n");
 		return 2;
 	}
+	g_use_workers = argc > 4 && strcmp(argv[4], "workers") == 0;
 	g_url = argv[1];
 	g_kills_wanted = atoi(argv[2]);
 	const char *dir = argc > 3 ? argv[3] : getenv("TMPDIR");

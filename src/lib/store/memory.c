@@ -1877,6 +1877,25 @@ static int mem_extend_lease(void *impl, const char *run_id, const char *owner, i
 	return rc;
 }
 
+/* A worker's heartbeat: every lease of the batch under one lock. */
+static int mem_extend_leases(void *impl, const char *owner, const char *const *run_ids, size_t n, int64_t lease_ms,
+                             int *codes)
+{
+	mem_store *m = impl;
+	lock(m);
+	int64_t until = dura_now_ms() + lease_ms;
+	for (size_t i = 0; i < n; i++) {
+		int rc = 0;
+		mem_run *r = leased_run(m, run_ids[i], owner, &rc);
+		if (r)
+			r->d.lease_expires_at = until;
+		codes[i] = rc;
+	}
+	unlock(m);
+	dura_error_clear(); /* the codes tell; the call itself worked */
+	return 0;
+}
+
 static int mem_release_lease(void *impl, const char *run_id, const char *owner)
 {
 	mem_store *m = impl;
@@ -2024,4 +2043,5 @@ const dura_store_ops dura__memory_ops = {
 	.exec_sql = NULL,
 	.wait_change = mem_wait_change,
 	.atfork_child = mem_atfork_child,
+	.extend_leases = mem_extend_leases,
 };

@@ -2075,6 +2075,50 @@ static int sq_release_lease(void *impl, const char *run_id, const char *owner)
 	return lease_op(impl, ST_LEASE_RELEASE, run_id, owner, 0);
 }
 
+/* A worker's heartbeat: every lease of the batch in one transaction, so
+ * the write lock is taken once, not once per run. */
+static int sq_extend_leases(void *impl, const char *owner, const char *const *run_ids, size_t n, int64_t lease_ms,
+                            int *codes)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char exp_txt[24];
+	int64_t now = dura_now_ms();
+	fmt_time(exp_txt, dura__add_ms(now, lease_ms));
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = tx_begin(s, c)) == 0) {
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			int changes = 0, b;
+			codes[i] = 0;
+			if ((rc = prep(s, c, ST_LEASE_EXTEND, &st)) != 0)
+				break;
+			/* LEASE_EXTEND: (expiry, run_id, owner) */
+			if ((b = bind_text(st, 1, exp_txt)) || (b = bind_text(st, 2, run_ids[i])) || (b = bind_text(st, 3, owner)))
+				rc = bind_fail(c, st, b, "extending leases");
+			else
+				rc = write_one(c, st, "extending leases", &changes);
+			if (rc == 0 && changes == 0) {
+				int why = lease_miss(s, c, run_ids[i], owner);
+				if (why == DURA_ECONFLICT || why == DURA_ENOTFOUND)
+					codes[i] = why;
+				else
+					rc = why;
+			}
+		}
+		if (rc == 0)
+			rc = tx_commit(s, c);
+		else
+			tx_rollback(s, c);
+	}
+	pool_put(s, c);
+	if (rc == 0)
+		dura_error_clear(); /* the codes tell which leases are lost */
+	return rc;
+}
+
 /* ---- outbox -------------------------------------------------------------------------- */
 
 static int sq_outbox_poll(void *impl, size_t limit, dura_event_list *out)
@@ -2184,4 +2228,5 @@ const dura_store_ops dura__sqlite_ops = {
 	.exec_sql = sq_exec_sql,
 	.wait_change = NULL,
 	.atfork_child = sq_atfork_child,
+	.extend_leases = sq_extend_leases,
 };

@@ -564,6 +564,11 @@ int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_
 	return rc;
 }
 
+const char *dura__store_scheme(const dura_store *s)
+{
+	return s && s->ops && s->ops->scheme ? s->ops->scheme : "";
+}
+
 int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, int64_t timeout_ms)
 {
 	if (!s->ops->wait_change)
@@ -844,6 +849,68 @@ int dura_store_extend_lease(dura_store *s, const char *run_id, const char *owner
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
 		                             (long long)lease_ms);
 	DISPATCH(s, extend_lease, run_id, owner, lease_ms);
+}
+
+/* The extend_leases operation appeared in contract version 3. */
+static int (*extend_leases_of(const dura_store_ops *ops))(void *, const char *, const char *const *, size_t, int64_t,
+                                                           int *)
+{
+	return ops->version >= 3 ? ops->extend_leases : NULL;
+}
+
+int dura_store_extend_leases(dura_store *s, const char *owner, const char *const *run_ids, size_t n, int64_t lease_ms,
+                             int *codes)
+{
+	static const char fn[] = "dura_store_extend_leases";
+	int rc = 0;
+	if (!codes)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: codes is NULL", fn);
+	if (!s)
+		rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: store is NULL", fn);
+	else if (n == 0 || n > 10000 || !run_ids)
+		rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %zu runs (1 to 10000, and a list) are required", fn, n);
+	else if (lease_ms <= 0)
+		rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
+		                           (long long)lease_ms);
+	if (rc == 0)
+		rc = check_id(owner, "owner", fn);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = check_id(run_ids[i], "run id", fn);
+	if (rc) {
+		for (size_t i = 0; i < n && run_ids; i++)
+			codes[i] = rc;
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++)
+		codes[i] = 0;
+	dura_error_clear();
+	if (extend_leases_of(s->ops)) {
+		GUARD(rc, extend_leases_of(s->ops)(s->impl, owner, run_ids, n, lease_ms, codes));
+		if (rc) {
+			for (size_t i = 0; i < n; i++)
+				codes[i] = rc;
+			return rc;
+		}
+	} else {
+		/* a store of contract version 1 or 2: one call per run */
+		for (size_t i = 0; i < n; i++) {
+			int one;
+			GUARD(one, s->ops->extend_lease(s->impl, run_ids[i], owner, lease_ms));
+			if (one != 0 && one != DURA_ECONFLICT && one != DURA_ENOTFOUND) {
+				for (size_t j = 0; j < n; j++)
+					codes[j] = one;
+				return one;
+			}
+			codes[i] = one;
+		}
+	}
+	/* the first lost lease is the answer, with a message naming it */
+	for (size_t i = 0; i < n; i++)
+		if (codes[i])
+			return dura_error_set_native(codes[i], s->ops->scheme, 0, NULL, "%s: the lease on run %s is %s", fn,
+			                             run_ids[i], codes[i] == DURA_ENOTFOUND ? "gone with its run" : "not owner's any more");
+	dura_error_clear();
+	return 0;
 }
 
 int dura_store_release_lease(dura_store *s, const char *run_id, const char *owner)

@@ -516,4 +516,5 @@ const dura_store_ops dura__mysql_ops = {
 	.exec_sql = my_exec_sql,
 	.wait_change = NULL,
 	.atfork_child = my_atfork_child,
+	.extend_leases = dura_sql_extend_leases,
 };

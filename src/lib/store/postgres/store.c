@@ -437,4 +437,5 @@ const dura_store_ops dura__postgres_ops = {
 	.exec_sql = pg_exec_sql,
 	.wait_change = dura_pg_wait_change,
 	.atfork_child = pg_atfork_child,
+	.extend_leases = dura_sql_extend_leases,
 };

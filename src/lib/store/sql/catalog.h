@@ -107,6 +107,9 @@
 	X(CLAIM_LOCK, "SELECT owner, expires_at FROM {p}step_cache_claims WHERE {key} = ? FOR UPDATE")             \
 	X(CLAIM_INSERT, "INSERT INTO {p}step_cache_claims ({key}, owner, expires_at) VALUES (?, ?, ?)")            \
 	X(CLAIM_UPDATE, "UPDATE {p}step_cache_claims SET owner = ?, expires_at = ? WHERE {key} = ?")             \
+	/* a worker's heartbeat: the leases of up to 16 runs at once (sql/server.c) */                                \
+	X(LEASE_EXTEND_MANY, "UPDATE {p}workflow_records SET lease_expires_at = ? WHERE lease_owner = ? "         \
+	                     "AND run_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                      \
 	/* did a commit whose connection was lost land? (sql/commit.c) */                                          \
 	X(COMMIT_VERIFY, "SELECT version, step_no, updated_at, object FROM {p}workflow_records "                   \
 	                 "WHERE run_id = ? FOR UPDATE")                                                            \

@@ -12,7 +12,6 @@
 
 #include "../../internal.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,20 +43,6 @@ size_t dura_sql_commit_size(const dura_commit *cm)
 	return strlen(cm->state) + (cm->event_data ? strlen(cm->event_data) : 0) + (cm->error ? strlen(cm->error) : 0);
 }
 
-static int json_same(const char *a, const char *b)
-{
-	if (!a || !b)
-		return 0;
-	if (strcmp(a, b) == 0)
-		return 1;
-	json_error_t err;
-	json_t *ja = json_loads(a, JSON_DECODE_ANY, &err);
-	json_t *jb = json_loads(b, JSON_DECODE_ANY, &err);
-	int same = ja && jb && json_equal(ja, jb);
-	json_decref(ja);
-	json_decref(jb);
-	return same;
-}
 
 /*
  * After a connection was lost while committing: did that commit land?
@@ -84,7 +69,7 @@ int dura_sql_commit_verify(dura_sql_store *s, dura_sql_conn *c, const dura_commi
 		return rc ? rc : dura_sql_err_run_not_found(s->name, cm->run_id);
 	}
 	int64_t version = dura_sql_c_int(s, m, 0), step_no = dura_sql_c_int(s, m, 1), updated = dura_sql_c_time(s, m, 2);
-	int ours = version == cm->expect_version + 1 && updated == now && json_same(dura_sql_c_str(s, m, 3), cm->state);
+	int ours = version == cm->expect_version + 1 && updated == now && dura__json_same(dura_sql_c_str(s, m, 3), cm->state);
 	dura_sql_st_done(s, m);
 	if (version == cm->expect_version)
 		return 0;
@@ -104,7 +89,7 @@ int dura_sql_commit_verify(dura_sql_store *s, dura_sql_conn *c, const dura_commi
 		if ((rc = dura_sql_st_run(s, c, ST_STEP_FIND, &p, &m)) != 0)
 			return rc;
 		while ((rc = dura_sql_st_next(s, c, m)) == 1 && !found) {
-			if (json_same(dura_sql_c_str(s, m, 1), cm->state)) {
+			if (dura__json_same(dura_sql_c_str(s, m, 1), cm->state)) {
 				found = 1;
 				step = dura_sql_c_int(s, m, 0);
 			}

@@ -829,6 +829,76 @@ int dura_sql_extend_lease(void *impl, const char *run_id, const char *owner, int
 	return rc;
 }
 
+/*
+ * A worker's heartbeat (extend_leases): one UPDATE per EXTEND_SLOTS runs,
+ * in one transaction. Only when an UPDATE changed fewer rows than it named
+ * is each of its runs read, to tell which lease is lost (or unchanged:
+ * extended twice in one millisecond).
+ */
+#define EXTEND_SLOTS 16 /* the run ids LEASE_EXTEND_MANY names */
+
+struct extend_arg {
+	const char *owner;
+	const char *const *run_ids;
+	size_t n;
+	int64_t until;
+	int *codes;
+};
+
+static int extend_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct extend_arg *a = arg;
+	(void)again; /* setting an expiry again is harmless */
+	for (size_t at = 0; at < a->n; at += EXTEND_SLOTS) {
+		size_t k = a->n - at < EXTEND_SLOTS ? a->n - at : EXTEND_SLOTS;
+		dura_sql_params p;
+		uint64_t changed = 0;
+		p.n = 0;
+		dura_sql_p_time(&p, a->until);
+		dura_sql_p_str(&p, a->owner);
+		for (size_t i = 0; i < EXTEND_SLOTS; i++)
+			dura_sql_p_str(&p, i < k ? a->run_ids[at + i] : "");
+		int rc = dura_sql_st_write(s, c, ST_LEASE_EXTEND_MANY, &p, &changed);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < k; i++)
+			a->codes[at + i] = 0;
+		if (changed == k)
+			continue;
+		for (size_t i = 0; i < k; i++) {
+			void *m;
+			p.n = 0;
+			dura_sql_p_str(&p, a->run_ids[at + i]);
+			if ((rc = dura_sql_st_run(s, c, ST_LEASE_OWNER, &p, &m)) != 0)
+				return rc;
+			rc = dura_sql_st_next(s, c, m);
+			if (rc == 1) {
+				const char *holder = dura_sql_c_str(s, m, 0);
+				rc = 0;
+				if (!holder || strcmp(holder, a->owner) != 0)
+					a->codes[at + i] = DURA_ECONFLICT;
+			} else if (rc == 0) {
+				a->codes[at + i] = DURA_ENOTFOUND;
+			}
+			dura_sql_st_done(s, m);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+int dura_sql_extend_leases(void *impl, const char *owner, const char *const *run_ids, size_t n, int64_t lease_ms,
+                           int *codes)
+{
+	dura_sql_store *s = impl;
+	struct extend_arg a = {owner, run_ids, n, dura_sql_add_ms(s, dura_now_ms(), lease_ms), codes};
+	int rc = dura_sql_run_op(s, extend_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
+	if (rc == 0)
+		dura_error_clear(); /* the codes tell which leases are lost */
+	return rc;
+}
+
 int dura_sql_release_lease(void *impl, const char *run_id, const char *owner)
 {
 	dura_sql_store *s = impl;

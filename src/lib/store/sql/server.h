@@ -36,5 +36,7 @@ int dura_sql_extend_lease(void *impl, const char *run_id, const char *owner, int
 int dura_sql_release_lease(void *impl, const char *run_id, const char *owner);
 int dura_sql_outbox_poll(void *impl, size_t limit, dura_event_list *out);
 int dura_sql_outbox_ack(void *impl, const char *event_id);
+int dura_sql_extend_leases(void *impl, const char *owner, const char *const *run_ids, size_t n, int64_t lease_ms,
+                           int *codes);
 
 #endif
