@@ -8,7 +8,7 @@ PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 STORE      ?= sqlite:dura.db
 
-.PHONY: all deps build test test-asan demo bench bench-mysql install clean
+.PHONY: all deps build test test-asan demo bench bench-mysql bench-pg install clean
 
 all: build
 
@@ -102,6 +102,18 @@ bench-mysql: deps
 	test -n "$${DURA_TEST_MYSQL_URL:-}" || { echo "bench-mysql: no MariaDB server could be started" >&2; exit 1; }; \
 	./$(BENCH_BUILD)/bench/bench_mysql "$$DURA_TEST_MYSQL_URL"; \
 	./$(BENCH_BUILD)/bench/bench_takeover "$$DURA_TEST_MYSQL_URL" 20
+
+# dura on PostgreSQL against raw libpq (bench/bench_pg.c), on a throwaway
+# server (tests/servers), stopped afterwards.
+bench-pg: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_pg
+	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
+	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
+	trap 'exit 130' INT TERM; \
+	unset DURA_TEST_PG_URL; eval "$$(./tests/servers start "$$sdir" postgres)"; \
+	test -n "$${DURA_TEST_PG_URL:-}" || { echo "bench-pg: no PostgreSQL server could be started" >&2; exit 1; }; \
+	./$(BENCH_BUILD)/bench/bench_pg "$$DURA_TEST_PG_URL"
 
 install: build
 	cmake --install $(BUILD)

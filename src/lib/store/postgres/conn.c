@@ -125,6 +125,12 @@ static int connect_fail(pg_store *s, PGconn *db)
 		                             "database '%s' does not exist on the PostgreSQL server at %s: create it first "
 		                             "(createdb %s), then run `dura init`",
 		                             s->database, s->where, s->database);
+	/* a role's or a database's CONNECTION LIMIT is reached (SQLSTATE 53300 too) */
+	if (strstr(msg, "too many connections for role") || strstr(msg, "too many connections for database"))
+		return dura_error_set_native(DURA_EBUSY, PG, 0, "53300",
+		                             "the PostgreSQL server at %s has no connection to spare for role '%s' on database "
+		                             "'%s' (%s): lower pool_max or raise the role's or the database's CONNECTION LIMIT",
+		                             s->where, s->user, s->database, line);
 	if (strstr(msg, "too many clients") || strstr(msg, "remaining connection slots"))
 		return dura_error_set_native(DURA_EBUSY, PG, 0, "53300",
 		                             "the PostgreSQL server at %s has no connection to spare (%s): lower pool_max or "

@@ -1,15 +1,17 @@
 /*
- * A MariaDB/MySQL server restarted under load: worker threads execute
- * 10-node runs while the server is restarted twice, once cleanly and once
- * with SIGKILL (a crash: InnoDB recovers what was committed). Workers whose
+ * A database server restarted under load: worker threads execute 10-node
+ * runs while the server is restarted twice, once cleanly and once with
+ * SIGKILL or an immediate shutdown (a crash: InnoDB's or PostgreSQL's WAL
+ * recovery keeps what was committed). Workers whose
  * calls fail (connection lost, server down) wait a little and resume the
  * run. Afterwards every run must be completed with each step committed
  * exactly once (steps 0..9, dense, in node order) and each node's effect
  * in the state exactly once.
  *
- * usage: mysql_restart STORE_URL SERVERS_SCRIPT [RUNS]
- * The server is the one tests/servers started; its directory is in
- * DURA_TEST_SERVERS_DIR.
+ * usage: server_restart STORE_URL SERVERS_SCRIPT SERVER [RUNS]
+ * SERVER is what `tests/servers restart DIR [--kill] SERVER` takes:
+ * mariadb or pg. The server is the one tests/servers started; its
+ * directory is in DURA_TEST_SERVERS_DIR.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -19,6 +21,7 @@
 #include "test.h"
 
 #include <errno.h>
+#include <string.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -26,7 +29,7 @@
 
 #define NODES 10
 #define THREADS 4
-static const char *g_url, *g_script, *g_dir;
+static const char *g_url, *g_script, *g_server, *g_dir;
 static int g_runs = 16;
 static char g_wf[64];
 static const char *const names[NODES] = {"n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"};
@@ -118,17 +121,17 @@ static void restart_under_load(void)
 	/* a clean restart, then a crash, while the workers commit */
 	char cmd[2048];
 	sleep_ms(150);
-	snprintf(cmd, sizeof(cmd), "'%s' restart '%s' >/dev/null", g_script, g_dir);
+	snprintf(cmd, sizeof(cmd), "'%s' restart '%s' '%s' >/dev/null", g_script, g_dir, g_server);
 	CHECK(system(cmd) == 0);
 	sleep_ms(300);
-	snprintf(cmd, sizeof(cmd), "'%s' restart '%s' --kill >/dev/null", g_script, g_dir);
+	snprintf(cmd, sizeof(cmd), "'%s' restart '%s' --kill '%s' >/dev/null", g_script, g_dir, g_server);
 	CHECK(system(cmd) == 0);
 	int errors = 0;
 	for (int i = 0; i < THREADS; i++) {
 		pthread_join(th[i], NULL);
 		errors += ws[i].errors_seen;
 	}
-	printf("    %d runs, 2 restarts, %d failed calls resumed\n", g_runs, errors);
+	printf("    %s: %d runs, 2 restarts, %d failed calls resumed\n", g_server, g_runs, errors);
 	CHECK(atomic_load(&g_errors) == 0);
 	CHECK(atomic_load(&g_done) == g_runs);
 
@@ -167,18 +170,21 @@ static void restart_under_load(void)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: mysql_restart STORE_URL SERVERS_SCRIPT [RUNS]\n");
+	if (argc < 4 || strspn(argv[3], "abcdefghijklmnopqrstuvwxyz") != strlen(argv[3])) {
+		fprintf(stderr, "usage: server_restart STORE_URL SERVERS_SCRIPT SERVER [RUNS] (SERVER: mariadb, pg)\n");
 		return 2;
 	}
 	g_url = argv[1];
 	g_script = argv[2];
+	g_server = argv[3];
 	g_dir = getenv("DURA_TEST_SERVERS_DIR");
-	if (argc > 3)
-		g_runs = atoi(argv[3]);
+	if (argc > 4)
+		g_runs = atoi(argv[4]);
 	char id[DURA_UUID_LEN + 1];
 	dura_uuid7(id);
 	snprintf(g_wf, sizeof(g_wf), "restart-%s", id + 24);
 	static const test_case tests[] = {{"restart_under_load", restart_under_load}};
-	return test_run_all("mysql_restart", tests, TEST_COUNT(tests), NULL);
+	char suite[64];
+	snprintf(suite, sizeof(suite), "server_restart %s", g_server);
+	return test_run_all(suite, tests, TEST_COUNT(tests), NULL);
 }
