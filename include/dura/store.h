@@ -32,7 +32,7 @@
 extern "C" {
 #endif
 
-/* 1: the first contract; 2: atfork_child; 3: extend_leases. A store may
+/* 1: the first contract; 2: atfork_child; 3: extend_leases, wait_ready. A store may
  * implement any version up to this one; the core reads only the operations
  * its version has. */
 #define DURA_STORE_ABI_VERSION 3
@@ -204,6 +204,15 @@ struct dura_store_ops {
 	 */
 	int (*extend_leases)(void *impl, const char *owner, const char *const *run_ids, size_t n, int64_t lease_ms,
 	                     int *codes);
+	/**
+	 * Optional (DURA_CAP_NOTIFY). A worker with nothing to claim waits
+	 * here: until some run may have become claimable (created running,
+	 * resumed, its lease released) or timeout_ms passed: 0 when woken,
+	 * DURA_ETIMEOUT otherwise. A wake may be spurious: the caller claims to
+	 * find out. Called without the fork guard: it may block. NULL: the
+	 * worker polls.
+	 */
+	int (*wait_ready)(void *impl, int64_t timeout_ms);
 };
 
 /**

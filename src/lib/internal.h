@@ -73,6 +73,10 @@ int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_
 /* Wait for a run's version to change (DURA_ENOTSUP when the store cannot). */
 /* The scheme of the store an open handle serves ("sqlite", "postgres", ...), without asking the store. */
 const char *dura__store_scheme(const dura_store *s);
+/* A worker's wait for a claimable run (store.h wait_ready); DURA_ENOTSUP
+ * when the store cannot notify. Not guarded. */
+int dura__store_wait_ready(dura_store *s, int64_t timeout_ms);
+int dura__store_can_wait_ready(const dura_store *s);
 int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, int64_t timeout_ms);
 
 /* store/store.c: built-in stores (NULL when not compiled in) */

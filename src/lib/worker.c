@@ -446,8 +446,18 @@ static void claim_batch(dura_worker *w, int64_t *pause)
 			wait = left;
 		}
 	}
-	if (!w->kicked && !w->stopping && wait > 0)
-		wait_ms(w, &w->cv, wait);
+	if (!w->kicked && !w->stopping && wait > 0) {
+		if (dura__store_can_wait_ready(w->store)) {
+			/* a store that notifies wakes us when a run becomes
+			 * claimable, wherever it was made so; a stop is seen
+			 * when this wait ends (at most poll_ms) */
+			pthread_mutex_unlock(&w->mu);
+			dura__store_wait_ready(w->store, wait);
+			pthread_mutex_lock(&w->mu);
+		} else {
+			wait_ms(w, &w->cv, wait);
+		}
+	}
 	*pause = *pause * 2 < w->poll_ms ? *pause * 2 : w->poll_ms;
 	if (w->kicked)
 		*pause = 1;

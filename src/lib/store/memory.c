@@ -2000,6 +2000,20 @@ static int mem_wait_change(void *impl, const char *run_id, int64_t version, int6
 	return rc;
 }
 
+/* Any change of any run wakes the waiters (spuriously for most): the
+ * worker claims to find out. */
+static int mem_wait_ready(void *impl, int64_t timeout_ms)
+{
+	mem_store *m = impl;
+	struct timespec deadline = dura__mono_after_ms(timeout_ms > 0 ? timeout_ms : 0);
+	int w = 0;
+	lock(m);
+	if (timeout_ms > 0)
+		w = pthread_cond_timedwait(&m->changed, &m->lock, &deadline);
+	unlock(m);
+	return timeout_ms <= 0 || w == ETIMEDOUT ? DURA_ETIMEOUT : 0;
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 const dura_store_ops dura__memory_ops = {
@@ -2043,5 +2057,6 @@ const dura_store_ops dura__memory_ops = {
 	.exec_sql = NULL,
 	.wait_change = mem_wait_change,
 	.atfork_child = mem_atfork_child,
+	.wait_ready = mem_wait_ready,
 	.extend_leases = mem_extend_leases,
 };

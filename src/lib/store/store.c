@@ -851,6 +851,20 @@ int dura_store_extend_lease(dura_store *s, const char *run_id, const char *owner
 	DISPATCH(s, extend_lease, run_id, owner, lease_ms);
 }
 
+/* wait_ready appeared in contract version 3 */
+int dura__store_can_wait_ready(const dura_store *s)
+{
+	return s && s->ops->version >= 3 && s->ops->wait_ready;
+}
+
+int dura__store_wait_ready(dura_store *s, int64_t timeout_ms)
+{
+	if (!dura__store_can_wait_ready(s))
+		return DURA_ENOTSUP;
+	/* not guarded: it blocks, and holds no connection while it does */
+	return s->ops->wait_ready(s->impl, timeout_ms);
+}
+
 /* The extend_leases operation appeared in contract version 3. */
 static int (*extend_leases_of(const dura_store_ops *ops))(void *, const char *, const char *const *, size_t, int64_t,
                                                            int *)

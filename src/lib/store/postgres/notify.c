@@ -13,7 +13,8 @@
  * a small ring with a sequence number, and a waiter looks in the ring for
  * its run. A waiter reads the run's version only after LISTEN is in
  * place, and again whenever its run was named, the ring overflowed or the
- * connection was replaced, so no change is missed.
+ * connection was replaced, so no change is missed. A worker with nothing
+ * to claim waits on <prefix>dura_ready the same way (wait_ready).
  */
 #include "pg.h"
 
@@ -72,7 +73,7 @@ static int listen_open(pg_store *s, pg_listener *l)
 	int rc = dura_pg_conn_open(s, &c);
 	if (rc)
 		return rc;
-	char *sql = dura_pg_expand(s, "LISTEN \"{p}dura_runs\"");
+	char *sql = dura_pg_expand(s, "LISTEN \"{p}dura_runs\"; LISTEN \"{p}dura_ready\"");
 	if (!sql) {
 		dura_pg_conn_close(c);
 		return dura_error_oom(PG);
@@ -92,14 +93,18 @@ static int listen_open(pg_store *s, pg_listener *l)
 
 /* Read what arrived on the socket into the ring (l->mu not held; only
  * the driver calls this). -1 when the connection is gone. */
-static int drain(pg_listener *l, PGconn *db, const char **names, int *n)
+static int drain(pg_listener *l, PGconn *db, const char **names, int *n, int *ready)
 {
 	*n = 0;
+	*ready = 0;
 	if (!PQconsumeInput(db))
 		return -1;
 	PGnotify *nt;
 	while ((nt = PQnotifies(db)) != NULL) {
-		if (*n < PG_NOTIFY_BATCH) {
+		size_t cl = strlen(nt->relname);
+		if (cl >= 10 && strcmp(nt->relname + cl - 10, "dura_ready") == 0) {
+			(*ready)++;
+		} else if (*n < PG_NOTIFY_BATCH) {
 			size_t len = strlen(nt->extra);
 			char *copy = dura_malloc(len + 1);
 			if (copy)
@@ -110,6 +115,45 @@ static int drain(pg_listener *l, PGconn *db, const char **names, int *n)
 	}
 	(void)l;
 	return 0;
+}
+
+/*
+ * One turn of a waiter, l->mu held (and held again on return): when
+ * nobody reads the socket, read it for up to slice ms for everyone, put
+ * what arrived into the ring and the ready count, and wake the others;
+ * else sleep until the reader does (or slice passes).
+ */
+static void turn(pg_listener *l, int64_t slice)
+{
+	if (l->driving) {
+		struct timespec t = dura__mono_after_ms(slice);
+		pthread_cond_timedwait(&l->cv, &l->mu, &t);
+		return;
+	}
+	l->driving = 1;
+	PGconn *db = l->db;
+	pthread_mutex_unlock(&l->mu);
+	struct pollfd pfd = {PQsocket(db), POLLIN, 0};
+	int pr = poll(&pfd, 1, (int)slice);
+	const char *names[PG_NOTIFY_BATCH];
+	int n = 0, ready = 0, dead = pr < 0 && errno != EINTR ? -1 : 0;
+	if (!dead && pr > 0)
+		dead = drain(l, db, names, &n, &ready);
+	pthread_mutex_lock(&l->mu);
+	l->driving = 0;
+	for (int i = 0; i < n; i++) {
+		char **slot = &l->ring[l->seq % PG_NOTIFY_RING];
+		dura_free(*slot);
+		*slot = (char *)names[i];
+		l->seq++;
+	}
+	l->ready += (uint64_t)ready;
+	if (dead) {
+		PQfinish(l->db); /* lost: the next turn opens it again */
+		l->db = NULL;
+		l->ready++; /* what was missed meanwhile may be claimable */
+	}
+	pthread_cond_broadcast(&l->cv);
 }
 
 /* The run's version now: 0 with *v, or the failure (DURA_ENOTFOUND). */
@@ -193,36 +237,38 @@ int dura_pg_wait_change(void *impl, const char *run_id, int64_t version, int64_t
 			                           run_id, (long long)version, (long long)timeout_ms);
 			break;
 		}
-		int64_t slice = deadline - now > 1000 ? 1000 : deadline - now;
-		if (l->driving) {
-			struct timespec t = dura__mono_after_ms(slice);
-			pthread_cond_timedwait(&l->cv, &l->mu, &t);
-			continue;
-		}
-		/* drive: read the socket for everyone */
-		l->driving = 1;
-		PGconn *db = l->db;
-		pthread_mutex_unlock(&l->mu);
-		struct pollfd pfd = {PQsocket(db), POLLIN, 0};
-		int pr = poll(&pfd, 1, (int)slice);
-		const char *names[PG_NOTIFY_BATCH];
-		int n = 0, dead = pr < 0 && errno != EINTR ? -1 : 0;
-		if (!dead && pr > 0)
-			dead = drain(l, db, names, &n);
-		pthread_mutex_lock(&l->mu);
-		l->driving = 0;
-		for (int i = 0; i < n; i++) {
-			char **slot = &l->ring[l->seq % PG_NOTIFY_RING];
-			dura_free(*slot);
-			*slot = (char *)names[i];
-			l->seq++;
-		}
-		if (dead) {
-			PQfinish(l->db); /* lost: the next turn opens it again */
-			l->db = NULL;
-		}
-		pthread_cond_broadcast(&l->cv);
+		turn(l, deadline - now > 1000 ? 1000 : deadline - now);
 	}
 	pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
+/* A worker's wait for a claimable run (store.h wait_ready): a
+ * notification on <prefix>dura_ready (schema.c's trigger sends one when a
+ * run becomes claimable), or the time out. */
+int dura_pg_wait_ready(void *impl, int64_t timeout_ms)
+{
+	pg_store *s = impl;
+	pg_listener *l = listener_of(s);
+	int64_t deadline = dura__add_ms(dura_now_ms(), timeout_ms > 0 ? timeout_ms : 0);
+	int rc = DURA_ETIMEOUT;
+	pthread_mutex_lock(&l->mu);
+	uint64_t seen = l->ready;
+	for (;;) {
+		if (!l->db && !l->driving && (rc = listen_open(s, l)) != 0)
+			break; /* cannot listen: the caller polls */
+		rc = DURA_ETIMEOUT;
+		if (l->ready != seen) {
+			rc = 0;
+			break;
+		}
+		int64_t now = dura_now_ms();
+		if (now >= deadline)
+			break;
+		turn(l, deadline - now > 1000 ? 1000 : deadline - now);
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (rc == DURA_ETIMEOUT)
+		dura_error_clear();
 	return rc;
 }

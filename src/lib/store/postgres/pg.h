@@ -119,6 +119,7 @@ typedef struct pg_listener {
 	int driving;  /* a waiter is reading the socket for everyone */
 	uint64_t seq; /* notifications read so far */
 	uint64_t epoch; /* connections opened so far */
+	uint64_t ready; /* "a run became claimable" notifications so far */
 	char *ring[PG_NOTIFY_RING]; /* the run ids of the last notifications */
 } pg_listener;
 
@@ -177,6 +178,7 @@ void dura_pg_listener_init(pg_store *s);
 void dura_pg_listener_atfork_child(pg_store *s);
 void dura_pg_listener_close(pg_store *s);
 int dura_pg_wait_change(void *impl, const char *run_id, int64_t version, int64_t timeout_ms);
+int dura_pg_wait_ready(void *impl, int64_t timeout_ms);
 
 /* commit.c */
 int dura_pg_commit(void *impl, const dura_commit *cm, const char *event_id, dura_commit_result *res);

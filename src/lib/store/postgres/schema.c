@@ -59,7 +59,12 @@ static const char *const migration1[] = {
 	"{key} " T " PRIMARY KEY, owner " T " NOT NULL, expires_at {time} NOT NULL);"
 	/* every change of a run notifies its waiters (notify.c), at commit */
 	"CREATE FUNCTION {p}dura_notify() RETURNS trigger LANGUAGE plpgsql AS "
-	"$$BEGIN PERFORM pg_notify('{p}dura_runs', NEW.run_id); RETURN NULL; END$$;"
+	"$$BEGIN PERFORM pg_notify('{p}dura_runs', NEW.run_id); "
+	/* and workers, when the run became claimable: running, unleased,
+	 * newly so (created, resumed, released, rescheduled) */
+	"IF NEW.run_state = 2 AND NEW.lease_owner = '' AND (TG_OP = 'INSERT' OR OLD.run_state <> 2 OR "
+	"OLD.lease_owner <> '' OR OLD.next_run_at <> NEW.next_run_at) THEN "
+	"PERFORM pg_notify('{p}dura_ready', ''); END IF; RETURN NULL; END$$;"
 	"CREATE TRIGGER {p}dura_notify AFTER INSERT OR UPDATE ON {p}workflow_records "
 	"FOR EACH ROW EXECUTE FUNCTION {p}dura_notify()",
 	NULL,

@@ -438,4 +438,5 @@ const dura_store_ops dura__postgres_ops = {
 	.wait_change = dura_pg_wait_change,
 	.atfork_child = pg_atfork_child,
 	.extend_leases = dura_sql_extend_leases,
+	.wait_ready = dura_pg_wait_ready,
 };
