@@ -451,9 +451,15 @@ static void claim_batch(dura_worker *w, int64_t *pause)
 			/* a store that notifies wakes us when a run becomes
 			 * claimable, wherever it was made so; a stop is seen
 			 * when this wait ends (at most poll_ms) */
+			int64_t t0 = dura_now_ms();
 			pthread_mutex_unlock(&w->mu);
-			dura__store_wait_ready(w->store, wait);
+			int wr = dura__store_wait_ready(w->store, wait);
 			pthread_mutex_lock(&w->mu);
+			/* a store that cannot listen now (unreachable) must not turn
+			 * the wait into a busy loop: sleep out the rest */
+			int64_t left = wait - (dura_now_ms() - t0);
+			if (wr != 0 && wr != DURA_ETIMEOUT && left > 0 && !w->kicked && !w->stopping)
+				wait_ms(w, &w->cv, left);
 		} else {
 			wait_ms(w, &w->cv, wait);
 		}
