@@ -4,6 +4,9 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 BENCH_BUILD ?= build-bench
+# the worker burn-down's counts (bench/bench_worker.c; the issue's full
+# size is -n 10000 -m 2000, its defaults): sized to about 2 minutes a store
+BENCH_WORKER_ARGS ?= -n 2000 -m 400
 PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 STORE      ?= sqlite:dura.db
@@ -87,33 +90,35 @@ bench: deps
 	./$(BENCH_BUILD)/bench/bench_cache $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_uuid
 	rm -f $(BENCH_BUILD)/tmp/takeover.db*; ./$(BENCH_BUILD)/bench/bench_takeover sqlite:$(BENCH_BUILD)/tmp/takeover.db 20
-	rm -f $(BENCH_BUILD)/tmp/worker.db*; ./$(BENCH_BUILD)/bench/bench_worker sqlite:$(BENCH_BUILD)/tmp/worker.db 8 500 4
+	rm -f $(BENCH_BUILD)/tmp/worker.db*; ./$(BENCH_BUILD)/bench/bench_worker sqlite:$(BENCH_BUILD)/tmp/worker.db $(BENCH_WORKER_ARGS)
 
 # The MySQL/MariaDB benchmark (needs libmariadb), against a throwaway
 # MariaDB (tests/servers) started in a temporary directory and stopped
 # afterwards, also when something fails.
 bench-mysql: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_mysql bench_takeover
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_mysql bench_takeover bench_worker
 	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
 	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
 	trap 'exit 130' INT TERM; \
 	unset DURA_TEST_MYSQL_URL; eval "$$(./tests/servers start "$$sdir" mariadb)"; \
 	test -n "$${DURA_TEST_MYSQL_URL:-}" || { echo "bench-mysql: no MariaDB server could be started" >&2; exit 1; }; \
 	./$(BENCH_BUILD)/bench/bench_mysql "$$DURA_TEST_MYSQL_URL"; \
-	./$(BENCH_BUILD)/bench/bench_takeover "$$DURA_TEST_MYSQL_URL" 20
+	./$(BENCH_BUILD)/bench/bench_takeover "$$DURA_TEST_MYSQL_URL" 20; \
+	./$(BENCH_BUILD)/bench/bench_worker "$$DURA_TEST_MYSQL_URL" $(BENCH_WORKER_ARGS)
 
 # dura on PostgreSQL against raw libpq (bench/bench_pg.c), on a throwaway
 # server (tests/servers), stopped afterwards.
 bench-pg: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_pg
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_pg bench_worker
 	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
 	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
 	trap 'exit 130' INT TERM; \
 	unset DURA_TEST_PG_URL; eval "$$(./tests/servers start "$$sdir" postgres)"; \
 	test -n "$${DURA_TEST_PG_URL:-}" || { echo "bench-pg: no PostgreSQL server could be started" >&2; exit 1; }; \
-	./$(BENCH_BUILD)/bench/bench_pg "$$DURA_TEST_PG_URL"
+	./$(BENCH_BUILD)/bench/bench_pg "$$DURA_TEST_PG_URL"; \
+	./$(BENCH_BUILD)/bench/bench_worker "$$DURA_TEST_PG_URL" $(BENCH_WORKER_ARGS)
 
 install: build
 	cmake --install $(BUILD)
