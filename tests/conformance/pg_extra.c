@@ -1182,39 +1182,7 @@ static void forked_child(void)
 	dura_store *m = open_main();
 	REQUIRE(m != NULL);
 	dura_store_close(m);
-	char url[1024];
-	url_with(url, sizeof(url), g_app_url, "pool_max=2");
-	dura_store *s = NULL;
-	REQUIRE_RC(dura_store_open(&s, url, NULL), 0);
-	char wf[96];
-	unique(wf, sizeof(wf), "extra-fork");
-	dura_record *r = NULL;
-	REQUIRE_RC(create_run(s, wf, &r), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dura_commit_result res;
-		int rc = commit(s, r->run_id, r->version, "child", "{\"by\":\"child\"}", DURA_COMMIT_NO_EVENT, &res);
-		dura_store_close(s);
-		_exit(rc == 0 && res.step == 0 ? 0 : 1);
-	}
-	REQUIRE(pid > 0);
-	int status = 0;
-	CHECK(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	dura_record *got = NULL;
-	CHECK_RC(dura_store_get_run(s, r->run_id, &got), 0);
-	if (got) {
-		CHECK(got->version == r->version + 1);
-		CHECK_STR(got->status, "child");
-		dura_record_free(got);
-	}
-	dura_commit_result res;
-	CHECK_RC(commit(s, r->run_id, r->version + 1, "parent", "{\"by\":\"parent\"}", DURA_COMMIT_NO_EVENT, &res), 0);
-	CHECK(res.step == 1);
-	CHECK(steps_of(s, r->run_id) == 2);
-	dura_record_free(r);
-	dura_store_close(s);
+	extra_forked_child(g_app_url);
 }
 
 int main(int argc, char **argv)

@@ -26,5 +26,7 @@ int commit(dura_store *s, const char *run_id, int64_t expect, const char *node, 
            unsigned flags, dura_commit_result *res);
 int events_of(dura_store *s, const char *run_id);
 long steps_of(dura_store *s, const char *run_id);
+/* The forked-child test both server suites run, on app_url. */
+void extra_forked_child(const char *app_url);
 
 #endif
