@@ -448,7 +448,10 @@ static int parse_pg_keywords(url_impl *u, const char *s)
 		cap += *c == '=';
 	u->names = dura_calloc(cap, sizeof(char *));
 	u->values = dura_calloc(cap, sizeof(char *));
-	char *red = dura_malloc(strlen(s) + 8), *r = red;
+	/* the redacted form: each token again, one space before it (a quoted
+	 * value may be followed by the next token with no space) and the
+	 * password as "***": at most twice the input */
+	char *red = dura_malloc(2 * strlen(s) + 16), *r = red;
 	if (!u->names || !u->values || !red) {
 		dura_free(red);
 		return dura_error_oom("");

@@ -383,13 +383,15 @@ static void dead_claimer_is_taken_over(void)
  * keeps the claim, and the racers - threads here, and on stores shared
  * between processes, other processes too - wait for its value.
  */
-static int g_long_ms = 1600;
+static int g_long_ms = 3200;
 
 static void *long_race(void *p)
 {
 	racer *r = p;
 	dura_cache_options o = DURA_CACHE_OPTIONS_INIT;
-	o.lease_ms = 200;
+	/* 400 ms: room, on a loaded machine under ASan, for a heartbeat that
+	 * has to open a connection to a server store first */
+	o.lease_ms = 400;
 	o.wait_timeout_ms = 60000;
 	dura_cache_entry *e = NULL;
 	r->rc = dura_cache_do_store(r->s, r->key, &o, compute, &g_long_ms, &e);
