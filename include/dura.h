@@ -298,6 +298,8 @@ typedef struct dura_record {
 	int64_t next_run_at; /**< not runnable before this */
 	int64_t created_at;
 	int64_t updated_at;
+	int priority;          /**< claims take higher first (dura_run_options.priority) */
+	char *concurrency_key; /**< "" when none (dura_run_options.concurrency_key) */
 } dura_record;
 
 /** Free a record a dura call returned, strings and all; NULL is ignored. */
@@ -317,7 +319,7 @@ typedef struct dura_record_list {
  */
 DURA_EXTERN(void) dura_record_list_free(dura_record_list *list);
 
-#define DURA_RUN_CREATE_VERSION 1
+#define DURA_RUN_CREATE_VERSION 2 /* 1 is accepted: it ends at meta */
 typedef struct dura_run_create {
 	unsigned version;
 	const char *run_id;        /**< NULL: a new UUIDv7 */
@@ -328,8 +330,11 @@ typedef struct dura_run_create {
 	int run_state;             /**< 0: DURA_RUN_RUNNING */
 	int64_t next_run_at;       /**< 0: now */
 	const char *meta;          /**< JSON or NULL */
+	/* version 2 */
+	int priority;                /**< claims take higher priority first; -1000000 to 1000000, 0 default */
+	const char *concurrency_key; /**< NULL or "": none; see dura_workflow_set_concurrency */
 } dura_run_create;
-#define DURA_RUN_CREATE_INIT {DURA_RUN_CREATE_VERSION, 0, 0, 0, 0, 0, 0, 0, 0}
+#define DURA_RUN_CREATE_INIT {DURA_RUN_CREATE_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /**
  * Create a run (no outbox event is written for it). If the workflow already has an active run (initiated,
@@ -595,6 +600,42 @@ DURA_EXTERN(int) dura_store_cache_stats(dura_store *store, dura_cache_stats *out
 DURA_EXTERN(int) dura_store_claim_runs(dura_store *store, const char *owner, const char *const *workflows,
                                        size_t nworkflows, size_t max, int64_t lease_ms, dura_record_list *out);
 
+/** One workflow a claim serves, with its flow limits. */
+typedef struct dura_claim_workflow {
+	const char *name; /**< the workflow name */
+	int max_running;  /**< at most this many of its runs leased at once, 0: no limit */
+	int max_per_key;  /**< at most this many leased at once per concurrency key, 0: no limit */
+} dura_claim_workflow;
+
+#define DURA_CLAIM_VERSION 1
+/** A claim with flow control (dura_store_claim). */
+typedef struct dura_claim {
+	unsigned version;   /**< DURA_CLAIM_VERSION */
+	const char *owner;  /**< the lease owner id */
+	const dura_claim_workflow *workflows; /**< NULL (and 0): any workflow, no limits */
+	size_t nworkflows;  /**< at most 256 */
+	size_t max;         /**< 1 to 1000 */
+	int64_t lease_ms;   /**< positive */
+	int *taken_over;    /**< NULL, or max ints: [i] is 1 when out->items[i] was leased to another owner
+	                         whose lease lapsed unreleased (a rescue), else 0 */
+} dura_claim;
+#define DURA_CLAIM_INIT {DURA_CLAIM_VERSION, 0, 0, 0, 0, 0, 0}
+
+/**
+ * dura_store_claim_runs with flow control: up to max runnable runs, higher
+ * priority first, then the earliest due, then run id; a workflow with a
+ * max_running limit gets no more runs than keep its live leases (of every
+ * owner) within it, and likewise for each concurrency key with
+ * max_per_key. The count and the claim are one atomic step of the store:
+ * concurrent claims, in any process, never exceed a limit together. A
+ * run of a workflow or key at its limit is passed over, and the claim
+ * goes on to the next. Errors: DURA_EINVAL for bad arguments (nothing is
+ * claimed), DURA_ENOTSUP when limits are asked of a store without flow
+ * control (contract version 3 or older; without limits such a store is
+ * served by its claim_runs), or an error of the store. Thread-safe.
+ */
+DURA_EXTERN(int) dura_store_claim(dura_store *store, const dura_claim *req, dura_record_list *out);
+
 /** Extend owner's lease (also an expired one nobody took over);
  *  DURA_ECONFLICT if another owner holds the run now. */
 DURA_EXTERN(int) dura_store_extend_lease(dura_store *store, const char *run_id, const char *owner, int64_t lease_ms);
@@ -717,6 +758,23 @@ DURA_EXTERN(int) dura_workflow_add_edge(dura_workflow *wf, const char *from, con
  */
 DURA_EXTERN(int) dura_workflow_set_start(dura_workflow *wf, const char *node);
 
+/**
+ * Flow control: at most max_running runs of this workflow execute at once
+ * across every worker of the store, and at most max_per_key of those with
+ * the same concurrency key (dura_run_options.concurrency_key; runs without
+ * a key count only toward max_running). 0: no limit (the default); each
+ * from 0 to 1000000. A run counts from its claim by a worker until its
+ * lease ends (released, or expired after a worker died): the store counts
+ * live leases and takes its claims atomically (dura_store_claim), so the
+ * limit holds for any number of worker processes on any number of
+ * machines, given that they all register the workflow with the same
+ * limits. dura_run_execute called by hand takes no lease and is not
+ * limited. A store without flow control (an external store of contract
+ * version 3 or older) makes dura_worker_start fail with DURA_ENOTSUP.
+ * Errors: DURA_EINVAL for a NULL workflow or a limit out of range.
+ */
+DURA_EXTERN(int) dura_workflow_set_concurrency(dura_workflow *wf, int max_running, int max_per_key);
+
 /** Replace the reducer (default: dura_reducer_replace). */
 DURA_EXTERN(int) dura_workflow_set_reducer(dura_workflow *wf, dura_reducer_fn fn, void *payload);
 
@@ -747,13 +805,21 @@ DURA_EXTERN(void) dura_engine_close(dura_engine *eng);
  */
 DURA_EXTERN(int) dura_engine_register(dura_engine *eng, dura_workflow *wf);
 
-#define DURA_RUN_OPTIONS_VERSION 1
+#define DURA_RUN_OPTIONS_VERSION 2 /* 1 is accepted: it ends at meta */
 typedef struct dura_run_options {
 	unsigned version;
 	int64_t start_at;  /**< not runnable before this time (ms), 0: now */
 	const char *meta;  /**< JSON metadata, or NULL */
+	/* version 2 */
+	int priority;      /**< workers claim higher priority first, then the earliest due;
+	                        DURA_PRIORITY_MIN to DURA_PRIORITY_MAX, 0 default */
+	const char *concurrency_key; /**< NULL or "": none. Runs of the workflow with the same key
+	                                  execute at most max_per_key at once (dura_workflow_set_concurrency);
+	                                  at most DURA_MAX_ID_LEN bytes, UTF-8 */
 } dura_run_options;
-#define DURA_RUN_OPTIONS_INIT {DURA_RUN_OPTIONS_VERSION, 0, 0}
+#define DURA_RUN_OPTIONS_INIT {DURA_RUN_OPTIONS_VERSION, 0, 0, 0, 0}
+#define DURA_PRIORITY_MIN (-1000000)
+#define DURA_PRIORITY_MAX 1000000
 
 /**
  * Start a run of a registered workflow with an initial state (JSON text,

@@ -32,10 +32,12 @@
 extern "C" {
 #endif
 
-/* 1: the first contract; 2: atfork_child; 3: extend_leases, wait_ready. A store may
+/* 1: the first contract; 2: atfork_child; 3: extend_leases, wait_ready;
+ * 4: claim (flow control and priority), run priority and concurrency key,
+ * the worker registry. A store may
  * implement any version up to this one; the core reads only the operations
  * its version has. */
-#define DURA_STORE_ABI_VERSION 3
+#define DURA_STORE_ABI_VERSION 4
 
 /** Parsed store URL. Strings are owned by the core; "" when absent. */
 typedef struct dura_url {
@@ -78,7 +80,7 @@ struct dura_store_ops {
 	 * (DURA_EINVAL, naming it) a table that lacks one. The exact behaviour
 	 * each owes is in docs/store-contract.md; the conformance suite checks
 	 * it. The core has validated every argument before the call. */
-	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 3) */
+	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 4) */
 	const char *scheme; /**< the URL scheme it serves, lower case */
 	uint32_t caps;      /**< static capabilities; info may report more */
 
@@ -213,6 +215,27 @@ struct dura_store_ops {
 	 * worker polls.
 	 */
 	int (*wait_ready)(void *impl, int64_t timeout_ms);
+
+	/* version 4 */
+	/*
+	 * From version 4 create_run gets a dura_run_create of version 2 and must
+	 * keep priority and concurrency_key (the core passes "" for none), and
+	 * every record returned carries them back.
+	 */
+	/**
+	 * Optional. dura_store_claim: claim_runs with priority order (priority
+	 * descending, then next_run_at, then run_id) and flow limits. The count
+	 * of live leases (run_state running, lease_owner not "", lease not
+	 * expired) per limited workflow and per (workflow, key) and the claim
+	 * are one atomic step across processes: serialise limited claims (a
+	 * lock row, the write lock). req->taken_over, when not NULL, gets 1 for
+	 * each run whose previous lease_owner was not "" and not req->owner. The
+	 * core has validated req (owner, names, limits 0 to 1000000, max 1 to
+	 * 1000, lease_ms > 0). NULL: the core serves a claim without limits
+	 * with claim_runs and refuses one with limits (DURA_ENOTSUP). A store
+	 * with claim should order claim_runs by priority too.
+	 */
+	int (*claim)(void *impl, const dura_claim *req, dura_record_list *out);
 };
 
 /**

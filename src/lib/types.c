@@ -20,6 +20,7 @@ void dura_record_clear(void *item)
 	dura_free(r->error);
 	dura_free(r->meta);
 	dura_free(r->lease_owner);
+	dura_free(r->concurrency_key);
 	memset(r, 0, sizeof(*r));
 }
 
