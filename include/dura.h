@@ -995,8 +995,10 @@ typedef struct dura_worker_stats {
 	uint64_t claimed;    /**< runs claimed (each claim of a run counts once) */
 	uint64_t completed;  /**< runs this worker brought to completed */
 	uint64_t failed;     /**< runs this worker brought to failed (their node gave up) */
-	uint64_t rescued;    /**< runs claimed part-way (steps committed or attempts made) that this worker had
-	                          not released itself: taken over from a worker that died, lost its lease or stopped */
+	uint64_t rescued;    /**< runs taken over from another worker whose lease lapsed without a release
+	                          (it died, hung or lost the store): exact, told by the store's claim
+	                          (dura_claim.taken_over). A run released by a worker that stopped is
+	                          not a rescue. 0 on an external store of contract version 3 or older */
 	uint64_t abandoned;  /**< runs given up because the lease was lost (DURA_ECONFLICT or a heartbeat's report) */
 	uint64_t errors;     /**< store errors (other than busy) while claiming, executing or releasing */
 	uint64_t heartbeats; /**< heartbeat calls that reached the store */

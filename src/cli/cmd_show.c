@@ -38,6 +38,10 @@ static void print_record(const dura_record *r)
 	s = cli_json_oneline(r->meta);
 	cli_kv(stdout, W, "meta", s);
 	free(s);
+	s = cli_asprintf("%d", r->priority);
+	cli_kv(stdout, W, "priority", s);
+	free(s);
+	cli_kv(stdout, W, "concurrency_key", r->concurrency_key);
 	cli_kv(stdout, W, "lease_owner", r->lease_owner);
 	cli_kv(stdout, W, "lease_expires_at", cli_time(t, r->lease_expires_at));
 	cli_kv(stdout, W, "next_run_at", cli_time(t, r->next_run_at));

@@ -538,6 +538,8 @@ json_t *cli_json_record(const dura_record *r)
 	cli_jset(o, "attempt", cli_jint(r->attempt));
 	cli_jset(o, "error", cli_jstr_opt(r->error));
 	cli_jset(o, "meta", cli_jparse(r->meta));
+	cli_jset(o, "priority", cli_jint(r->priority));
+	cli_jset(o, "concurrency_key", cli_jstr_opt(r->concurrency_key));
 	cli_jset(o, "lease_owner", cli_jstr_opt(r->lease_owner));
 	cli_jset(o, "lease_expires_at", cli_jtime(r->lease_expires_at));
 	cli_jset(o, "next_run_at", cli_jtime(r->next_run_at));

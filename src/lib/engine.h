@@ -25,6 +25,7 @@ struct dura_workflow {
 	dura__node *nodes;
 	dura_reducer_fn reducer;
 	void *reducer_payload;
+	int max_running, max_per_key; /* flow limits, 0: none (dura_workflow_set_concurrency) */
 	UT_hash_handle hh;
 };
 

@@ -77,6 +77,8 @@ const char *dura__store_scheme(const dura_store *s);
  * when the store cannot notify. Not guarded. */
 int dura__store_wait_ready(dura_store *s, int64_t timeout_ms);
 int dura__store_can_wait_ready(const dura_store *s);
+/* Whether the store claims with flow limits (contract version 4's claim). */
+int dura__store_can_claim(const dura_store *s);
 int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, int64_t timeout_ms);
 
 /* store/store.c: built-in stores (NULL when not compiled in) */

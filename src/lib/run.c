@@ -19,9 +19,9 @@ int dura_run_start(dura_engine *eng, const char *workflow, const char *foreign_i
 	if (!eng || !workflow || !run_id)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_run_start: engine, workflow or run_id is NULL");
 	run_id[0] = '\0';
-	if (opts && opts->version != DURA_RUN_OPTIONS_VERSION)
-		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "run options version %u, expected %u", opts->version,
-		                             DURA_RUN_OPTIONS_VERSION);
+	if (opts && opts->version != 1 && opts->version != DURA_RUN_OPTIONS_VERSION)
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "run options version %u, expected 1 to %u",
+		                             opts->version, DURA_RUN_OPTIONS_VERSION);
 	dura_workflow *wf = dura__engine_workflow(eng, workflow);
 	if (!wf)
 		return dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL, "workflow %.255s is not registered", workflow);
@@ -34,6 +34,10 @@ int dura_run_start(dura_engine *eng, const char *workflow, const char *foreign_i
 	if (opts) {
 		req.next_run_at = opts->start_at;
 		req.meta = opts->meta;
+		if (opts->version >= 2) { /* a version-1 struct ends at meta */
+			req.priority = opts->priority;
+			req.concurrency_key = opts->concurrency_key;
+		}
 	}
 	dura_record *rec = NULL;
 	int rc = dura_store_create_run(eng->store, &req, &rec);

@@ -40,7 +40,6 @@
 #include <unistd.h>
 
 #define HB_RETRY_MS 50
-#define RELEASED_MAX 10000 /* remembered part-way releases, for the rescued count */
 #define NAME_MAX_LEN 64
 
 typedef struct queued {
@@ -70,10 +69,6 @@ typedef struct pending {
 
 #define GROUP_MAX 64 /* commits per commit_batch */
 
-typedef struct released_id {
-	char *run_id;
-	UT_hash_handle hh;
-} released_id;
 
 struct dura_worker {
 	dura_engine *eng;
@@ -83,6 +78,8 @@ struct dura_worker {
 	size_t batch;
 	char **workflows;
 	size_t nworkflows;
+	dura_claim_workflow *claim_wf; /* the workflows with their flow limits, as claims name them */
+	int *taken_over;               /* batch ints, for each claim */
 	char *name;
 	char id[DURA_MAX_ID_LEN + 1];
 
@@ -99,8 +96,6 @@ struct dura_worker {
 	int stopping;
 	int hb_stop;
 	int64_t next_due; /* wall ms of the earliest run this worker released to wait, 0: none */
-	released_id *released;
-	size_t nreleased;
 	pthread_t hb;
 	int hb_started;
 
@@ -191,52 +186,6 @@ static void wait_ms(dura_worker *w, pthread_cond_t *cv, int64_t ms)
 {
 	struct timespec until = dura__mono_after_ms(ms > 0 ? ms : 0);
 	pthread_cond_timedwait(cv, &w->mu, &until);
-}
-
-/* Remember (or forget) that this worker released a run part-way. w->mu held. */
-static void released_note(dura_worker *w, const char *run_id)
-{
-	released_id *e = NULL;
-	HASH_FIND_STR(w->released, run_id, e);
-	if (e)
-		return;
-	if (w->nreleased >= RELEASED_MAX) {
-		released_id *x, *tmp;
-		HASH_ITER(hh, w->released, x, tmp)
-		{
-			HASH_DEL(w->released, x);
-			dura_free(x->run_id);
-			dura_free(x);
-		}
-		w->nreleased = 0;
-	}
-	e = dura_calloc(1, sizeof(*e));
-	if (!e || !(e->run_id = dura_strdup(run_id))) {
-		dura_free(e);
-		return; /* only a statistic is lost */
-	}
-	int hash_oom = 0;
-	HASH_ADD_KEYPTR(hh, w->released, e->run_id, strlen(e->run_id), e);
-	if (hash_oom) {
-		dura_free(e->run_id);
-		dura_free(e);
-		return;
-	}
-	w->nreleased++;
-}
-
-/* 1 if this worker had released the run part-way (and forget it). w->mu held. */
-static int released_take(dura_worker *w, const char *run_id)
-{
-	released_id *e = NULL;
-	HASH_FIND_STR(w->released, run_id, e);
-	if (!e)
-		return 0;
-	HASH_DEL(w->released, e);
-	dura_free(e->run_id);
-	dura_free(e);
-	w->nreleased--;
-	return 1;
 }
 
 /* Give a lease up; a busy store is waited out, a lease already gone is fine. */
@@ -361,11 +310,8 @@ static void execute(dura_worker *w, slot *sl, dura_record *rec)
 	if (!lost && !ended && rc != DURA_ECONFLICT)
 		release(w, rec->run_id);
 	pthread_mutex_lock(&w->mu);
-	if (partway && !lost && rc != DURA_ECONFLICT) {
-		released_note(w, rec->run_id);
-		if (rc == 0 && due > dura_now_ms() && (!w->next_due || due < w->next_due))
-			w->next_due = due; /* claim it again when due, not a poll later */
-	}
+	if (partway && !lost && rc == 0 && due > dura_now_ms() && (!w->next_due || due < w->next_due))
+		w->next_due = due; /* claim it again when due, not a poll later */
 	sl->busy = 0;
 	sl->lost = 0;
 	sl->released = 0;
@@ -389,8 +335,14 @@ static void claim_batch(dura_worker *w, int64_t *pause)
 	w->kicked = 0;
 	pthread_mutex_unlock(&w->mu);
 	dura_record_list l;
-	int rc = dura_store_claim_runs(w->store, w->id, (const char *const *)w->workflows, w->nworkflows, want, w->lease_ms,
-	                               &l);
+	dura_claim req = DURA_CLAIM_INIT;
+	req.owner = w->id;
+	req.workflows = w->claim_wf;
+	req.nworkflows = w->nworkflows;
+	req.max = want;
+	req.lease_ms = w->lease_ms;
+	req.taken_over = w->taken_over; /* only the claimer uses it */
+	int rc = dura_store_claim(w->store, &req, &l);
 	pthread_mutex_lock(&w->mu);
 	if (rc == 0 && l.count > 0) {
 		atomic_fetch_add(&w->claimed, l.count);
@@ -417,8 +369,7 @@ static void claim_batch(dura_worker *w, int64_t *pause)
 				dura_record_free(r);
 				continue;
 			}
-			int mine = released_take(w, r->run_id);
-			if (!mine && (r->step_no > 0 || r->attempt > 0))
+			if (w->taken_over[i])
 				atomic_fetch_add(&w->rescued, 1);
 			w->queue[w->nqueue].rec = r;
 			w->queue[w->nqueue].lost = 0;
@@ -580,18 +531,13 @@ static void worker_free(dura_worker *w)
 	for (size_t i = 0; i < w->nworkflows; i++)
 		dura_free(w->workflows[i]);
 	dura_free(w->workflows);
+	dura_free(w->claim_wf);
+	dura_free(w->taken_over);
 	dura_free(w->name);
 	for (size_t i = 0; i < w->nqueue; i++)
 		dura_record_free(w->queue[i].rec);
 	dura_free(w->queue);
 	dura_free(w->slots);
-	released_id *x, *tmp;
-	HASH_ITER(hh, w->released, x, tmp)
-	{
-		HASH_DEL(w->released, x);
-		dura_free(x->run_id);
-		dura_free(x);
-	}
 	dura_free(w);
 }
 
@@ -671,6 +617,29 @@ static int copy_workflows(dura_worker *w, dura_engine *eng, const dura_worker_op
 	return rc;
 }
 
+/* Each workflow served, with the flow limits it was registered with;
+ * DURA_ENOTSUP when there are limits and the store cannot keep them. */
+static int claim_workflows(dura_worker *w, dura_engine *eng)
+{
+	if (!(w->claim_wf = dura_calloc(w->nworkflows, sizeof(*w->claim_wf))))
+		return dura_error_oom("");
+	int limited = 0;
+	for (size_t i = 0; i < w->nworkflows; i++) {
+		const dura_workflow *wf = dura__engine_workflow(eng, w->workflows[i]);
+		w->claim_wf[i].name = w->workflows[i];
+		if (wf) {
+			w->claim_wf[i].max_running = wf->max_running;
+			w->claim_wf[i].max_per_key = wf->max_per_key;
+			limited |= wf->max_running > 0 || wf->max_per_key > 0;
+		}
+	}
+	if (limited && !dura__store_can_claim(w->store))
+		return dura_error_set_native(DURA_ENOTSUP, dura__store_scheme(w->store), 0, NULL,
+		                             "dura_worker_start: a workflow has flow limits and the %s store has no flow control",
+		                             dura__store_scheme(w->store));
+	return 0;
+}
+
 static int make_id(dura_worker *w)
 {
 	char host[65] = "";
@@ -728,14 +697,15 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 	w->group = opts->group_commit > 0;
 	if (opts->group_commit == 0)
 		w->group = strcmp(dura__store_scheme(w->store), "sqlite") == 0;
-	if ((rc = copy_workflows(w, eng, opts)) != 0 || (rc = make_id(w)) != 0) {
+	if ((rc = copy_workflows(w, eng, opts)) != 0 || (rc = claim_workflows(w, eng)) != 0 || (rc = make_id(w)) != 0) {
 		worker_free(w);
 		return rc;
 	}
 	w->name = dura_strdup(opts->name ? opts->name : "worker");
 	w->queue = dura_calloc(w->batch + (size_t)w->threads, sizeof(*w->queue));
 	w->slots = dura_calloc((size_t)w->threads, sizeof(*w->slots));
-	if (!w->name || !w->queue || !w->slots) {
+	w->taken_over = dura_calloc(w->batch, sizeof(*w->taken_over));
+	if (!w->name || !w->queue || !w->slots || !w->taken_over) {
 		worker_free(w);
 		return dura_error_oom("");
 	}

@@ -151,6 +151,19 @@ int dura_workflow_set_reducer(dura_workflow *wf, dura_reducer_fn fn, void *paylo
 	return 0;
 }
 
+int dura_workflow_set_concurrency(dura_workflow *wf, int max_running, int max_per_key)
+{
+	if (!wf)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_workflow_set_concurrency: workflow is NULL");
+	if (max_running < 0 || max_running > 1000000 || max_per_key < 0 || max_per_key > 1000000)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+		                             "dura_workflow_set_concurrency: limits %d and %d must be from 0 to 1000000",
+		                             max_running, max_per_key);
+	wf->max_running = max_running;
+	wf->max_per_key = max_per_key;
+	return 0;
+}
+
 int dura_reducer_replace(json_t *state, json_t *delta, void *payload)
 {
 	(void)payload;

@@ -323,6 +323,7 @@ int main(int argc, char **argv)
 	} groups[] = {
 		{conf_runs_tests, conf_runs_ntests},   {conf_steps_tests, conf_steps_ntests},
 		{conf_cache_tests, conf_cache_ntests}, {conf_leases_tests, conf_leases_ntests},
+		{conf_flow_tests, conf_flow_ntests},
 		{conf_misc_tests, conf_misc_ntests},   {conf_external_tests, conf_external_ntests},
 	};
 	size_t total = 0;

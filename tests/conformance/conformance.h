@@ -102,6 +102,8 @@ extern const size_t conf_steps_ntests;
 extern const test_case conf_cache_tests[];
 extern const size_t conf_cache_ntests;
 extern const test_case conf_leases_tests[];
+extern const size_t conf_flow_ntests;
+extern const test_case conf_flow_tests[];
 extern const size_t conf_leases_ntests;
 extern const test_case conf_misc_tests[];
 extern const size_t conf_misc_ntests;

@@ -44,6 +44,12 @@ static int must_not_extend(void *impl, const char *owner, const char *const *ids
 	abort();
 }
 
+static int must_not_claim(void *impl, const dura_claim *req, dura_record_list *out)
+{
+	(void)impl, (void)req, (void)out;
+	abort();
+}
+
 static int memwrap_commit(void *impl, const dura_commit *c, const char *event_id, dura_commit_result *res)
 {
 	atomic_fetch_add(&memwrap_commits, 1);
@@ -62,6 +68,7 @@ int conf_external_register(void)
 	memwrap.commit = memwrap_commit;
 	memwrap.atfork_child = must_not_be_called; /* not part of version 1 */
 	memwrap.extend_leases = must_not_extend;   /* nor this: the core loops extend_lease */
+	memwrap.claim = must_not_claim;            /* nor this: claims go to claim_runs */
 	return dura_store_register(&memwrap);
 }
 
@@ -149,7 +156,70 @@ static void registry_refuses_bad_tables(void)
 	CHECK(mem->exec_sql == NULL);
 }
 
+static int noop_node(dura_ctx *ctx, json_t *state, void *payload)
+{
+	(void)ctx, (void)state, (void)payload;
+	return 0;
+}
+
+/* A store older than contract version 4 keeps no priority and no flow
+ * limits: asking for them is refused, and workers without them still run
+ * (their claims go to claim_runs). */
+static void external_store_without_flow(void)
+{
+	dura_store *s = NULL;
+	REQUIRE_RC(dura_store_open(&s, "memwrap:", NULL), 0);
+	dura_run_create req = DURA_RUN_CREATE_INIT;
+	req.workflow_name = "wf-old";
+	req.priority = 3;
+	CHECK_RC(dura_store_create_run(s, &req, NULL), DURA_ENOTSUP);
+	req.priority = 0;
+	req.concurrency_key = "k";
+	CHECK_RC(dura_store_create_run(s, &req, NULL), DURA_ENOTSUP);
+	dura_engine *eng = NULL;
+	REQUIRE_RC(dura_engine_open(&eng, s, NULL), 0);
+	dura_workflow *wf = NULL;
+	REQUIRE_RC(dura_workflow_new(&wf, "wf-old"), 0);
+	REQUIRE_RC(dura_workflow_add_node(wf, "a", noop_node, NULL, NULL), 0);
+	REQUIRE_RC(dura_workflow_set_start(wf, "a"), 0);
+	CHECK_RC(dura_workflow_set_concurrency(wf, -1, 0), DURA_EINVAL);
+	CHECK_RC(dura_workflow_set_concurrency(NULL, 1, 0), DURA_EINVAL);
+	REQUIRE_RC(dura_workflow_set_concurrency(wf, 2, 0), 0);
+	REQUIRE_RC(dura_engine_register(eng, wf), 0);
+	dura_worker *w = NULL;
+	CHECK_RC(dura_worker_start(&w, eng, NULL), DURA_ENOTSUP);
+	CHECK(w == NULL);
+	CHECK(conf_error_ok(DURA_ENOTSUP));
+	dura_engine_close(eng);
+	/* without limits the worker runs, and completes a run */
+	REQUIRE_RC(dura_engine_open(&eng, s, NULL), 0);
+	REQUIRE_RC(dura_workflow_new(&wf, "wf-old"), 0);
+	REQUIRE_RC(dura_workflow_add_node(wf, "a", noop_node, NULL, NULL), 0);
+	REQUIRE_RC(dura_workflow_set_start(wf, "a"), 0);
+	REQUIRE_RC(dura_engine_register(eng, wf), 0);
+	char id[DURA_UUID_LEN + 1];
+	REQUIRE_RC(dura_run_start(eng, "wf-old", NULL, NULL, NULL, id), 0);
+	dura_worker_options o = DURA_WORKER_OPTIONS_INIT;
+	o.poll_ms = 20;
+	REQUIRE_RC(dura_worker_start(&w, eng, &o), 0);
+	int done = 0;
+	for (int i = 0; i < 3000 && !done; i++) {
+		dura_record *r = NULL;
+		if (dura_store_get_run(s, id, &r) == 0) {
+			done = r->run_state == DURA_RUN_COMPLETED;
+			dura_record_free(r);
+		}
+		if (!done)
+			conf_sleep_ms(10);
+	}
+	CHECK(done);
+	CHECK_RC(dura_worker_stop(w, 5000), 0);
+	dura_engine_close(eng);
+	dura_store_close(s);
+}
+
 const test_case conf_external_tests[] = {
+	{"external_store_without_flow", external_store_without_flow},
 	{"external_store_is_served", external_store_is_served},
 	{"external_registry_refuses_bad_tables", registry_refuses_bad_tables},
 };

@@ -48,7 +48,13 @@ typedef struct shared {
 	_Atomic int fail_first[NODES]; /* the first attempt of this node fails */
 	dura_worker_stats stats[MAX_CHILDREN];
 	_Atomic int reported[MAX_CHILDREN];
+	/* flow control: executors inside a node now and at most, of every run
+	 * and per concurrency key (run i has key i % FLOW_KEYS) */
+	_Atomic int cur_all, max_all, cur_key[3], max_key[3];
+	_Atomic int order_n, order[MAX_RUNS]; /* runs in the order their node 0 began */
 } shared;
+
+#define FLOW_KEYS 3
 
 static shared *sh;
 static dura_worker *_Atomic g_self; /* node 0 tries to stop this worker (its own) */
@@ -69,6 +75,13 @@ static void reset_shared(void)
 
 /* ---- the workflow ------------------------------------------------------------ */
 
+static void raise_max(_Atomic int *max, int v)
+{
+	int m = atomic_load(max);
+	while (v > m && !atomic_compare_exchange_weak(max, &m, v))
+		;
+}
+
 static int node_fn(dura_ctx *ctx, json_t *state, void *payload)
 {
 	(void)ctx;
@@ -81,6 +94,10 @@ static int node_fn(dura_ctx *ctx, json_t *state, void *payload)
 	if (!atomic_compare_exchange_strong(&sh->holder[i], &expect, me))
 		atomic_fetch_add(&sh->overlaps, 1);
 	atomic_fetch_add(&sh->in_node, 1);
+	raise_max(&sh->max_all, atomic_fetch_add(&sh->cur_all, 1) + 1);
+	raise_max(&sh->max_key[i % FLOW_KEYS], atomic_fetch_add(&sh->cur_key[i % FLOW_KEYS], 1) + 1);
+	if (node == 0)
+		atomic_store(&sh->order[atomic_fetch_add(&sh->order_n, 1) % MAX_RUNS], i);
 	atomic_store(&sh->at[i], node + 1);
 	if (g_child >= 0 && node >= 1 && node <= NODES - 2)
 		atomic_store(&sh->midrun[g_child], 1);
@@ -100,6 +117,8 @@ static int node_fn(dura_ctx *ctx, json_t *state, void *payload)
 	snprintf(key, sizeof(key), "n%d", node);
 	json_object_set_new(state, key, json_integer(me));
 	atomic_store(&sh->at[i], 0);
+	atomic_fetch_sub(&sh->cur_key[i % FLOW_KEYS], 1);
+	atomic_fetch_sub(&sh->cur_all, 1);
 	atomic_fetch_sub(&sh->in_node, 1);
 	expect = me;
 	atomic_compare_exchange_strong(&sh->holder[i], &expect, 0);
@@ -116,8 +135,9 @@ typedef struct env {
 	int nruns;
 } env;
 
-/* A store, an engine and a NODES-node workflow of a fresh name. */
-static int env_open(env *e, int max_attempts)
+/* A store, an engine and a NODES-node workflow of a fresh name, with flow
+ * limits (0: none). */
+static int env_open_limited(env *e, int max_attempts, int max_running, int max_per_key)
 {
 	memset(e, 0, sizeof(*e));
 	char id[DURA_UUID_LEN + 1];
@@ -144,9 +164,15 @@ static int env_open(env *e, int max_attempts)
 				return -1;
 		}
 	}
-	if (dura_workflow_set_start(wf, "n0") || dura_engine_register(e->eng, wf))
+	if (dura_workflow_set_concurrency(wf, max_running, max_per_key) || dura_workflow_set_start(wf, "n0") ||
+	    dura_engine_register(e->eng, wf))
 		return -1;
 	return 0;
+}
+
+static int env_open(env *e, int max_attempts)
+{
+	return env_open_limited(e, max_attempts, 0, 0);
 }
 
 /* Ack the outbox events of this test's workflow, so that the suites run
@@ -183,6 +209,23 @@ static int start_runs(env *e, int n)
 		char st[32];
 		snprintf(st, sizeof(st), "{\"i\":%d}", e->nruns);
 		if (dura_run_start(e->eng, e->wf, NULL, st, NULL, e->ids[e->nruns]))
+			return -1;
+		e->nruns++;
+	}
+	return 0;
+}
+
+/* n runs with a priority each (prio(i)) and concurrency key "k<i % FLOW_KEYS>". */
+static int start_runs_flow(env *e, int n, int (*prio)(int))
+{
+	for (int i = 0; i < n; i++) {
+		char st[32], key[8];
+		snprintf(st, sizeof(st), "{\"i\":%d}", e->nruns);
+		snprintf(key, sizeof(key), "k%d", e->nruns % FLOW_KEYS);
+		dura_run_options ro = DURA_RUN_OPTIONS_INIT;
+		ro.priority = prio ? prio(e->nruns) : 0;
+		ro.concurrency_key = key;
+		if (dura_run_start(e->eng, e->wf, NULL, st, &ro, e->ids[e->nruns]))
 			return -1;
 		e->nruns++;
 	}
@@ -482,7 +525,7 @@ static void graceful_stop(void)
 	CHECK(wait_final(&e, 60000));
 	dura_worker_stats sb;
 	CHECK_RC(settled_stats(b, &sb), 0);
-	CHECK(sb.rescued == 2); /* part-way, released by another worker */
+	CHECK(sb.rescued == 0); /* released by the worker that stopped: handed over, not rescued */
 	CHECK(sb.completed == 2);
 	CHECK_RC(dura_worker_stop(b, 5000), 0);
 	for (int i = 0; i < 2; i++)
@@ -741,10 +784,29 @@ static void processes_survive_a_kill(void)
 			victim_run = i;
 		}
 	}
+	/* the runs the killed worker held (executing or queued): each is
+	 * taken over once, so the survivors' rescued count is at least that
+	 * (more only if a survivor's own heartbeat was late and another took
+	 * its run over) */
+	char owner0[DURA_MAX_ID_LEN + 1] = "";
+	if (victim_run >= 0) {
+		dura_record *r;
+		if (dura_store_get_run(e.store, e.ids[victim_run], &r) == 0) {
+			snprintf(owner0, sizeof(owner0), "%s", r->lease_owner);
+			dura_record_free(r);
+		}
+	}
+	int held = 0;
+	for (int i = 0; owner0[0] && i < 50; i++) {
+		dura_record *r;
+		if (dura_store_get_run(e.store, e.ids[i], &r) == 0) {
+			held += strcmp(r->lease_owner, owner0) == 0 && r->run_state == DURA_RUN_RUNNING;
+			dura_record_free(r);
+		}
+	}
 	/* the rescue, measured (printed, not asserted): until a run the
 	 * killed worker was inside changes hands */
 	if (victim_run >= 0) {
-		char owner0[DURA_MAX_ID_LEN + 1] = "";
 		for (int i = 0; i < 60000; i++) {
 			dura_record *r;
 			if (dura_store_get_run(e.store, e.ids[victim_run], &r))
@@ -772,9 +834,10 @@ static void processes_survive_a_kill(void)
 		rescued += sh->stats[c].rescued;
 		errors += sh->stats[c].errors;
 	}
-	fprintf(stderr, "    killed worker was inside %d node(s); survivors completed %llu, rescued %llu\n", interrupted,
-	        (unsigned long long)completed, (unsigned long long)rescued);
-	CHECK(rescued >= 1);
+	fprintf(stderr, "    killed worker was inside %d node(s) and held %d run(s); survivors completed %llu, rescued %llu\n",
+	        interrupted, held, (unsigned long long)completed, (unsigned long long)rescued);
+	CHECK(held >= 1);
+	CHECK(rescued >= (uint64_t)held);
 	CHECK(errors == 0);
 	CHECK(sh->overlaps == 0);
 	int extra = 0;
@@ -796,6 +859,103 @@ static void processes_survive_a_kill(void)
  * continued. Its commit is refused, it abandons the run, and the history
  * holds each step once - the taker's.
  */
+/* ---- flow control ---------------------------------------------------------------- */
+
+/*
+ * Several workers (processes where the store is shared between them,
+ * threads of one process otherwise), twelve executor threads in all, on
+ * 36 runs of a limited workflow: the executors inside a node at once,
+ * counted by the nodes themselves in shared memory, never pass the
+ * limit. Each step is still in history once.
+ */
+static void flow_run(int max_running, int max_per_key)
+{
+	reset_shared();
+	for (int n = 0; n < NODES; n++)
+		sh->sleep_ms[n] = 5;
+	env e;
+	REQUIRE(env_open_limited(&e, 0, max_running, max_per_key) == 0);
+	REQUIRE(start_runs_flow(&e, 36, NULL) == 0);
+	dura_worker_options o = opts_of(4, 3000, 0, 50);
+	enum { KIDS = 3 };
+	if (multi_process(e.store)) {
+		pid_t pids[KIDS];
+		for (int c = 0; c < KIDS; c++) {
+			pids[c] = fork();
+			REQUIRE(pids[c] >= 0);
+			if (pids[c] == 0)
+				child_worker(&e, c, &o);
+		}
+		int bad = 0;
+		for (int c = 0; c < KIDS; c++)
+			bad += reap(pids[c]) != 0;
+		CHECK(bad == 0);
+	} else {
+		dura_worker *w[KIDS];
+		for (int c = 0; c < KIDS; c++)
+			REQUIRE_RC(dura_worker_start(&w[c], e.eng, &o), 0);
+		CHECK(wait_final(&e, 120000));
+		for (int c = 0; c < KIDS; c++)
+			CHECK_RC(dura_worker_stop(w[c], 10000), 0);
+	}
+	fprintf(stderr, "    limits %d / %d per key: at most %d inside a node at once (keys %d %d %d)\n", max_running,
+	        max_per_key, atomic_load(&sh->max_all), atomic_load(&sh->max_key[0]), atomic_load(&sh->max_key[1]),
+	        atomic_load(&sh->max_key[2]));
+	if (max_running)
+		CHECK(atomic_load(&sh->max_all) <= max_running);
+	if (max_per_key)
+		for (int k = 0; k < FLOW_KEYS; k++)
+			CHECK(atomic_load(&sh->max_key[k]) <= max_per_key);
+	CHECK(atomic_load(&sh->max_all) >= 1);
+	CHECK(sh->overlaps == 0);
+	CHECK(verify_runs(&e) == 0);
+	for (int i = 0; i < e.nruns; i++)
+		for (int n = 0; n < NODES; n++)
+			CHECK(sh->execs[i][n] == 1);
+	env_close(&e);
+}
+
+static void flow_workflow_limit(void)
+{
+	flow_run(2, 0);
+}
+
+static void flow_key_limit(void)
+{
+	flow_run(0, 1);
+}
+
+static int prio_of(int i)
+{
+	return (i * 7) % 11 - 5; /* -5..5, mixed */
+}
+
+/* One executor thread: the runs begin in priority order (higher first,
+ * then the order they were started in). */
+static void flow_priority(void)
+{
+	reset_shared();
+	env e;
+	REQUIRE(env_open(&e, 0) == 0);
+	REQUIRE(start_runs_flow(&e, 20, prio_of) == 0);
+	dura_worker_options o = opts_of(1, 3000, 0, 50);
+	o.batch = 1;
+	dura_worker *w;
+	REQUIRE_RC(dura_worker_start(&w, e.eng, &o), 0);
+	CHECK(wait_final(&e, 120000));
+	CHECK_RC(dura_worker_stop(w, 10000), 0);
+	REQUIRE(atomic_load(&sh->order_n) == 20);
+	int bad = 0;
+	for (int k = 1; k < 20; k++) {
+		int a = sh->order[k - 1], b = sh->order[k];
+		if (prio_of(a) < prio_of(b) || (prio_of(a) == prio_of(b) && a > b))
+			bad++;
+	}
+	CHECK(bad == 0);
+	CHECK(verify_runs(&e) == 0);
+	env_close(&e);
+}
+
 static void fencing_after_sigstop(void)
 {
 	reset_shared();
@@ -917,6 +1077,9 @@ int main(int argc, char **argv)
 		{"start_out_of_memory", start_out_of_memory},
 		{"processes_survive_a_kill", processes_survive_a_kill},
 		{"fencing_after_sigstop", fencing_after_sigstop},
+		{"flow_workflow_limit", flow_workflow_limit},
+		{"flow_key_limit", flow_key_limit},
+		{"flow_priority", flow_priority},
 	};
 	char suite[64];
 	snprintf(suite, sizeof(suite), "worker %.*s", (int)strcspn(g_url, ":"), g_url);

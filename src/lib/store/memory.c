@@ -42,6 +42,7 @@
 /* uthash on dura's allocator, reporting OOM (every function that adds to
  * a hash declares `int hash_oom = 0;`), and the monotonic-clock helpers */
 #include "../util.h"
+#include "flow.h"
 
 #define STORE "memory"
 #define MEM_SCHEMA_VERSION 1
@@ -100,6 +101,8 @@ typedef struct mem_run {
 	char *workflow_name;
 	char *foreign_id; /* mem_empty or owned */
 	char *meta;       /* mem_empty or owned */
+	char *concurrency_key; /* mem_empty or owned */
+	int priority;
 	int64_t created_at;
 	mem_slot *slot; /* NULL without a foreign id */
 	run_data d;
@@ -288,8 +291,9 @@ static int copy_record(dura_record *o, const mem_run *r, const run_data *d)
 	o->error = dura_strdup(d->error);
 	o->meta = dura_strdup(r->meta);
 	o->lease_owner = dura_strdup(d->lease_owner);
+	o->concurrency_key = dura_strdup(r->concurrency_key);
 	if (!o->run_id || !o->workflow_name || !o->foreign_id || !o->status || !o->state || !o->error || !o->meta ||
-	    !o->lease_owner) {
+	    !o->lease_owner || !o->concurrency_key) {
 		dura_record_clear(o);
 		return oom();
 	}
@@ -301,6 +305,7 @@ static int copy_record(dura_record *o, const mem_run *r, const run_data *d)
 	o->next_run_at = d->next_run_at;
 	o->created_at = r->created_at;
 	o->updated_at = d->updated_at;
+	o->priority = r->priority;
 	return 0;
 }
 
@@ -522,6 +527,7 @@ static void free_run(mem_run *r)
 	dura_free(r->workflow_name);
 	opt_free(r->foreign_id);
 	opt_free(r->meta);
+	opt_free(r->concurrency_key);
 	dura_free(r);
 }
 
@@ -802,6 +808,8 @@ static int mem_create_run(void *impl, const dura_run_create *req, const char *ru
 	r->workflow_name = dura_strdup(req->workflow_name);
 	r->foreign_id = opt_dup(fid);
 	r->meta = opt_dup(req->meta);
+	r->concurrency_key = opt_dup(req->concurrency_key);
+	r->priority = req->priority;
 	r->created_at = now;
 	r->d.state = text_new(req->state ? req->state : "{}");
 	r->d.status = opt_dup(req->status);
@@ -812,7 +820,8 @@ static int mem_create_run(void *impl, const dura_run_create *req, const char *ru
 	r->d.next_run_at = req->next_run_at ? req->next_run_at : now;
 	r->d.updated_at = now;
 	dura_record *rec = NULL;
-	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->meta || !r->d.state || !r->d.status ||
+	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->meta || !r->concurrency_key || !r->d.state ||
+	    !r->d.status ||
 	    (out && record_out(&rec, r) != 0) || add_run(m, r)) {
 		dura_record_free(rec);
 		free_run(r);
@@ -1753,33 +1762,45 @@ static int mem_cache_stats(void *impl, dura_cache_stats *out)
 
 /* ---- leases --------------------------------------------------------------- */
 
+/* Claim order: higher priority first, then the earliest due, then run id. */
 static int claim_order(const void *a, const void *b)
 {
 	const mem_run *x = *(const mem_run *const *)a, *y = *(const mem_run *const *)b;
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
 	if (x->d.next_run_at != y->d.next_run_at)
 		return x->d.next_run_at < y->d.next_run_at ? -1 : 1;
 	return strcmp(x->run_id, y->run_id);
 }
 
-static int workflow_listed(const char *wf, const char *const *wfs, size_t n)
+static int workflow_served(const char *wf, const dura_claim *req)
 {
-	if (n == 0)
+	if (req->nworkflows == 0)
 		return 1;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(wf, wfs[i]) == 0)
+	for (size_t i = 0; i < req->nworkflows; i++)
+		if (strcmp(wf, req->workflows[i].name) == 0)
 			return 1;
 	return 0;
 }
 
-static int mem_claim_runs(void *impl, const char *owner, const char *const *wfs, size_t nwfs, size_t max,
-                          int64_t lease_ms, dura_record_list *out)
+static int leased_now(const mem_run *r, int64_t now)
+{
+	return r->d.lease_owner[0] && r->d.lease_expires_at > now;
+}
+
+/* Under the store's lock, so counting the live leases and taking the
+ * claim are one step (flow.h). */
+static int mem_claim_flow(void *impl, const dura_claim *req, dura_record_list *out)
 {
 	mem_store *m = impl;
 	int rc = 0;
 	mem_run **sel = NULL;
 	run_data *nd = NULL;
 	dura_record *items = NULL;
+	dura_flow *flow = NULL;
 	size_t n = 0, done_copies = 0;
+	if ((rc = dura_flow_new(&flow, req, STORE)) != 0)
+		return rc;
 	lock(m);
 	int64_t now = dura_now_ms();
 	size_t total = HASH_COUNT(m->runs);
@@ -1791,18 +1812,32 @@ static int mem_claim_runs(void *impl, const char *owner, const char *const *wfs,
 		goto done;
 	}
 	for (mem_run *r = m->runs; r; r = r->hh.next) {
-		if (r->d.run_state != DURA_RUN_RUNNING || r->d.next_run_at > now)
+		if (r->d.run_state != DURA_RUN_RUNNING)
 			continue;
-		if (r->d.lease_owner[0] && r->d.lease_expires_at > now)
+		if (leased_now(r, now)) {
+			if (flow && (rc = dura_flow_count(flow, r->workflow_name, r->concurrency_key, 1)) != 0)
+				goto done;
 			continue;
-		if (workflow_listed(r->workflow_name, wfs, nwfs))
+		}
+		if (r->d.next_run_at <= now && workflow_served(r->workflow_name, req))
 			sel[n++] = r;
 	}
 	if (n == 0)
 		goto done;
 	qsort(sel, n, sizeof(*sel), claim_order);
-	if (n > max)
-		n = max;
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < req->max; i++) {
+		int ok = flow ? dura_flow_admit(flow, sel[i]->workflow_name, sel[i]->concurrency_key) : 1;
+		if (ok < 0) {
+			rc = DURA_ENOMEM;
+			goto done;
+		}
+		if (ok)
+			sel[k++] = sel[i];
+	}
+	n = k;
+	if (n == 0)
+		goto done;
 	/* build the new fields and the caller's copies before changing a run */
 	nd = dura_calloc(n, sizeof(*nd));
 	items = dura_calloc(n, sizeof(*items));
@@ -1812,12 +1847,12 @@ static int mem_claim_runs(void *impl, const char *owner, const char *const *wfs,
 	}
 	for (size_t i = 0; i < n; i++) {
 		nd[i] = sel[i]->d;
-		nd[i].lease_owner = dura_strdup(owner);
+		nd[i].lease_owner = dura_strdup(req->owner);
 		if (!nd[i].lease_owner) {
 			rc = oom();
 			goto done;
 		}
-		nd[i].lease_expires_at = now + lease_ms;
+		nd[i].lease_expires_at = now + req->lease_ms;
 		nd[i].version++;
 		nd[i].updated_at = now;
 		rc = copy_record(&items[i], sel[i], &nd[i]);
@@ -1828,6 +1863,8 @@ static int mem_claim_runs(void *impl, const char *owner, const char *const *wfs,
 		done_copies = i + 1;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (req->taken_over)
+			req->taken_over[i] = dura_flow_taken_over(sel[i]->d.lease_owner, req->owner);
 		opt_free(sel[i]->d.lease_owner);
 		sel[i]->d = nd[i];
 	}
@@ -1846,6 +1883,26 @@ done:
 	}
 	dura_free(nd);
 	dura_free(sel);
+	dura_flow_free(flow);
+	return rc;
+}
+
+static int mem_claim_runs(void *impl, const char *owner, const char *const *wfs, size_t nwfs, size_t max,
+                          int64_t lease_ms, dura_record_list *out)
+{
+	dura_claim_workflow *cw = NULL;
+	if (nwfs && !(cw = dura_calloc(nwfs, sizeof(*cw))))
+		return oom();
+	for (size_t i = 0; i < nwfs; i++)
+		cw[i].name = wfs[i];
+	dura_claim req = DURA_CLAIM_INIT;
+	req.owner = owner;
+	req.workflows = cw;
+	req.nworkflows = nwfs;
+	req.max = max;
+	req.lease_ms = lease_ms;
+	int rc = mem_claim_flow(impl, &req, out);
+	dura_free(cw);
 	return rc;
 }
 
@@ -2059,4 +2116,5 @@ const dura_store_ops dura__memory_ops = {
 	.atfork_child = mem_atfork_child,
 	.wait_ready = mem_wait_ready,
 	.extend_leases = mem_extend_leases,
+	.claim = mem_claim_flow,
 };

@@ -26,6 +26,7 @@
 #include "sql/pool.h"
 #include "sql/schema.h"
 #include "sql/rows.h"
+#include "flow.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -36,7 +37,7 @@
 #include <strings.h>
 
 #define SQ "sqlite"
-#define SQ_SCHEMA_VERSION 1 /* the schema this library writes */
+#define SQ_SCHEMA_VERSION 2 /* the schema this library writes */
 #define SQ_DEFAULT_POOL 8
 #define SQ_DEFAULT_BUSY_MS 5000
 
@@ -94,12 +95,18 @@
 	X(CLAIM_GET, "SELECT owner, expires_at FROM {p}step_cache_claims WHERE {key} = ?1")                          \
 	X(CLAIM_SET, "INSERT OR REPLACE INTO {p}step_cache_claims ({key}, owner, expires_at) VALUES (?1, ?2, ?3)")   \
 	/* leases */                                                                                               \
-	X(CLAIM_RUNS, "UPDATE {p}workflow_records SET lease_owner = ?1, lease_expires_at = ?2, "                   \
-	              "version = version + 1 WHERE run_id IN (SELECT run_id FROM {p}workflow_records "             \
-	              "WHERE run_state = 2 AND next_run_at <= ?3 "                                                 \
-	              "AND (lease_owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?3) "              \
-	              "AND (?4 IS NULL OR workflow_name IN (SELECT value FROM json_each(?4))) "                    \
-	              "ORDER BY next_run_at, run_id LIMIT ?5) RETURNING " REC_COLS)                                \
+	X(FLOW_COUNT, "SELECT workflow_name, concurrency_key, count(*) FROM {p}workflow_records "                  \
+	              "WHERE lease_owner <> '' AND lease_expires_at > ?1 AND run_state = 2 "                       \
+	              "GROUP BY workflow_name, concurrency_key")                                                   \
+	X(CLAIM_PAGE, "SELECT run_id, workflow_name, concurrency_key, lease_owner, priority, next_run_at "          \
+	              "FROM {p}workflow_records WHERE run_state = 2 AND next_run_at <= ?1 "                        \
+	              "AND (lease_owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?1) "              \
+	              "AND (?2 IS NULL OR workflow_name IN (SELECT value FROM json_each(?2))) "                    \
+	              "AND (priority < ?3 OR (priority = ?3 AND (next_run_at > ?4 OR "                             \
+	              "(next_run_at = ?4 AND run_id > ?5)))) "                                                     \
+	              "ORDER BY priority DESC, next_run_at, run_id LIMIT ?6")                                      \
+	X(CLAIM_ONE, "UPDATE {p}workflow_records SET lease_owner = ?1, lease_expires_at = ?2, "                    \
+	             "version = version + 1 WHERE run_id = ?3 RETURNING " REC_COLS)                                \
 	/* outbox */                                                                                               \
 
 #define X_ENUM(name, sql) ST_##name,
@@ -159,8 +166,23 @@ static const char *const migration1[] = {
 	NULL,
 };
 
+/*
+ * Migration 2: flow control. A run's priority and concurrency key; the
+ * claim order's index (by_claim_order, led by the workflow as claims are);
+ * and the live leases, which a claim with limits counts, indexed apart
+ * (only leased rows are in it).
+ */
+static const char *const migration2[] = {
+	"ALTER TABLE {p}workflow_records ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE {p}workflow_records ADD COLUMN concurrency_key TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX {p}by_claim_order ON {p}workflow_records (workflow_name, run_state, priority DESC, next_run_at, run_id);"
+	"CREATE INDEX {p}by_live_lease ON {p}workflow_records (lease_expires_at) WHERE lease_owner <> '';",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
+	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_live_lease", migration2, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == SQ_SCHEMA_VERSION,
@@ -996,7 +1018,8 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 	if ((b = bind_text(st, 1, run_id)) || (b = bind_text(st, 2, req->workflow_name)) || (b = bind_text(st, 3, fid)) ||
 	    (b = bind_int(st, 4, run_state)) || (b = bind_text(st, 5, status)) || (b = bind_text(st, 6, state)) ||
 	    (b = bind_text(st, 7, meta)) || (b = bind_text(st, 8, next_txt)) || (b = bind_text(st, 9, now_txt)) ||
-	    (b = bind_text(st, 10, now_txt))) {
+	    (b = bind_text(st, 10, now_txt)) || (b = bind_int(st, 11, req->priority)) ||
+	    (b = bind_text(st, 12, req->concurrency_key ? req->concurrency_key : ""))) {
 		rc = bind_fail(c, st, b, "creating a run");
 		goto fail;
 	}
@@ -1962,52 +1985,230 @@ static int sq_cache_stats(void *impl, dura_cache_stats *out)
 
 /* ---- leases ------------------------------------------------------------------------ */
 
-static int cmp_due(const void *a, const void *b)
+/* A run a claim chose: its id and its lease owner until now. */
+typedef struct sq_pick {
+	char *run_id;
+	char *prev;
+} sq_pick;
+
+/* The claim's candidates, page by page in claim order, offered to the flow
+ * ledger (or all taken, without one) until max are chosen. */
+static int claim_pick(sq_store *s, sq_conn *c, const dura_claim *req, dura_flow *flow, const char *now_txt,
+                      sq_pick *picks, size_t *npicks)
 {
-	const dura_record *x = a, *y = b;
-	if (x->next_run_at != y->next_run_at)
-		return x->next_run_at < y->next_run_at ? -1 : 1;
-	return strcmp(x->run_id, y->run_id);
+	sqlite3_stmt *st;
+	int rc, prio = DURA_PRIORITY_MAX + 1, b;
+	char *due = dura_strdup(""), *after = dura_strdup("");
+	char *names = NULL;
+	if (!due || !after)
+		goto oom;
+	if (!flow && req->nworkflows) {
+		const char **v = dura_calloc(req->nworkflows, sizeof(*v));
+		if (!v)
+			goto oom;
+		for (size_t i = 0; i < req->nworkflows; i++)
+			v[i] = req->workflows[i].name;
+		names = dura__json_string_array(v, req->nworkflows);
+		dura_free(v);
+		if (!names)
+			goto oom;
+	}
+	/* without limits every candidate is taken: one page of max */
+	int64_t page = flow ? (int64_t)req->max * 4 + 16 : (int64_t)req->max;
+	for (;;) {
+		if (flow) {
+			int none = 0;
+			dura_free(names);
+			if (!(names = dura_flow_open_json(flow, &none)))
+				goto oom;
+			if (none)
+				break;
+		}
+		if ((rc = prep(s, c, ST_CLAIM_PAGE, &st)) != 0)
+			goto out;
+		if ((b = bind_text(st, 1, now_txt)) || (b = bind_text(st, 2, names)) || (b = bind_int(st, 3, prio)) ||
+		    (b = bind_text(st, 4, due)) || (b = bind_text(st, 5, after)) || (b = bind_int64(st, 6, page))) {
+			rc = bind_fail(c, st, b, "claiming runs");
+			goto out;
+		}
+		int64_t rows = 0;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			rows++;
+			const char *id = (const char *)sqlite3_column_text(st, 0);
+			const char *wf = (const char *)sqlite3_column_text(st, 1);
+			const char *key = (const char *)sqlite3_column_text(st, 2);
+			const char *prev = (const char *)sqlite3_column_text(st, 3);
+			const char *at = (const char *)sqlite3_column_text(st, 5);
+			if (!id || !wf || !key || !prev || !at) {
+				sqlite3_reset(st);
+				goto oom;
+			}
+			prio = sqlite3_column_int(st, 4);
+			dura_free(due);
+			dura_free(after);
+			due = dura_strdup(at);
+			after = dura_strdup(id);
+			if (!due || !after) {
+				sqlite3_reset(st);
+				goto oom;
+			}
+			int ok = flow ? dura_flow_admit(flow, wf, key) : 1;
+			if (ok < 0) {
+				sqlite3_reset(st);
+				rc = DURA_ENOMEM;
+				goto out;
+			}
+			if (!ok)
+				continue;
+			sq_pick *p = &picks[*npicks];
+			p->run_id = dura_strdup(id);
+			p->prev = dura_strdup(prev);
+			if (!p->run_id || !p->prev) {
+				dura_free(p->run_id);
+				dura_free(p->prev);
+				sqlite3_reset(st);
+				goto oom;
+			}
+			if (++*npicks == req->max)
+				break;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			rc = sq_fail(c, rc, "claiming runs");
+			sqlite3_reset(st);
+			goto out;
+		}
+		sqlite3_reset(st);
+		rc = 0;
+		if (*npicks == req->max || rows < page || !flow)
+			break;
+	}
+	rc = 0;
+	goto out;
+oom:
+	rc = dura_error_oom(SQ);
+out:
+	dura_free(due);
+	dura_free(after);
+	dura_free(names);
+	return rc;
+}
+
+/* The live leases, per workflow and key, into the ledger. */
+static int claim_count(sq_store *s, sq_conn *c, dura_flow *flow, const char *now_txt)
+{
+	sqlite3_stmt *st;
+	int rc = prep(s, c, ST_FLOW_COUNT, &st), b;
+	if (rc)
+		return rc;
+	if ((b = bind_text(st, 1, now_txt)) != 0)
+		return bind_fail(c, st, b, "counting leases");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *wf = (const char *)sqlite3_column_text(st, 0);
+		const char *key = (const char *)sqlite3_column_text(st, 1);
+		if (!wf || !key) {
+			sqlite3_reset(st);
+			return dura_error_oom(SQ);
+		}
+		if ((rc = dura_flow_count(flow, wf, key, sqlite3_column_int64(st, 2))) != 0) {
+			sqlite3_reset(st);
+			return rc;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sq_fail(c, rc, "counting leases");
+		sqlite3_reset(st);
+		return rc;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+/*
+ * A claim is one write transaction (BEGIN IMMEDIATE): counting the live
+ * leases, choosing the runs and leasing them is one step, so no run is
+ * claimed twice and no limit exceeded, here or in another process. The
+ * runs are leased one UPDATE each, in claim order, which is the order
+ * they are handed back in.
+ */
+static int sq_claim(void *impl, const dura_claim *req, dura_record_list *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char now_txt[24], exp_txt[24];
+	dura_flow *flow = NULL;
+	sq_pick *picks = NULL;
+	size_t npicks = 0;
+	int64_t now = dura_now_ms();
+	int rc = dura_flow_new(&flow, req, SQ);
+	if (rc)
+		return rc;
+	if (!(picks = dura_calloc(req->max, sizeof(*picks)))) {
+		dura_flow_free(flow);
+		return dura_error_oom(SQ);
+	}
+	if ((rc = pool_get(s, &c)) != 0) {
+		dura_free(picks);
+		dura_flow_free(flow);
+		return rc;
+	}
+	fmt_time(now_txt, now);
+	fmt_time(exp_txt, dura__add_ms(now, req->lease_ms));
+	if ((rc = tx_begin(s, c)) == 0 && (!flow || (rc = claim_count(s, c, flow, now_txt)) == 0))
+		rc = claim_pick(s, c, req, flow, now_txt, picks, &npicks);
+	if (rc == 0 && npicks && !(out->items = dura_calloc(npicks, sizeof(*out->items))))
+		rc = dura_error_oom(SQ);
+	for (size_t i = 0; rc == 0 && i < npicks; i++) {
+		int b;
+		dura_record *r = NULL;
+		if ((rc = prep(s, c, ST_CLAIM_ONE, &st)) != 0)
+			break;
+		if ((b = bind_text(st, 1, req->owner)) || (b = bind_text(st, 2, exp_txt)) ||
+		    (b = bind_text(st, 3, picks[i].run_id))) {
+			rc = bind_fail(c, st, b, "claiming runs");
+			break;
+		}
+		if ((rc = fetch(c, st, DURA_SQL_RECORD, (void **)&r, "claiming runs")) != 0)
+			break;
+		out->items[out->count++] = *r;
+		dura_free(r);
+		if (req->taken_over)
+			req->taken_over[i] = dura_flow_taken_over(picks[i].prev, req->owner);
+	}
+	if (rc == 0 && (rc = tx_commit(s, c)) == 0) {
+		/* done */
+	} else {
+		tx_rollback(s, c);
+		dura_record_list_free(out);
+		if (req->taken_over)
+			memset(req->taken_over, 0, req->max * sizeof(*req->taken_over));
+	}
+	pool_put(s, c);
+	for (size_t i = 0; i < npicks; i++) {
+		dura_free(picks[i].run_id);
+		dura_free(picks[i].prev);
+	}
+	dura_free(picks);
+	dura_flow_free(flow);
+	return rc;
 }
 
 static int sq_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
                          int64_t lease_ms, dura_record_list *out)
 {
-	sq_store *s = impl;
-	sq_conn *c;
-	sqlite3_stmt *st;
-	char now_txt[24], exp_txt[24], *list = NULL;
-	int64_t now = dura_now_ms();
-	if (nworkflows && !(list = dura__json_string_array(workflows, nworkflows)))
+	dura_claim_workflow *cw = NULL;
+	if (nworkflows && !(cw = dura_calloc(nworkflows, sizeof(*cw))))
 		return dura_error_oom(SQ);
-	int rc = pool_get(s, &c);
-	if (rc) {
-		dura_free(list);
-		return rc;
-	}
-	fmt_time(now_txt, now);
-	fmt_time(exp_txt, dura__add_ms(now, lease_ms));
-	/* one statement: it runs under the write lock, so no run is claimed
-	 * twice, here or in another process. In a transaction, because
-	 * RETURNING has made every change by its first row: running out of
-	 * memory while collecting the rows must undo the claims. */
-	if ((rc = tx_begin(s, c)) == 0 && (rc = prep(s, c, ST_CLAIM_RUNS, &st)) == 0) {
-		int b;
-		if ((b = bind_text(st, 1, owner)) || (b = bind_text(st, 2, exp_txt)) || (b = bind_text(st, 3, now_txt)) ||
-		    (b = bind_text(st, 4, list)) || (b = bind_int64(st, 5, (int64_t)max)))
-			rc = bind_fail(c, st, b, "claiming runs");
-		else
-			rc = collect(c, st, DURA_SQL_RECORD, (void **)&out->items, &out->count, "claiming runs");
-	}
-	if (rc == 0 && (rc = tx_commit(s, c)) != 0)
-		dura_record_list_free(out);
-	else if (rc)
-		tx_rollback(s, c);
-	pool_put(s, c);
-	dura_free(list);
-	/* RETURNING gives rows in no particular order: oldest due first */
-	if (rc == 0 && out->count > 1)
-		qsort(out->items, out->count, sizeof(dura_record), cmp_due);
+	for (size_t i = 0; i < nworkflows; i++)
+		cw[i].name = workflows[i];
+	dura_claim req = DURA_CLAIM_INIT;
+	req.owner = owner;
+	req.workflows = cw;
+	req.nworkflows = nworkflows;
+	req.max = max;
+	req.lease_ms = lease_ms;
+	int rc = sq_claim(impl, &req, out);
+	dura_free(cw);
 	return rc;
 }
 
@@ -2229,4 +2430,5 @@ const dura_store_ops dura__sqlite_ops = {
 	.wait_change = NULL,
 	.atfork_child = sq_atfork_child,
 	.extend_leases = sq_extend_leases,
+	.claim = sq_claim,
 };

@@ -382,28 +382,51 @@ int dura_store_create_run(dura_store *s, const dura_run_create *req, dura_record
 	CHECK_STORE(s);
 	if (!req)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: request is NULL", fn);
-	if (req->version != DURA_RUN_CREATE_VERSION)
-		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: request version %u, expected %u", fn, req->version,
-		                             DURA_RUN_CREATE_VERSION);
-	TRY(check_id(req->workflow_name, "workflow name", fn));
-	TRY(check_opt_id(req->foreign_id, "foreign id", fn));
-	TRY(check_opt_id(req->status, "status", fn));
-	TRY(check_run_state(req->run_state, 1, fn));
-	if (req->state)
-		TRY(dura__json_valid(req->state, "initial state"));
-	if (req->meta && *req->meta)
-		TRY(dura__json_valid(req->meta, "run metadata"));
-	if (req->run_id) {
-		TRY(check_id(req->run_id, "run id", fn));
-		dura_error_clear();
-		int rc_;
-		GUARD(rc_, s->ops->create_run(s->impl, req, req->run_id, out));
-		return rc_;
+	if (req->version != 1 && req->version != DURA_RUN_CREATE_VERSION)
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: request version %u, expected 1 to %u", fn,
+		                             req->version, DURA_RUN_CREATE_VERSION);
+	/* the store always gets a request of this version: a version-1 one
+	 * ends at meta, so only that much of it is read */
+	dura_run_create r = DURA_RUN_CREATE_INIT;
+	r.run_id = req->run_id;
+	r.workflow_name = req->workflow_name;
+	r.foreign_id = req->foreign_id;
+	r.state = req->state;
+	r.status = req->status;
+	r.run_state = req->run_state;
+	r.next_run_at = req->next_run_at;
+	r.meta = req->meta;
+	if (req->version >= 2) {
+		r.priority = req->priority;
+		r.concurrency_key = req->concurrency_key;
 	}
-	TRY(dura_uuid7(id));
+	if (!r.concurrency_key)
+		r.concurrency_key = "";
+	TRY(check_id(r.workflow_name, "workflow name", fn));
+	TRY(check_opt_id(r.foreign_id, "foreign id", fn));
+	TRY(check_opt_id(r.status, "status", fn));
+	TRY(check_opt_id(r.concurrency_key, "concurrency key", fn));
+	if (*r.concurrency_key && !dura__utf8_valid(r.concurrency_key))
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: the concurrency key is not UTF-8", fn);
+	if (r.priority < DURA_PRIORITY_MIN || r.priority > DURA_PRIORITY_MAX)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: priority %d is outside %d to %d", fn, r.priority,
+		                             DURA_PRIORITY_MIN, DURA_PRIORITY_MAX);
+	if ((r.priority || *r.concurrency_key) && s->ops->version < 4)
+		return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
+		                             "%s: the %s store (contract version %u) keeps no priority or concurrency key", fn,
+		                             s->ops->scheme, s->ops->version);
+	TRY(check_run_state(r.run_state, 1, fn));
+	if (r.state)
+		TRY(dura__json_valid(r.state, "initial state"));
+	if (r.meta && *r.meta)
+		TRY(dura__json_valid(r.meta, "run metadata"));
+	if (r.run_id)
+		TRY(check_id(r.run_id, "run id", fn));
+	else
+		TRY(dura_uuid7(id));
 	dura_error_clear();
 	int rc_;
-	GUARD(rc_, s->ops->create_run(s->impl, req, id, out));
+	GUARD(rc_, s->ops->create_run(s->impl, &r, r.run_id ? r.run_id : id, out));
 	return rc_;
 }
 
@@ -837,6 +860,75 @@ int dura_store_claim_runs(dura_store *s, const char *owner, const char *const *w
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
 		                             (long long)lease_ms);
 	DISPATCH(s, claim_runs, owner, nwfs ? wfs : NULL, nwfs, max, lease_ms, out);
+}
+
+/* The claim operation appeared in contract version 4. */
+static int (*claim_of(const dura_store_ops *ops))(void *, const dura_claim *, dura_record_list *)
+{
+	return ops->version >= 4 ? ops->claim : NULL;
+}
+
+int dura__store_can_claim(const dura_store *s)
+{
+	return s && claim_of(s->ops) != NULL;
+}
+
+int dura_store_claim(dura_store *s, const dura_claim *req, dura_record_list *out)
+{
+	static const char fn[] = "dura_store_claim";
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK_STORE(s);
+	if (!out || !req)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s is NULL", fn, out ? "req" : "out");
+	if (req->version != DURA_CLAIM_VERSION)
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: request version %u, expected %u", fn, req->version,
+		                             DURA_CLAIM_VERSION);
+	TRY(check_id(req->owner, "owner", fn));
+	if (req->nworkflows && !req->workflows)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows but the list is NULL", fn,
+		                             req->nworkflows);
+	if (req->nworkflows > 256)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows (at most 256)", fn, req->nworkflows);
+	int limited = 0;
+	for (size_t i = 0; i < req->nworkflows; i++) {
+		const dura_claim_workflow *w = &req->workflows[i];
+		TRY(check_id(w->name, "workflow name", fn));
+		if (w->max_running < 0 || w->max_running > 1000000 || w->max_per_key < 0 || w->max_per_key > 1000000)
+			return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+			                             "%s: workflow %s: limits %d and %d must be from 0 to 1000000", fn, w->name,
+			                             w->max_running, w->max_per_key);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(req->workflows[j].name, w->name) == 0)
+				return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: workflow %s is listed twice", fn, w->name);
+		limited |= w->max_running > 0 || w->max_per_key > 0;
+	}
+	if (req->max == 0 || req->max > 1000)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: max %zu must be from 1 to 1000", fn, req->max);
+	if (req->lease_ms <= 0)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
+		                             (long long)req->lease_ms);
+	if (req->taken_over)
+		memset(req->taken_over, 0, req->max * sizeof(*req->taken_over));
+	dura_error_clear();
+	int rc;
+	if (claim_of(s->ops)) {
+		GUARD(rc, claim_of(s->ops)(s->impl, req, out));
+		return rc;
+	}
+	if (limited)
+		return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
+		                             "%s: the %s store (contract version %u) has no flow control", fn, s->ops->scheme,
+		                             s->ops->version);
+	/* an older store: its claim_runs, which cannot tell a rescue */
+	const char **names = NULL;
+	if (req->nworkflows && !(names = dura_calloc(req->nworkflows, sizeof(*names))))
+		return dura_error_oom("");
+	for (size_t i = 0; i < req->nworkflows; i++)
+		names[i] = req->workflows[i].name;
+	GUARD(rc, s->ops->claim_runs(s->impl, req->owner, names, req->nworkflows, req->max, req->lease_ms, out));
+	dura_free(names);
+	return rc;
 }
 
 int dura_store_extend_lease(dura_store *s, const char *run_id, const char *owner, int64_t lease_ms)

@@ -99,7 +99,7 @@
 #include <unistd.h>
 
 #define MY "mysql"
-#define MY_SCHEMA_VERSION 4 /* the schema this library writes */
+#define MY_SCHEMA_VERSION 5 /* the schema this library writes */
 #define MY_DEFAULT_POOL 25
 #define MY_DEFAULT_IDLE 5
 #define MY_DEFAULT_LIFETIME_MS (5 * 60 * 1000)
@@ -110,8 +110,6 @@
 #define MY_FALLBACK 2          /* a commit's "the procedure cannot be used here" */
 #define MY_MAX_TIME_MS 253402300799999LL /* 9999-12-31 23:59:59.999, DATETIME's end */
 #define MY_MIN_TIME_MS (-30610224000000LL) /* 1000-01-01 00:00:00 */
-#define MY_APPLY_SLOTS 16 /* run ids per claim UPDATE */
-#define MY_WF_SLOTS 8     /* workflow names in the indexed claim */
 #define MY_MAX_PARAMS 24
 #define MY_KEEP_BUF (256 * 1024) /* column buffers larger than this are freed after use */
 
@@ -127,15 +125,8 @@
  * may be one CALL of the dura_commit procedure, and one whose connection
  * was lost is verified afterwards (COMMIT_VERIFY, STEP_FIND,
  * EVENT_CHECK); the default event data is assembled in the INSERT ...
- * SELECT; a claim selects FOR UPDATE [SKIP LOCKED] and then updates the
- * ids it got, with the workflows as placeholders or JSON_CONTAINS; a
- * cache claim locks its row; aggregates are cast back to integers.
+ * SELECT. Claims are sql/server.c's.
  */
-#define CLAIM_WHERE                                                                         \
-	"FROM {p}workflow_records WHERE run_state = 2 AND next_run_at <= ? AND (lease_owner = '' " \
-	"OR lease_expires_at IS NULL OR lease_expires_at <= ?) "
-#define CLAIM_ORDER "ORDER BY next_run_at, run_id LIMIT ? {lock}"
-
 #define STATEMENTS(X)                                                                                              \
 	SQL_SHARED_STATEMENTS(X)                                                                                   \
 	SQL_SERVER_STATEMENTS(X)                                                                                   \
@@ -157,13 +148,6 @@
 	                 "VALUES (?, UTC_TIMESTAMP(3), ?)")                                                        \
 	/* cache */                                                                                                \
 	/* leases */                                                                                               \
-	X(CLAIM_ANY, "SELECT " REC_COLS " " CLAIM_WHERE CLAIM_ORDER)                                               \
-	X(CLAIM_WF, "SELECT " REC_COLS " " CLAIM_WHERE "AND workflow_name IN (?, ?, ?, ?, ?, ?, ?, ?) "            \
-	            CLAIM_ORDER)                                                                                   \
-	X(CLAIM_JSON, "SELECT " REC_COLS " " CLAIM_WHERE "AND JSON_CONTAINS(?, JSON_QUOTE(workflow_name)) "        \
-	              CLAIM_ORDER)                                                                                 \
-	X(CLAIM_APPLY, "UPDATE {p}workflow_records SET lease_owner = ?, lease_expires_at = ?, "                    \
-	               "version = version + 1 WHERE run_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")   \
 	/* outbox */                                                                                               \
 
 #define X_ENUM(name, sql) ST_##name,

@@ -172,6 +172,24 @@ static const char *const migration4_optional[] = {
 
 static const char *const no_statements[] = {NULL};
 
+/*
+ * Migration 5: flow control. A run's priority and concurrency key; the
+ * claim order's index, led by the workflow as the claims are (led by
+ * run_state, the locking claims of several workers deadlocked on it);
+ * the lease expiry, which a claim with limits counts
+ * live leases by; and dura_flow, whose one row such a claim locks, so
+ * that limited claims take turns.
+ */
+static const char *const migration5[] = {
+	"ALTER TABLE {p}workflow_records ADD COLUMN priority INT NOT NULL DEFAULT 0, "
+	"ADD COLUMN concurrency_key VARCHAR(255) NOT NULL DEFAULT '', "
+	"ADD INDEX by_claim_order (workflow_name, run_state, priority DESC, next_run_at, run_id), "
+	"ADD INDEX by_lease_expires_at (lease_expires_at)",
+	"CREATE TABLE {p}dura_flow (id INT NOT NULL, PRIMARY KEY (id))" TABLE_OPTS,
+	"INSERT INTO {p}dura_flow (id) VALUES (1)",
+	NULL,
+};
+
 /* optional: skipped when the user may not create routines */
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, no_statements},
@@ -180,6 +198,8 @@ static const dura_sql_migration migrations[] = {
 	 migration2_optional},
 	{"dura_commit procedure again: default event data from the client pieces, the same bytes as every store",
 	 no_statements, migration4_optional},
+	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_lease_expires_at, dura_flow",
+	 migration5, no_statements},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == MY_SCHEMA_VERSION, "one migration per schema version");

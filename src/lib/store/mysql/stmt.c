@@ -279,6 +279,21 @@ void dura_my_st_done(my_stmt *m)
 	}
 }
 
+/*
+ * A statement that failed part-way - a deadlock while a locking SELECT
+ * was sending its rows - leaves the statement handle mid-result: reset it
+ * (the server's side too), so that its next execute starts clean. Left as
+ * it is, the next execute waited for an answer that never came. A
+ * connection whose reset fails is broken.
+ */
+static int st_failed(my_store *s, my_conn *c, my_stmt *m, const char *what)
+{
+	int rc = dura_my_fail(s, c, m->st, what);
+	if (!c->base.broken && mysql_stmt_reset(m->st))
+		c->base.broken = 1;
+	return rc;
+}
+
 /* Execute statement id with p; rows, if any, are stored for dura_my_st_fetch. */
 int dura_my_st_run(my_store *s, my_conn *c, int id, my_params *p, my_stmt **out)
 {
@@ -300,10 +315,10 @@ int dura_my_st_run(my_store *s, my_conn *c, int id, my_params *p, my_stmt **out)
 		m->rebind = 0;
 	}
 	if (mysql_stmt_execute(m->st))
-		return dura_my_fail(s, c, m->st, what);
+		return st_failed(s, c, m, what);
 	if (m->ncols) {
 		if (mysql_stmt_store_result(m->st)) {
-			rc = dura_my_fail(s, c, m->st, what);
+			rc = st_failed(s, c, m, what);
 			mysql_stmt_free_result(m->st);
 			return rc;
 		}

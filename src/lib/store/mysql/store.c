@@ -20,15 +20,6 @@
 
 static const char *const st_sql[ST__COUNT] = {STATEMENTS(X_SQL)};
 
-/* ---- time ------------------------------------------------------------------------ */
-
-/* now + ms, no later than DATETIME's end */
-static int64_t add_ms(int64_t now, int64_t ms)
-{
-	int64_t t = dura__add_ms(now, ms);
-	return t > MY_MAX_TIME_MS ? MY_MAX_TIME_MS : t;
-}
-
 /* ---- lifecycle -------------------------------------------------------------------- */
 
 static void note(my_store *s, const char *fmt, const char *arg)
@@ -321,102 +312,6 @@ static int my_migrate(void *impl, int *from, int *to)
 	return dura_my_run_op(impl, migrate_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
-/* ---- runs ------------------------------------------------------------------------- */
-
-/* ---- leases ------------------------------------------------------------------------ */
-
-struct claim_arg {
-	const char *owner;
-	const char *const *wfs;
-	size_t nwfs, max;
-	int64_t lease_ms;
-	const char *json;
-	dura_record_list *out;
-};
-
-/*
- * Claim: the due runs, oldest first, locked as they are read (SKIP LOCKED
- * passes over the ones another claimer holds; without it a claimer waits
- * for them, then sees them leased and passes), then leased in one UPDATE
- * per MY_APPLY_SLOTS runs. The rows are locked, so the records read are
- * the records as the UPDATE leaves them but for owner, expiry and version.
- */
-static int claim_body(my_store *s, my_conn *c, void *arg, int again)
-{
-	struct claim_arg *a = arg;
-	int64_t now = dura_now_ms(), until = add_ms(now, a->lease_ms);
-	my_params p;
-	int id;
-	(void)again;
-	dura_record_list_free(a->out);
-	memset(a->out, 0, sizeof(*a->out));
-	p.n = 0;
-	dura_my_pp_time(&p, now);
-	dura_my_pp_time(&p, now);
-	if (a->nwfs == 0) {
-		id = ST_CLAIM_ANY;
-	} else if (a->nwfs <= MY_WF_SLOTS) {
-		id = ST_CLAIM_WF;
-		for (size_t i = 0; i < MY_WF_SLOTS; i++)
-			dura_my_pp_str(&p, a->wfs[i < a->nwfs ? i : 0]);
-	} else {
-		id = ST_CLAIM_JSON;
-		dura_my_pp_str(&p, a->json);
-	}
-	dura_my_pp_int(&p, (int64_t)a->max);
-	int rc = dura_my_collect(s, c, id, &p, DURA_SQL_RECORD, (void **)&a->out->items, &a->out->count);
-	if (rc)
-		return rc;
-	for (size_t at = 0; at < a->out->count; at += MY_APPLY_SLOTS) {
-		size_t k = a->out->count - at < MY_APPLY_SLOTS ? a->out->count - at : MY_APPLY_SLOTS;
-		uint64_t n = 0;
-		p.n = 0;
-		dura_my_pp_str(&p, a->owner);
-		dura_my_pp_time(&p, until);
-		for (size_t i = 0; i < MY_APPLY_SLOTS; i++)
-			dura_my_pp_str(&p, i < k ? a->out->items[at + i].run_id : "");
-		if ((rc = dura_my_st_write(s, c, ST_CLAIM_APPLY, &p, &n)) != 0)
-			break;
-		if (n != k) {
-			rc = dura_error_set_native(DURA_ERROR, MY, 0, NULL, "claiming runs: %llu of %zu locked runs were leased",
-			                           (unsigned long long)n, k);
-			break;
-		}
-	}
-	for (size_t i = 0; rc == 0 && i < a->out->count; i++) {
-		dura_record *r = &a->out->items[i];
-		char *owner = dura_strdup(a->owner);
-		if (!owner) {
-			rc = dura_error_oom(MY);
-			break;
-		}
-		dura_free(r->lease_owner);
-		r->lease_owner = owner;
-		r->lease_expires_at = until;
-		r->version++;
-	}
-	if (rc) {
-		dura_record_list_free(a->out);
-		memset(a->out, 0, sizeof(*a->out));
-	}
-	return rc;
-}
-
-static int my_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
-                         int64_t lease_ms, dura_record_list *out)
-{
-	struct claim_arg a = {owner, workflows, nworkflows, max, lease_ms, NULL, out};
-	char *json = NULL;
-	if (nworkflows > MY_WF_SLOTS && !(json = dura__json_string_array(workflows, nworkflows)))
-		return dura_error_oom(MY);
-	a.json = json;
-	/* not DURA_SQL_IDEMPOTENT: a claim whose COMMIT was lost is not rerun (it
-	 * would claim more); its runs come back when the lease expires */
-	int rc = dura_my_run_op(impl, claim_body, &a, DURA_SQL_TX);
-	dura_free(json);
-	return rc;
-}
-
 /* ---- raw SQL ------------------------------------------------------------------------- */
 
 /*
@@ -508,7 +403,7 @@ const dura_store_ops dura__mysql_ops = {
 	.cache_purge_expired = dura_sql_cache_purge_expired,
 	.cache_list = dura_sql_cache_list,
 	.cache_stats = dura_sql_cache_stats,
-	.claim_runs = my_claim_runs,
+	.claim_runs = dura_sql_claim_runs,
 	.extend_lease = dura_sql_extend_lease,
 	.release_lease = dura_sql_release_lease,
 	.outbox_poll = dura_sql_outbox_poll,
@@ -517,4 +412,5 @@ const dura_store_ops dura__mysql_ops = {
 	.wait_change = NULL,
 	.atfork_child = my_atfork_child,
 	.extend_leases = dura_sql_extend_leases,
+	.claim = dura_sql_claim,
 };

@@ -49,7 +49,7 @@
 #include <stdint.h>
 
 #define PG "postgres"
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 #define PG_DEFAULT_POOL 25
 #define PG_DEFAULT_IDLE 5
 #define PG_DEFAULT_LIFETIME_MS (5 * 60 * 1000)
@@ -88,12 +88,7 @@
 	X(SCHEMA_EXISTS, "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "           \
 	                 "AND tablename = '{p}dura_schema'")                                                       \
 	X(SCHEMA_RECORD, "INSERT INTO {p}dura_schema (version, applied_at, description) VALUES (?, now(), ?)")      \
-	X(COMMIT, PG_COMMIT_SQL)                                                                                   \
-	X(CLAIM, "UPDATE {p}workflow_records SET lease_owner = ?, lease_expires_at = ?, version = version + 1 "     \
-	         "WHERE run_id IN (SELECT run_id FROM {p}workflow_records WHERE run_state = 2 AND next_run_at <= ? " \
-	         "AND (lease_owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?) "                    \
-	         "AND (?:text IS NULL OR workflow_name IN (SELECT jsonb_array_elements_text(CAST(? AS JSONB)))) "    \
-	         "ORDER BY next_run_at, run_id LIMIT ? {lock}) RETURNING " REC_COLS)                               \
+	X(COMMIT, PG_COMMIT_SQL)
 
 #define X_ENUM(name, sql) ST_##name,
 enum { STATEMENTS(X_ENUM) ST__COUNT };

@@ -70,8 +70,26 @@ static const char *const migration1[] = {
 	NULL,
 };
 
+/*
+ * Migration 2: flow control. A run's priority and concurrency key; the
+ * claim order's index; the live leases, which a claim with limits counts
+ * (a partial index: only leased rows); and dura_flow, whose one row such a
+ * claim locks, so that limited claims take turns.
+ */
+static const char *const migration2[] = {
+	"ALTER TABLE {p}workflow_records ADD COLUMN priority INTEGER NOT NULL DEFAULT 0, "
+	"ADD COLUMN concurrency_key " T " NOT NULL DEFAULT '';"
+	"CREATE INDEX {p}by_claim_order ON {p}workflow_records (workflow_name, run_state, priority DESC, next_run_at, run_id);"
+	"CREATE INDEX {p}by_live_lease ON {p}workflow_records (lease_expires_at) WHERE lease_owner <> '';"
+	"CREATE TABLE {p}dura_flow (id INTEGER PRIMARY KEY);"
+	"INSERT INTO {p}dura_flow (id) VALUES (1)",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
+	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_live_lease, dura_flow",
+	 migration2, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PG_SCHEMA_VERSION, "one migration per schema version");

@@ -301,50 +301,6 @@ static int pg_migrate(void *impl, int *from, int *to)
 	return dura_sql_run_op(impl, migrate_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
-/* ---- claims ------------------------------------------------------------------------- */
-
-struct claim_arg {
-	const char *owner, *json;
-	size_t max;
-	int64_t lease_ms;
-	dura_record_list *out;
-};
-
-/* One UPDATE over the due runs, oldest first, locked as they are chosen
- * (SKIP LOCKED passes over another claimer's), returning what it wrote. */
-static int claim_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
-{
-	struct claim_arg *a = arg;
-	int64_t now = dura_now_ms();
-	dura_sql_params p;
-	(void)again;
-	dura_record_list_free(a->out);
-	memset(a->out, 0, sizeof(*a->out));
-	p.n = 0;
-	dura_sql_p_str(&p, a->owner);
-	dura_sql_p_time(&p, dura_sql_add_ms(s, now, a->lease_ms));
-	dura_sql_p_time(&p, now);
-	dura_sql_p_time(&p, now);
-	dura_sql_p_str(&p, a->json);
-	dura_sql_p_str(&p, a->json);
-	dura_sql_p_int(&p, (int64_t)a->max);
-	return dura_sql_st_collect(s, c, ST_CLAIM, &p, DURA_SQL_RECORD, (void **)&a->out->items, &a->out->count);
-}
-
-static int pg_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
-                         int64_t lease_ms, dura_record_list *out)
-{
-	char *json = NULL;
-	if (nworkflows && !(json = dura__json_string_array(workflows, nworkflows)))
-		return dura_error_oom(PG);
-	struct claim_arg a = {owner, json, max, lease_ms, out};
-	/* one statement, atomic; not rerun after a lost connection (it would
-	 * claim more): its runs come back when their leases expire */
-	int rc = dura_sql_run_op(impl, claim_body, &a, 0);
-	dura_free(json);
-	return rc;
-}
-
 /* ---- raw SQL ------------------------------------------------------------------------- */
 
 /* Several statements allowed; every result set goes to the callback. The
@@ -429,7 +385,7 @@ const dura_store_ops dura__postgres_ops = {
 	.cache_purge_expired = dura_sql_cache_purge_expired,
 	.cache_list = dura_sql_cache_list,
 	.cache_stats = dura_sql_cache_stats,
-	.claim_runs = pg_claim_runs,
+	.claim_runs = dura_sql_claim_runs,
 	.extend_lease = dura_sql_extend_lease,
 	.release_lease = dura_sql_release_lease,
 	.outbox_poll = dura_sql_outbox_poll,
@@ -439,4 +395,5 @@ const dura_store_ops dura__postgres_ops = {
 	.atfork_child = pg_atfork_child,
 	.extend_leases = dura_sql_extend_leases,
 	.wait_ready = dura_pg_wait_ready,
+	.claim = dura_sql_claim,
 };

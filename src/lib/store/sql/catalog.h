@@ -24,7 +24,7 @@
 /* The columns of a dura_record, in the order dura_sql_row_record() reads them. */
 #define REC_COLS                                                                                          \
 	"run_id, workflow_name, foreign_id, run_state, status, object, version, step_no, attempt, error, meta, " \
-	"lease_owner, lease_expires_at, next_run_at, created_at, updated_at"
+	"lease_owner, lease_expires_at, next_run_at, created_at, updated_at, priority, concurrency_key"
 /* dura_sql_row_step()'s and dura_sql_row_checkpoint()'s columns */
 #define STEP_COLS "run_id, step, node_id, state, created_at"
 #define CP_COLS "checkpoint_id, run_id, step, state, created_at, updated_at"
@@ -36,7 +36,7 @@
 	X(SCHEMA_VERSION, "SELECT COALESCE(MAX(version), 0) FROM {p}dura_schema")                                   \
 	/* runs */                                                                                                 \
 	X(RUN_INSERT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
-	              "(?, ?, ?, ?, ?, ?, 1, 0, 0, '', ?, '', NULL, ?, ?, ?)")                                     \
+	              "(?, ?, ?, ?, ?, ?, 1, 0, 0, '', ?, '', NULL, ?, ?, ?, ?, ?)")                                     \
 	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (?:text IS NULL OR workflow_name = ?) "    \
 	            "AND (?:int = 0 OR run_state = ?) AND (?:text IS NULL OR status = ?) "                         \
 	            "AND (?:text IS NULL OR foreign_id = ?) AND (?:time IS NULL OR created_at >= ?) "              \
@@ -115,6 +115,22 @@
 	                 "WHERE run_id = ? FOR UPDATE")                                                            \
 	X(STEP_FIND, "SELECT step, state FROM {p}workflow_steps WHERE run_id = ? AND created_at = ? "             \
 	             "AND node_id = ? ORDER BY step DESC LIMIT 1")                                                 \
-	X(EVENT_CHECK, "SELECT 1 FROM {p}workflow_outbox WHERE id = ?")
+	X(EVENT_CHECK, "SELECT 1 FROM {p}workflow_outbox WHERE id = ?")                                           \
+	/* a claim: leasing up to 16 locked runs at once; with flow limits, the */                                  \
+	/* lock row that serialises such claims, the live leases, the candidates */                                 \
+	/* page by page (a keyset on the claim order), the workflows as up to 8 */                                  \
+	/* names or none (sql/server.c) */                                                                           \
+	X(CLAIM_APPLY, "UPDATE {p}workflow_records SET lease_owner = ?, lease_expires_at = ?, "                    \
+	               "version = version + 1 WHERE run_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")   \
+	X(FLOW_LOCK, "SELECT id FROM {p}dura_flow WHERE id = 1 FOR UPDATE")                                        \
+	X(FLOW_COUNT, "SELECT workflow_name, concurrency_key, COUNT(*) FROM {p}workflow_records "                  \
+	              "WHERE lease_owner <> '' AND lease_expires_at > ? AND run_state = 2 "                        \
+	              "GROUP BY workflow_name, concurrency_key")                                                   \
+	X(FLOW_PAGE, "SELECT " REC_COLS " FROM {p}workflow_records WHERE run_state = 2 AND next_run_at <= ? "       \
+	             "AND (lease_owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?) "                \
+	             "AND (?:text IS NULL OR workflow_name IN (?, ?, ?, ?, ?, ?, ?, ?)) "                          \
+	             "AND (priority < ? OR (priority = ? AND (next_run_at > ? OR "                                 \
+	             "(next_run_at = ? AND run_id > ?)))) "                                                        \
+	             "ORDER BY priority DESC, next_run_at, run_id LIMIT ? {lock}")
 
 #endif

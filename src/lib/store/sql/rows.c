@@ -43,7 +43,8 @@ int dura_sql_row_record(const dura_sql_row *row, dura_record *r)
 	memset(r, 0, sizeof(*r));
 	if (col_str(row, 0, 1, &r->run_id) || col_str(row, 1, 1, &r->workflow_name) ||
 	    col_str(row, 2, 1, &r->foreign_id) || col_str(row, 4, 1, &r->status) || col_str(row, 5, 1, &r->state) ||
-	    col_str(row, 9, 1, &r->error) || col_str(row, 10, 1, &r->meta) || col_str(row, 11, 1, &r->lease_owner)) {
+	    col_str(row, 9, 1, &r->error) || col_str(row, 10, 1, &r->meta) || col_str(row, 11, 1, &r->lease_owner) ||
+	    col_str(row, 17, 1, &r->concurrency_key)) {
 		dura_record_clear(r);
 		return dura_error_oom(row->ops->store);
 	}
@@ -55,6 +56,7 @@ int dura_sql_row_record(const dura_sql_row *row, dura_record *r)
 	r->next_run_at = col_time(row, 13);
 	r->created_at = col_time(row, 14);
 	r->updated_at = col_time(row, 15);
+	r->priority = (int)col_int(row, 16);
 	return 0;
 }
 
@@ -141,12 +143,14 @@ int dura_sql_created_record(dura_record **out, const char *store, const char *ru
 	r->error = dura_strdup("");
 	r->meta = dura_strdup(req->meta ? req->meta : "");
 	r->lease_owner = dura_strdup("");
+	r->concurrency_key = dura_strdup(req->concurrency_key ? req->concurrency_key : "");
 	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->status || !r->state || !r->error || !r->meta ||
-	    !r->lease_owner) {
+	    !r->lease_owner || !r->concurrency_key) {
 		dura_record_free(r);
 		return dura_error_oom(store);
 	}
 	r->run_state = run_state;
+	r->priority = req->priority;
 	r->version = 1;
 	r->next_run_at = next;
 	r->created_at = r->updated_at = now;

@@ -16,6 +16,7 @@
 
 #include "catalog.h"
 #include "errors.h"
+#include "../flow.h"
 
 #include "../../internal.h"
 
@@ -51,6 +52,8 @@ static int create_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again
 	dura_sql_p_time(&p, a->next);
 	dura_sql_p_time(&p, a->now);
 	dura_sql_p_time(&p, a->now);
+	dura_sql_p_int(&p, a->req->priority);
+	dura_sql_p_str(&p, a->req->concurrency_key ? a->req->concurrency_key : "");
 	void *m;
 	int rc = dura_sql_st_run(s, c, ST_RUN_INSERT, &p, &m);
 	if (rc == 0) {
@@ -896,6 +899,235 @@ int dura_sql_extend_leases(void *impl, const char *owner, const char *const *run
 	int rc = dura_sql_run_op(s, extend_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
 	if (rc == 0)
 		dura_error_clear(); /* the codes tell which leases are lost */
+	return rc;
+}
+
+/* ---- claims ------------------------------------------------------------------------ */
+
+#define WF_SLOTS 8     /* workflow names in FLOW_PAGE */
+#define APPLY_SLOTS 16 /* run ids in CLAIM_APPLY */
+
+struct claim_arg {
+	const dura_claim *req;
+	dura_record_list *out;
+	int *taken; /* req->max flags, copied to req->taken_over on success */
+};
+
+static int served(const dura_claim *req, const char *wf)
+{
+	if (req->nworkflows == 0)
+		return 1;
+	for (size_t i = 0; i < req->nworkflows; i++)
+		if (strcmp(req->workflows[i].name, wf) == 0)
+			return 1;
+	return 0;
+}
+
+/* The live leases, per workflow and key, into the ledger. */
+static int count_leases(dura_sql_store *s, dura_sql_conn *c, dura_flow *flow, int64_t now)
+{
+	dura_sql_params p;
+	void *m;
+	p.n = 0;
+	dura_sql_p_time(&p, now);
+	int rc = dura_sql_st_run(s, c, ST_FLOW_COUNT, &p, &m);
+	if (rc)
+		return rc;
+	while ((rc = dura_sql_st_next(s, c, m)) == 1) {
+		const char *wf = dura_sql_c_str(s, m, 0), *key = dura_sql_c_str(s, m, 1);
+		if ((rc = dura_flow_count(flow, wf ? wf : "", key ? key : "", dura_sql_c_int(s, m, 2))) != 0)
+			break;
+	}
+	dura_sql_st_done(s, m);
+	return rc;
+}
+
+/* One page of candidates after the keyset (prio, due, after), each
+ * offered to the ledger (or taken, without one) until max are chosen.
+ * *rows gets how many the page had. */
+static int claim_page(dura_sql_store *s, dura_sql_conn *c, struct claim_arg *a, dura_flow *flow, int64_t now,
+                      int64_t limit, int *prio, int64_t *due, char *after, int64_t *rows)
+{
+	const dura_claim *req = a->req;
+	const char *names[WF_SLOTS];
+	size_t nopen = 0;
+	if (flow) {
+		nopen = dura_flow_open(flow, names, WF_SLOTS);
+		if (nopen == 0) {
+			*rows = 0;
+			return 0;
+		}
+	} else {
+		nopen = req->nworkflows;
+		for (size_t i = 0; i < nopen && i < WF_SLOTS; i++)
+			names[i] = req->workflows[i].name;
+	}
+	dura_sql_params p;
+	p.n = 0;
+	dura_sql_p_time(&p, now);
+	dura_sql_p_time(&p, now);
+	int listed = nopen > 0 && nopen <= WF_SLOTS; /* else every workflow is read and served() filters */
+	dura_sql_p_str(&p, listed ? "" : NULL);
+	for (size_t i = 0; i < WF_SLOTS; i++)
+		dura_sql_p_str(&p, listed ? names[i < nopen ? i : 0] : "");
+	dura_sql_p_int(&p, *prio);
+	dura_sql_p_int(&p, *prio);
+	dura_sql_p_time(&p, *due);
+	dura_sql_p_time(&p, *due);
+	dura_sql_p_str(&p, after);
+	dura_sql_p_int(&p, limit);
+	void *m;
+	int rc = dura_sql_st_run(s, c, ST_FLOW_PAGE, &p, &m);
+	if (rc)
+		return rc;
+	*rows = 0;
+	const dura_sql_row row = {s->x->row, m};
+	while ((rc = dura_sql_st_next(s, c, m)) == 1) {
+		dura_record r;
+		++*rows;
+		if ((rc = dura_sql_row_record(&row, &r)) != 0)
+			break;
+		*prio = r.priority;
+		*due = r.next_run_at;
+		snprintf(after, DURA_MAX_ID_LEN + 1, "%s", r.run_id);
+		int ok = !served(req, r.workflow_name) ? 0 : flow ? dura_flow_admit(flow, r.workflow_name, r.concurrency_key) : 1;
+		if (ok <= 0 || a->out->count == req->max) {
+			dura_record_clear(&r);
+			if (ok < 0) {
+				rc = DURA_ENOMEM;
+				break;
+			}
+			continue;
+		}
+		a->taken[a->out->count] = dura_flow_taken_over(r.lease_owner, req->owner);
+		a->out->items[a->out->count++] = r;
+	}
+	dura_sql_st_done(s, m);
+	return rc;
+}
+
+/* Lease the chosen runs, APPLY_SLOTS at a time; they are locked, so each
+ * record is as the UPDATE leaves it but for owner, expiry and version. */
+static int claim_apply(dura_sql_store *s, dura_sql_conn *c, struct claim_arg *a, int64_t until)
+{
+	dura_record_list *out = a->out;
+	for (size_t at = 0; at < out->count; at += APPLY_SLOTS) {
+		size_t k = out->count - at < APPLY_SLOTS ? out->count - at : APPLY_SLOTS;
+		uint64_t n = 0;
+		dura_sql_params p;
+		p.n = 0;
+		dura_sql_p_str(&p, a->req->owner);
+		dura_sql_p_time(&p, until);
+		for (size_t i = 0; i < APPLY_SLOTS; i++)
+			dura_sql_p_str(&p, i < k ? out->items[at + i].run_id : "");
+		int rc = dura_sql_st_write(s, c, ST_CLAIM_APPLY, &p, &n);
+		if (rc)
+			return rc;
+		if (n != k)
+			return dura_error_set_native(DURA_ERROR, s->name, 0, NULL, "claiming runs: %llu of %zu locked runs were leased",
+			                             (unsigned long long)n, k);
+	}
+	for (size_t i = 0; i < out->count; i++) {
+		dura_record *r = &out->items[i];
+		char *owner = dura_strdup(a->req->owner);
+		if (!owner)
+			return dura_error_oom(s->name);
+		dura_free(r->lease_owner);
+		r->lease_owner = owner;
+		r->lease_expires_at = until;
+		r->version++;
+	}
+	return 0;
+}
+
+/*
+ * A claim in one transaction. With flow limits, the lock row first: it
+ * serialises every limited claim of the store, so the live leases counted
+ * next are the ones there are until this claim commits, and no two
+ * claims fill the same room. Then the runnable runs in claim order,
+ * locked as they are read (SKIP LOCKED passes over another claimer's),
+ * page by page until max are admitted or none are left; without limits
+ * one page of max is the claim. Then the lease, in one UPDATE per 16.
+ */
+static int claim_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct claim_arg *a = arg;
+	const dura_claim *req = a->req;
+	int64_t now = dura_now_ms(), until = dura_sql_add_ms(s, now, req->lease_ms);
+	dura_flow *flow = NULL;
+	(void)again;
+	dura_record_list_free(a->out);
+	memset(a->out, 0, sizeof(*a->out));
+	if (!(a->out->items = dura_calloc(req->max, sizeof(*a->out->items))))
+		return dura_error_oom(s->name);
+	int rc = dura_flow_new(&flow, req, s->name);
+	if (rc == 0 && flow) {
+		dura_sql_params p;
+		p.n = 0;
+		if ((rc = dura_sql_st_exists(s, c, ST_FLOW_LOCK, &p)) == 0)
+			rc = dura_error_set_native(DURA_ERROR, s->name, 0, NULL,
+			                           "claiming runs: the lock row of the dura_flow table is missing");
+		else if (rc == 1)
+			rc = count_leases(s, c, flow, now);
+	}
+	int prio = DURA_PRIORITY_MAX + 1;
+	int64_t due = 0, rows = 0;
+	char after[DURA_MAX_ID_LEN + 1] = "";
+	/* a full page of runs all passed over: read on */
+	int64_t limit = flow || req->nworkflows > WF_SLOTS ? (int64_t)req->max * 4 + 16 : (int64_t)req->max;
+	while (rc == 0) {
+		if ((rc = claim_page(s, c, a, flow, now, limit, &prio, &due, after, &rows)) != 0)
+			break;
+		if (a->out->count == req->max || rows < limit)
+			break;
+	}
+	if (rc == 0)
+		rc = claim_apply(s, c, a, until);
+	dura_flow_free(flow);
+	if (rc) {
+		dura_record_list_free(a->out);
+		memset(a->out, 0, sizeof(*a->out));
+	}
+	return rc;
+}
+
+int dura_sql_claim(void *impl, const dura_claim *req, dura_record_list *out)
+{
+	dura_sql_store *s = impl;
+	int *taken = dura_calloc(req->max, sizeof(*taken));
+	if (!taken)
+		return dura_error_oom(s->name);
+	struct claim_arg a = {req, out, taken};
+	/* not DURA_SQL_IDEMPOTENT: a claim whose COMMIT was lost is not rerun (it
+	 * would claim more); its runs come back when the lease expires */
+	int rc = dura_sql_run_op(s, claim_body, &a, DURA_SQL_TX);
+	if (rc == 0 && out->count == 0) {
+		dura_free(out->items);
+		out->items = NULL;
+	}
+	if (rc == 0 && req->taken_over)
+		memcpy(req->taken_over, taken, out->count * sizeof(*taken));
+	dura_free(taken);
+	return rc;
+}
+
+int dura_sql_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
+                        int64_t lease_ms, dura_record_list *out)
+{
+	dura_sql_store *s = impl;
+	dura_claim_workflow *cw = NULL;
+	if (nworkflows && !(cw = dura_calloc(nworkflows, sizeof(*cw))))
+		return dura_error_oom(s->name);
+	for (size_t i = 0; i < nworkflows; i++)
+		cw[i].name = workflows[i];
+	dura_claim req = DURA_CLAIM_INIT;
+	req.owner = owner;
+	req.workflows = cw;
+	req.nworkflows = nworkflows;
+	req.max = max;
+	req.lease_ms = lease_ms;
+	int rc = dura_sql_claim(impl, &req, out);
+	dura_free(cw);
 	return rc;
 }
 

@@ -38,5 +38,9 @@ int dura_sql_outbox_poll(void *impl, size_t limit, dura_event_list *out);
 int dura_sql_outbox_ack(void *impl, const char *event_id);
 int dura_sql_extend_leases(void *impl, const char *owner, const char *const *run_ids, size_t n, int64_t lease_ms,
                            int *codes);
+/* claims in priority order, with flow limits (store.h claim); claim_runs is one without them */
+int dura_sql_claim(void *impl, const dura_claim *req, dura_record_list *out);
+int dura_sql_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
+                        int64_t lease_ms, dura_record_list *out);
 
 #endif
