@@ -70,8 +70,20 @@ static const char *const migration1[] = {
 	NULL,
 };
 
+/* The worker registry (see the MySQL store's schema.c). */
+static const char *const migration_workers[] = {
+	"CREATE TABLE {p}dura_workers ("
+	"worker_id " T " PRIMARY KEY, name " T " NOT NULL DEFAULT '', host " T " NOT NULL DEFAULT '', "
+	"pid BIGINT NOT NULL, threads INTEGER NOT NULL, lease_ms BIGINT NOT NULL, workflows TEXT NOT NULL, "
+	"held BIGINT NOT NULL DEFAULT 0, started_at {time} NOT NULL, heartbeat_at {time} NOT NULL, "
+	"dead_after {time} NOT NULL);"
+	"CREATE INDEX {p}by_dead_after ON {p}dura_workers (dead_after)",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
+	{"dura_workers (the worker registry)", migration_workers, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PG_SCHEMA_VERSION, "one migration per schema version");
