@@ -179,7 +179,7 @@ static void schema_shape(void)
 	CHECK_STR(v, "datetime");
 	CHECK(sql_int(s, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME "
 	                 "IN ('workflow_records', 'workflow_steps', 'workflow_checkpoints', 'workflow_outbox', "
-	                 "'step_cache', 'step_cache_claims', 'dura_schema') AND ENGINE = 'InnoDB'") == 7);
+	                 "'step_cache', 'step_cache_claims', 'dura_workers', 'dura_schema') AND ENGINE = 'InnoDB'") == 8);
 	dura_store_info info;
 	REQUIRE_RC(dura_store_info_get(s, &info), 0);
 	CHECK(sql_int(s, "SELECT MAX(version) FROM dura_schema") == info.library_schema_version);
@@ -238,8 +238,8 @@ static void newer_schema(void)
 	CHECK(sql_int(s, sql) == info.library_schema_version + 1);
 	snprintf(sql, sizeof(sql),
 	         "DROP TABLE %sworkflow_records, %sworkflow_steps, %sworkflow_checkpoints, %sworkflow_outbox, "
-	         "%sstep_cache, %sstep_cache_claims, %sdura_schema",
-	         prefix, prefix, prefix, prefix, prefix, prefix, prefix);
+	         "%sstep_cache, %sstep_cache_claims, %sdura_workers, %sdura_schema",
+	         prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
 	snprintf(sql, sizeof(sql), "DROP PROCEDURE IF EXISTS %sdura_commit", prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
@@ -299,8 +299,8 @@ static void upgrade_and_missing_tables(void)
 
 	snprintf(sql, sizeof(sql),
 	         "DROP TABLE %sworkflow_records, %sworkflow_checkpoints, %sworkflow_outbox, %sstep_cache, "
-	         "%sstep_cache_claims, %sdura_schema",
-	         prefix, prefix, prefix, prefix, prefix, prefix);
+	         "%sstep_cache_claims, %sdura_workers, %sdura_schema",
+	         prefix, prefix, prefix, prefix, prefix, prefix, prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
 	snprintf(sql, sizeof(sql), "DROP PROCEDURE IF EXISTS %sdura_commit", prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
@@ -371,7 +371,7 @@ static void app_user_cannot_migrate(void)
 	CHECK_RC(dura_store_exec_sql(m,
 	                             "DROP TABLE IF EXISTS dura_empty.workflow_records, dura_empty.workflow_steps, "
 	                             "dura_empty.workflow_checkpoints, dura_empty.workflow_outbox, dura_empty.step_cache, "
-	                             "dura_empty.step_cache_claims, dura_empty.dura_schema",
+	                             "dura_empty.step_cache_claims, dura_empty.dura_workers, dura_empty.dura_schema",
 	                             NULL, NULL),
 	         0);
 	dura_store *s = NULL;
@@ -582,8 +582,8 @@ static void default_payload_every_path(void)
 	dura_record_free(r);
 	snprintf(sql, sizeof(sql),
 	         "DROP TABLE %sworkflow_records, %sworkflow_steps, %sworkflow_checkpoints, %sworkflow_outbox, "
-	         "%sstep_cache, %sstep_cache_claims, %sdura_schema",
-	         prefix, prefix, prefix, prefix, prefix, prefix, prefix);
+	         "%sstep_cache, %sstep_cache_claims, %sdura_workers, %sdura_schema",
+	         prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
 	snprintf(sql, sizeof(sql), "DROP PROCEDURE IF EXISTS %sdura_commit", prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
@@ -602,7 +602,8 @@ static void no_routine_privilege(void)
 	CHECK_RC(dura_store_exec_sql(m,
 	                             "DROP TABLE IF EXISTS dura_noroutine.workflow_records, dura_noroutine.workflow_steps, "
 	                             "dura_noroutine.workflow_checkpoints, dura_noroutine.workflow_outbox, "
-	                             "dura_noroutine.step_cache, dura_noroutine.step_cache_claims, dura_noroutine.dura_schema",
+	                             "dura_noroutine.step_cache, dura_noroutine.step_cache_claims, dura_noroutine.dura_workers, "
+	                             "dura_noroutine.dura_schema",
 	                             NULL, NULL),
 	         0);
 	dura_store *s = NULL;
