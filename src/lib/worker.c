@@ -20,7 +20,12 @@
  *   - the heartbeat thread extends every lease the worker holds, queued or
  *     executing, in one store call every heartbeat_ms, and marks the runs
  *     whose lease the store reports lost; a failed heartbeat is tried
- *     again after 50 ms (at most heartbeat_ms).
+ *     again after 50 ms (at most heartbeat_ms);
+ *   - the worker's row in the store's worker registry (registry.c) is
+ *     written at start, rewritten by the heartbeat thread once per
+ *     heartbeat_ms with the number of runs held, and deleted at stop. The
+ *     registry is for people watching: a failure to write it is counted
+ *     in the errors and never stops the worker.
  *
  * One mutex (w->mu) guards the queue, the slots and the flags; nothing
  * holds it across a store call or a node. Live workers are kept in a
@@ -29,6 +34,7 @@
  * its list starts empty.
  */
 #include "engine.h"
+#include "registry.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -115,6 +121,9 @@ struct dura_worker {
 
 	_Atomic uint64_t claimed, completed, failed, rescued, abandoned, errors, heartbeats, batches, batched;
 	struct dura_worker *next; /* in the live list */
+
+	dura__registry reg; /* this worker's row in the store's worker registry */
+	int64_t reg_at;     /* wall ms of its last write, by the heartbeat thread */
 };
 
 /* ---- the live list (kicks, fork) ------------------------------------------------ */
@@ -513,6 +522,55 @@ static void *executor_main(void *arg)
 	return NULL;
 }
 
+/* ---- the worker registry --------------------------------------------------------- */
+
+/* Runs leased now, queued or executing. */
+static int64_t held_now(dura_worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	int64_t n = (int64_t)w->nqueue + w->executing;
+	pthread_mutex_unlock(&w->mu);
+	return n;
+}
+
+/* Write the worker's row; a failure is counted, and the next beat writes it again. */
+static void registry_write(dura_worker *w)
+{
+	w->reg_at = dura_now_ms();
+	if (dura__registry_put(&w->reg, held_now(w)) != 0)
+		atomic_fetch_add(&w->errors, 1);
+}
+
+/* The heartbeat thread's registry write, once per heartbeat_ms (a failed
+ * lease heartbeat is retried sooner; the registry is not). w->mu not held. */
+static void registry_beat(dura_worker *w)
+{
+	int64_t since = dura_now_ms() - w->reg_at;
+	if (since >= w->heartbeat_ms || since < 0)
+		registry_write(w);
+}
+
+/* At start, before the heartbeat thread runs: the first write, then the
+ * rows dead for over DURA_WORKER_PRUNE_MS go, so the table stays bounded. */
+static void registry_join(dura_worker *w)
+{
+	registry_write(w);
+	if (dura__registry_prune(&w->reg) != 0)
+		atomic_fetch_add(&w->errors, 1);
+	dura_error_clear();
+}
+
+/* At stop, after the threads ended: the row goes, keeping the thread's
+ * error as stop left it. A row that cannot be deleted shows the worker
+ * dead after its lease, and is pruned later. */
+static void registry_leave(dura_worker *w)
+{
+	dura__error_saved why;
+	dura__error_save(&why);
+	dura__registry_delete(&w->reg);
+	dura__error_restore(&why);
+}
+
 /* ---- heartbeats ------------------------------------------------------------------ */
 
 static void *heartbeat_main(void *arg)
@@ -565,6 +623,9 @@ static void *heartbeat_main(void *arg)
 			atomic_fetch_add(&w->errors, 1);
 		}
 		wait = rc == 0 ? w->heartbeat_ms : (HB_RETRY_MS < w->heartbeat_ms ? HB_RETRY_MS : w->heartbeat_ms);
+		pthread_mutex_unlock(&w->mu);
+		registry_beat(w);
+		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
 	dura_free(ids);
@@ -585,6 +646,7 @@ static void worker_free(dura_worker *w)
 		dura_record_free(w->queue[i].rec);
 	dura_free(w->queue);
 	dura_free(w->slots);
+	dura__registry_free(&w->reg);
 	released_id *x, *tmp;
 	HASH_ITER(hh, w->released, x, tmp)
 	{
@@ -739,6 +801,11 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		worker_free(w);
 		return dura_error_oom("");
 	}
+	if ((rc = dura__registry_init(&w->reg, w->store, w->id, w->name, w->threads, w->lease_ms,
+	                              (const char *const *)w->workflows, w->nworkflows)) != 0) {
+		worker_free(w);
+		return rc;
+	}
 	if (pthread_mutex_init(&w->mu, NULL) != 0) {
 		worker_free(w);
 		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "dura_worker_start: no mutex");
@@ -756,6 +823,7 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		worker_free(w);
 		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "dura_worker_start: no condition variable");
 	}
+	registry_join(w);
 	for (int t = 0; t < w->threads && rc == 0; t++) {
 		w->slots[t].w = w;
 		if (pthread_create(&w->slots[t].thread, NULL, executor_main, &w->slots[t]) != 0)
@@ -781,6 +849,7 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->gcv);
 		pthread_mutex_destroy(&w->gmu);
+		dura__registry_delete(&w->reg);
 		worker_free(w);
 		return dura__error_restore(&why);
 	}
@@ -862,6 +931,7 @@ int dura_worker_stop(dura_worker *w, int64_t drain_ms)
 		dura__error_restore(&why);
 	}
 	stop_threads(w);
+	registry_leave(w);
 	/* a run an executor queued after we emptied the queue goes back too */
 	for (size_t i = 0; i < w->nqueue; i++)
 		if (!w->queue[i].lost)
