@@ -534,11 +534,13 @@ static int64_t held_now(dura_worker *w)
 }
 
 /* Write the worker's row; a failure is counted, and the next beat writes it again. */
-static void registry_write(dura_worker *w)
+static int registry_write(dura_worker *w)
 {
 	w->reg_at = dura_now_ms();
-	if (dura__registry_put(&w->reg, held_now(w)) != 0)
+	int rc = dura__registry_put(&w->reg, held_now(w));
+	if (rc)
 		atomic_fetch_add(&w->errors, 1);
+	return rc;
 }
 
 /* The heartbeat thread's registry write, once per heartbeat_ms (a failed
@@ -550,14 +552,20 @@ static void registry_beat(dura_worker *w)
 		registry_write(w);
 }
 
-/* At start, before the heartbeat thread runs: the first write, then the
- * rows dead for over DURA_WORKER_PRUNE_MS go, so the table stays bounded. */
-static void registry_join(dura_worker *w)
+/* At start, before the threads run: the first write, then the rows dead
+ * for over DURA_WORKER_PRUNE_MS go, so the table stays bounded. Only
+ * running out of memory fails the start (as every allocation of start
+ * does); a store that fails is counted and the worker works unlisted
+ * until a heartbeat's write goes through. */
+static int registry_join(dura_worker *w)
 {
-	registry_write(w);
-	if (dura__registry_prune(&w->reg) != 0)
+	int rc = registry_write(w);
+	if (rc == 0 && (rc = dura__registry_prune(&w->reg)) != 0)
 		atomic_fetch_add(&w->errors, 1);
+	if (rc == DURA_ENOMEM)
+		return rc;
 	dura_error_clear();
+	return 0;
 }
 
 /* At stop, after the threads ended: the row goes, keeping the thread's
@@ -823,7 +831,7 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		worker_free(w);
 		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "dura_worker_start: no condition variable");
 	}
-	registry_join(w);
+	rc = registry_join(w);
 	for (int t = 0; t < w->threads && rc == 0; t++) {
 		w->slots[t].w = w;
 		if (pthread_create(&w->slots[t].thread, NULL, executor_main, &w->slots[t]) != 0)
