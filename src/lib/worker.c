@@ -594,6 +594,13 @@ static void *heartbeat_main(void *arg)
 		wait_ms(w, &w->hbcv, wait);
 		if (w->hb_stop)
 			break;
+		/* the registry first: once the leases are extended, the thread
+		 * makes no store call until the next period */
+		pthread_mutex_unlock(&w->mu);
+		registry_beat(w);
+		pthread_mutex_lock(&w->mu);
+		if (w->hb_stop)
+			break;
 		size_t n = 0;
 		if (!ids || !buf || !codes) {
 			wait = HB_RETRY_MS;
@@ -631,9 +638,6 @@ static void *heartbeat_main(void *arg)
 			atomic_fetch_add(&w->errors, 1);
 		}
 		wait = rc == 0 ? w->heartbeat_ms : (HB_RETRY_MS < w->heartbeat_ms ? HB_RETRY_MS : w->heartbeat_ms);
-		pthread_mutex_unlock(&w->mu);
-		registry_beat(w);
-		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
 	dura_free(ids);

@@ -927,7 +927,8 @@ static void registry_lists_workers(void)
 	o.name = "reg-test";
 	dura_worker *w;
 	REQUIRE_RC(dura_worker_start(&w, e.eng, &o), 0);
-	const char *id = dura_worker_id(w);
+	char id[DURA_MAX_ID_LEN + 1];
+	snprintf(id, sizeof(id), "%s", dura_worker_id(w)); /* the worker's copy goes at stop */
 	dura_worker_info row;
 	REQUIRE(registry_row(e.store, id, &row) == 1);
 	char host[65] = "";
