@@ -998,7 +998,8 @@ typedef struct dura_worker_stats {
 	uint64_t rescued;    /**< runs claimed part-way (steps committed or attempts made) that this worker had
 	                          not released itself: taken over from a worker that died, lost its lease or stopped */
 	uint64_t abandoned;  /**< runs given up because the lease was lost (DURA_ECONFLICT or a heartbeat's report) */
-	uint64_t errors;     /**< store errors (other than busy) while claiming, executing or releasing */
+	uint64_t errors;     /**< store errors (other than busy) while claiming, executing, releasing or
+	                          writing the worker registry */
 	uint64_t heartbeats; /**< heartbeat calls that reached the store */
 	uint64_t held;       /**< runs leased now (queued or executing) */
 	uint64_t group_batches; /**< group commit: commit_batch calls of more than one commit */
@@ -1010,6 +1011,13 @@ typedef struct dura_worker_stats {
  * them all first; the engine and its store must outlive the worker).
  * opts may be NULL for the defaults. *out gets the handle, which
  * dura_worker_stop stops and frees.
+ *
+ * The worker writes its row in the store's worker registry (see "The
+ * worker registry" below) before it starts claiming, and prunes the rows
+ * of workers dead for over DURA_WORKER_PRUNE_MS. A store that fails the
+ * write does not stop the worker: the failure is counted in its errors
+ * and the heartbeat writes the row again; a store without a registry is
+ * not asked again.
  *
  * Errors, with nothing started and *out NULL: DURA_EINVAL for a NULL out
  * or engine, an option out of range (threads, lease_ms, heartbeat_ms,
@@ -1027,7 +1035,9 @@ typedef struct dura_worker_stats {
 DURA_EXTERN(int) dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_options *opts);
 
 /**
- * Stop a worker and free it. It stops claiming at once and releases the
+ * Stop a worker and free it, deleting its row from the worker registry
+ * (one left behind by a failing store shows it dead after its lease, and
+ * is pruned later). It stops claiming at once and releases the
  * runs it claimed but has not begun; nodes that are running may finish
  * until drain_ms has passed (negative: no limit), and their steps are
  * committed; then each run is released where it stands, and a run not

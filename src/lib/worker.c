@@ -538,7 +538,7 @@ static int registry_write(dura_worker *w)
 {
 	w->reg_at = dura_now_ms();
 	int rc = dura__registry_put(&w->reg, held_now(w));
-	if (rc)
+	if (rc && rc != DURA_EBUSY)
 		atomic_fetch_add(&w->errors, 1);
 	return rc;
 }
