@@ -16,6 +16,7 @@
  *
  *   ./worker sqlite:dura.db 4 20 &     # starts 20 runs and serves them
  *   ./worker sqlite:dura.db 4 &        # a second worker sharing them
+ *   dura --store sqlite:dura.db workers  # both listed, live
  *   kill -TERM %1 %2
  */
 #include <dura.h>

@@ -1000,7 +1000,8 @@ typedef struct dura_worker_stats {
 	                          (dura_claim.taken_over). A run released by a worker that stopped is
 	                          not a rescue. 0 on an external store of contract version 3 or older */
 	uint64_t abandoned;  /**< runs given up because the lease was lost (DURA_ECONFLICT or a heartbeat's report) */
-	uint64_t errors;     /**< store errors (other than busy) while claiming, executing or releasing */
+	uint64_t errors;     /**< store errors (other than busy) while claiming, executing, releasing or
+	                          writing the worker registry */
 	uint64_t heartbeats; /**< heartbeat calls that reached the store */
 	uint64_t held;       /**< runs leased now (queued or executing) */
 	uint64_t group_batches; /**< group commit: commit_batch calls of more than one commit */
@@ -1012,6 +1013,13 @@ typedef struct dura_worker_stats {
  * them all first; the engine and its store must outlive the worker).
  * opts may be NULL for the defaults. *out gets the handle, which
  * dura_worker_stop stops and frees.
+ *
+ * The worker writes its row in the store's worker registry (see "The
+ * worker registry" below) before it starts claiming, and prunes the rows
+ * of workers dead for over DURA_WORKER_PRUNE_MS. A store that fails the
+ * write does not stop the worker: the failure is counted in its errors
+ * and the heartbeat writes the row again; a store without a registry is
+ * not asked again.
  *
  * Errors, with nothing started and *out NULL: DURA_EINVAL for a NULL out
  * or engine, an option out of range (threads, lease_ms, heartbeat_ms,
@@ -1029,7 +1037,9 @@ typedef struct dura_worker_stats {
 DURA_EXTERN(int) dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_options *opts);
 
 /**
- * Stop a worker and free it. It stops claiming at once and releases the
+ * Stop a worker and free it, deleting its row from the worker registry
+ * (one left behind by a failing store shows it dead after its lease, and
+ * is pruned later). It stops claiming at once and releases the
  * runs it claimed but has not begun; nodes that are running may finish
  * until drain_ms has passed (negative: no limit), and their steps are
  * committed; then each run is released where it stands, and a run not
@@ -1061,6 +1071,92 @@ DURA_EXTERN(const char *) dura_worker_id(const dura_worker *w);
 
 /** The worker's display name (opts->name, or "worker"). NULL for NULL. */
 DURA_EXTERN(const char *) dura_worker_name(const dura_worker *w);
+
+/* ------------------------------------------------------------------------ */
+/* The worker registry                                                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A store of contract version 4 may keep a registry of live workers (the
+ * <prefix>dura_workers table of the SQL stores; a table in memory for the
+ * memory store). A worker writes its row when it starts, rewrites it with
+ * its heartbeat (one store call per heartbeat period, whatever it holds)
+ * and deletes it when dura_worker_stop stops it. A worker that stops
+ * heartbeating (killed, frozen, cut off) keeps its row, shown as dead once
+ * its last heartbeat is older than its lease; a worker prunes the rows
+ * dead for more than DURA_WORKER_PRUNE_MS when it registers, and
+ * dura_store_prune_workers (`dura workers --prune`) prunes on demand. A
+ * store without a registry answers DURA_ENOTSUP; its workers run all the
+ * same, unlisted.
+ */
+
+#define DURA_WORKER_PRUNE_MS 3600000 /**< a registering worker prunes rows dead for longer (an hour) */
+
+/** One registered worker. Times are ms since the epoch (UTC), stamped by the store's clock. */
+typedef struct dura_worker_info {
+	char *id;             /**< the worker's id (dura_worker_id), at most DURA_MAX_ID_LEN bytes */
+	char *name;           /**< its display name (dura_worker_name) */
+	char *host;           /**< the host it runs on */
+	int64_t pid;          /**< its process id there */
+	int threads;          /**< its executor threads */
+	int64_t lease_ms;     /**< its lease: a heartbeat older than this means it is dead */
+	char *workflows;      /**< the workflows it serves, a JSON array of names */
+	int64_t held;         /**< runs it held at its last heartbeat */
+	int64_t started_at;   /**< when it registered */
+	int64_t heartbeat_at; /**< its last heartbeat */
+	int64_t dead_after;   /**< heartbeat_at + lease_ms */
+	int dead;             /**< 1 when dead_after <= the list's now: no heartbeat within its lease */
+} dura_worker_info;
+
+typedef struct dura_worker_list {
+	size_t count;
+	dura_worker_info *items; /**< oldest start first, then by id */
+	int64_t now;             /**< the store's clock when it listed, which `dead` was judged against */
+} dura_worker_list;
+
+/** Free a list's workers and zero the list (not the struct itself); NULL is ignored. */
+DURA_EXTERN(void) dura_worker_list_free(dura_worker_list *list);
+
+/**
+ * The workers registered in the store, live and dead: each item's dead is
+ * 1 when its last heartbeat is older than its lease, judged against the
+ * store's clock at the list (out->now; for every built-in store, the wall
+ * clock of this process, as for leases: machines sharing a store need
+ * clocks that agree well within a lease). Free with dura_worker_list_free.
+ * Errors: DURA_EINVAL for a NULL store or out, DURA_ENOTSUP when the store
+ * keeps no registry (contract version 3 or older, or an external store
+ * without it), or an error of the store. Thread-safe.
+ */
+DURA_EXTERN(int) dura_store_list_workers(dura_store *store, dura_worker_list *out);
+
+/**
+ * Write a worker's row (insert or replace it, by w->id): name, host, pid,
+ * threads, lease_ms, workflows and held from w; the store stamps
+ * heartbeat_at with its clock, dead_after as heartbeat_at + lease_ms, and
+ * started_at on insert only (w's times and dead are ignored). A worker
+ * calls it when it starts and on every heartbeat; exposed for tools and
+ * tests. Errors: DURA_EINVAL for a NULL store or w, an id that is empty or
+ * longer than DURA_MAX_ID_LEN, a name or host longer than
+ * DURA_MAX_ID_LEN, text that is not UTF-8, workflows that are not a JSON
+ * array of strings, a negative pid or held, threads outside 1 to
+ * DURA_WORKER_MAX_THREADS, lease_ms outside DURA_WORKER_MIN_LEASE_MS to
+ * 86400000; DURA_ENOTSUP without a registry; or an error of the store.
+ * Thread-safe.
+ */
+DURA_EXTERN(int) dura_store_put_worker(dura_store *store, const dura_worker_info *w);
+
+/** Delete a worker's row; DURA_ENOTFOUND when there is none, DURA_EINVAL
+ *  for a bad id, DURA_ENOTSUP without a registry. Thread-safe. */
+DURA_EXTERN(int) dura_store_delete_worker(dura_store *store, const char *worker_id);
+
+/**
+ * Delete the rows of workers dead for at least dead_for_ms (0: every dead
+ * row; 0 to 31536000000): dead_after + dead_for_ms <= the store's now.
+ * *count (may be NULL) gets how many went. Live rows are never deleted.
+ * DURA_EINVAL for a bad argument, DURA_ENOTSUP without a registry.
+ * Thread-safe.
+ */
+DURA_EXTERN(int) dura_store_prune_workers(dura_store *store, int64_t dead_for_ms, int64_t *count);
 
 /* ------------------------------------------------------------------------ */
 /* Step cache with single-flight                                             */

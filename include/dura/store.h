@@ -236,6 +236,23 @@ struct dura_store_ops {
 	 * with claim should order claim_runs by priority too.
 	 */
 	int (*claim)(void *impl, const dura_claim *req, dura_record_list *out);
+
+	/* version 4: the worker registry */
+	/**
+	 * Optional, all four or none (the core refuses a table with some).
+	 * worker_put: insert or replace the row of w->id with w's name, host,
+	 * pid, threads, lease_ms, workflows and held; heartbeat_at = the
+	 * store's now, dead_after = now + lease_ms, started_at = now on insert
+	 * only (kept on replace). The core has validated w.
+	 */
+	int (*worker_put)(void *impl, const dura_worker_info *w);
+	/** Delete the row of worker_id, or DURA_ENOTFOUND. */
+	int (*worker_delete)(void *impl, const char *worker_id);
+	/** Every row, oldest started_at first, then by id; out->now the
+	 *  store's clock (0: the core takes its own). The core sets dead. */
+	int (*worker_list)(void *impl, dura_worker_list *out);
+	/** Delete the rows with dead_after + dead_for_ms <= now; *count of them. */
+	int (*worker_prune)(void *impl, int64_t dead_for_ms, int64_t *count);
 };
 
 /**
@@ -297,6 +314,7 @@ DURA_EXTERN(void) dura_step_clear(void *step);
 DURA_EXTERN(void) dura_checkpoint_clear(void *cp);
 DURA_EXTERN(void) dura_cache_entry_clear(void *e);
 DURA_EXTERN(void) dura_event_clear(void *ev);
+DURA_EXTERN(void) dura_worker_info_clear(void *w);
 
 /** Append "; " and fmt (with one string argument) to a store's notes for
  *  dura_store_info, dropping what does not fit. */

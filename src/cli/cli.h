@@ -191,7 +191,7 @@ int cli_transition(cli *c, const cli_args *a, int to);
 
 extern const cli_command cli_cmd_init, cli_cmd_ping, cli_cmd_info, cli_cmd_runs, cli_cmd_show,
 	cli_cmd_checkpoints, cli_cmd_cache, cli_cmd_outbox, cli_cmd_commit, cli_cmd_pause, cli_cmd_resume,
-	cli_cmd_cancel, cli_cmd_fork, cli_cmd_help, cli_cmd_version;
+	cli_cmd_cancel, cli_cmd_fork, cli_cmd_help, cli_cmd_version, cli_cmd_workers;
 
 /* main.c: help text of a command; `path` is how it is typed ("cache ls"). */
 void cli_print_help(FILE *f, const cli_command *cmd, const char *path);

@@ -20,7 +20,12 @@
  *   - the heartbeat thread extends every lease the worker holds, queued or
  *     executing, in one store call every heartbeat_ms, and marks the runs
  *     whose lease the store reports lost; a failed heartbeat is tried
- *     again after 50 ms (at most heartbeat_ms).
+ *     again after 50 ms (at most heartbeat_ms);
+ *   - the worker's row in the store's worker registry (registry.c) is
+ *     written at start, rewritten by the heartbeat thread once per
+ *     heartbeat_ms with the number of runs held, and deleted at stop. The
+ *     registry is for people watching: a failure to write it is counted
+ *     in the errors and never stops the worker.
  *
  * One mutex (w->mu) guards the queue, the slots and the flags; nothing
  * holds it across a store call or a node. Live workers are kept in a
@@ -29,6 +34,7 @@
  * its list starts empty.
  */
 #include "engine.h"
+#include "registry.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -110,6 +116,9 @@ struct dura_worker {
 
 	_Atomic uint64_t claimed, completed, failed, rescued, abandoned, errors, heartbeats, batches, batched;
 	struct dura_worker *next; /* in the live list */
+
+	dura__registry reg; /* this worker's row in the store's worker registry */
+	int64_t reg_at;     /* wall ms of its last write, by the heartbeat thread */
 };
 
 /* ---- the live list (kicks, fork) ------------------------------------------------ */
@@ -464,6 +473,63 @@ static void *executor_main(void *arg)
 	return NULL;
 }
 
+/* ---- the worker registry --------------------------------------------------------- */
+
+/* Runs leased now, queued or executing. */
+static int64_t held_now(dura_worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	int64_t n = (int64_t)w->nqueue + w->executing;
+	pthread_mutex_unlock(&w->mu);
+	return n;
+}
+
+/* Write the worker's row; a failure is counted, and the next beat writes it again. */
+static int registry_write(dura_worker *w)
+{
+	w->reg_at = dura_now_ms();
+	int rc = dura__registry_put(&w->reg, held_now(w));
+	if (rc && rc != DURA_EBUSY)
+		atomic_fetch_add(&w->errors, 1);
+	return rc;
+}
+
+/* The heartbeat thread's registry write, once per heartbeat_ms (a failed
+ * lease heartbeat is retried sooner; the registry is not). w->mu not held. */
+static void registry_beat(dura_worker *w)
+{
+	int64_t since = dura_now_ms() - w->reg_at;
+	if (since >= w->heartbeat_ms || since < 0)
+		registry_write(w);
+}
+
+/* At start, before the threads run: the first write, then the rows dead
+ * for over DURA_WORKER_PRUNE_MS go, so the table stays bounded. Only
+ * running out of memory fails the start (as every allocation of start
+ * does); a store that fails is counted and the worker works unlisted
+ * until a heartbeat's write goes through. */
+static int registry_join(dura_worker *w)
+{
+	int rc = registry_write(w);
+	if (rc == 0 && (rc = dura__registry_prune(&w->reg)) != 0)
+		atomic_fetch_add(&w->errors, 1);
+	if (rc == DURA_ENOMEM)
+		return rc;
+	dura_error_clear();
+	return 0;
+}
+
+/* At stop, after the threads ended: the row goes, keeping the thread's
+ * error as stop left it. A row that cannot be deleted shows the worker
+ * dead after its lease, and is pruned later. */
+static void registry_leave(dura_worker *w)
+{
+	dura__error_saved why;
+	dura__error_save(&why);
+	dura__registry_delete(&w->reg);
+	dura__error_restore(&why);
+}
+
 /* ---- heartbeats ------------------------------------------------------------------ */
 
 static void *heartbeat_main(void *arg)
@@ -477,6 +543,13 @@ static void *heartbeat_main(void *arg)
 	pthread_mutex_lock(&w->mu);
 	while (!w->hb_stop) {
 		wait_ms(w, &w->hbcv, wait);
+		if (w->hb_stop)
+			break;
+		/* the registry first: once the leases are extended, the thread
+		 * makes no store call until the next period */
+		pthread_mutex_unlock(&w->mu);
+		registry_beat(w);
+		pthread_mutex_lock(&w->mu);
 		if (w->hb_stop)
 			break;
 		size_t n = 0;
@@ -538,6 +611,7 @@ static void worker_free(dura_worker *w)
 		dura_record_free(w->queue[i].rec);
 	dura_free(w->queue);
 	dura_free(w->slots);
+	dura__registry_free(&w->reg);
 	dura_free(w);
 }
 
@@ -709,6 +783,11 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		worker_free(w);
 		return dura_error_oom("");
 	}
+	if ((rc = dura__registry_init(&w->reg, w->store, w->id, w->name, w->threads, w->lease_ms,
+	                              (const char *const *)w->workflows, w->nworkflows)) != 0) {
+		worker_free(w);
+		return rc;
+	}
 	if (pthread_mutex_init(&w->mu, NULL) != 0) {
 		worker_free(w);
 		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "dura_worker_start: no mutex");
@@ -726,6 +805,7 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		worker_free(w);
 		return dura_error_set_native(DURA_ENOMEM, "", 0, NULL, "dura_worker_start: no condition variable");
 	}
+	rc = registry_join(w);
 	for (int t = 0; t < w->threads && rc == 0; t++) {
 		w->slots[t].w = w;
 		if (pthread_create(&w->slots[t].thread, NULL, executor_main, &w->slots[t]) != 0)
@@ -751,6 +831,7 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->gcv);
 		pthread_mutex_destroy(&w->gmu);
+		dura__registry_delete(&w->reg);
 		worker_free(w);
 		return dura__error_restore(&why);
 	}
@@ -832,6 +913,7 @@ int dura_worker_stop(dura_worker *w, int64_t drain_ms)
 		dura__error_restore(&why);
 	}
 	stop_threads(w);
+	registry_leave(w);
 	/* a run an executor queued after we emptied the queue goes back too */
 	for (size_t i = 0; i < w->nqueue; i++)
 		if (!w->queue[i].lost)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # tests/cli/run.sh - the `dura` command as a user types it.
 #
-#   bash tests/cli/run.sh path/to/dura
+#   bash tests/cli/run.sh path/to/dura [path/to/examples/worker]
+#
+# With the example worker, `dura workers` is checked against worker
+# processes it starts and stops (SIGTERM) or kills (SIGKILL).
 #
 # Works in a temporary directory on sqlite:$tmp/cli.db. Prints "ok - name"
 # or "not ok - name" per check, then "cli: N passed, N failed"; exits 1 if
@@ -14,6 +17,10 @@ if [ $# -lt 1 ] || [ ! -x "$1" ]; then
 	exit 2
 fi
 DURA=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+WORKER=
+if [ $# -ge 2 ]; then
+	WORKER=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dura-cli.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 2
@@ -487,6 +494,67 @@ d outbox ack "$ev"
 expect_error "outbox ack twice fails" 1
 d outbox
 check "outbox: one fewer" test "$(grep -c "$run1" "$tmp/out")" = $((nev - 1))
+
+# ---- workers ------------------------------------------------------------------------
+
+d workers
+expect "workers: none yet, a header" 0 '^ID +NAME +HOST +PID +THREADS +HELD +STARTED +HEARTBEAT +STATE$'
+d --json workers
+check "workers --json parses" is_json
+check "workers --json: an empty list" test "$(py "len(j['workers'])")" = 0
+raw --store memory: --json workers
+check "workers on the memory store" test "$(py "len(j['workers'])")" = 0
+d workers --older-than 5
+expect_error "workers --older-than without --prune" 2 'prune'
+d workers --prune --older-than -1
+expect_error "workers --prune --older-than -1" 2 'older-than'
+d workers extra
+expect_error "workers takes no argument" 2
+
+# the state ("live", "dead", "gone") of the worker with pid $1, polled until
+# it is $2 (the bound guards a hang only)
+worker_state() {
+	d --json workers
+	py "next((('dead' if w['dead'] else 'live') for w in j['workers'] if w['pid'] == $1), 'gone')"
+}
+wait_state() {
+	local i s
+	for i in $(seq 1 600); do
+		s=$(worker_state "$1")
+		[ "$s" = "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+if [ -n "$WORKER" ]; then
+	"$WORKER" "$URL" 2 >"$tmp/w1.out" 2>"$tmp/w1.err" &
+	w1=$!
+	check "a started worker is listed live" wait_state "$w1" live
+	d --json workers
+	check "workers --json: its fields" py "[w for w in j['workers'] if w['pid'] == $w1 and w['name'] == 'example' and w['threads'] == 2 and w['lease_ms'] == 3000 and w['workflows'] == ['greet'] and w['held'] == 0 and w['started_at'] and w['heartbeat_at'] and w['dead'] is False][0]"
+	d workers
+	check "workers: its row says live" grep -Eq "^[^ ]+ +example +[^ ]+ +$w1 +2 +0 +.* live$" "$tmp/out"
+	kill -TERM "$w1"
+	wait "$w1"
+	check "a worker stopped with SIGTERM exits 0" test $? = 0
+	check "... and its row is gone" test "$(worker_state "$w1")" = gone
+
+	"$WORKER" "$URL" 1 >"$tmp/w2.out" 2>"$tmp/w2.err" &
+	w2=$!
+	check "a second worker is listed live" wait_state "$w2" live
+	kill -KILL "$w2"
+	wait "$w2" 2>/dev/null
+	check "a SIGKILLed worker is shown dead after its lease" wait_state "$w2" dead
+	d workers
+	check "workers: its row says dead" grep -Eq "^[^ ]+ +example +[^ ]+ +$w2 +1 +.* dead$" "$tmp/out"
+	d workers --prune --older-than 3600000
+	expect "workers --prune --older-than an hour keeps it" 0 '^pruned 0 dead workers$'
+	d --json workers --prune
+	check "workers --prune --json" test "$(py "j['pruned']")" = 1
+	check "... and the dead row is gone" test "$(worker_state "$w2")" = gone
+else
+	notok "workers: no example worker given (tests/cli/run.sh DURA WORKER)"
+fi
 
 # ---- output that is not a terminal, odd input ---------------------------------------
 

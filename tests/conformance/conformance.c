@@ -325,6 +325,7 @@ int main(int argc, char **argv)
 		{conf_cache_tests, conf_cache_ntests}, {conf_leases_tests, conf_leases_ntests},
 		{conf_flow_tests, conf_flow_ntests},
 		{conf_misc_tests, conf_misc_ntests},   {conf_external_tests, conf_external_ntests},
+		{conf_workers_tests, conf_workers_ntests},
 	};
 	size_t total = 0;
 	for (size_t g = 0; g < TEST_COUNT(groups); g++)

@@ -109,6 +109,8 @@ extern const test_case conf_misc_tests[];
 extern const size_t conf_misc_ntests;
 extern const test_case conf_external_tests[];
 extern const size_t conf_external_ntests;
+extern const test_case conf_workers_tests[];
+extern const size_t conf_workers_ntests;
 
 /* Register the "memwrap" store (conformance_external.c): 0 or an error. */
 int conf_external_register(void);

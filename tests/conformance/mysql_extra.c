@@ -179,7 +179,7 @@ static void schema_shape(void)
 	CHECK_STR(v, "datetime");
 	CHECK(sql_int(s, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME "
 	                 "IN ('workflow_records', 'workflow_steps', 'workflow_checkpoints', 'workflow_outbox', "
-	                 "'step_cache', 'step_cache_claims', 'dura_schema') AND ENGINE = 'InnoDB'") == 7);
+	                 "'step_cache', 'step_cache_claims', 'dura_workers', 'dura_schema') AND ENGINE = 'InnoDB'") == 8);
 	dura_store_info info;
 	REQUIRE_RC(dura_store_info_get(s, &info), 0);
 	CHECK(sql_int(s, "SELECT MAX(version) FROM dura_schema") == info.library_schema_version);
@@ -238,8 +238,8 @@ static void newer_schema(void)
 	CHECK(sql_int(s, sql) == info.library_schema_version + 1);
 	snprintf(sql, sizeof(sql),
 	         "DROP TABLE %sworkflow_records, %sworkflow_steps, %sworkflow_checkpoints, %sworkflow_outbox, "
-	         "%sstep_cache, %sstep_cache_claims, %sdura_schema",
-	         prefix, prefix, prefix, prefix, prefix, prefix, prefix);
+	         "%sstep_cache, %sstep_cache_claims, %sdura_workers, %sdura_schema",
+	         prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
 	snprintf(sql, sizeof(sql), "DROP PROCEDURE IF EXISTS %sdura_commit", prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
@@ -263,11 +263,14 @@ static void upgrade_and_missing_tables(void)
 	REQUIRE_RC(dura_store_info_get(s, &info), 0);
 	int lib = info.library_schema_version;
 	/* back to version 3, as an older dura left it: without the procedure
-	 * of migration 4 and the flow control of migration 5 */
-	CHECK(lib >= 5);
+	 * of migration 4, the flow control of migration 5 and the worker
+	 * registry of migration 6 */
+	CHECK(lib >= 6);
 	snprintf(sql, sizeof(sql), "DELETE FROM %sdura_schema WHERE version >= 4", prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
 	snprintf(sql, sizeof(sql), "DROP PROCEDURE IF EXISTS %sdura_commit", prefix);
+	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
+	snprintf(sql, sizeof(sql), "DROP TABLE %sdura_workers", prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
 	snprintf(sql, sizeof(sql),
 	         "ALTER TABLE %sworkflow_records DROP INDEX by_claim_order, DROP INDEX by_lease_expires_at, "
@@ -289,6 +292,14 @@ static void upgrade_and_missing_tables(void)
 	         "'%sdura_commit'",
 	         prefix);
 	CHECK(sql_int(t, sql) == 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = "
+	         "'%sdura_workers'",
+	         prefix);
+	CHECK(sql_int(t, sql) == 1);
+	dura_worker_list wl;
+	CHECK_RC(dura_store_list_workers(t, &wl), 0);
+	dura_worker_list_free(&wl);
 	char wf[96];
 	unique(wf, sizeof(wf), "extra-upgrade");
 	dura_record *r = NULL;
@@ -308,8 +319,8 @@ static void upgrade_and_missing_tables(void)
 
 	snprintf(sql, sizeof(sql),
 	         "DROP TABLE %sworkflow_records, %sworkflow_checkpoints, %sworkflow_outbox, %sstep_cache, "
-	         "%sstep_cache_claims, %sdura_schema",
-	         prefix, prefix, prefix, prefix, prefix, prefix);
+	         "%sstep_cache_claims, %sdura_workers, %sdura_schema",
+	         prefix, prefix, prefix, prefix, prefix, prefix, prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
 	snprintf(sql, sizeof(sql), "DROP PROCEDURE IF EXISTS %sdura_commit", prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
@@ -380,7 +391,7 @@ static void app_user_cannot_migrate(void)
 	CHECK_RC(dura_store_exec_sql(m,
 	                             "DROP TABLE IF EXISTS dura_empty.workflow_records, dura_empty.workflow_steps, "
 	                             "dura_empty.workflow_checkpoints, dura_empty.workflow_outbox, dura_empty.step_cache, "
-	                             "dura_empty.step_cache_claims, dura_empty.dura_schema",
+	                             "dura_empty.step_cache_claims, dura_empty.dura_workers, dura_empty.dura_schema",
 	                             NULL, NULL),
 	         0);
 	dura_store *s = NULL;
@@ -591,8 +602,8 @@ static void default_payload_every_path(void)
 	dura_record_free(r);
 	snprintf(sql, sizeof(sql),
 	         "DROP TABLE %sworkflow_records, %sworkflow_steps, %sworkflow_checkpoints, %sworkflow_outbox, "
-	         "%sstep_cache, %sstep_cache_claims, %sdura_schema",
-	         prefix, prefix, prefix, prefix, prefix, prefix, prefix);
+	         "%sstep_cache, %sstep_cache_claims, %sdura_workers, %sdura_schema",
+	         prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
 	snprintf(sql, sizeof(sql), "DROP PROCEDURE IF EXISTS %sdura_commit", prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
@@ -611,8 +622,8 @@ static void no_routine_privilege(void)
 	CHECK_RC(dura_store_exec_sql(m,
 	                             "DROP TABLE IF EXISTS dura_noroutine.workflow_records, dura_noroutine.workflow_steps, "
 	                             "dura_noroutine.workflow_checkpoints, dura_noroutine.workflow_outbox, "
-	                             "dura_noroutine.step_cache, dura_noroutine.step_cache_claims, dura_noroutine.dura_schema, "
-	                             "dura_noroutine.dura_flow",
+	                             "dura_noroutine.step_cache, dura_noroutine.step_cache_claims, dura_noroutine.dura_workers, "
+	                             "dura_noroutine.dura_schema, dura_noroutine.dura_flow",
 	                             NULL, NULL),
 	         0);
 	dura_store *s = NULL;
@@ -621,8 +632,9 @@ static void no_routine_privilege(void)
 	REQUIRE_RC(dura_store_info_get(s, &info), 0);
 	CHECK(info.schema_version == info.library_schema_version);
 	char v[256] = "";
+	/* migration 4 (re)creates the procedure */
 	CHECK(sql_rows(s, "SELECT description FROM dura_schema WHERE version = 4", v, sizeof(v)) == 1);
-	CHECK(strstr(v, "skipped") != NULL); /* the procedure's migration */
+	CHECK(strstr(v, "skipped") != NULL);
 	CHECK(sql_int(s, "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'dura_noroutine'") == 0);
 	char wf[96];
 	unique(wf, sizeof(wf), "extra-noroutine");

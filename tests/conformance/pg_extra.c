@@ -90,8 +90,8 @@ static void drop_prefix(dura_store *s, const char *prefix)
 	char sql[1024];
 	snprintf(sql, sizeof(sql),
 	         "DROP TABLE IF EXISTS %sworkflow_records, %sworkflow_steps, %sworkflow_checkpoints, %sworkflow_outbox, "
-	         "%sstep_cache, %sstep_cache_claims, %sdura_schema",
-	         prefix, prefix, prefix, prefix, prefix, prefix, prefix);
+	         "%sstep_cache, %sstep_cache_claims, %sdura_workers, %sdura_schema",
+	         prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);
 	snprintf(sql, sizeof(sql), "DROP FUNCTION IF EXISTS %sdura_notify() CASCADE", prefix);
 	CHECK_RC(dura_store_exec_sql(s, sql, NULL, NULL), 0);

@@ -16,6 +16,7 @@
  * usage: worker_tests STORE_URL [FILTER]
  */
 #include "dura.h"
+#include "dura/store.h"
 #include "test.h"
 
 #include <errno.h>
@@ -52,6 +53,9 @@ typedef struct shared {
 	 * and per concurrency key (run i has key i % FLOW_KEYS) */
 	_Atomic int cur_all, max_all, cur_key[3], max_key[3];
 	_Atomic int order_n, order[MAX_RUNS]; /* runs in the order their node 0 began */
+	char reg_id[DURA_MAX_ID_LEN + 1]; /* a child worker's id, for the registry test */
+	_Atomic int reg_ready;
+	_Atomic int hold;              /* node 1 waits while it is set */
 } shared;
 
 #define FLOW_KEYS 3
@@ -111,6 +115,8 @@ static int node_fn(dura_ctx *ctx, json_t *state, void *payload)
 	}
 	if (ms > 0)
 		sleep_ms(ms);
+	while (node == 1 && atomic_load(&sh->hold))
+		sleep_ms(5);
 	atomic_fetch_add(&sh->execs[i][node], 1);
 	int fail = atomic_load(&sh->fail_first[node]) && dura_ctx_attempt(ctx) == 1;
 	char key[8];
@@ -1051,6 +1057,140 @@ static void fencing_after_sigstop(void)
 	env_close(&e);
 }
 
+/* ---- the worker registry ----------------------------------------------------------- */
+
+/* A copy of worker id's row into *out: 1 found, 0 absent, -1 the list failed. */
+static int registry_row(dura_store *s, const char *id, dura_worker_info *out)
+{
+	dura_worker_list l;
+	if (dura_store_list_workers(s, &l))
+		return -1;
+	int found = 0;
+	for (size_t i = 0; i < l.count; i++)
+		if (strcmp(l.items[i].id, id) == 0) {
+			found = 1;
+			*out = l.items[i];
+			memset(&l.items[i], 0, sizeof(l.items[i]));
+		}
+	dura_worker_list_free(&l);
+	return found;
+}
+
+/* A started worker is listed with its fields; its heartbeat moves on and
+ * carries the runs it holds; a stopped worker is gone. */
+static void registry_lists_workers(void)
+{
+	reset_shared();
+	env e;
+	REQUIRE(env_open(&e, 0) == 0);
+	dura_worker_options o = opts_of(2, 600, 100, 10);
+	o.name = "reg-test";
+	dura_worker *w;
+	REQUIRE_RC(dura_worker_start(&w, e.eng, &o), 0);
+	char id[DURA_MAX_ID_LEN + 1];
+	snprintf(id, sizeof(id), "%s", dura_worker_id(w)); /* the worker's copy goes at stop */
+	dura_worker_info row;
+	REQUIRE(registry_row(e.store, id, &row) == 1);
+	char host[65] = "";
+	gethostname(host, sizeof(host) - 1);
+	CHECK_STR(row.name, "reg-test");
+	CHECK_STR(row.host, host);
+	CHECK(row.pid == (int64_t)getpid());
+	CHECK(row.threads == 2);
+	CHECK(row.lease_ms == 600);
+	CHECK(row.held == 0);
+	CHECK(row.dead == 0);
+	CHECK(row.started_at > 0 && row.heartbeat_at >= row.started_at);
+	CHECK(row.dead_after == row.heartbeat_at + 600);
+	json_t *wfs = json_loads(row.workflows, 0, NULL);
+	CHECK(json_is_array(wfs) && json_array_size(wfs) == 1 &&
+	      strcmp(json_string_value(json_array_get(wfs, 0)), e.wf) == 0);
+	json_decref(wfs);
+	int64_t started = row.started_at, beat0 = row.heartbeat_at;
+	dura_worker_info_clear(&row);
+
+	/* a run held (node 1 waits until told): a later heartbeat says so */
+	atomic_store(&sh->hold, 1);
+	REQUIRE(start_runs(&e, 1) == 0);
+	int seen_held = 0, beat_moved = 0;
+	for (int i = 0; i < 3000 && !(seen_held && beat_moved); i++) {
+		if (registry_row(e.store, id, &row) == 1) {
+			seen_held |= row.held == 1;
+			beat_moved |= row.heartbeat_at > beat0;
+			CHECK(row.started_at == started);
+			CHECK(row.dead == 0);
+			dura_worker_info_clear(&row);
+		}
+		sleep_ms(10);
+	}
+	CHECK(seen_held);
+	CHECK(beat_moved);
+	atomic_store(&sh->hold, 0);
+	CHECK(wait_final(&e, 60000));
+	dura_worker_stats st;
+	CHECK_RC(dura_worker_stats_get(w, &st), 0);
+	CHECK(st.errors == 0);
+	REQUIRE_RC(dura_worker_stop(w, 10000), 0);
+	CHECK(registry_row(e.store, id, &row) == 0);
+	CHECK(verify_runs(&e) == 0);
+	env_close(&e);
+}
+
+/* A worker process SIGKILLed keeps its row, which shows it dead once its
+ * lease has passed without a heartbeat. */
+static void registry_killed_worker_is_dead(void)
+{
+	reset_shared();
+	env e;
+	REQUIRE(env_open(&e, 0) == 0);
+	if (!multi_process(e.store)) {
+		env_close(&e);
+		SKIP("the store lives in one process");
+	}
+	dura_worker_options o = opts_of(1, 300, 100, 20);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		alarm(120);
+		dura_worker *w;
+		if (dura_worker_start(&w, e.eng, &o))
+			_exit(3);
+		snprintf(sh->reg_id, sizeof(sh->reg_id), "%s", dura_worker_id(w));
+		atomic_store(&sh->reg_ready, 1);
+		for (;;)
+			sleep_ms(1000);
+	}
+	for (int i = 0; i < 60000 && !atomic_load(&sh->reg_ready); i++)
+		sleep_ms(1);
+	REQUIRE(atomic_load(&sh->reg_ready));
+	dura_worker_info row;
+	int found = registry_row(e.store, sh->reg_id, &row);
+	CHECK(found == 1);
+	if (found == 1) {
+		CHECK(row.pid == (int64_t)pid);
+		CHECK(row.dead == 0);
+		dura_worker_info_clear(&row);
+	}
+	kill(pid, SIGKILL);
+	CHECK(reap(pid) == 128 + SIGKILL);
+	int dead = 0;
+	for (int i = 0; i < 3000 && !dead; i++) {
+		found = registry_row(e.store, sh->reg_id, &row);
+		if (found != 1)
+			break;
+		dead = row.dead;
+		if (dead)
+			CHECK(row.dead_after <= dura_now_ms());
+		dura_worker_info_clear(&row);
+		if (!dead)
+			sleep_ms(10);
+	}
+	CHECK(found == 1);
+	CHECK(dead == 1);
+	CHECK_RC(dura_store_delete_worker(e.store, sh->reg_id), 0);
+	env_close(&e);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -1080,6 +1220,8 @@ int main(int argc, char **argv)
 		{"flow_workflow_limit", flow_workflow_limit},
 		{"flow_key_limit", flow_key_limit},
 		{"flow_priority", flow_priority},
+		{"registry_lists_workers", registry_lists_workers},
+		{"registry_killed_worker_is_dead", registry_killed_worker_is_dead},
 	};
 	char suite[64];
 	snprintf(suite, sizeof(suite), "worker %.*s", (int)strcspn(g_url, ":"), g_url);

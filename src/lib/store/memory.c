@@ -43,6 +43,7 @@
  * a hash declares `int hash_oom = 0;`), and the monotonic-clock helpers */
 #include "../util.h"
 #include "flow.h"
+#include "memory_workers.h"
 
 #define STORE "memory"
 #define MEM_SCHEMA_VERSION 1
@@ -161,6 +162,7 @@ typedef struct mem_store {
 	mem_event *events; /* hash by id */
 	mem_event *ev_head, *ev_tail;
 	char *notes;
+	dura__mem_workers *workers; /* the worker registry (memory_workers.c) */
 } mem_store;
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -656,6 +658,13 @@ static int mem_open(void **impl, const dura_url *url, const dura_store_options *
 		dura_free(m);
 		return dura_error_set_native(DURA_ERROR, STORE, 0, NULL, "cannot create a mutex");
 	}
+	if (!(m->workers = dura__mem_workers_new())) {
+		pthread_mutex_destroy(&m->lock);
+		pthread_cond_destroy(&m->changed);
+		dura_free(m->notes);
+		dura_free(m);
+		return DURA_ENOMEM;
+	}
 	*impl = m;
 	return 0;
 }
@@ -665,6 +674,7 @@ static void mem_close(void *impl)
 	mem_store *m = impl;
 	if (!m)
 		return;
+	dura__mem_workers_free(m->workers);
 	mem_run *r, *rt;
 	HASH_ITER(hh, m->runs, r, rt)
 	{
@@ -2019,6 +2029,7 @@ static void mem_atfork_child(void *impl)
 	mem_store *m = impl;
 	pthread_mutex_init(&m->lock, NULL);
 	dura__cond_init_mono(&m->changed);
+	dura__mem_workers_atfork_child(m->workers);
 }
 
 static int mem_wait_change(void *impl, const char *run_id, int64_t version, int64_t timeout_ms)
@@ -2071,6 +2082,28 @@ static int mem_wait_ready(void *impl, int64_t timeout_ms)
 	return timeout_ms <= 0 || w == ETIMEDOUT ? DURA_ETIMEOUT : 0;
 }
 
+/* ---- the worker registry (memory_workers.c) ------------------------------- */
+
+static int mem_worker_put(void *impl, const dura_worker_info *w)
+{
+	return dura__mem_workers_put(((mem_store *)impl)->workers, w);
+}
+
+static int mem_worker_delete(void *impl, const char *worker_id)
+{
+	return dura__mem_workers_delete(((mem_store *)impl)->workers, worker_id);
+}
+
+static int mem_worker_list(void *impl, dura_worker_list *out)
+{
+	return dura__mem_workers_list(((mem_store *)impl)->workers, out);
+}
+
+static int mem_worker_prune(void *impl, int64_t dead_for_ms, int64_t *count)
+{
+	return dura__mem_workers_prune(((mem_store *)impl)->workers, dead_for_ms, count);
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 const dura_store_ops dura__memory_ops = {
@@ -2117,4 +2150,9 @@ const dura_store_ops dura__memory_ops = {
 	.wait_ready = mem_wait_ready,
 	.extend_leases = mem_extend_leases,
 	.claim = mem_claim_flow,
+	/* version 4: the worker registry */
+	.worker_put = mem_worker_put,
+	.worker_delete = mem_worker_delete,
+	.worker_list = mem_worker_list,
+	.worker_prune = mem_worker_prune,
 };

@@ -27,6 +27,7 @@
 #include "sql/schema.h"
 #include "sql/rows.h"
 #include "flow.h"
+#include "sql/workers.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -37,7 +38,7 @@
 #include <strings.h>
 
 #define SQ "sqlite"
-#define SQ_SCHEMA_VERSION 2 /* the schema this library writes */
+#define SQ_SCHEMA_VERSION 3 /* the schema this library writes */
 #define SQ_DEFAULT_POOL 8
 #define SQ_DEFAULT_BUSY_MS 5000
 
@@ -180,9 +181,22 @@ static const char *const migration2[] = {
 	NULL,
 };
 
+/* The worker registry: one row per live worker (and per dead one until
+ * it is pruned); dead_after (heartbeat_at + lease_ms) is indexed for the prune. */
+static const char *const migration3[] = {
+	"CREATE TABLE {p}dura_workers ("
+	"worker_id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', host TEXT NOT NULL DEFAULT '', "
+	"pid INTEGER NOT NULL, threads INTEGER NOT NULL, lease_ms INTEGER NOT NULL, workflows TEXT NOT NULL, "
+	"held INTEGER NOT NULL DEFAULT 0, started_at {time} NOT NULL, heartbeat_at {time} NOT NULL, "
+	"dead_after {time} NOT NULL);"
+	"CREATE INDEX {p}by_dead_after ON {p}dura_workers (dead_after);",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
 	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_live_lease", migration2, NULL},
+	{"dura_workers (the worker registry)", migration3, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == SQ_SCHEMA_VERSION,
@@ -2386,6 +2400,88 @@ static int sq_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 	return rc;
 }
 
+/* ---- the worker registry (sql/workers.h decodes its rows) --------------------------------- */
+
+static int sq_worker_put(void *impl, const dura_worker_info *w)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char now_txt[24], dead_txt[24];
+	int64_t now = dura_now_ms();
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_WORKER_PUT, &st)) == 0) {
+		fmt_time(now_txt, now);
+		fmt_time(dead_txt, now + w->lease_ms);
+		int b;
+		if ((b = bind_text(st, 1, w->id)) || (b = bind_text(st, 2, w->name)) || (b = bind_text(st, 3, w->host)) ||
+		    (b = bind_int64(st, 4, w->pid)) || (b = bind_int(st, 5, w->threads)) ||
+		    (b = bind_int64(st, 6, w->lease_ms)) || (b = bind_text(st, 7, w->workflows)) ||
+		    (b = bind_int64(st, 8, w->held)) || (b = bind_text(st, 9, now_txt)) || (b = bind_text(st, 10, now_txt)) ||
+		    (b = bind_text(st, 11, dead_txt)))
+			rc = bind_fail(c, st, b, "registering a worker");
+		else
+			rc = write_one(c, st, "registering a worker", NULL);
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_worker_delete(void *impl, const char *worker_id)
+{
+	return delete_by(impl, ST_WORKER_DELETE, worker_id, "worker %s is not registered");
+}
+
+static int sq_worker_list(void *impl, dura_worker_list *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_WORKER_LIST, &st)) == 0) {
+		sq_cursor k = {c, st, "listing workers"};
+		while ((rc = sq_next(&k)) == 1) {
+			if (dura_store_grow((void **)&out->items, out->count, &cap, sizeof(*out->items)) != 0) {
+				rc = dura_error_oom(SQ);
+				break;
+			}
+			if ((rc = dura_sql_row_worker(SQ_ROW(st), &out->items[out->count])) != 0)
+				break;
+			out->count++;
+		}
+		sqlite3_reset(st);
+		out->now = dura_now_ms();
+	}
+	pool_put(s, c);
+	if (rc)
+		dura_worker_list_free(out);
+	return rc;
+}
+
+static int sq_worker_prune(void *impl, int64_t dead_for_ms, int64_t *count)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char before[24];
+	int changes = 0, rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_WORKER_PRUNE, &st)) == 0) {
+		fmt_time(before, dura_now_ms() - dead_for_ms);
+		int b = bind_text(st, 1, before);
+		rc = b ? bind_fail(c, st, b, "pruning workers") : write_one(c, st, "pruning workers", &changes);
+	}
+	pool_put(s, c);
+	*count = rc == 0 ? changes : 0;
+	return rc;
+}
+
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__sqlite_ops = {
@@ -2431,4 +2527,9 @@ const dura_store_ops dura__sqlite_ops = {
 	.atfork_child = sq_atfork_child,
 	.extend_leases = sq_extend_leases,
 	.claim = sq_claim,
+	/* version 4: the worker registry */
+	.worker_put = sq_worker_put,
+	.worker_delete = sq_worker_delete,
+	.worker_list = sq_worker_list,
+	.worker_prune = sq_worker_prune,
 };

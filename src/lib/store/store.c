@@ -112,6 +112,19 @@ static const char *missing_op(const dura_store_ops *ops)
 	return NULL;
 }
 
+/* The worker registry (version 4) is all four operations or none. */
+static int registry_ops_valid(const dura_store_ops *ops)
+{
+	if (ops->version < 4)
+		return 0;
+	int n = !!ops->worker_put + !!ops->worker_delete + !!ops->worker_list + !!ops->worker_prune;
+	if (n != 0 && n != 4)
+		return dura_error_set_native(DURA_EINVAL, ops->scheme, 0, NULL,
+		                             "store '%s' has some of the worker registry's operations (worker_put, "
+		                             "worker_delete, worker_list, worker_prune) but not all", ops->scheme);
+	return 0;
+}
+
 /* 0 if ops is a vtable this library can use: a known version, a scheme,
  * every required operation. */
 static int ops_valid(const dura_store_ops *ops, const char *fn)
@@ -126,7 +139,7 @@ static int ops_valid(const dura_store_ops *ops, const char *fn)
 	if (missing)
 		return dura_error_set_native(DURA_EINVAL, ops->scheme, 0, NULL,
 		                             "store '%s' has no %s operation, which every store must have", ops->scheme, missing);
-	return 0;
+	return registry_ops_valid(ops);
 }
 
 int dura_store_register(const dura_store_ops *ops)
@@ -1049,4 +1062,122 @@ int dura_store_outbox_ack(dura_store *s, const char *event_id)
 	CHECK_STORE(s);
 	TRY(check_id(event_id, "event id", "dura_store_outbox_ack"));
 	DISPATCH(s, outbox_ack, event_id);
+}
+
+/* ---- the worker registry (contract version 4) ----------------------------- */
+
+/* The registry's operations appeared in contract version 4. */
+static int has_registry(const dura_store *s, const char *fn)
+{
+	if (s->ops->version >= 4 && s->ops->worker_put)
+		return 0;
+	return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
+	                             "%s: the %s store keeps no worker registry (it needs contract version 4 and "
+	                             "the worker_* operations)", fn, s->ops->scheme);
+}
+
+/* Optional text of a worker's row: at most DURA_MAX_ID_LEN bytes of UTF-8. */
+static int check_worker_text(const char *v, const char *what, const char *fn)
+{
+	if (v && strnlen(v, DURA_MAX_ID_LEN + 1) > DURA_MAX_ID_LEN)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s is longer than %d bytes", fn, what,
+		                             DURA_MAX_ID_LEN);
+	if (!dura__utf8_valid(v))
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s is not UTF-8", fn, what);
+	return 0;
+}
+
+/* A JSON array of strings, at most 64 KiB. */
+static int check_workflows_json(const char *v, const char *fn)
+{
+	if (!v || strnlen(v, 65537) > 65536)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: workflows must be a JSON array of at most 64 KiB", fn);
+	json_error_t je;
+	json_t *a = json_loads(v, JSON_REJECT_DUPLICATES, &je);
+	int ok = a && json_is_array(a);
+	for (size_t i = 0; ok && i < json_array_size(a); i++)
+		ok = json_is_string(json_array_get(a, i));
+	json_decref(a);
+	return ok ? 0
+	          : dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: workflows is not a JSON array of strings", fn);
+}
+
+static int check_worker(const dura_worker_info *w, const char *fn)
+{
+	if (!w)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: worker is NULL", fn);
+	TRY(check_id(w->id, "worker id", fn));
+	TRY(check_worker_text(w->id, "worker id", fn));
+	TRY(check_worker_text(w->name, "name", fn));
+	TRY(check_worker_text(w->host, "host", fn));
+	TRY(check_workflows_json(w->workflows, fn));
+	if (w->pid < 0 || w->held < 0)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: pid %lld and held %lld must not be negative", fn,
+		                             (long long)w->pid, (long long)w->held);
+	if (w->threads < 1 || w->threads > DURA_WORKER_MAX_THREADS)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: threads %d is out of range (1 to %d)", fn,
+		                             w->threads, DURA_WORKER_MAX_THREADS);
+	if (w->lease_ms < DURA_WORKER_MIN_LEASE_MS || w->lease_ms > 86400000)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease_ms %lld is out of range (%d to 86400000)", fn,
+		                             (long long)w->lease_ms, DURA_WORKER_MIN_LEASE_MS);
+	return 0;
+}
+
+int dura_store_put_worker(dura_store *s, const dura_worker_info *w)
+{
+	static const char fn[] = "dura_store_put_worker";
+	CHECK_STORE(s);
+	TRY(check_worker(w, fn));
+	TRY(has_registry(s, fn));
+	/* a store gets "" for absent text */
+	dura_worker_info copy = *w;
+	copy.name = w->name ? w->name : "";
+	copy.host = w->host ? w->host : "";
+	DISPATCH(s, worker_put, &copy);
+}
+
+int dura_store_delete_worker(dura_store *s, const char *worker_id)
+{
+	static const char fn[] = "dura_store_delete_worker";
+	CHECK_STORE(s);
+	TRY(check_id(worker_id, "worker id", fn));
+	TRY(has_registry(s, fn));
+	DISPATCH(s, worker_delete, worker_id);
+}
+
+int dura_store_list_workers(dura_store *s, dura_worker_list *out)
+{
+	static const char fn[] = "dura_store_list_workers";
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK_STORE(s);
+	if (!out)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	TRY(has_registry(s, fn));
+	dura_error_clear();
+	int rc;
+	GUARD(rc, s->ops->worker_list(s->impl, out));
+	if (rc) {
+		dura_worker_list_free(out);
+		return rc;
+	}
+	if (out->now == 0)
+		out->now = dura_now_ms();
+	for (size_t i = 0; i < out->count; i++)
+		out->items[i].dead = out->items[i].dead_after <= out->now;
+	return 0;
+}
+
+int dura_store_prune_workers(dura_store *s, int64_t dead_for_ms, int64_t *count)
+{
+	static const char fn[] = "dura_store_prune_workers";
+	int64_t local = 0;
+	if (count)
+		*count = 0;
+	CHECK_STORE(s);
+	if (dead_for_ms < 0 || dead_for_ms > INT64_C(31536000000))
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: dead_for_ms %lld is out of range (0 to a year)", fn,
+		                             (long long)dead_for_ms);
+	TRY(has_registry(s, fn));
+	DISPATCH(s, worker_prune, dead_for_ms, count ? count : &local);
 }

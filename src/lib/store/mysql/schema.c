@@ -190,6 +190,20 @@ static const char *const migration5[] = {
 	NULL,
 };
 
+/*
+ * The worker registry: one row per live worker (and per dead one until it
+ * is pruned), written at start and by every heartbeat, deleted at stop.
+ * dead_after (heartbeat_at + lease_ms) is indexed for the prune.
+ */
+static const char *const migration6[] = {
+	"CREATE TABLE {p}dura_workers ("
+	"worker_id VARCHAR(255) NOT NULL, name VARCHAR(255) NOT NULL DEFAULT '', host VARCHAR(255) NOT NULL DEFAULT '', "
+	"pid BIGINT NOT NULL, threads INT NOT NULL, lease_ms BIGINT NOT NULL, workflows TEXT NOT NULL, "
+	"held BIGINT NOT NULL DEFAULT 0, started_at {time} NOT NULL, heartbeat_at {time} NOT NULL, "
+	"dead_after {time} NOT NULL, PRIMARY KEY (worker_id), INDEX by_dead_after (dead_after))" TABLE_OPTS,
+	NULL,
+};
+
 /* optional: skipped when the user may not create routines */
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, no_statements},
@@ -200,6 +214,7 @@ static const dura_sql_migration migrations[] = {
 	 no_statements, migration4_optional},
 	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_lease_expires_at, dura_flow",
 	 migration5, no_statements},
+	{"dura_workers (the worker registry)", migration6, no_statements},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == MY_SCHEMA_VERSION, "one migration per schema version");

@@ -17,6 +17,7 @@
  * UTC, in utf8mb4.
  */
 #include "mysql.h"
+#include "../sql/workers.h"
 
 static const char *const st_sql[ST__COUNT] = {STATEMENTS(X_SQL)};
 
@@ -413,4 +414,9 @@ const dura_store_ops dura__mysql_ops = {
 	.atfork_child = my_atfork_child,
 	.extend_leases = dura_sql_extend_leases,
 	.claim = dura_sql_claim,
+	/* version 4: the worker registry (sql/workers.c) */
+	.worker_put = dura_sql_worker_put,
+	.worker_delete = dura_sql_worker_delete,
+	.worker_list = dura_sql_worker_list,
+	.worker_prune = dura_sql_worker_prune,
 };

@@ -49,7 +49,7 @@
 #include <stdint.h>
 
 #define PG "postgres"
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
 #define PG_DEFAULT_POOL 25
 #define PG_DEFAULT_IDLE 5
 #define PG_DEFAULT_LIFETIME_MS (5 * 60 * 1000)

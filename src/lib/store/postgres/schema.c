@@ -86,10 +86,22 @@ static const char *const migration2[] = {
 	NULL,
 };
 
+/* The worker registry (see the MySQL store's schema.c). */
+static const char *const migration3[] = {
+	"CREATE TABLE {p}dura_workers ("
+	"worker_id " T " PRIMARY KEY, name " T " NOT NULL DEFAULT '', host " T " NOT NULL DEFAULT '', "
+	"pid BIGINT NOT NULL, threads INTEGER NOT NULL, lease_ms BIGINT NOT NULL, workflows TEXT NOT NULL, "
+	"held BIGINT NOT NULL DEFAULT 0, started_at {time} NOT NULL, heartbeat_at {time} NOT NULL, "
+	"dead_after {time} NOT NULL);"
+	"CREATE INDEX {p}by_dead_after ON {p}dura_workers (dead_after)",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
 	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_live_lease, dura_flow",
 	 migration2, NULL},
+	{"dura_workers (the worker registry)", migration3, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PG_SCHEMA_VERSION, "one migration per schema version");

@@ -13,6 +13,7 @@
  * PGPASSFILE and ~/.pgpass, PGSERVICE, PGSSLMODE, ...).
  */
 #include "pg.h"
+#include "../sql/workers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,4 +397,9 @@ const dura_store_ops dura__postgres_ops = {
 	.extend_leases = dura_sql_extend_leases,
 	.wait_ready = dura_pg_wait_ready,
 	.claim = dura_sql_claim,
+	/* version 4: the worker registry (sql/workers.c) */
+	.worker_put = dura_sql_worker_put,
+	.worker_delete = dura_sql_worker_delete,
+	.worker_list = dura_sql_worker_list,
+	.worker_prune = dura_sql_worker_prune,
 };

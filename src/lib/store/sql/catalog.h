@@ -30,6 +30,9 @@
 #define CP_COLS "checkpoint_id, run_id, step, state, created_at, updated_at"
 /* dura_sql_row_event()'s columns */
 #define EVENT_COLS "id, workflow_name, run_id, type, data, created_at"
+/* a worker registry row, in the order sql/workers.h's dura_sql_row_worker() reads it */
+#define WORKER_COLS \
+	"worker_id, name, host, pid, threads, lease_ms, workflows, held, started_at, heartbeat_at, dead_after"
 #define ACTIVE_STATES "(1, 2, 4)" /* initiated, running, paused */
 
 #define SQL_SHARED_STATEMENTS(X)                                                                                   \
@@ -85,7 +88,15 @@
 	X(LEASE_EXTEND, "UPDATE {p}workflow_records SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?") \
 	/* outbox */                                                                                               \
 	X(OUTBOX_POLL, "SELECT " EVENT_COLS " FROM {p}workflow_outbox ORDER BY id LIMIT ?")                        \
-	X(OUTBOX_ACK, "DELETE FROM {p}workflow_outbox WHERE id = ?")
+	X(OUTBOX_ACK, "DELETE FROM {p}workflow_outbox WHERE id = ?")                                              \
+	/* the worker registry (sql/workers.c; SQLite's own binding in sqlite.c) */                               \
+	X(WORKER_PUT, "INSERT INTO {p}dura_workers (" WORKER_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "     \
+	              "{upsert:worker_id} name = {new:name}, host = {new:host}, pid = {new:pid}, "                 \
+	              "threads = {new:threads}, lease_ms = {new:lease_ms}, workflows = {new:workflows}, "          \
+	              "held = {new:held}, heartbeat_at = {new:heartbeat_at}, dead_after = {new:dead_after}")      \
+	X(WORKER_DELETE, "DELETE FROM {p}dura_workers WHERE worker_id = ?")                                        \
+	X(WORKER_LIST, "SELECT " WORKER_COLS " FROM {p}dura_workers ORDER BY started_at, worker_id")               \
+	X(WORKER_PRUNE, "DELETE FROM {p}dura_workers WHERE dead_after <= ?")
 
 /*
  * The statements of the server stores (MySQL/MariaDB, PostgreSQL), which
