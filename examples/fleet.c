@@ -129,7 +129,7 @@ typedef struct victim_run {
 static int watch_rescue(dura_store *s, victim_run *v, int n, pid_t dead, int64_t killed_at)
 {
 	int stepped = 0, moved = 0;
-	while (moved < n || stepped == 0) {
+	while (n > 0 && (moved < n || stepped == 0)) {
 		if (dura_now_ms() - killed_at > TIMEOUT_MS) {
 			fprintf(stderr, "fleet: the killed worker's runs were not rescued in %d s\n", TIMEOUT_MS / 1000);
 			return -1;
@@ -301,8 +301,7 @@ int main(int argc, char **argv)
 		dura_record *r;
 		if (dura_store_get_run(s, g_ids[i], &r))
 			return fail("reading a run");
-		if (dura_run_state_active(r->run_state) && owned_by(r->lease_owner, victim))
-		{
+		if (dura_run_state_active(r->run_state) && owned_by(r->lease_owner, victim)) {
 			v[nv++] = (victim_run){g_ids[i], r->step_no, 0, 0};
 			expiry_min = r->lease_expires_at < expiry_min ? r->lease_expires_at : expiry_min;
 			expiry_max = r->lease_expires_at > expiry_max ? r->lease_expires_at : expiry_max;
