@@ -8,11 +8,12 @@
  * 10 s), commits their steps and releases its leases, so another worker
  * continues those runs at once. Killed with SIGKILL instead, its runs are
  * picked up by the other workers once their leases run out (3 s by
- * default).
+ * default, LEASE_MS with -l).
  *
- *   worker STORE_URL [THREADS] [RUNS]
+ *   worker [-q] [-l LEASE_MS] STORE_URL [THREADS] [RUNS]
  *
- * RUNS > 0 starts that many runs first (to have something to do), e.g.
+ * -q prints no line per node. RUNS > 0 starts that many runs first (to
+ * have something to do), e.g.
  *
  *   ./worker sqlite:dura.db 4 20 &     # starts 20 runs and serves them
  *   ./worker sqlite:dura.db 4 &        # a second worker sharing them
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t g_stop;
+static int g_quiet;
 
 static void on_signal(int sig)
 {
@@ -41,7 +43,8 @@ static int hello(dura_ctx *ctx, json_t *state, void *payload)
 	(void)payload;
 	usleep(100000); /* some work */
 	json_object_set_new(state, "hello", json_integer(getpid()));
-	printf("[pid %d] run %s: hello\n", (int)getpid(), dura_ctx_run_id(ctx));
+	if (!g_quiet)
+		printf("[pid %d] run %s: hello\n", (int)getpid(), dura_ctx_run_id(ctx));
 	return 0;
 }
 
@@ -50,7 +53,8 @@ static int world(dura_ctx *ctx, json_t *state, void *payload)
 	(void)payload;
 	usleep(100000);
 	json_object_set_new(state, "world", json_integer(getpid()));
-	printf("[pid %d] run %s: world\n", (int)getpid(), dura_ctx_run_id(ctx));
+	if (!g_quiet)
+		printf("[pid %d] run %s: world\n", (int)getpid(), dura_ctx_run_id(ctx));
 	return 0;
 }
 
@@ -61,20 +65,35 @@ static int fail(const char *what)
 	return 1;
 }
 
+static int usage(void)
+{
+	fprintf(stderr, "usage: worker [-q] [-l LEASE_MS] STORE_URL [THREADS] [RUNS]\n");
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		fprintf(stderr, "usage: worker STORE_URL [THREADS] [RUNS]\n");
-		return 2;
+	int64_t lease_ms = 3000;
+	int opt;
+	while ((opt = getopt(argc, argv, "ql:")) != -1) {
+		if (opt == 'q')
+			g_quiet = 1;
+		else if (opt == 'l')
+			lease_ms = atoll(optarg);
+		else
+			return usage();
 	}
-	int threads = argc > 2 ? atoi(argv[2]) : 4;
-	int runs = argc > 3 ? atoi(argv[3]) : 0;
+	if (optind >= argc)
+		return usage();
+	const char *url = argv[optind];
+	int threads = optind + 1 < argc ? atoi(argv[optind + 1]) : 4;
+	int runs = optind + 2 < argc ? atoi(argv[optind + 2]) : 0;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	dura_store *store;
 	dura_engine *eng;
 	dura_workflow *wf;
-	if (dura_store_open(&store, argv[1], NULL))
+	if (dura_store_open(&store, url, NULL))
 		return fail("opening the store");
 	if (dura_engine_open(&eng, store, NULL))
 		return fail("opening the engine");
@@ -106,19 +125,21 @@ int main(int argc, char **argv)
 
 	dura_worker_options o = DURA_WORKER_OPTIONS_INIT;
 	o.threads = threads;
+	o.lease_ms = lease_ms; /* heartbeats every lease_ms / 3 */
 	o.name = "example";
 	dura_worker *w;
 	if (dura_worker_start(&w, eng, &o))
 		return fail("starting the worker");
-	printf("worker %s serving 'greet' with %d threads; SIGTERM stops it\n", dura_worker_id(w), threads);
+	printf("worker %s serving 'greet' with %d threads, lease %lld ms; SIGTERM stops it\n", dura_worker_id(w), threads,
+	       (long long)lease_ms);
 	while (!g_stop)
 		sigsuspend(&old); /* unblocks them while it waits */
 
 	dura_worker_stats st;
 	dura_worker_stats_get(w, &st);
 	int rc = dura_worker_stop(w, 10000); /* drain for at most 10 s */
-	printf("stopped%s: claimed %llu, completed %llu, failed %llu, rescued %llu, abandoned %llu\n",
-	       rc == DURA_ETIMEOUT ? " (some nodes outran the drain)" : "", (unsigned long long)st.claimed,
+	printf("worker pid %d stopped%s: claimed %llu, completed %llu, failed %llu, rescued %llu, abandoned %llu\n",
+	       (int)getpid(), rc == DURA_ETIMEOUT ? " (some nodes outran the drain)" : "", (unsigned long long)st.claimed,
 	       (unsigned long long)st.completed, (unsigned long long)st.failed, (unsigned long long)st.rescued,
 	       (unsigned long long)st.abandoned);
 	dura_engine_close(eng);
