@@ -242,6 +242,11 @@ static int commit_success(dura_engine *eng, dura_record **recp, const dura__node
 	c.state = text;
 	c.status = next;
 	c.run_state = *next ? 0 : DURA_RUN_COMPLETED;
+	/* the run stays due since when it was due: a claim takes the earliest
+	 * due first, so a run taken over part-way goes before the runs started
+	 * after it, rather than behind every run started before its last step */
+	int64_t now = dura_now_ms();
+	c.next_run_at = rec->next_run_at > 0 && rec->next_run_at <= now ? rec->next_run_at : 0;
 	if ((rc = commit_step(eng, recp, &c, &res)) != 0)
 		goto cleanup;
 	rec->version = res.new_version;
@@ -249,7 +254,7 @@ static int commit_success(dura_engine *eng, dura_record **recp, const dura__node
 	rec->attempt = 0;
 	if (c.run_state)
 		rec->run_state = c.run_state;
-	rec->next_run_at = dura_now_ms();
+	rec->next_run_at = c.next_run_at ? c.next_run_at : now;
 	if (set_field(&rec->status, next) || set_field(&rec->error, "") || set_field(&rec->state, text))
 		rc = dura_error_oom("");
 cleanup:
