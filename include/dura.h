@@ -1026,7 +1026,10 @@ typedef struct dura_worker_stats {
  * poll_ms, batch, nworkflows, a NULL or over-long workflow name or
  * name), or an engine without workflows; DURA_EVERSION for an unknown
  * opts->version; DURA_ENOTFOUND for a workflow that is not registered
- * in the engine; DURA_ENOMEM; DURA_ERROR when a thread cannot be started.
+ * in the engine; DURA_ENOTSUP when a workflow has flow limits
+ * (dura_workflow_set_concurrency) and the store has no flow control (an
+ * external store of contract version 3 or older); DURA_ENOMEM;
+ * DURA_ERROR when a thread cannot be started.
  *
  * Thread-safety: the handle may be used from any thread (stats, id); stop
  * it from one thread only. Fork: the worker's threads do not exist in a

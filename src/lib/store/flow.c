@@ -178,3 +178,23 @@ size_t dura_flow_open(const dura_flow *f, const char **names, size_t cap)
 		}
 	return m;
 }
+
+int dura_flow_claim_runs(int (*claim)(void *, const dura_claim *, dura_record_list *), void *impl, const char *store,
+                         const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
+                         int64_t lease_ms, dura_record_list *out)
+{
+	dura_claim_workflow *cw = NULL;
+	if (nworkflows && !(cw = dura_calloc(nworkflows, sizeof(*cw))))
+		return dura_error_oom(store);
+	for (size_t i = 0; i < nworkflows; i++)
+		cw[i].name = workflows[i];
+	dura_claim req = DURA_CLAIM_INIT;
+	req.owner = owner;
+	req.workflows = cw;
+	req.nworkflows = nworkflows;
+	req.max = max;
+	req.lease_ms = lease_ms;
+	int rc = claim(impl, &req, out);
+	dura_free(cw);
+	return rc;
+}

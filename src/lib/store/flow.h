@@ -45,6 +45,12 @@ char *dura_flow_open_json(const dura_flow *f, int *none);
  * the rest). */
 size_t dura_flow_open(const dura_flow *f, const char **names, size_t cap);
 
+/* A store's claim_runs through its claim: the workflows without limits.
+ * One writing for every store that has both. */
+int dura_flow_claim_runs(int (*claim)(void *, const dura_claim *, dura_record_list *), void *impl, const char *store,
+                         const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
+                         int64_t lease_ms, dura_record_list *out);
+
 /* Whether the run with previous lease owner prev is a rescue for owner:
  * leased to another owner and never released (store.h taken_over). */
 static inline int dura_flow_taken_over(const char *prev, const char *owner)

@@ -1900,20 +1900,7 @@ done:
 static int mem_claim_runs(void *impl, const char *owner, const char *const *wfs, size_t nwfs, size_t max,
                           int64_t lease_ms, dura_record_list *out)
 {
-	dura_claim_workflow *cw = NULL;
-	if (nwfs && !(cw = dura_calloc(nwfs, sizeof(*cw))))
-		return oom();
-	for (size_t i = 0; i < nwfs; i++)
-		cw[i].name = wfs[i];
-	dura_claim req = DURA_CLAIM_INIT;
-	req.owner = owner;
-	req.workflows = cw;
-	req.nworkflows = nwfs;
-	req.max = max;
-	req.lease_ms = lease_ms;
-	int rc = mem_claim_flow(impl, &req, out);
-	dura_free(cw);
-	return rc;
+	return dura_flow_claim_runs(mem_claim_flow, impl, STORE, owner, wfs, nwfs, max, lease_ms, out);
 }
 
 static mem_run *leased_run(mem_store *m, const char *run_id, const char *owner, int *rc)

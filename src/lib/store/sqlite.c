@@ -2210,20 +2210,7 @@ static int sq_claim(void *impl, const dura_claim *req, dura_record_list *out)
 static int sq_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
                          int64_t lease_ms, dura_record_list *out)
 {
-	dura_claim_workflow *cw = NULL;
-	if (nworkflows && !(cw = dura_calloc(nworkflows, sizeof(*cw))))
-		return dura_error_oom(SQ);
-	for (size_t i = 0; i < nworkflows; i++)
-		cw[i].name = workflows[i];
-	dura_claim req = DURA_CLAIM_INIT;
-	req.owner = owner;
-	req.workflows = cw;
-	req.nworkflows = nworkflows;
-	req.max = max;
-	req.lease_ms = lease_ms;
-	int rc = sq_claim(impl, &req, out);
-	dura_free(cw);
-	return rc;
+	return dura_flow_claim_runs(sq_claim, impl, SQ, owner, workflows, nworkflows, max, lease_ms, out);
 }
 
 /* A lease update that matched nothing: why not. */

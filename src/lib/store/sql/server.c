@@ -1115,20 +1115,7 @@ int dura_sql_claim_runs(void *impl, const char *owner, const char *const *workfl
                         int64_t lease_ms, dura_record_list *out)
 {
 	dura_sql_store *s = impl;
-	dura_claim_workflow *cw = NULL;
-	if (nworkflows && !(cw = dura_calloc(nworkflows, sizeof(*cw))))
-		return dura_error_oom(s->name);
-	for (size_t i = 0; i < nworkflows; i++)
-		cw[i].name = workflows[i];
-	dura_claim req = DURA_CLAIM_INIT;
-	req.owner = owner;
-	req.workflows = cw;
-	req.nworkflows = nworkflows;
-	req.max = max;
-	req.lease_ms = lease_ms;
-	int rc = dura_sql_claim(impl, &req, out);
-	dura_free(cw);
-	return rc;
+	return dura_flow_claim_runs(dura_sql_claim, impl, s->name, owner, workflows, nworkflows, max, lease_ms, out);
 }
 
 int dura_sql_release_lease(void *impl, const char *run_id, const char *owner)
