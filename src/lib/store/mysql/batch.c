@@ -163,8 +163,14 @@ static int lock_read(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 		}
 		my_stmt *m;
 		int rc = dura_my_st_run(s, c, ST_COMMIT_LOCK_MANY, &p, &m);
-		if (rc)
+		if (rc) {
+			/* after a deadlock or lock wait timeout in the middle of
+			 * its rows the connection has been seen to wait for an
+			 * answer that never comes: the rerun takes a new one */
+			if (c->retryable)
+				c->base.broken = 1;
 			return rc;
+		}
 		while ((rc = dura_my_st_fetch(s, c, m)) == 1) {
 			const char *id = dura_my_c_str(m, 0);
 			for (size_t j = from; id && j < to; j++) {
@@ -299,6 +305,14 @@ static int write_all(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 	return rc;
 }
 
+static _Thread_local const struct bulk_arg *sort_args;
+
+static int by_run_id(const void *x, const void *y)
+{
+	const dura_commit *cm = sort_args->cm;
+	return strcmp(cm[*(const size_t *)x].run_id, cm[*(const size_t *)y].run_id);
+}
+
 static int bulk_body(my_store *s, my_conn *c, void *arg, int again)
 {
 	struct bulk_arg *a = arg;
@@ -325,6 +339,11 @@ static int bulk_body(my_store *s, my_conn *c, void *arg, int again)
 	}
 	if (k == 0)
 		return 0;
+	/* the records are locked in key order (run_id, compared byte for
+	 * byte), across the statements too, as a heartbeat's UPDATE locks
+	 * them: two of these never wait for each other in a cycle */
+	sort_args = a;
+	qsort(a->todo, k, sizeof(*a->todo), by_run_id);
 	int rc = lock_read(s, c, a, k);
 	if (rc)
 		return rc;
