@@ -919,8 +919,8 @@ typedef struct dura_worker_options {
 	                              (commit_batch) commits them all, each still CAS-checked on its own;
 	                              -1: each commit alone; 0 (default): on for SQLite, PostgreSQL and
 	                              MySQL/MariaDB, where a batch is one transaction of a few statements
-	                              (measured at 8 and 32 threads: SQLite 1.5x to 3x the steps/s,
-	                              PostgreSQL 1.6x to 6x, MariaDB 0.8x to 2x), off on memory */
+	                              (measured against off at 8 and 32 threads: SQLite 1.5x to 3.2x the
+	                              steps/s, PostgreSQL 0.9x to 6.8x, MariaDB 0.8x to 1.8x), off on memory */
 } dura_worker_options;
 #define DURA_WORKER_OPTIONS_INIT {DURA_WORKER_OPTIONS_VERSION, 1, 3000, 0, 500, 0, NULL, 0, NULL, 0}
 
