@@ -25,6 +25,7 @@
  *   -l  latency runs per burn-down (default 200)  -r  their rate, runs/s (default 100)
  *   -s  seconds per raw INSERT measurement (default 3)
  *   -k  runs in the rescue test (default 64)      -L  its lease_ms (default 1000)
+ *   -g  group commit settings, comma-separated: off, on (default off,on)
  */
 #include "raw.h"
 
@@ -128,9 +129,18 @@ static void fail(const char *what)
 
 /* ---- the burn-down ---------------------------------------------------------- */
 
+/* The server's own counters around a burn-down (counters() below, MariaDB
+ * only): statements received, transactions committed, log fsyncs. */
+typedef struct counts {
+	double stmts, commits, fsyncs;
+} counts;
+static int counters(counts *out);
+
 typedef struct result {
 	double steps_s, p50_ms, p99_ms;
 	unsigned long long groups;
+	int have_counts;
+	counts per_step; /* the counters' growth during the burn-down, per step */
 } result;
 
 static void start_run(dura_engine *eng, const char *name, int idx)
@@ -181,12 +191,21 @@ static result burn(int threads, int runs, int nodes, int group, int lat_runs, do
 	o.poll_ms = 5;
 	o.group_commit = group;
 	dura_worker *w;
+	counts c0, c1;
+	int have = counters(&c0) == 0;
 	double t0 = now_us();
 	if (dura_worker_start(&w, eng, &o))
 		fail("dura_worker_start");
 	wait_done(w, (unsigned long long)runs);
 	double t1 = now_us();
 	res.steps_s = (double)runs * nodes / ((t1 - t0) / 1e6);
+	if (have && counters(&c1) == 0) {
+		double steps = (double)runs * nodes;
+		res.have_counts = 1;
+		res.per_step.stmts = (c1.stmts - c0.stmts) / steps;
+		res.per_step.commits = (c1.commits - c0.commits) / steps;
+		res.per_step.fsyncs = (c1.fsyncs - c0.fsyncs) / steps;
+	}
 	/* claim-to-start: runs created at a steady rate while the worker runs */
 	double next = now_us();
 	for (int i = 0; i < lat_runs; i++) {
@@ -585,6 +604,41 @@ static double raw_rate(int threads)
 	return (double)sum / ((t1 - t0) / 1e6);
 }
 
+/* ---- the server's counters ---------------------------------------------------- */
+
+/* MariaDB: Questions (statements from clients; a procedure's own
+ * statements not counted), Com_commit + Com_call_procedure (explicit
+ * commits and procedure calls), Innodb_data_fsyncs. Not on PostgreSQL,
+ * whose statistics reach the views late (a backend reports when idle). */
+static int counters(counts *out)
+{
+	out->stmts = out->commits = out->fsyncs = -1;
+#ifdef BENCH_HAVE_MARIADB
+	if (g_kind == ST_MYSQL) {
+		MYSQL *db = my_connect();
+		int rc = mysql_query(db, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_commit', "
+		                         "'Com_call_procedure', 'Innodb_data_fsyncs')");
+		MYSQL_RES *r = rc ? NULL : mysql_store_result(db);
+		if (r) {
+			out->commits = 0;
+			for (MYSQL_ROW row; (row = mysql_fetch_row(r));) {
+				double v = atof(row[1]);
+				if (!strcmp(row[0], "Questions"))
+					out->stmts = v - 1; /* this SHOW */
+				else if (!strcmp(row[0], "Innodb_data_fsyncs"))
+					out->fsyncs = v;
+				else
+					out->commits += v;
+			}
+			mysql_free_result(r);
+		}
+		mysql_close(db);
+		return r ? 0 : -1;
+	}
+#endif
+	return -1;
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 static void mask(char *out, size_t n, const char *url)
@@ -607,7 +661,7 @@ static void mask(char *out, size_t n, const char *url)
 int main(int argc, char **argv)
 {
 	if (argc < 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: bench_worker URL [-n N] [-m M] [-c 1,8,32] [-l L] [-r R] [-s SECS] [-k RUNS] [-L LEASE_MS]\n");
+		fprintf(stderr, "usage: bench_worker URL [-n N] [-m M] [-c 1,8,32] [-l L] [-r R] [-s SECS] [-k RUNS] [-L LEASE_MS] [-g off,on]\n");
 		return 2;
 	}
 	g_url = argv[1];
@@ -615,6 +669,7 @@ int main(int argc, char **argv)
 	double rate = 100;
 	int64_t lease = 1000;
 	int conc[MAXC] = {1, 8, 32}, nc = 3;
+	int gset[2] = {1, 1}; /* group commit off, on: measured or not */
 	for (int i = 2; i + 1 < argc; i += 2) {
 		const char *o = argv[i], *v = argv[i + 1];
 		if (!strcmp(o, "-n"))
@@ -631,7 +686,10 @@ int main(int argc, char **argv)
 			krun = atoi(v);
 		else if (!strcmp(o, "-L"))
 			lease = atoll(v);
-		else if (!strcmp(o, "-c")) {
+		else if (!strcmp(o, "-g")) {
+			gset[0] = strstr(v, "off") != NULL;
+			gset[1] = strstr(v, "on") != NULL;
+		} else if (!strcmp(o, "-c")) {
 			nc = 0;
 			for (const char *p = v; *p && nc < MAXC; p += strcspn(p, ","), p += *p == ',')
 				conc[nc++] = atoi(p);
@@ -674,10 +732,15 @@ int main(int argc, char **argv)
 		int maxc = 1;
 		for (int i = 0; i < nc; i++)
 			maxc = conc[i] > maxc ? conc[i] : maxc;
-		if (strstr(g_url, "pool_idle="))
-			snprintf(g_durl, sizeof(g_durl), "%s", g_url);
-		else
-			snprintf(g_durl, sizeof(g_durl), "%s%cpool_idle=%d", g_url, strchr(g_url, '?') ? '&' : '?', maxc + 2);
+		/* dura's tables of its own (prefix bench_), so that the test
+		 * suites' tables in the same database stay as they were */
+		snprintf(g_durl, sizeof(g_durl), "%s", g_url);
+		if (!strstr(g_url, "pool_idle="))
+			snprintf(g_durl + strlen(g_durl), sizeof(g_durl) - strlen(g_durl), "%cpool_idle=%d",
+			         strchr(g_durl, '?') ? '&' : '?', maxc + 2);
+		if (!strstr(g_url, "prefix="))
+			snprintf(g_durl + strlen(g_durl), sizeof(g_durl) - strlen(g_durl), "%cprefix=bench_",
+			         strchr(g_durl, '?') ? '&' : '?');
 	}
 	printf("bench_worker %s: N=%d runs x 1 node, M=%d runs x 10 nodes; latency: %d runs at %.0f/s after each burn-down; "
 	       "raw: %.1f s per concurrency\n", g_shown, n1, m10, lat, rate, g_raw_secs);
@@ -696,6 +759,8 @@ int main(int argc, char **argv)
 		double one[2] = {0, 0};
 		for (int c = 0; c < nc; c++)
 			for (int g = 0; g < 2; g++) {
+				if (!gset[g])
+					continue;
 				int group = g ? 1 : -1;
 				result r = burn(conc[c], shapes[sh].runs, shapes[sh].nodes, group, lat, rate);
 				if (conc[c] == 1)
@@ -707,6 +772,9 @@ int main(int argc, char **argv)
 				       r.groups, conc[c], raw[c] > 0 ? r.steps_s / raw[c] : 0);
 				if (one[g] > 0)
 					printf(", / dura 1-thread = %.2fx", r.steps_s / one[g]);
+				if (r.have_counts)
+					printf("; server per step: %.2f statements, %.2f commits, %.2f log fsyncs", r.per_step.stmts,
+					       r.per_step.commits, r.per_step.fsyncs);
 				printf("\n");
 				fflush(stdout);
 			}

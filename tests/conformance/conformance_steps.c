@@ -718,6 +718,73 @@ STORE_TEST(steps_commit_batch)
 		conf_ack_run_events(s, ids[i]);
 }
 
+/* A batch larger than a server store's statement slots (16 runs a locking
+ * read on MariaDB), its runs given in reverse order of creation, with
+ * commits without a step, without an event, ending the run, one stale
+ * and one of an unknown run: each gets its own answer. */
+STORE_TEST(steps_commit_batch_large)
+{
+	conf_outbox_sweep(s);
+	enum { N = 40, STALE = 17, GHOST = 33 };
+	char wf[96];
+	conf_name(wf, sizeof wf, "conf-batch-large");
+	static char ids[N][128], states[N][64];
+	int64_t ver[N];
+	int created = 0;
+	for (int i = 0; i < N; i++) {
+		dura_record *rec = NULL;
+		REQUIRE_RC(conf_create(s, wf, NULL, NULL, &rec), 0);
+		snprintf(ids[N - 1 - i], sizeof ids[0], "%s", rec->run_id);
+		ver[N - 1 - i] = rec->version;
+		created = rec->run_state;
+		dura_record_free(rec);
+	}
+	dura_uuid7(ids[GHOST]);
+	dura_commit c[N];
+	dura_commit_result res[N];
+	for (int i = 0; i < N; i++) {
+		dura_commit init = DURA_COMMIT_INIT;
+		c[i] = init;
+		snprintf(states[i], sizeof states[i], "{\"big\":%d}", i);
+		c[i].run_id = ids[i];
+		c[i].expect_version = i == STALE ? ver[i] + 5 : ver[i];
+		c[i].node_id = "big";
+		c[i].state = states[i];
+		c[i].status = i % 7 == 0 ? "" : "next";
+		c[i].run_state = i % 7 == 0 ? DURA_RUN_COMPLETED : 0;
+		c[i].flags = (i % 5 == 1 ? DURA_COMMIT_NO_STEP : 0) | (i % 3 == 2 ? DURA_COMMIT_NO_EVENT : 0);
+	}
+	memset(res, 0x55, sizeof res);
+	CHECK_RC(dura_store_commit_batch(s, c, N, res), DURA_ECONFLICT);
+	for (int i = 0; i < N; i++) {
+		if (i == STALE) {
+			CHECK(res[i].code == DURA_ECONFLICT);
+			continue;
+		}
+		if (i == GHOST) {
+			CHECK(res[i].code == DURA_ENOTFOUND);
+			continue;
+		}
+		int step = !(c[i].flags & DURA_COMMIT_NO_STEP), event = !(c[i].flags & DURA_COMMIT_NO_EVENT);
+		CHECK(res[i].code == 0);
+		CHECK(res[i].new_version == ver[i] + 1);
+		CHECK(res[i].step == (step ? 0 : -1));
+		dura_record *got = NULL;
+		REQUIRE_RC(dura_store_get_run(s, ids[i], &got), 0);
+		CHECK(got->version == ver[i] + 1);
+		CHECK(got->step_no == step);
+		CHECK(conf_json_same(got->state, states[i]));
+		CHECK(got->run_state == (i % 7 == 0 ? DURA_RUN_COMPLETED : created));
+		dura_record_free(got);
+		CHECK(history_dense(s, ids[i], step));
+		CHECK(conf_events(s, ids[i], NULL, NULL) == event);
+	}
+	CHECK(history_dense(s, ids[STALE], 0));
+	CHECK(conf_events(s, ids[STALE], NULL, NULL) == 0);
+	for (int i = 0; i < N; i++)
+		conf_ack_run_events(s, ids[i]);
+}
+
 /* A big state goes through a commit unchanged. */
 STORE_TEST(steps_large_state)
 {
@@ -962,6 +1029,7 @@ const test_case conf_steps_tests[] = {
 	{"steps_outbox_default_payload", steps_outbox_default_payload},
 	{"steps_commit_failures", steps_commit_failures},
 	{"steps_commit_batch", steps_commit_batch},
+	{"steps_commit_batch_large", steps_commit_batch_large},
 	{"steps_large_state", steps_large_state},
 	{"steps_threads", steps_threads},
 	{"steps_multi_process", steps_multi_process},

@@ -296,8 +296,21 @@ static int one_tramp(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm,
 	return commit_one((my_store *)s, (my_conn *)c, cm, event_id, now, res, updated);
 }
 
+int dura_my_commit_batch_each(my_store *s, const dura_commit *cm, const char *const *event_ids, size_t n,
+                              dura_commit_result *res)
+{
+	return dura_sql_commit_batch(&s->base, one_tramp, cm, event_ids, n, res);
+}
+
+/* In bulk where the server can (batch.c), else one commit after another
+ * in one transaction. */
 int dura_my_commit_batch(void *impl, const dura_commit *cm, const char *const *event_ids, size_t n,
                          dura_commit_result *res)
 {
-	return dura_sql_commit_batch(impl, one_tramp, cm, event_ids, n, res);
+	my_store *s = impl;
+	int rc = n > 1 ? dura_my_commit_bulk(s, cm, event_ids, n, res) : MY_FALLBACK;
+	if (rc != MY_FALLBACK)
+		return rc;
+	dura_error_clear();
+	return dura_my_commit_batch_each(s, cm, event_ids, n, res);
 }

@@ -43,8 +43,12 @@
  *                        comes back in the OK packet via LAST_INSERT_ID),
  *                        INSERT step, INSERT outbox, COMMIT
  *                     4 with NO_EVENT, 1 with NO_STEP|NO_EVENT (no transaction)
- *   commit_batch      2 + 3 per commit (one transaction, no savepoints: a
- *                        commit that fails after its UPDATE reruns the batch
+ *   commit_batch      on MariaDB 5 + 1 per 16 commits (batch.c: START, the
+ *                        records locked and read, the UPDATEs, the step rows,
+ *                        the outbox rows each one bulk execution, COMMIT);
+ *                        elsewhere, and when a unique key breaks, 2 + 3 per
+ *                        commit (one transaction, no savepoints: a commit
+ *                        that fails after its UPDATE reruns the batch
  *                        without it)
  *   create_run        1 (INSERT; the one-active-run rule is a UNIQUE index)
  *   claim_runs        4 (START, SELECT ... FOR UPDATE SKIP LOCKED, UPDATE, COMMIT)
@@ -144,6 +148,16 @@
 	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
 	                 "SELECT ?, workflow_name, run_id, ?, COALESCE(?, CONCAT(?, run_state, '}')), ? "          \
 	                 "FROM {p}workflow_records WHERE run_id = ?")                                              \
+	/* commit_batch on MariaDB (batch.c): the records locked and read, then bulk executions */                \
+	X(COMMIT_LOCK_MANY, "SELECT run_id, version, step_no, run_state, workflow_name FROM {p}workflow_records "  \
+	                    "WHERE run_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) FOR UPDATE")         \
+	X(COMMIT_UPDATE_MANY, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, attempt = ?, "    \
+	                      "next_run_at = ?, updated_at = ?, version = version + 1, step_no = step_no + ?, "    \
+	                      "run_state = COALESCE(?, run_state), lease_owner = IF(?, '', lease_owner), "         \
+	                      "lease_expires_at = IF(?, NULL, lease_expires_at) WHERE run_id = ? AND version = ?") \
+	X(STEP_INSERT_MANY, "INSERT INTO {p}workflow_steps (" STEP_COLS ") VALUES (?, ?, ?, ?, ?)")                \
+	X(OUTBOX_INSERT_MANY, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) " \
+	                      "VALUES (?, ?, ?, ?, ?, ?)")                                                         \
 	X(SCHEMA_RECORD, "INSERT INTO {p}dura_schema (version, applied_at, description) "                         \
 	                 "VALUES (?, UTC_TIMESTAMP(3), ?)")                                                        \
 	/* cache */                                                                                                \
@@ -289,5 +303,16 @@ int dura_my_check_and_migrate(my_store *s, my_conn *c, const dura_store_options 
 int dura_my_commit(void *impl, const dura_commit *cm, const char *event_id, dura_commit_result *res);
 int dura_my_commit_batch(void *impl, const dura_commit *cm, const char *const *event_ids, size_t n,
                          dura_commit_result *res);
+/* commit.c's batch of single commits in one transaction (the long way) */
+int dura_my_commit_batch_each(my_store *s, const dura_commit *cm, const char *const *event_ids, size_t n,
+                              dura_commit_result *res);
+
+/* ---- batch.c: commit_batch in bulk on MariaDB ------------------------------------- */
+
+/* The batch in a few bulk statements where the server has bulk
+ * execution: 0, DURA_ECONFLICT (res says which), a failure, or
+ * MY_FALLBACK when it cannot be done so (nothing was written). */
+int dura_my_commit_bulk(my_store *s, const dura_commit *cm, const char *const *event_ids, size_t n,
+                        dura_commit_result *res);
 
 #endif /* DURA_STORE_MYSQL_H */

@@ -7,12 +7,16 @@
  *
  * A commit whose connection was lost is run again with again = 1, which
  * first asks sql/commit.c whether the lost one landed, so a step is
- * neither lost nor doubled. A batch is sql/commit.c's: one transaction of
- * these statements, each CAS-checked on its own; a statement that failed
- * aborted the transaction, so the batch runs again without it.
+ * neither lost nor doubled. A batch is one statement too (COMMIT_MANY):
+ * every commit CAS-checked on its own in one UPDATE over the batch read
+ * as a table, then the step rows and events of the updated runs. When a
+ * unique key breaks (the whole statement fails, nothing written) the
+ * batch goes the long way, sql/commit.c's: one transaction of single
+ * commits, where the one that failed is left out and the others rerun.
  */
 #include "pg.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* A unique key broken by a commit: the step already exists, or the run
@@ -133,8 +137,169 @@ int dura_pg_commit(void *impl, const dura_commit *cm, const char *event_id, dura
 	return rc;
 }
 
+/* ---- a batch in one statement ---------------------------------------------------- */
+
+#define MANY_FALLBACK 2 /* a batch's "a unique key broke: commit them one by one" */
+#define MANY_MAX_BYTES (16u << 20) /* a bigger batch goes one by one: the document stays small */
+
+struct many_arg {
+	const dura_commit *cm;
+	const char *const *ids;
+	size_t n;
+	dura_commit_result *res;
+	int64_t now;
+	size_t *todo;       /* the commits still to write */
+	unsigned char *hit; /* per commit: written by the statement */
+	size_t failed;
+	char first[256];
+};
+
+static void many_failed(struct many_arg *a, size_t i, int code)
+{
+	a->res[i].code = code;
+	a->res[i].new_version = 0;
+	a->res[i].step = -1;
+	if (!a->failed++) {
+		const dura_error *e = dura_error_last();
+		snprintf(a->first, sizeof(a->first), "%s", e && e->message ? e->message : "");
+	}
+}
+
+/*
+ * The batch as COMMIT_MANY: one statement, so one round trip and one
+ * transaction of the server's own (atomic without ours). After a lost
+ * connection (again) each commit is first checked: the ones that landed
+ * are done, the others are written now. A commit the statement did not
+ * update missed its CAS (or its run is gone) and wrote nothing.
+ */
+static int many_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct many_arg *a = arg;
+	size_t k = 0;
+	a->failed = 0;
+	a->first[0] = '\0';
+	for (size_t i = 0; i < a->n; i++) {
+		dura_commit_result *r = &a->res[i];
+		memset(r, 0, sizeof(*r));
+		r->step = -1;
+		a->hit[i] = 0;
+		if (again) {
+			int v = dura_sql_commit_verify(s, c, &a->cm[i], a->ids[i], a->now, r);
+			if (v == 1)
+				continue;
+			if (v == DURA_ECONFLICT || v == DURA_ENOTFOUND) {
+				many_failed(a, i, v);
+				continue;
+			}
+			if (v < 0)
+				return v;
+		}
+		a->todo[k++] = i;
+	}
+	if (k == 0)
+		return 0;
+	char *doc = dura_sql_batch_json(a->cm, a->ids, a->todo, k, a->now, PG_MAX_TIME_MS);
+	if (!doc)
+		return dura_error_oom(PG);
+	int applied, lost = dura_pg_lost_commit(&applied);
+	if (lost && !applied) {
+		dura_free(doc);
+		c->broken = 1;
+		return dura_error_set_native(DURA_EIO, PG, 0, "08006", "commit: the connection was lost (simulated by a test)");
+	}
+	dura_sql_params p;
+	p.n = 0;
+	dura_sql_p_str(&p, doc);
+	dura_sql_p_time(&p, a->now);
+	dura_sql_p_time(&p, a->now);
+	dura_sql_p_time(&p, a->now);
+	void *m;
+	int rc = dura_sql_st_run(s, c, ST_COMMIT_MANY, &p, &m);
+	dura_free(doc);
+	if (rc)
+		return s->x->duplicate(c, NULL) ? MANY_FALLBACK : rc;
+	while ((rc = dura_sql_st_next(s, c, m)) == 1) {
+		int64_t i = dura_sql_c_int(s, m, 0);
+		if (i < 0 || (size_t)i >= a->n)
+			continue;
+		const dura_commit *cm = &a->cm[i];
+		a->hit[i] = 1;
+		a->res[i].new_version = cm->expect_version + 1;
+		a->res[i].step = (cm->flags & DURA_COMMIT_NO_STEP) ? -1 : dura_sql_c_int(s, m, 1) - 1;
+	}
+	dura_sql_st_done(s, m);
+	if (lost) {
+		c->broken = 1;
+		return dura_error_set_native(DURA_EIO, PG, 0, "08006", "commit: the connection was lost (simulated by a test)");
+	}
+	if (rc < 0)
+		return rc; /* the statement ran: a rerun checks what landed */
+	for (size_t j = 0; j < k; j++) {
+		size_t i = a->todo[j];
+		if (a->hit[i])
+			continue;
+		rc = dura_sql_commit_miss(s, c, &a->cm[i]);
+		if (rc != DURA_ECONFLICT && rc != DURA_ENOTFOUND)
+			return rc ? rc : dura_error_set_native(DURA_ERROR, PG, 0, NULL, "run %s: the batch did not update it",
+			                                        a->cm[i].run_id);
+		many_failed(a, i, rc);
+	}
+	return 0;
+}
+
+/* 1 when two commits of the batch are of one run (the statement would
+ * update it once): those go one by one. */
+static int same_run_twice(const dura_commit *cm, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(cm[i].run_id, cm[j].run_id) == 0)
+				return 1;
+	return 0;
+}
+
 int dura_pg_commit_batch(void *impl, const dura_commit *cm, const char *const *event_ids, size_t n,
                          dura_commit_result *res)
 {
-	return dura_sql_commit_batch(impl, commit_one, cm, event_ids, n, res);
+	dura_sql_store *s = impl;
+	if (n < 2 || n > 1000 || same_run_twice(cm, n))
+		return dura_sql_commit_batch(s, commit_one, cm, event_ids, n, res);
+	struct many_arg a;
+	memset(&a, 0, sizeof(a));
+	a.cm = cm;
+	a.ids = event_ids;
+	a.n = n;
+	a.res = res;
+	a.now = dura_now_ms();
+	int rc = 0;
+	size_t bytes = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		bytes += dura_sql_commit_size(&cm[i]);
+		rc = s->x->check_size(s, dura_sql_commit_size(&cm[i]), "a step's state");
+	}
+	if (rc == 0 && bytes > MANY_MAX_BYTES)
+		return dura_sql_commit_batch(s, commit_one, cm, event_ids, n, res);
+	if (rc == 0 && (!(a.todo = dura_calloc(n, sizeof(size_t))) || !(a.hit = dura_calloc(n, 1))))
+		rc = dura_error_oom(PG);
+	if (rc == 0)
+		rc = dura_sql_run_op(s, many_body, &a, DURA_SQL_IDEMPOTENT);
+	dura_free(a.todo);
+	dura_free(a.hit);
+	if (rc == MANY_FALLBACK) {
+		/* a step already written, or a second active run of a foreign
+		 * id: nothing went in; one by one, each gets its own answer */
+		dura_error_clear();
+		return dura_sql_commit_batch(s, commit_one, cm, event_ids, n, res);
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++) {
+			res[i].code = rc;
+			res[i].new_version = 0;
+			res[i].step = -1;
+		}
+		return rc;
+	}
+	if (!a.failed)
+		return 0;
+	return dura_sql_err_batch(s->name, a.failed, n, a.first);
 }

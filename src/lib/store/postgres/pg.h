@@ -82,12 +82,40 @@
 	"? FROM u WHERE ?:int = 1) "                                                                                  \
 	"SELECT step_no, run_state FROM u"
 
+/*
+ * A batch of commits as one statement (commit.c): the commits arrive as
+ * one JSON array (sql/commit.h, dura_sql_batch_json) read as a table; the
+ * CAS UPDATE of every record whose version matches, then the step rows
+ * and outbox rows of the updated ones; a commit whose version does not
+ * match is not in u and writes nothing. The rows: each updated commit's
+ * index and step_no.
+ */
+#define PG_COMMIT_MANY_SQL                                                                                         \
+	"WITH j AS (SELECT * FROM json_to_recordset(CAST(? AS JSON)) AS x(i INT, r TEXT, v BIGINT, s TEXT, st TEXT, "  \
+	"er TEXT, a INT, nx BIGINT, ds INT, rs INT, rl INT, nd TEXT, ei TEXT, et TEXT, ed TEXT, sh TEXT, tl TEXT, "       \
+	"de INT)), "                                                                                                  \
+	"u AS (UPDATE {p}workflow_records w SET object = CAST(j.s AS JSONB), status = j.st, error = j.er, "           \
+	"attempt = j.a, next_run_at = TIMESTAMPTZ 'epoch' + j.nx * INTERVAL '1 millisecond', updated_at = ?:time, "   \
+	"version = w.version + 1, step_no = w.step_no + j.ds, run_state = COALESCE(j.rs, w.run_state), "             \
+	"lease_owner = CASE WHEN j.rl = 1 THEN '' ELSE w.lease_owner END, "                                           \
+	"lease_expires_at = CASE WHEN j.rl = 1 THEN NULL ELSE w.lease_expires_at END "                                \
+	"FROM j WHERE w.run_id = j.r AND w.version = j.v "                                                            \
+	"RETURNING j.i, w.run_id, w.workflow_name, w.step_no, w.run_state), "                                         \
+	"s AS (INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at) "                             \
+	"SELECT u.run_id, u.step_no - 1, j.nd, CAST(j.s AS JSONB), ?:time FROM u JOIN j ON j.i = u.i WHERE j.ds = 1), " \
+	"e AS (INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "                  \
+	"SELECT j.ei, u.workflow_name, u.run_id, j.et, COALESCE(CAST(j.ed AS JSON), CAST(j.sh || "                    \
+	"CASE WHEN j.ds = 1 THEN (u.step_no - 1)::text ELSE '-1' END || j.tl || u.run_state::text || '}' AS JSON)), " \
+	"?:time FROM u JOIN j ON j.i = u.i WHERE j.de = 1) "                                                          \
+	"SELECT i, step_no FROM u"
+
 #define STATEMENTS(X)                                                                                              \
 	SQL_SHARED_STATEMENTS(X)                                                                                   \
 	SQL_SERVER_STATEMENTS(X)                                                                                   \
 	X(SCHEMA_EXISTS, "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "           \
 	                 "AND tablename = '{p}dura_schema'")                                                       \
 	X(SCHEMA_RECORD, "INSERT INTO {p}dura_schema (version, applied_at, description) VALUES (?, now(), ?)")      \
+	X(COMMIT_MANY, PG_COMMIT_MANY_SQL)                                                                         \
 	X(COMMIT, PG_COMMIT_SQL)
 
 #define X_ENUM(name, sql) ST_##name,

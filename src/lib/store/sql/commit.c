@@ -250,3 +250,90 @@ int dura_sql_commit_batch(dura_sql_store *s, dura_sql_commit_one one, const dura
 		return 0;
 	return dura_sql_err_batch(s->name, a.failed, n, a.first);
 }
+
+/* ---- a batch as one document ------------------------------------------------------ */
+
+/* Append a JSON string (or null for NULL) to o, with its key. */
+static char *put_str(char *o, const char *key, const char *v)
+{
+	size_t k = strlen(key);
+	memcpy(o, key, k);
+	o += k;
+	if (!v) {
+		memcpy(o, "null", 4);
+		return o + 4;
+	}
+	return dura__json_quote(o, v);
+}
+
+static char *put_int(char *o, const char *key, long long v)
+{
+	return o + sprintf(o, "%s%lld", key, v);
+}
+
+/* The bytes put_str() writes for v. */
+static size_t str_len(const char *v)
+{
+	return v ? dura__json_quote_len(v) : 4;
+}
+
+char *dura_sql_batch_json(const dura_commit *cm, const char *const *event_ids, const size_t *idx, size_t k,
+                          int64_t now, int64_t max_time)
+{
+	/* the keys and the integers: 18 keys of at most 5 bytes, 8 integers of at most 21 */
+	const size_t fixed = 18 * 6 + 8 * 21 + 4;
+	size_t need = 3;
+	for (size_t j = 0; j < k; j++) {
+		const dura_commit *c = &cm[idx[j]];
+		need += fixed + str_len(c->run_id) + str_len(c->state) + str_len(c->status ? c->status : "") +
+		        str_len(c->error ? c->error : "") + str_len(c->node_id ? c->node_id : "") +
+		        str_len(event_ids[idx[j]] ? event_ids[idx[j]] : "") +
+		        str_len(c->event_type ? c->event_type : "step") + str_len(c->event_data) +
+		        /* sh and tl quote quoted text: at most twice its bytes */
+		        256 + 2 * (dura__json_quote_len(c->run_id) + str_len(c->node_id) + str_len(c->status));
+	}
+	char *doc = dura_malloc(need), *o = doc;
+	if (!doc)
+		return NULL;
+	*o++ = '[';
+	for (size_t j = 0; j < k; j++) {
+		const dura_commit *c = &cm[idx[j]];
+		const dura_sql_commit_plan plan = dura_sql_commit_plan_of(c);
+		char buf[DURA_SQL_SUMMARY_BUF], *heap = NULL;
+		const char *head = "", *tail = "";
+		if (plan.do_event && !c->event_data &&
+		    !(head = dura_sql_summary_pieces(buf, sizeof buf, c, NULL, &tail, &heap))) {
+			dura_free(doc);
+			return NULL;
+		}
+		int64_t next = c->next_run_at ? c->next_run_at : now;
+		if (j)
+			*o++ = ',';
+		o = put_int(o, "{\"i\":", (long long)idx[j]);
+		o = put_str(o, ",\"r\":", c->run_id);
+		o = put_int(o, ",\"v\":", (long long)c->expect_version);
+		o = put_str(o, ",\"s\":", c->state);
+		o = put_str(o, ",\"st\":", plan.status);
+		o = put_str(o, ",\"er\":", c->error ? c->error : "");
+		o = put_int(o, ",\"a\":", (long long)c->attempt);
+		o = put_int(o, ",\"nx\":", (long long)(next > max_time ? max_time : next));
+		o = put_int(o, ",\"ds\":", plan.do_step);
+		if (c->run_state)
+			o = put_int(o, ",\"rs\":", (long long)c->run_state);
+		else
+			o = put_str(o, ",\"rs\":", NULL);
+		o = put_int(o, ",\"rl\":", plan.release);
+		o = put_str(o, ",\"nd\":", c->node_id ? c->node_id : "");
+		o = put_str(o, ",\"ei\":", event_ids[idx[j]] ? event_ids[idx[j]] : "");
+		o = put_str(o, ",\"et\":", c->event_type ? c->event_type : "step");
+		o = put_str(o, ",\"ed\":", c->event_data);
+		o = put_str(o, ",\"sh\":", head);
+		o = put_str(o, ",\"tl\":", tail);
+		o = put_int(o, ",\"de\":", plan.do_event);
+		*o++ = '}';
+		dura_free(heap);
+	}
+	*o++ = ']';
+	*o = '\0';
+	return doc;
+}

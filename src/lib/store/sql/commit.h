@@ -82,4 +82,20 @@ typedef int (*dura_sql_commit_one)(dura_sql_store *s, dura_sql_conn *c, const du
 int dura_sql_commit_batch(dura_sql_store *s, dura_sql_commit_one one, const dura_commit *cm,
                           const char *const *event_ids, size_t n, dura_commit_result *res);
 
+/*
+ * The commits cm[idx[0..k)] as one JSON array, for a server store's batch
+ * in one statement (the server reads it as a table: PostgreSQL's
+ * json_to_recordset). Per commit: i its index in cm, r run id, v expected
+ * version, s state, st status, er error, a attempt, nx next_run_at (ms,
+ * now when 0, at most max_time), ds write the step (0/1), rs run_state
+ * (null: unchanged), rl release the lease, nd node id, ei event id, et
+ * event type, ed event data (null: the default, from sh and tl around the
+ * step and the run_state, as summary_pieces() says), de write the event.
+ * Every text is a JSON string, states and event data too (escaped, never
+ * spliced), so no commit's bytes can change another's fields. The caller
+ * frees it; NULL when out of memory.
+ */
+char *dura_sql_batch_json(const dura_commit *cm, const char *const *event_ids, const size_t *idx, size_t k,
+                          int64_t now, int64_t max_time);
+
 #endif
