@@ -124,20 +124,8 @@ struct bulk_arg {
 	int64_t now;
 	size_t *todo, *go;
 	locked *lk;
-	size_t failed;
-	char first[256];
+	dura_sql_tally t; /* over res */
 };
-
-static void bulk_failed(struct bulk_arg *a, size_t i, int code)
-{
-	a->res[i].code = code;
-	a->res[i].new_version = 0;
-	a->res[i].step = -1;
-	if (!a->failed++) {
-		const dura_error *e = dura_error_last();
-		snprintf(a->first, sizeof(a->first), "%s", e && e->message ? e->message : "");
-	}
-}
 
 static void locked_clear(struct bulk_arg *a)
 {
@@ -316,29 +304,12 @@ static int by_run_id(const void *x, const void *y)
 static int bulk_body(my_store *s, my_conn *c, void *arg, int again)
 {
 	struct bulk_arg *a = arg;
-	size_t k = 0, go = 0;
-	a->failed = 0;
-	a->first[0] = '\0';
+	size_t go = 0;
 	locked_clear(a);
-	for (size_t i = 0; i < a->n; i++) {
-		dura_commit_result *r = &a->res[i];
-		memset(r, 0, sizeof(*r));
-		r->step = -1;
-		if (again) {
-			int v = dura_sql_commit_verify(&s->base, &c->base, &a->cm[i], a->ids[i], a->now, r);
-			if (v == 1)
-				continue;
-			if (v == DURA_ECONFLICT || v == DURA_ENOTFOUND) {
-				bulk_failed(a, i, v);
-				continue;
-			}
-			if (v < 0)
-				return v;
-		}
-		a->todo[k++] = i;
-	}
-	if (k == 0)
-		return 0;
+	int pending = dura_sql_tally_pending(&a->t, &s->base, &c->base, a->cm, a->ids, a->now, again, a->todo);
+	if (pending <= 0)
+		return pending;
+	size_t k = (size_t)pending;
 	/* the records are locked in key order (run_id, compared byte for
 	 * byte), across the statements too, as a heartbeat's UPDATE locks
 	 * them: two of these never wait for each other in a cycle */
@@ -351,9 +322,9 @@ static int bulk_body(my_store *s, my_conn *c, void *arg, int again)
 		size_t i = a->todo[j];
 		const locked *l = &a->lk[i];
 		if (!l->found)
-			bulk_failed(a, i, dura_sql_err_run_not_found(MY, a->cm[i].run_id));
+			dura_sql_tally_fail(&a->t, i, dura_sql_err_run_not_found(MY, a->cm[i].run_id));
 		else if (l->version != a->cm[i].expect_version)
-			bulk_failed(a, i, dura_sql_err_version(MY, a->cm[i].run_id, l->version, a->cm[i].expect_version));
+			dura_sql_tally_fail(&a->t, i, dura_sql_err_version(MY, a->cm[i].run_id, l->version, a->cm[i].expect_version));
 		else
 			a->go[go++] = i;
 	}
@@ -396,6 +367,8 @@ int dura_my_commit_bulk(my_store *s, const dura_commit *cm, const char *const *e
 	a.ids = event_ids;
 	a.n = n;
 	a.res = res;
+	a.t.n = n;
+	a.t.res = res;
 	a.now = dura_now_ms();
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
@@ -412,15 +385,5 @@ int dura_my_commit_bulk(my_store *s, const dura_commit *cm, const char *const *e
 	dura_free(a.lk);
 	if (rc == MY_FALLBACK)
 		return rc;
-	if (rc) {
-		for (size_t i = 0; i < n; i++) {
-			res[i].code = rc;
-			res[i].new_version = 0;
-			res[i].step = -1;
-		}
-		return rc;
-	}
-	if (!a.failed)
-		return 0;
-	return dura_sql_err_batch(MY, a.failed, n, a.first);
+	return dura_sql_tally_end(&a.t, MY, rc);
 }

@@ -145,25 +145,11 @@ int dura_pg_commit(void *impl, const dura_commit *cm, const char *event_id, dura
 struct many_arg {
 	const dura_commit *cm;
 	const char *const *ids;
-	size_t n;
-	dura_commit_result *res;
 	int64_t now;
 	size_t *todo;       /* the commits still to write */
 	unsigned char *hit; /* per commit: written by the statement */
-	size_t failed;
-	char first[256];
+	dura_sql_tally t;
 };
-
-static void many_failed(struct many_arg *a, size_t i, int code)
-{
-	a->res[i].code = code;
-	a->res[i].new_version = 0;
-	a->res[i].step = -1;
-	if (!a->failed++) {
-		const dura_error *e = dura_error_last();
-		snprintf(a->first, sizeof(a->first), "%s", e && e->message ? e->message : "");
-	}
-}
 
 /*
  * The batch as COMMIT_MANY: one statement, so one round trip and one
@@ -175,29 +161,11 @@ static void many_failed(struct many_arg *a, size_t i, int code)
 static int many_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 {
 	struct many_arg *a = arg;
-	size_t k = 0;
-	a->failed = 0;
-	a->first[0] = '\0';
-	for (size_t i = 0; i < a->n; i++) {
-		dura_commit_result *r = &a->res[i];
-		memset(r, 0, sizeof(*r));
-		r->step = -1;
-		a->hit[i] = 0;
-		if (again) {
-			int v = dura_sql_commit_verify(s, c, &a->cm[i], a->ids[i], a->now, r);
-			if (v == 1)
-				continue;
-			if (v == DURA_ECONFLICT || v == DURA_ENOTFOUND) {
-				many_failed(a, i, v);
-				continue;
-			}
-			if (v < 0)
-				return v;
-		}
-		a->todo[k++] = i;
-	}
-	if (k == 0)
-		return 0;
+	memset(a->hit, 0, a->t.n);
+	int pending = dura_sql_tally_pending(&a->t, s, c, a->cm, a->ids, a->now, again, a->todo);
+	if (pending <= 0)
+		return pending;
+	size_t k = (size_t)pending;
 	char *doc = dura_sql_batch_json(a->cm, a->ids, a->todo, k, a->now, PG_MAX_TIME_MS);
 	if (!doc)
 		return dura_error_oom(PG);
@@ -220,12 +188,12 @@ static int many_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 		return s->x->duplicate(c, NULL) ? MANY_FALLBACK : rc;
 	while ((rc = dura_sql_st_next(s, c, m)) == 1) {
 		int64_t i = dura_sql_c_int(s, m, 0);
-		if (i < 0 || (size_t)i >= a->n)
+		if (i < 0 || (size_t)i >= a->t.n)
 			continue;
 		const dura_commit *cm = &a->cm[i];
 		a->hit[i] = 1;
-		a->res[i].new_version = cm->expect_version + 1;
-		a->res[i].step = (cm->flags & DURA_COMMIT_NO_STEP) ? -1 : dura_sql_c_int(s, m, 1) - 1;
+		a->t.res[i].new_version = cm->expect_version + 1;
+		a->t.res[i].step = (cm->flags & DURA_COMMIT_NO_STEP) ? -1 : dura_sql_c_int(s, m, 1) - 1;
 	}
 	dura_sql_st_done(s, m);
 	if (lost) {
@@ -242,7 +210,7 @@ static int many_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 		if (rc != DURA_ECONFLICT && rc != DURA_ENOTFOUND)
 			return rc ? rc : dura_error_set_native(DURA_ERROR, PG, 0, NULL, "run %s: the batch did not update it",
 			                                        a->cm[i].run_id);
-		many_failed(a, i, rc);
+		dura_sql_tally_fail(&a->t, i, rc);
 	}
 	return 0;
 }
@@ -268,8 +236,8 @@ int dura_pg_commit_batch(void *impl, const dura_commit *cm, const char *const *e
 	memset(&a, 0, sizeof(a));
 	a.cm = cm;
 	a.ids = event_ids;
-	a.n = n;
-	a.res = res;
+	a.t.n = n;
+	a.t.res = res;
 	a.now = dura_now_ms();
 	int rc = 0;
 	size_t bytes = 0;
@@ -291,15 +259,5 @@ int dura_pg_commit_batch(void *impl, const dura_commit *cm, const char *const *e
 		dura_error_clear();
 		return dura_sql_commit_batch(s, commit_one, cm, event_ids, n, res);
 	}
-	if (rc) {
-		for (size_t i = 0; i < n; i++) {
-			res[i].code = rc;
-			res[i].new_version = 0;
-			res[i].step = -1;
-		}
-		return rc;
-	}
-	if (!a.failed)
-		return 0;
-	return dura_sql_err_batch(s->name, a.failed, n, a.first);
+	return dura_sql_tally_end(&a.t, s->name, rc);
 }

@@ -159,41 +159,82 @@ const char *dura_sql_summary_pieces(char *buf, size_t size, const dura_commit *c
 }
 
 
+void dura_sql_tally_reset(dura_sql_tally *t)
+{
+	t->failed = 0;
+	t->first[0] = '\0';
+	for (size_t i = 0; i < t->n; i++) {
+		memset(&t->res[i], 0, sizeof(t->res[i]));
+		t->res[i].step = -1;
+	}
+}
+
+void dura_sql_tally_fail(dura_sql_tally *t, size_t i, int code)
+{
+	t->res[i].code = code;
+	t->res[i].new_version = 0;
+	t->res[i].step = -1;
+	if (!t->failed++) {
+		const dura_error *e = dura_error_last();
+		snprintf(t->first, sizeof(t->first), "%s", e && e->message ? e->message : "");
+	}
+}
+
+int dura_sql_tally_end(const dura_sql_tally *t, const char *store, int rc)
+{
+	if (rc) {
+		for (size_t i = 0; i < t->n; i++) {
+			t->res[i].code = rc;
+			t->res[i].new_version = 0;
+			t->res[i].step = -1;
+		}
+		return rc;
+	}
+	if (!t->failed)
+		return 0;
+	return dura_sql_err_batch(store, t->failed, t->n, t->first);
+}
+
+int dura_sql_tally_pending(dura_sql_tally *t, dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm,
+                           const char *const *event_ids, int64_t now, int again, size_t *todo)
+{
+	size_t k = 0;
+	dura_sql_tally_reset(t);
+	for (size_t i = 0; i < t->n; i++) {
+		if (again) {
+			int v = dura_sql_commit_verify(s, c, &cm[i], event_ids[i], now, &t->res[i]);
+			if (v == 1)
+				continue;
+			if (v == DURA_ECONFLICT || v == DURA_ENOTFOUND) {
+				dura_sql_tally_fail(t, i, v);
+				continue;
+			}
+			if (v < 0)
+				return v;
+		}
+		todo[k++] = i;
+	}
+	return (int)k;
+}
+
 struct batch_arg {
 	dura_sql_commit_one one;
 	const dura_commit *cm;
 	const char *const *ids;
-	size_t n;
-	dura_commit_result *res;
 	int64_t now;
 	int *poisoned; /* commits that failed after their update: left out of the rerun */
-	size_t failed;
-	char first[256];
+	dura_sql_tally t;
 };
-
-static void batch_failed(struct batch_arg *a, size_t i, int code)
-{
-	a->res[i].code = code;
-	a->res[i].new_version = 0;
-	a->res[i].step = -1;
-	if (!a->failed++) {
-		const dura_error *e = dura_error_last();
-		snprintf(a->first, sizeof(a->first), "%s", e && e->message ? e->message : "");
-	}
-}
 
 static int batch_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 {
 	struct batch_arg *a = arg;
-	a->failed = 0;
-	a->first[0] = '\0';
-	for (size_t i = 0; i < a->n; i++) {
+	dura_sql_tally_reset(&a->t);
+	for (size_t i = 0; i < a->t.n; i++) {
 		const dura_commit *cm = &a->cm[i];
-		dura_commit_result *r = &a->res[i];
-		memset(r, 0, sizeof(*r));
-		r->step = -1;
+		dura_commit_result *r = &a->t.res[i];
 		if (a->poisoned[i]) {
-			batch_failed(a, i, a->poisoned[i]);
+			dura_sql_tally_fail(&a->t, i, a->poisoned[i]);
 			continue;
 		}
 		int rc = 0, updated = 0;
@@ -214,7 +255,7 @@ static int batch_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 			a->poisoned[i] = rc;
 			return DURA_SQL_AGAIN;
 		}
-		batch_failed(a, i, rc);
+		dura_sql_tally_fail(&a->t, i, rc);
 	}
 	return 0;
 }
@@ -227,8 +268,8 @@ int dura_sql_commit_batch(dura_sql_store *s, dura_sql_commit_one one, const dura
 	a.one = one;
 	a.cm = cm;
 	a.ids = event_ids;
-	a.n = n;
-	a.res = res;
+	a.t.n = n;
+	a.t.res = res;
 	a.now = dura_now_ms();
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
@@ -238,17 +279,7 @@ int dura_sql_commit_batch(dura_sql_store *s, dura_sql_commit_one one, const dura
 	if (rc == 0)
 		rc = dura_sql_run_op(s, batch_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
 	dura_free(a.poisoned);
-	if (rc) {
-		for (size_t i = 0; i < n; i++) {
-			res[i].code = rc;
-			res[i].new_version = 0;
-			res[i].step = -1;
-		}
-		return rc;
-	}
-	if (!a.failed)
-		return 0;
-	return dura_sql_err_batch(s->name, a.failed, n, a.first);
+	return dura_sql_tally_end(&a.t, s->name, rc);
 }
 
 /* ---- a batch as one document ------------------------------------------------------ */

@@ -72,6 +72,33 @@ typedef int (*dura_sql_commit_one)(dura_sql_store *s, dura_sql_conn *c, const du
                                    int64_t now, dura_commit_result *res, int *updated);
 
 /*
+ * A batch's results as its commits fail one by one: res (n of them), how
+ * many failed and the first failure's message, for the batch's answer.
+ * Every batch path (the one-by-one batch here, PostgreSQL's one statement,
+ * MariaDB's bulk executions) keeps one.
+ */
+typedef struct dura_sql_tally {
+	dura_commit_result *res;
+	size_t n;
+	size_t failed;
+	char first[256];
+} dura_sql_tally;
+
+/* Every result back to "not written yet" (an attempt begins). */
+void dura_sql_tally_reset(dura_sql_tally *t);
+/* Commit i failed with code (its message is the thread's error now). */
+void dura_sql_tally_fail(dura_sql_tally *t, size_t i, int code);
+/* The batch's answer: rc (every result gets it) when the batch failed as a
+ * whole, else 0, or the failures counted, named after the first. */
+int dura_sql_tally_end(const dura_sql_tally *t, const char *store, int rc);
+/* A batch attempt's start: the results reset, and after a lost connection
+ * (again) each commit checked first - one that landed is done, one refused
+ * is failed. The indexes of the commits still to write go to todo (n of
+ * room); how many, or an error. */
+int dura_sql_tally_pending(dura_sql_tally *t, dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm,
+                           const char *const *event_ids, int64_t now, int again, size_t *todo);
+
+/*
  * commit_batch: the n commits in one transaction through one(), each
  * CAS-checked on its own. A commit that misses (DURA_ECONFLICT,
  * DURA_ENOTFOUND) gets its code in res[i] and the others go in; one that
