@@ -751,6 +751,17 @@ static void stop_threads(dura_worker *w)
 		pthread_join(w->hb, NULL);
 }
 
+/* The worker's locks and condition variables, once its threads are gone. */
+static void sync_destroy(dura_worker *w)
+{
+	pthread_cond_destroy(&w->cv);
+	pthread_cond_destroy(&w->idle);
+	pthread_cond_destroy(&w->hbcv);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->gcv);
+	pthread_mutex_destroy(&w->gmu);
+}
+
 int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_options *opts)
 {
 	dura_worker_options defaults = DURA_WORKER_OPTIONS_INIT;
@@ -838,12 +849,7 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		stop_threads(w);
 		for (size_t i = 0; i < w->nqueue; i++)
 			release(w, w->queue[i].rec->run_id);
-		pthread_cond_destroy(&w->cv);
-		pthread_cond_destroy(&w->idle);
-		pthread_cond_destroy(&w->hbcv);
-		pthread_mutex_destroy(&w->mu);
-		pthread_cond_destroy(&w->gcv);
-		pthread_mutex_destroy(&w->gmu);
+		sync_destroy(w);
 		dura__registry_delete(&w->reg);
 		worker_free(w);
 		return dura__error_restore(&why);
@@ -931,12 +937,7 @@ int dura_worker_stop(dura_worker *w, int64_t drain_ms)
 	for (size_t i = 0; i < w->nqueue; i++)
 		if (!w->queue[i].lost)
 			release(w, w->queue[i].rec->run_id);
-	pthread_cond_destroy(&w->cv);
-	pthread_cond_destroy(&w->idle);
-	pthread_cond_destroy(&w->hbcv);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->gcv);
-	pthread_mutex_destroy(&w->gmu);
+	sync_destroy(w);
 	worker_free(w);
 	if (rc == 0)
 		dura_error_clear();

@@ -75,40 +75,43 @@ static flow_wf *find_wf(const dura_flow *f, const char *wf)
 }
 
 /* The entry of (w, key), made when make is set: NULL when absent (or out
- * of memory, with *oom set). */
+ * of memory, with *oom set). The lookup needs no allocation. */
 static flow_key *find_key(dura_flow *f, const flow_wf *w, const char *key, int make, int *oom)
 {
-	char idx[8];
-	int il = snprintf(idx, sizeof(idx), "%zu", (size_t)(w - f->wf));
+	char buf[320];
+	int il = snprintf(buf, sizeof(buf), "%zu", (size_t)(w - f->wf));
 	size_t kl = strlen(key), len = (size_t)il + 1 + kl;
-	char *id = dura_malloc(len + 1);
+	char *id = len < sizeof(buf) ? buf : dura_malloc(len + 1);
 	if (!id) {
 		*oom = 1;
 		return NULL;
 	}
-	memcpy(id, idx, (size_t)il + 1);
+	if (id != buf)
+		memcpy(id, buf, (size_t)il + 1);
 	memcpy(id + il + 1, key, kl + 1);
 	flow_key *k = NULL;
 	HASH_FIND(hh, f->keys, id, len, k);
-	if (k || !make) {
-		dura_free(id);
-		return k;
-	}
-	if (!(k = dura_calloc(1, sizeof(*k)))) {
-		dura_free(id);
+	if (k || !make)
+		goto out;
+	if (!(k = dura_calloc(1, sizeof(*k))) || !(k->id = dura_malloc(len + 1))) {
+		dura_free(k);
+		k = NULL;
 		*oom = 1;
-		return NULL;
+		goto out;
 	}
-	k->id = id;
+	memcpy(k->id, id, len + 1);
 	k->id_len = len;
 	int hash_oom = 0;
 	HASH_ADD_KEYPTR(hh, f->keys, k->id, k->id_len, k);
 	if (hash_oom) {
 		dura_free(k->id);
 		dura_free(k);
+		k = NULL;
 		*oom = 1;
-		return NULL;
 	}
+out:
+	if (id != buf)
+		dura_free(id);
 	return k;
 }
 
@@ -155,10 +158,7 @@ char *dura_flow_open_json(const dura_flow *f, int *none)
 	const char **open = dura_calloc(f->n ? f->n : 1, sizeof(*open));
 	if (!open)
 		return NULL;
-	size_t m = 0;
-	for (size_t i = 0; i < f->n; i++)
-		if (f->wf[i].max_running <= 0 || f->wf[i].running < f->wf[i].max_running)
-			open[m++] = f->wf[i].name;
+	size_t m = dura_flow_open(f, open, f->n);
 	*none = m == 0;
 	char *json = dura__json_string_array(open, m);
 	dura_free(open);

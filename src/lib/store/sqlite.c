@@ -2012,10 +2012,8 @@ static int claim_pick(sq_store *s, sq_conn *c, const dura_claim *req, dura_flow 
 {
 	sqlite3_stmt *st;
 	int rc, prio = DURA_PRIORITY_MAX + 1, b;
-	char *due = dura_strdup(""), *after = dura_strdup("");
+	char due[64] = "", after[DURA_MAX_ID_LEN + 1] = ""; /* the keyset: the last row read */
 	char *names = NULL;
-	if (!due || !after)
-		goto oom;
 	if (!flow && req->nworkflows) {
 		const char **v = dura_calloc(req->nworkflows, sizeof(*v));
 		if (!v)
@@ -2058,14 +2056,8 @@ static int claim_pick(sq_store *s, sq_conn *c, const dura_claim *req, dura_flow 
 				goto oom;
 			}
 			prio = sqlite3_column_int(st, 4);
-			dura_free(due);
-			dura_free(after);
-			due = dura_strdup(at);
-			after = dura_strdup(id);
-			if (!due || !after) {
-				sqlite3_reset(st);
-				goto oom;
-			}
+			snprintf(due, sizeof(due), "%s", at);
+			snprintf(after, sizeof(after), "%s", id);
 			int ok = flow ? dura_flow_admit(flow, wf, key) : 1;
 			if (ok < 0) {
 				sqlite3_reset(st);
@@ -2101,8 +2093,6 @@ static int claim_pick(sq_store *s, sq_conn *c, const dura_claim *req, dura_flow 
 oom:
 	rc = dura_error_oom(SQ);
 out:
-	dura_free(due);
-	dura_free(after);
 	dura_free(names);
 	return rc;
 }
