@@ -5,10 +5,10 @@
  * The claim is a lease in the store (cache_claim), so it holds across
  * threads, processes and machines; the store's put of the value releases
  * it. While the claimer computes, a heartbeat thread renews the claim
- * every lease/2, so a computation may run far longer than the lease and
- * is still never duplicated, while a claimer that dies (SIGKILL, power) is
- * replaced within one lease - two heartbeat intervals - plus one poll of
- * a waiter. A failed heartbeat is retried at once, every 50 ms, until the
+ * every lease/3, so a computation may run far longer than the lease and
+ * is still never duplicated, even when one renewal is slow, while a
+ * claimer that dies (SIGKILL, power) is replaced within one lease - three
+ * heartbeat intervals - plus one poll of a waiter. A failed heartbeat is retried at once, every 50 ms, until the
  * lease is gone. The only case where two callers compute is a claimer
  * that cannot reach the store for a whole lease.
  */
@@ -129,7 +129,7 @@ typedef struct heartbeat {
 static void *heartbeat_main(void *arg)
 {
 	heartbeat *hb = arg;
-	int64_t interval = hb->lease_ms / 2 > 0 ? hb->lease_ms / 2 : 1;
+	int64_t interval = hb->lease_ms / 3 > 0 ? hb->lease_ms / 3 : 1;
 	int64_t wait = interval;
 	pthread_mutex_lock(&hb->mu);
 	while (!hb->stop) {

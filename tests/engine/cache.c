@@ -379,19 +379,19 @@ static void dead_claimer_is_taken_over(void)
 }
 
 /*
- * A live computation eight leases long is never duplicated: its heartbeat
+ * A live computation four leases long is never duplicated: its heartbeat
  * keeps the claim, and the racers - threads here, and on stores shared
  * between processes, other processes too - wait for its value.
  */
-static int g_long_ms = 3200;
+static int g_long_ms = 4000;
 
 static void *long_race(void *p)
 {
 	racer *r = p;
 	dura_cache_options o = DURA_CACHE_OPTIONS_INIT;
-	/* 400 ms: room, on a loaded machine under ASan, for a heartbeat that
-	 * has to open a connection to a server store first */
-	o.lease_ms = 400;
+	/* 1 s: room, on a loaded machine under ASan with ten racers polling,
+	 * for a heartbeat that has to open a connection to a server store */
+	o.lease_ms = 1000;
 	o.wait_timeout_ms = 60000;
 	dura_cache_entry *e = NULL;
 	r->rc = dura_cache_do_store(r->s, r->key, &o, compute, &g_long_ms, &e);
