@@ -90,5 +90,8 @@ extern const dura_store_ops dura__mysql_ops;
 #ifdef DURA_HAVE_POSTGRES
 extern const dura_store_ops dura__postgres_ops;
 #endif
+#ifdef DURA_HAVE_REDIS
+extern const dura_store_ops dura__redis_ops;
+#endif
 
 #endif

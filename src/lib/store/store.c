@@ -85,7 +85,11 @@ static const struct {
 #else
 	{"mysql", NULL, "the MySQL/MariaDB store"},
 #endif
+#ifdef DURA_HAVE_REDIS
+	{"redis", &dura__redis_ops, NULL},
+#else
 	{"redis", NULL, "the Redis store"},
+#endif
 };
 
 #define MAX_EXTERNAL 16

@@ -1,0 +1,82 @@
+/*
+ * index.h - the Lua every script that changes a run pastes in: keeping the
+ * run's indexes (due, leased, active) in step with its hash, written once.
+ *
+ * A running run without a lease is in the due zset of its workflow and
+ * priority, scored by next_run_at, so a claim reads the claimable ones as
+ * one ZRANGEBYSCORE up to now, in claim order (next_run_at, then run id:
+ * the zset's order). A running run with a lease is in its workflow's
+ * leased zset instead, scored by the lease's expiry: the live ones (score
+ * > now) are what flow limits count, the lapsed ones (score <= now) are
+ * what a claim rescues, merged into the due ones by next_run_at.
+ */
+#ifndef DURA_REDIS_INDEX_H
+#define DURA_REDIS_INDEX_H
+
+#include "redis.h"
+
+#define DR_LUA_INDEX                                                                                         \
+	DR_LUA_RECORD_FIELDS                                                                                 \
+	"local RUNNING = 2\n"                                                                                \
+	"local function is_active(st) return st == 1 or st == 2 or st == 4 end\n"                           \
+	"local function due_key(P, wf, prio)\n"                                                              \
+	"  if prio == 0 then return P..'due:'..wf end\n"                                                     \
+	"  return P..'duep:'..prio..':'..wf\n"                                                               \
+	"end\n"                                                                                              \
+	/* place run id (hash key k) in the due and leased zsets per its fields */                          \
+	"local function reindex(P, k, id)\n"                                                                 \
+	"  local f = redis.call('HMGET', k, 'workflow_name', 'run_state', 'priority', 'next_run_at',"        \
+	"    'lease_owner', 'lease_expires_at')\n"                                                           \
+	"  local wf, st, prio = f[1], tonumber(f[2]), tonumber(f[3]) or 0\n"                                 \
+	"  local nra, lo, le = tonumber(f[4]) or 0, f[5] or '', tonumber(f[6]) or 0\n"                       \
+	"  local dk = due_key(P, wf, prio)\n"                                                                \
+	"  if st == RUNNING and lo == '' then\n"                                                             \
+	"    redis.call('ZADD', dk, nra, id)\n"                                                              \
+	"    if prio ~= 0 then redis.call('ZADD', P..'prios:'..wf, prio, prio) end\n"                       \
+	"  elseif redis.call('ZREM', dk, id) == 1 and prio ~= 0 and redis.call('EXISTS', dk) == 0 then\n"   \
+	"    redis.call('ZREM', P..'prios:'..wf, prio)\n"                                                    \
+	"  end\n"                                                                                            \
+	"  if st == RUNNING and lo ~= '' then redis.call('ZADD', P..'leased:'..wf, le, id)\n"               \
+	"  else redis.call('ZREM', P..'leased:'..wf, id) end\n"                                              \
+	"end\n"                                                                                              \
+	/* the (workflow, foreign id) slot: NUL cannot be in either */                                      \
+	"local function slot_of(k)\n"                                                                        \
+	"  local f = redis.call('HMGET', k, 'workflow_name', 'foreign_id')\n"                               \
+	"  if not f[2] or f[2] == '' then return nil end\n"                                                 \
+	"  return f[1]..'\\0'..f[2]\n"                                                                       \
+	"end\n"                                                                                              \
+	/* DURA_ECONFLICT when run id would become active while another run holds its slot */               \
+	"local function reactivation_refused(P, k, id, from, to)\n"                                          \
+	"  if is_active(from) or not is_active(to) then return nil end\n"                                   \
+	"  local slot = slot_of(k)\n"                                                                        \
+	"  if not slot then return nil end\n"                                                                \
+	"  local other = redis.call('HGET', P..'active', slot)\n"                                            \
+	"  if other and other ~= id then\n"                                                                  \
+	"    return {-4, 'run '..id..' cannot become active: run '..other..' of its workflow with the same'"    \
+	"      ..' foreign id is already active'}\n"                                                         \
+	"  end\n"                                                                                            \
+	"  return nil\n"                                                                                     \
+	"end\n"                                                                                              \
+	/* keep the slot's active run in step with a change of run state */                                 \
+	"local function track_active(P, k, id, from, to)\n"                                                  \
+	"  local slot = slot_of(k)\n"                                                                        \
+	"  if not slot then return end\n"                                                                    \
+	"  if is_active(from) and not is_active(to) then\n"                                                 \
+	"    if redis.call('HGET', P..'active', slot) == id then redis.call('HDEL', P..'active', slot) end\n" \
+	"  elseif is_active(to) and not is_active(from) then\n"                                             \
+	"    redis.call('HSET', P..'active', slot, id)\n"                                                    \
+	"  end\n"                                                                                            \
+	"end\n"                                                                                              \
+	/* wake the workers waiting for work (wait_ready) */                                                \
+	"local function ready(P) redis.call('PUBLISH', P..'ready', '1') end\n"                              \
+	"local function changed(P, id, v) redis.call('PUBLISH', P..'changed:'..id, v) end\n"                \
+	/* erase a run's data: its steps and checkpoints (delete_run_data) */                               \
+	"local function erase(P, k, id)\n"                                                                   \
+	"  redis.call('DEL', P..'steps:'..id)\n"                                                             \
+	"  local cps = redis.call('ZRANGE', P..'cps:'..id, 0, -1)\n"                                         \
+	"  for _, c in ipairs(cps) do redis.call('DEL', P..'cp:'..c); redis.call('ZREM', P..'cps', c) end\n" \
+	"  redis.call('DEL', P..'cps:'..id)\n"                                                               \
+	"  redis.call('HSET', k, 'state', '{}')\n"                                                           \
+	"end\n"
+
+#endif /* DURA_REDIS_INDEX_H */

@@ -1,0 +1,25 @@
+/*
+ * outbox.h - the outbox's layout as Lua, for the scripts that write
+ * events (the commit script pastes DR_LUA_OUTBOX_ADD in before its own
+ * code), so that the stream's fields are written in one place: here,
+ * beside outbox.c, which reads them back.
+ *
+ * outbox_add(prefix, id, workflow_name, run_id, type, data, created_at)
+ * appends one entry to {P}:outbox (XADD *: the stream keeps the order
+ * the events were written in, which outbox_poll returns) and records
+ * event id -> stream entry id in {P}:outbox:ids for outbox_ack. Every
+ * argument is a string (created_at may be a Lua number: Redis writes an
+ * integral one as its digits). Returns the stream entry id.
+ */
+#ifndef DURA_REDIS_OUTBOX_H
+#define DURA_REDIS_OUTBOX_H
+
+#define DR_LUA_OUTBOX_ADD                                                                                     \
+	"local function outbox_add(prefix, id, workflow_name, run_id, etype, data, created_at)\n"                \
+	"  local sid = redis.call('XADD', prefix .. 'outbox', '*', 'id', id, 'workflow_name', workflow_name,\n" \
+	"    'run_id', run_id, 'type', etype, 'data', data, 'created_at', created_at)\n"                         \
+	"  redis.call('HSET', prefix .. 'outbox:ids', id, sid)\n"                                                \
+	"  return sid\n"                                                                                         \
+	"end\n"
+
+#endif /* DURA_REDIS_OUTBOX_H */

@@ -1,0 +1,149 @@
+/*
+ * redis.h - what the Redis store's files share: the handle, the key
+ * layout, the scripts' calling convention and the reply decoders.
+ *
+ * Every key of one store URL starts with the namespace's hash tag and a
+ * colon, "{dura}:" by default (?prefix=NAME gives "{NAME}:"), so every key
+ * is on one slot and every operation is one Lua script there - on a single
+ * server and on Redis Cluster alike. The layout, as redis-cli shows it:
+ *
+ *   {P}:schema                 hash  version -> "applied_at description"
+ *   {P}:run:<id>               hash  the record (fields: DR_RECORD_FIELDS)
+ *                                    plus last_event (the event id of the
+ *                                    last commit: how a commit whose
+ *                                    connection was lost is told apart)
+ *   {P}:steps:<id>             list  step step_base+i at index i (step_base: a field of the
+ *                                    run, its step_no when the list began):
+ *                                    "<created_at>\n<length of node_id>\n<node_id><state>"
+ *   {P}:runs                   zset  every run id, score 0 (lexicographic: newest last)
+ *   {P}:runs:<workflow>        zset  the workflow's run ids, score 0
+ *   {P}:workflows              set   every workflow name that has runs
+ *   {P}:active                 hash  "<workflow>\0<foreign_id>" -> the active run's id
+ *   {P}:latest                 hash  "<workflow>\0<foreign_id>" -> the newest run's id
+ *   {P}:due:<workflow>         zset  runs of priority 0 that are running and not
+ *                                    leased, score = next_run_at
+ *   {P}:duep:<prio>:<workflow> zset  the same for a priority other than 0
+ *   {P}:prios:<workflow>       zset  the other priorities in use, score = priority
+ *   {P}:leased:<workflow>      zset  running runs with a lease, score = its expiry
+ *   {P}:cp:<id>                hash  a checkpoint (run_id, step, state, created_at, updated_at)
+ *   {P}:cps                    zset  checkpoint ids, score = updated_at
+ *   {P}:cps:<run_id>           zset  the run's checkpoint ids, score = updated_at
+ *   {P}:outbox                 stream the outbox, one entry per event (fields id,
+ *                                    workflow_name, run_id, type, data, created_at)
+ *   {P}:outbox:ids             hash  event id -> its stream entry id
+ *   {P}:cache:<key>            hash  value, error, metadata, created_at, expires_at;
+ *                                    native PX TTL when it expires
+ *   {P}:cachekeys              zset  cache keys, score 0 (cache_list's order)
+ *   {P}:claim:<key>            string the claimer's owner id, native PX TTL = the lease
+ *   {P}:worker:<id>            hash  a registry row
+ *   {P}:workers                zset  worker ids, score = started_at
+ *   {P}:changed:<run_id>       channel a commit or a state change of the run
+ *   {P}:ready                  channel some run may have become claimable
+ *
+ * Scripts: KEYS[1] is a key of the namespace (the operation's main key, so
+ * a cluster routes it); ARGV[1] the key prefix "{P}:", ARGV[2] the caller's
+ * clock in ms ("now" is the client's, as the SQL stores bind it); the
+ * rest is the operation's. A script builds the other key names from
+ * ARGV[1] - they hash to the same slot. It answers an array whose first
+ * element is 0 or a negative DURA_E* code; after a code comes a message.
+ */
+#ifndef DURA_REDIS_H
+#define DURA_REDIS_H
+
+#include "client.h"
+
+#include <stdint.h>
+
+typedef struct dr_store {
+	dr_client *client;
+	char prefix[40];   /* "{dura}:" */
+	size_t prefix_len;
+	int schema_version;
+	char server_version[64];
+	char notes[512];
+	uint32_t caps;
+} dr_store;
+
+/* The record's hash fields, in the order scripts return them (HMGET). */
+#define DR_RECORD_FIELDS                                                                                    \
+	"run_id", "workflow_name", "foreign_id", "run_state", "status", "state", "version", "step_no",      \
+	"attempt", "error", "meta", "lease_owner", "lease_expires_at", "next_run_at", "created_at",       \
+	"updated_at", "priority", "concurrency_key"
+#define DR_RECORD_NFIELDS 18
+/* The same list as Lua source, for the scripts that return records. */
+#define DR_LUA_RECORD_FIELDS                                                                                \
+	"local RF = {'run_id','workflow_name','foreign_id','run_state','status','state','version','step_no'," \
+	"'attempt','error','meta','lease_owner','lease_expires_at','next_run_at','created_at','updated_at',"  \
+	"'priority','concurrency_key'}\n"
+
+/* "{P}:" kind ":" id into buf (NUL-terminated); -1 when it does not fit. */
+int dr_key(const dr_store *s, char *buf, size_t size, const char *kind, const char *id);
+
+/* The caller's clock, ms, as text in buf[24]. */
+const char *dr_now_text(char buf[24], int64_t *now);
+
+/*
+ * Run sc with KEYS[1] = key, ARGV = prefix, now, then argv[0..argc).
+ * Returns the script's own code (0 or a DURA_E* with its message set as
+ * this thread's error) and, on 0, *out = the reply array (free with
+ * freeReplyObject); a client error (DURA_EIO, ...) as dr_eval.
+ */
+int dr_run(dr_store *s, dr_script *sc, int flags, redisReply **out, int *unsure, const char *key, int argc,
+           const char **argv, const size_t *lens);
+
+/* Decoders: elements of a reply array into the public structs (strings
+ * with dura_malloc; a nil is "" for records, NULL for cache entries'
+ * error and metadata). 0 or DURA_ENOMEM / DURA_ERROR (malformed). */
+int dr_record_decode(redisReply *const *fields, size_t n, dura_record *out);
+int64_t dr_int(const redisReply *r);           /* integer or numeric string; 0 for nil */
+char *dr_strdup_reply(const redisReply *r);    /* string or integer as text; "" for nil; NULL: ENOMEM */
+
+/* The operations, one file per concern. */
+/* runs.c */
+int dr_create_run(void *impl, const dura_run_create *req, const char *run_id, dura_record **out);
+int dr_get_run(void *impl, const char *run_id, dura_record **out);
+int dr_latest_run(void *impl, const char *workflow_name, const char *foreign_id, dura_record **out);
+int dr_list_runs(void *impl, const dura_run_filter *filter, dura_record_list *out);
+int dr_set_run_state(void *impl, const char *run_id, int to, int64_t *new_version);
+int dr_delete_run_data(void *impl, const char *run_id);
+/* commit.c */
+int dr_commit(void *impl, const dura_commit *c, const char *event_id, dura_commit_result *res);
+int dr_commit_batch(void *impl, const dura_commit *c, const char *const *event_ids, size_t n, dura_commit_result *res);
+int dr_history(void *impl, const char *run_id, int64_t from, size_t limit, dura_step_list *out);
+int dr_get_step(void *impl, const char *run_id, int64_t step, dura_step **out);
+int dr_load_latest(void *impl, const char *run_id, dura_step **out);
+/* claim.c */
+int dr_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
+                  int64_t lease_ms, dura_record_list *out);
+int dr_claim(void *impl, const dura_claim *req, dura_record_list *out);
+int dr_extend_lease(void *impl, const char *run_id, const char *owner, int64_t lease_ms);
+int dr_extend_leases(void *impl, const char *owner, const char *const *run_ids, size_t n, int64_t lease_ms, int *codes);
+int dr_release_lease(void *impl, const char *run_id, const char *owner);
+/* notify.c */
+int dr_wait_change(void *impl, const char *run_id, int64_t version, int64_t timeout_ms);
+int dr_wait_ready(void *impl, int64_t timeout_ms);
+/* checkpoints.c */
+int dr_checkpoint_save(void *impl, const char *checkpoint_id, const char *run_id, int64_t step, const char *state);
+int dr_checkpoint_load(void *impl, const char *checkpoint_id, dura_checkpoint **out);
+int dr_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_list *out);
+int dr_checkpoint_delete(void *impl, const char *checkpoint_id);
+/* cache.c */
+int dr_cache_get(void *impl, const char *key, dura_cache_entry **out);
+int dr_cache_put(void *impl, const char *key, const void *value, size_t value_len, const char *error,
+                 const char *metadata, int64_t ttl_ms);
+int dr_cache_claim(void *impl, const char *key, const char *owner, int64_t lease_ms);
+int dr_cache_release(void *impl, const char *key, const char *owner);
+int dr_cache_delete(void *impl, const char *key);
+int dr_cache_purge_expired(void *impl, int64_t *count);
+int dr_cache_list(void *impl, const char *cursor, size_t limit, dura_cache_list *out);
+int dr_cache_stats(void *impl, dura_cache_stats *out);
+/* outbox.c */
+int dr_outbox_poll(void *impl, size_t limit, dura_event_list *out);
+int dr_outbox_ack(void *impl, const char *event_id);
+/* workers.c */
+int dr_worker_put(void *impl, const dura_worker_info *w);
+int dr_worker_delete(void *impl, const char *worker_id);
+int dr_worker_list(void *impl, dura_worker_list *out);
+int dr_worker_prune(void *impl, int64_t dead_for_ms, int64_t *count);
+
+#endif /* DURA_REDIS_H */
