@@ -76,7 +76,4 @@ int dura__run_execute_leased(dura_engine *eng, dura_record **recp, const dura__l
  * was started or resumed) */
 void dura__workers_kick(dura_store *store);
 
-/* retry.c */
-int64_t dura__backoff_ms(const dura_node_options *o, int attempt);
-
 #endif

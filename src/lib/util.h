@@ -87,4 +87,9 @@ char *dura__json_string_array(const char *const *v, size_t n);
 #define uthash_nonfatal_oom(obj) ((void)(obj), hash_oom = 1)
 #include <uthash.h>
 
+/* retry.c: the delay before attempt `attempt + 1` after `attempt`
+ * failures, exponential with jitter and a cap (node retries, and the
+ * stores' own backoff). */
+int64_t dura__backoff_ms(const dura_node_options *o, int attempt);
+
 #endif

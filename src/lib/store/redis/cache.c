@@ -194,26 +194,6 @@ static int opt_text(const redisReply *r, char **out)
 	return *out ? 0 : -1;
 }
 
-/*
- * release and delete answer DURA_ENOTFOUND when there is nothing to
- * remove, so they are not retried blindly after a lost connection (the
- * replay would find the first attempt's work done); when the outcome is
- * unknown they run again, and a miss then means the first one did it.
- */
-static int run_remove(dr_store *s, dr_script *sc, const char *key, int argc, const char **argv)
-{
-	redisReply *r = NULL;
-	int unsure = 0;
-	int rc = dr_run(s, sc, 0, &r, &unsure, key, argc, argv, NULL);
-	if (rc && unsure) {
-		rc = dr_run(s, sc, DR_IDEMPOTENT, &r, NULL, key, argc, argv, NULL);
-		if (rc == DURA_ENOTFOUND)
-			rc = 0;
-	}
-	freeReplyObject(r);
-	return rc;
-}
-
 int dr_cache_get(void *impl, const char *key, dura_cache_entry **out)
 {
 	dr_store *s = impl;
@@ -296,7 +276,7 @@ int dr_cache_release(void *impl, const char *key, const char *owner)
 	if (dr_key(s, k, sizeof(k), "claim", key) != 0)
 		return key_error(s);
 	const char *argv[] = {key, owner};
-	return run_remove(s, &release_script, k, 2, argv);
+	return dr_run_delete(s, &release_script, k, 2, argv);
 }
 
 int dr_cache_delete(void *impl, const char *key)
@@ -306,7 +286,7 @@ int dr_cache_delete(void *impl, const char *key)
 	if (dr_key(s, k, sizeof(k), "cache", key) != 0)
 		return key_error(s);
 	const char *argv[] = {key};
-	return run_remove(s, &delete_script, k, 1, argv);
+	return dr_run_delete(s, &delete_script, k, 1, argv);
 }
 
 /*

@@ -170,14 +170,5 @@ int dr_checkpoint_delete(void *impl, const char *checkpoint_id)
 	if (dr_key(s, key, sizeof(key), "cp", checkpoint_id) != 0)
 		return key_error(s);
 	const char *argv[] = {checkpoint_id};
-	redisReply *r = NULL;
-	int unsure = 0;
-	int rc = dr_run(s, &delete_script, 0, &r, &unsure, key, 1, argv, NULL);
-	if (rc && unsure) {
-		rc = dr_run(s, &delete_script, DR_IDEMPOTENT, &r, NULL, key, 1, argv, NULL);
-		if (rc == DURA_ENOTFOUND)
-			rc = 0;
-	}
-	freeReplyObject(r);
-	return rc;
+	return dr_run_delete(s, &delete_script, key, 1, argv);
 }

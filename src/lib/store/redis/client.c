@@ -14,7 +14,7 @@
  */
 #include "conn.h"
 
-#include "../../engine.h"
+#include "../../util.h"
 
 #include <openssl/evp.h>
 #include <stdarg.h>

@@ -104,14 +104,5 @@ int dr_outbox_ack(void *impl, const char *event_id)
 	if (dr_key(s, key, sizeof(key), "outbox", NULL) != 0)
 		return dura_error_set_native(DURA_EINVAL, DR_STORE, 0, NULL, "the key prefix %s is too long", s->prefix);
 	const char *argv[] = {event_id};
-	redisReply *r = NULL;
-	int unsure = 0;
-	int rc = dr_run(s, &ack_script, 0, &r, &unsure, key, 1, argv, NULL);
-	if (rc && unsure) {
-		rc = dr_run(s, &ack_script, DR_IDEMPOTENT, &r, NULL, key, 1, argv, NULL);
-		if (rc == DURA_ENOTFOUND)
-			rc = 0;
-	}
-	freeReplyObject(r);
-	return rc;
+	return dr_run_delete(s, &ack_script, key, 1, argv);
 }

@@ -91,6 +91,11 @@ const char *dr_now_text(char buf[24], int64_t *now);
 int dr_run(dr_store *s, dr_script *sc, int flags, redisReply **out, int *unsure, const char *key, int argc,
            const char **argv, const size_t *lens);
 
+/* A delete by script sc (its ENOTFOUND when there is nothing to delete):
+ * when the connection is lost after sending, it is asked again, and
+ * ENOTFOUND then means the first one did it. */
+int dr_run_delete(dr_store *s, dr_script *sc, const char *key, int argc, const char **argv);
+
 /* Decoders: elements of a reply array into the public structs (strings
  * with dura_malloc; a nil is "" for records, NULL for cache entries'
  * error and metadata). 0 or DURA_ENOMEM / DURA_ERROR (malformed). */

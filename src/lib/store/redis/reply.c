@@ -86,6 +86,21 @@ int dr_run(dr_store *s, dr_script *sc, int flags, redisReply **out, int *unsure,
 	return 0;
 }
 
+int dr_run_delete(dr_store *s, dr_script *sc, const char *key, int argc, const char **argv)
+{
+	redisReply *r = NULL;
+	int unsure = 0;
+	int rc = dr_run(s, sc, 0, &r, &unsure, key, argc, argv, NULL);
+	if (rc && unsure) {
+		/* lost after sending: ask again; gone now is what we wanted */
+		rc = dr_run(s, sc, DR_IDEMPOTENT, &r, NULL, key, argc, argv, NULL);
+		if (rc == DURA_ENOTFOUND)
+			rc = 0;
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
 int64_t dr_int(const redisReply *r)
 {
 	if (!r)

@@ -101,16 +101,7 @@ int dr_worker_delete(void *impl, const char *worker_id)
 	if (dr_key(s, key, sizeof(key), "worker", worker_id) != 0)
 		return key_error(s);
 	const char *argv[] = {worker_id};
-	redisReply *r = NULL;
-	int unsure = 0;
-	int rc = dr_run(s, &delete_script, 0, &r, &unsure, key, 1, argv, NULL);
-	if (rc && unsure) {
-		rc = dr_run(s, &delete_script, DR_IDEMPOTENT, &r, NULL, key, 1, argv, NULL);
-		if (rc == DURA_ENOTFOUND)
-			rc = 0;
-	}
-	freeReplyObject(r);
-	return rc;
+	return dr_run_delete(s, &delete_script, key, 1, argv);
 }
 
 /* f: the WORKER_NFIELDS fields of a row, as list_script answers them. */
