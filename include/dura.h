@@ -202,7 +202,8 @@ typedef struct dura_store_options {
  *   postgres://user:pass@host:5432/db?sslmode=...
  *   mysql://user:pass@host:3306/db (also mariadb://, and the DSN form
  *     user:pass@tcp(host:3306)/db?parseTime=true)
- *   redis://[:pass@]host:6379/0, rediss:// for TLS
+ *   redis://[user:pass@]host:6379/0, rediss:// for TLS (?tls_ca=FILE),
+ *     redis://localhost/0?socket=PATH; a Redis Cluster by any node's URL
  * Common query options: prefix, pool_max, pool_idle, conn_lifetime,
  * connect_timeout, timeout.
  * Errors: DURA_EINVAL for a malformed URL (the message names the part),
