@@ -11,7 +11,7 @@ PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 STORE      ?= sqlite:dura.db
 
-.PHONY: all deps build test test-asan demo bench bench-mysql bench-pg install clean
+.PHONY: all deps build test test-asan demo bench bench-mysql bench-pg bench-redis install clean
 
 all: build
 
@@ -119,6 +119,20 @@ bench-pg: deps
 	test -n "$${DURA_TEST_PG_URL:-}" || { echo "bench-pg: no PostgreSQL server could be started" >&2; exit 1; }; \
 	./$(BENCH_BUILD)/bench/bench_pg "$$DURA_TEST_PG_URL"; \
 	./$(BENCH_BUILD)/bench/bench_worker "$$DURA_TEST_PG_URL" $(BENCH_WORKER_ARGS)
+
+# dura on Redis against raw hiredis (bench/bench_redis.c), on a throwaway
+# server (tests/servers: appendonly, appendfsync always), stopped
+# afterwards. BENCH_REDIS_SAMPLES: commits per variant in the 1-thread test.
+BENCH_REDIS_SAMPLES ?= 3000
+bench-redis: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_redis
+	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
+	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
+	trap 'exit 130' INT TERM; \
+	unset DURA_TEST_REDIS_URL; eval "$$(./tests/servers start "$$sdir" redis)"; \
+	test -n "$${DURA_TEST_REDIS_URL:-}" || { echo "bench-redis: no Redis server could be started" >&2; exit 1; }; \
+	./$(BENCH_BUILD)/bench/bench_redis "$$DURA_TEST_REDIS_URL" $(BENCH_REDIS_SAMPLES)
 
 install: build
 	cmake --install $(BUILD)

@@ -49,6 +49,7 @@ static dr_script get_script = DR_SCRIPT("cache_get",
  * there), so it is retried after a lost connection.
  */
 static dr_script put_script = DR_SCRIPT("cache_put",
+	"redis.call('EXISTS', KEYS[1], ARGV[1] .. 'cachekeys', ARGV[1] .. 'claim:' .. ARGV[3])\n"
 	"local ttl = tonumber(ARGV[8])\n"
 	"local exp = 0\n"
 	"if ttl > 0 then exp = tonumber(ARGV[2]) + ttl end\n"
@@ -96,6 +97,7 @@ static dr_script release_script = DR_SCRIPT("cache_release",
 /* ARGV[3] = key. An entry Redis expired is still in the index: deleting
  * it succeeds, as deleting an expired row does. Claims stay. */
 static dr_script delete_script = DR_SCRIPT("cache_delete",
+	"redis.call('EXISTS', KEYS[1], ARGV[1] .. 'cachekeys')\n"
 	"local n = redis.call('DEL', KEYS[1]) + redis.call('ZREM', ARGV[1] .. 'cachekeys', ARGV[3])\n"
 	"if n == 0 then return {-2, 'cache key ' .. ARGV[3] .. ': no entry'} end -- DURA_ENOTFOUND\n"
 	"return {0}\n");

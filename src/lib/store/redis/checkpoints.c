@@ -21,6 +21,7 @@
  */
 static dr_script save_script = DR_SCRIPT("checkpoint_save",
 	"local old = redis.call('HGET', KEYS[1], 'run_id')\n"
+	"redis.call('EXISTS', ARGV[1] .. 'cps', ARGV[1] .. 'cps:' .. ARGV[4], ARGV[1] .. 'cps:' .. (old or ARGV[4]))\n"
 	"if old and old ~= ARGV[4] then redis.call('ZREM', ARGV[1] .. 'cps:' .. old, ARGV[3]) end\n"
 	"if not old then redis.call('HSET', KEYS[1], 'created_at', ARGV[2]) end\n"
 	"redis.call('HSET', KEYS[1], 'run_id', ARGV[4], 'step', ARGV[5], 'state', ARGV[6], 'updated_at', ARGV[2])\n"
@@ -55,6 +56,7 @@ static dr_script list_script = DR_SCRIPT("checkpoint_list",
 static dr_script delete_script = DR_SCRIPT("checkpoint_delete",
 	"local run = redis.call('HGET', KEYS[1], 'run_id')\n"
 	"if not run then return {-2, 'checkpoint ' .. ARGV[3] .. ' does not exist'} end -- DURA_ENOTFOUND\n"
+	"redis.call('EXISTS', ARGV[1] .. 'cps', ARGV[1] .. 'cps:' .. run)\n"
 	"redis.call('DEL', KEYS[1])\n"
 	"redis.call('ZREM', ARGV[1] .. 'cps', ARGV[3])\n"
 	"redis.call('ZREM', ARGV[1] .. 'cps:' .. run, ARGV[3])\n"

@@ -355,10 +355,15 @@ static int word_is(const redisReply *r, const char *w)
 	       (r->str[n] == ' ' || r->str[n] == '\0');
 }
 
-static int transient(const redisReply *r)
+static int transient(const redisReply *r, int flags)
 {
-	return word_is(r, "LOADING") || word_is(r, "BUSY") || word_is(r, "TRYAGAIN") || word_is(r, "CLUSTERDOWN") ||
-	       word_is(r, "MASTERDOWN") || word_is(r, "READONLY");
+	if (word_is(r, "LOADING") || word_is(r, "BUSY") || word_is(r, "TRYAGAIN") || word_is(r, "CLUSTERDOWN") ||
+	    word_is(r, "MASTERDOWN") || word_is(r, "READONLY"))
+		return 1;
+	/* a script that met a key already moved away mid-resharding: the
+	 * store's scripts touch every key they write before the first write,
+	 * so it stopped having done nothing, and runs again once moved */
+	return (flags & DR_NO_ASK) && r->type == REDIS_REPLY_ERROR && strstr(r->str, "non local key") != NULL;
 }
 
 /* "MOVED 3999 host:port" / "ASK ...": 0 with host and port (an empty
@@ -468,6 +473,15 @@ int dr_command(dr_client *c, int flags, redisReply **out, int *unsure, int argc,
 				return rc;
 			}
 			freeReplyObject(r);
+			if (ask && (flags & DR_NO_ASK)) {
+				/* the slot is half moved: wait until it is whole on one node */
+				if (backoff(deadline, &attempt))
+					continue;
+				return dura_error_set_native(DURA_ETIMEOUT, DR_STORE, 0, NULL,
+				                             "the Redis cluster was still moving the store's slot (from %s) after "
+				                             "%lld ms (retry_time)",
+				                             where, (long long)c->cfg.retry_ms);
+			}
 			if (ask) {
 				snprintf(ask_host, sizeof(ask_host), "%s", host);
 				ask_port = port;
@@ -476,7 +490,7 @@ int dr_command(dr_client *c, int flags, redisReply **out, int *unsure, int argc,
 			}
 			continue;
 		}
-		if (transient(r)) {
+		if (transient(r, flags)) {
 			if (readonly) /* a failover made the node a replica: the seed knows the new master */
 				set_node(c, c->cfg.socket[0] ? "" : c->cfg.host, c->cfg.port, 0);
 			if (backoff(deadline, &attempt)) {
@@ -560,7 +574,7 @@ int dr_eval(dr_client *c, dr_script *sc, int flags, redisReply **out, int *unsur
 	redisReply *r = NULL;
 	/* a NOSCRIPT can come again if the node changes between load and call */
 	for (int loads = 0;; loads++) {
-		rc = dr_command(c, flags, &r, unsure, argc + 3, av, al);
+		rc = dr_command(c, flags | DR_NO_ASK, &r, unsure, argc + 3, av, al);
 		if (rc || !word_is(r, "NOSCRIPT") || loads == 3)
 			break;
 		freeReplyObject(r);

@@ -74,6 +74,14 @@ void dr_client_stats(dr_client *c, dura_store_stats *out);
  * Returns 0 (reply in *out) or DURA_EIO / DURA_ETIMEOUT / DURA_ENOMEM.
  */
 #define DR_IDEMPOTENT 1
+/* A script over many keys of the slot (dr_eval sets it): an ASK means the
+ * slot is half moved, and running on the importing node would miss the
+ * keys still on the other one, so it waits (with backoff, up to
+ * retry_ms) until the slot is whole on one node and MOVED points there;
+ * a script stopped by a key already moved away ("non local key") is run
+ * again the same way. Every store script touches the keys it writes
+ * before its first write, which makes that safe. */
+#define DR_NO_ASK 2
 int dr_command(dr_client *c, int flags, redisReply **out, int *unsure, int argc, const char **argv, const size_t *lens);
 /* The same with printf-free convenience: NULL-terminated C strings. */
 int dr_commandv(dr_client *c, int flags, redisReply **out, const char *arg0, ...);

@@ -23,6 +23,13 @@
  * code, then version and step (or a message). Nothing is written unless
  * everything checks. */
 #define LUA_COMMIT_ONE                                                                                       \
+	/* touch what the commit at ARGV[o] writes (before any commit writes) */                               \
+	"local function commit_touch(P, o)\n"                                                                \
+	"  local id = ARGV[o]\n"                                                                             \
+	"  local f = redis.call('HMGET', P..'run:'..id, 'workflow_name', 'priority')\n"                      \
+	"  if f[1] then touch_run(P, id, f[1], tonumber(f[2]) or 0) end\n"                                   \
+	"  touch(P..'steps:'..id, P..'outbox', P..'outbox:ids')\n"                                          \
+	"end\n"                                                                                              \
 	"local function commit_one(P, now, o)\n"                                                              \
 	"  local id, expect, fl = ARGV[o], tonumber(ARGV[o+1]), tonumber(ARGV[o+2])\n"                         \
 	"  local k = P..'run:'..id\n"                                                                         \
@@ -64,6 +71,7 @@
 	"end\n"
 
 static dr_script commit_script = DR_SCRIPT("commit", DR_LUA_INDEX DR_LUA_OUTBOX_ADD LUA_COMMIT_ONE
+	"commit_touch(ARGV[1], 3)\n"
 	"local code, a, b = commit_one(ARGV[1], ARGV[2], 3)\n"
 	"if code ~= 0 then return {code, a} end\n"
 	"return {0, a, b}\n");
@@ -71,6 +79,7 @@ static dr_script commit_script = DR_SCRIPT("commit", DR_LUA_INDEX DR_LUA_OUTBOX_
 /* ARGV[3] commits; answers {0, code, version or message, step, ...} */
 static dr_script batch_script = DR_SCRIPT("commit_batch", DR_LUA_INDEX DR_LUA_OUTBOX_ADD LUA_COMMIT_ONE
 	"local out = {0}\n"
+	"for i = 0, tonumber(ARGV[3]) - 1 do commit_touch(ARGV[1], 4 + i * 15) end\n"
 	"for i = 0, tonumber(ARGV[3]) - 1 do\n"
 	"  local code, a, b = commit_one(ARGV[1], ARGV[2], 4 + i * 15)\n"
 	"  out[#out + 1] = code\n"
@@ -229,8 +238,8 @@ int dr_commit(void *impl, const dura_commit *c, const char *event_id, dura_commi
 		}
 		if (rc != DURA_EIO || !unsure)
 			break;
-		int code;
-		int64_t step;
+		int code = 0;
+		int64_t step = -1;
 		if ((rc = verify(s, c, &a, 1, &code, &step)) != 0)
 			break;
 		if (code == 1) {

@@ -18,10 +18,19 @@
 #define DR_LUA_INDEX                                                                                         \
 	DR_LUA_RECORD_FIELDS                                                                                 \
 	"local RUNNING = 2\n"                                                                                \
+	/* touch every key a script writes before its first write: during a     \
+	 * resharding a key already moved stops the script here, having done     \
+	 * nothing, and the client runs it again once the slot is whole          \
+	 * (client.h, DR_NO_ASK) */                                                                         \
+	"local function touch(...) redis.call('EXISTS', ...) end\n"                                          \
 	"local function is_active(st) return st == 1 or st == 2 or st == 4 end\n"                           \
 	"local function due_key(P, wf, prio)\n"                                                              \
 	"  if prio == 0 then return P..'due:'..wf end\n"                                                     \
 	"  return P..'duep:'..prio..':'..wf\n"                                                               \
+	"end\n"                                                                                              \
+	/* the index keys a change of run id (workflow wf, priority prio) may write */                      \
+	"local function touch_run(P, id, wf, prio)\n"                                                        \
+	"  touch(P..'run:'..id, P..'active', due_key(P, wf, prio), P..'prios:'..wf, P..'leased:'..wf)\n"    \
 	"end\n"                                                                                              \
 	/* place run id (hash key k) in the due and leased zsets per its fields */                          \
 	"local function reindex(P, k, id)\n"                                                                 \

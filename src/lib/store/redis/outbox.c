@@ -37,6 +37,7 @@ static dr_script poll_script = DR_SCRIPT("outbox_poll",
 /* ARGV[3] = the event id. The index finds the stream entry; both go. */
 static dr_script ack_script = DR_SCRIPT("outbox_ack",
 	"local ids = ARGV[1] .. 'outbox:ids'\n"
+	"redis.call('EXISTS', KEYS[1], ids)\n"
 	"local sid = redis.call('HGET', ids, ARGV[3])\n"
 	"if not sid then\n"
 	"  return {-2, 'outbox event ' .. ARGV[3] .. ' does not exist (already acknowledged?)'} -- DURA_ENOTFOUND\n"

@@ -44,8 +44,11 @@
  * a cluster routes it); ARGV[1] the key prefix "{P}:", ARGV[2] the caller's
  * clock in ms ("now" is the client's, as the SQL stores bind it); the
  * rest is the operation's. A script builds the other key names from
- * ARGV[1] - they hash to the same slot. It answers an array whose first
- * element is 0 or a negative DURA_E* code; after a code comes a message.
+ * ARGV[1] - they hash to the same slot. It reads or touches (EXISTS)
+ * every key it writes before its first write, so that a resharding of
+ * the slot stops it having done nothing (client.h, DR_NO_ASK). It answers
+ * an array whose first element is 0 or a negative DURA_E* code; after a
+ * code comes a message.
  */
 #ifndef DURA_REDIS_H
 #define DURA_REDIS_H
@@ -60,7 +63,8 @@ typedef struct dr_store {
 	size_t prefix_len;
 	int schema_version;
 	char server_version[64];
-	char notes[512];
+	char open_notes[384]; /* what open found in the URL (unused options, no TLS check) */
+	char notes[768];      /* open_notes and what the server says about durability */
 	uint32_t caps;
 } dr_store;
 

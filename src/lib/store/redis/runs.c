@@ -44,6 +44,8 @@ static int record_new(const redisReply *r, size_t at, dura_record **out)
 static dr_script create_script = DR_SCRIPT("create_run", DR_LUA_INDEX
 	"local k, P, now = KEYS[1], ARGV[1], ARGV[2]\n"
 	"local id, wf, fid, st = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
+	"touch_run(P, id, wf, tonumber(ARGV[11]))\n"
+	"touch(P..'runs', P..'runs:'..wf, P..'workflows', P..'latest')\n"
 	"if redis.call('EXISTS', k) == 1 then return {-3, 'run id '..id..' already exists'} end\n"
 	"local slot = nil\n"
 	"if fid ~= '' then\n"
@@ -90,20 +92,25 @@ int dr_create_run(void *impl, const dura_run_create *req, const char *run_id, du
 	                      nra,      req->meta ? req->meta : "",
 	                      prio,     ckey};
 	redisReply *r;
-	int unsure = 0;
-	rc = dr_run(s, &create_script, 0, &r, &unsure, key, 10, argv, NULL);
-	if (rc == DURA_EIO && unsure) {
+	for (int attempt = 0;; attempt++) {
+		int unsure = 0;
+		rc = dr_run(s, &create_script, 0, &r, &unsure, key, 10, argv, NULL);
+		if (rc != DURA_EIO || !unsure)
+			break;
 		/* the create may have gone in: it did if the run is there now */
 		dura_record *rec = NULL;
-		if (dr_get_run(impl, run_id, &rec) == 0) {
+		int found = dr_get_run(impl, run_id, &rec);
+		if (found == 0) {
 			if (out)
 				*out = rec;
 			else
 				dura_record_free(rec);
 			return 0;
 		}
-		return dura_error_set_native(DURA_EIO, DR_STORE, 0, NULL,
-		                             "the connection to Redis was lost while creating run %s, which is not there", run_id);
+		if (found != DURA_ENOTFOUND || attempt == 2)
+			return dura_error_set_native(DURA_EIO, DR_STORE, 0, NULL,
+			                             "the connection to Redis was lost while creating run %s", run_id);
+		/* it never ran: send it again */
 	}
 	if (rc)
 		return rc;
@@ -274,6 +281,12 @@ static dr_script state_script = DR_SCRIPT("set_run_state", DR_LUA_INDEX
 	"local cur = redis.call('HGET', k, 'run_state')\n"
 	"if not cur then return {-2, 'no run '..id} end\n"
 	"if tonumber(cur) ~= from then return {0, 0, tonumber(cur)} end\n"
+	"local f = redis.call('HMGET', k, 'workflow_name', 'priority')\n"
+	"touch_run(P, id, f[1], tonumber(f[2]) or 0)\n"
+	"if to == 6 then\n"
+	"  touch(P..'steps:'..id, P..'cps', P..'cps:'..id)\n"
+	"  for _, c in ipairs(redis.call('ZRANGE', P..'cps:'..id, 0, -1)) do touch(P..'cp:'..c) end\n"
+	"end\n"
 	"local refused = reactivation_refused(P, k, id, from, to)\n"
 	"if refused then return refused end\n"
 	"if to == 6 then erase(P, k, id) end\n"

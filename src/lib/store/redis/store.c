@@ -26,6 +26,12 @@ static void note(dr_store *s, const char *fmt, const char *arg)
 	dura_store_note(s->notes, sizeof(s->notes), fmt, arg);
 }
 
+/* A note about the URL, which every later info keeps. */
+static void open_note(dr_store *s, const char *fmt, const char *arg)
+{
+	dura_store_note(s->open_notes, sizeof(s->open_notes), fmt, arg);
+}
+
 static int bool_option(const dura_url *url, const char *name, int *out)
 {
 	const char *v = dura_url_param(url, name);
@@ -70,7 +76,7 @@ static int config_of(dr_store *s, const dura_url *url, dr_client_config *cfg)
 		return dura_error_set_native(DURA_EINVAL, DR_STORE, 0, NULL,
 		                             "TLS options given for a redis:// URL: use rediss:// for TLS");
 	if (cfg->tls_skip_verify)
-		note(s, "%s", "tls_insecure_skip_verify=1: the server's certificate is NOT checked; anyone on the path can "
+		open_note(s, "%s", "tls_insecure_skip_verify=1: the server's certificate is NOT checked; anyone on the path can "
 		              "pose as the server");
 	const char *db = url->database && *url->database ? url->database : "0";
 	char *end;
@@ -95,7 +101,7 @@ static int config_of(dr_store *s, const dura_url *url, dr_client_config *cfg)
 		for (size_t j = 0; j < sizeof(known) / sizeof(known[0]); j++)
 			k |= strcmp(url->param_names[i], known[j]) == 0;
 		if (!k)
-			note(s, "URL option %s is not used by the Redis store", url->param_names[i]);
+			open_note(s, "URL option %s is not used by the Redis store", url->param_names[i]);
 	}
 	return 0;
 }
@@ -143,6 +149,7 @@ static int learn_server(dr_store *s)
 	snprintf(s->server_version, sizeof(s->server_version), "Redis %s%s", v,
 	         dr_client_is_cluster(s->client) ? " (cluster)" : "");
 	char aof[16], fsync[16];
+	snprintf(s->notes, sizeof(s->notes), "%s", s->open_notes);
 	s->caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_NOTIFY;
 	if (config_get(s, "appendonly", aof, sizeof(aof)) != 0 || config_get(s, "appendfsync", fsync, sizeof(fsync)) != 0) {
 		note(s, "%s", "durability unknown: the server refused CONFIG GET appendonly/appendfsync, so dura cannot "
@@ -297,7 +304,6 @@ static int dr_info(void *impl, dura_store_info *out)
 		return rc;
 	/* the durability may have changed (CONFIG SET): look again */
 	pthread_mutex_lock(&info_lock);
-	s->notes[0] = '\0';
 	rc = learn_server(s);
 	pthread_mutex_unlock(&info_lock);
 	if (rc)

@@ -19,6 +19,7 @@
  */
 static dr_script put_script = DR_SCRIPT("worker_put",
 	"local started = redis.call('HGET', KEYS[1], 'started_at') or ARGV[2]\n"
+	"redis.call('EXISTS', ARGV[1] .. 'workers')\n"
 	"redis.call('HSET', KEYS[1], 'id', ARGV[3], 'name', ARGV[4], 'host', ARGV[5], 'pid', ARGV[6],\n"
 	"  'threads', ARGV[7], 'lease_ms', ARGV[8], 'workflows', ARGV[9], 'held', ARGV[10],\n"
 	"  'started_at', started, 'heartbeat_at', ARGV[2], 'dead_after', tonumber(ARGV[2]) + tonumber(ARGV[8]))\n"
@@ -27,6 +28,7 @@ static dr_script put_script = DR_SCRIPT("worker_put",
 
 /* ARGV[3] = id. */
 static dr_script delete_script = DR_SCRIPT("worker_delete",
+	"redis.call('EXISTS', KEYS[1], ARGV[1] .. 'workers')\n"
 	"redis.call('ZREM', ARGV[1] .. 'workers', ARGV[3])\n"
 	"if redis.call('DEL', KEYS[1]) == 0 then\n"
 	"  return {-2, 'worker ' .. ARGV[3] .. ' is not registered'} -- DURA_ENOTFOUND\n"
