@@ -31,15 +31,6 @@
 /* Redis's proto-max-bulk-len default: a larger value cannot be sent. */
 #define DR_CACHE_MAX_VALUE ((size_t)512 * 1024 * 1024)
 
-/* ARGV[3] = key. Read-only. A hash whose expires_at has passed by the
- * caller's clock is expired even if the server has not dropped it yet. */
-static dr_script get_script = DR_SCRIPT("cache_get",
-	"local h = redis.call('HMGET', KEYS[1], 'value', 'error', 'metadata', 'created_at', 'expires_at')\n"
-	"if not h[1] then return {-2, 'cache key ' .. ARGV[3] .. ': no entry'} end -- DURA_ENOTFOUND\n"
-	"local e = tonumber(h[5]) or 0\n"
-	"if e ~= 0 and e <= tonumber(ARGV[2]) then return {-2, 'cache key ' .. ARGV[3] .. ': the entry has expired'} end\n"
-	"return {0, h[1], h[2], h[3], h[4], h[5]}\n");
-
 /*
  * ARGV[3] = key, [4] = value, [5] = error, [6] = metadata, [7] = which
  * of error and metadata there are ("10": error only), [8] = ttl ms.
@@ -196,29 +187,40 @@ static int opt_text(const redisReply *r, char **out)
 	return *out ? 0 : -1;
 }
 
+/* One HMGET, the cheapest hit there is: one key needs no script. A hash
+ * whose expires_at has passed by the caller's clock is expired even if
+ * the server has not dropped it yet. */
 int dr_cache_get(void *impl, const char *key, dura_cache_entry **out)
 {
 	dr_store *s = impl;
 	char k[384];
 	if (dr_key(s, k, sizeof(k), "cache", key) != 0)
 		return key_error(s);
-	const char *argv[] = {key};
 	redisReply *r = NULL;
-	int rc = dr_run(s, &get_script, DR_IDEMPOTENT, &r, NULL, k, 1, argv, NULL);
+	int rc = dr_commandv(s->client, DR_IDEMPOTENT, &r, "HMGET", k, "value", "error", "metadata", "created_at",
+	                     "expires_at", NULL);
 	if (rc)
 		return rc;
-	if (r->elements < 6 || r->element[1]->type != REDIS_REPLY_STRING) {
-		rc = malformed(&get_script, r);
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+		rc = dura_error_set_native(DURA_ERROR, DR_STORE, 0, NULL, "Redis HMGET of cache key %s: %s", key,
+		                           r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected answer");
 		freeReplyObject(r);
 		return rc;
 	}
-	const redisReply *v = r->element[1];
+	const redisReply *v = r->element[0];
+	int64_t exp = dr_int(r->element[4]);
+	if (v->type != REDIS_REPLY_STRING || (exp != 0 && exp <= dura_now_ms())) {
+		rc = v->type != REDIS_REPLY_STRING;
+		freeReplyObject(r);
+		return dura_error_set_native(DURA_ENOTFOUND, DR_STORE, 0, NULL, "cache key %s: %s", key,
+		                             rc ? "no entry" : "the entry has expired");
+	}
 	dura_cache_entry *e = dura_calloc(1, sizeof(*e));
 	if (e) {
 		e->key = dura_strdup(key);
 		e->value = dura_malloc(v->len + 1); /* NUL-terminated for callers that treat it as text */
 	}
-	if (!e || !e->key || !e->value || opt_text(r->element[2], &e->error) || opt_text(r->element[3], &e->metadata)) {
+	if (!e || !e->key || !e->value || opt_text(r->element[1], &e->error) || opt_text(r->element[2], &e->metadata)) {
 		dura_cache_entry_free(e);
 		freeReplyObject(r);
 		return dura_error_oom(DR_STORE);
@@ -226,8 +228,8 @@ int dr_cache_get(void *impl, const char *key, dura_cache_entry **out)
 	memcpy(e->value, v->str, v->len);
 	e->value[v->len] = '\0';
 	e->value_len = v->len;
-	e->created_at = dr_int(r->element[4]);
-	e->expires_at = dr_int(r->element[5]);
+	e->created_at = dr_int(r->element[3]);
+	e->expires_at = exp;
 	freeReplyObject(r);
 	*out = e;
 	return 0;

@@ -19,69 +19,84 @@
 
 #define COMMIT_ARGS 15
 
-/* commit_one(o): the commit whose 15 arguments start at ARGV[o]; returns
- * code, then version and step (or a message). Nothing is written unless
- * everything checks. */
+/*
+ * commit_read(o): the run's fields a commit needs, for the commit whose 15
+ * arguments start at ARGV[o], with every key it writes touched.
+ * commit_one(o, f): that commit, on fields f (read again when nil): code,
+ * then version and step (or a message). Nothing is written unless
+ * everything checks. The usual commit of a leased running run is one read
+ * and five writes; the indexes are written only when the commit moves the
+ * run in or out of them.
+ */
 #define LUA_COMMIT_ONE                                                                                       \
-	/* touch what the commit at ARGV[o] writes (before any commit writes) */                               \
-	"local function commit_touch(P, o)\n"                                                                \
+	"local CF = {'version', 'run_state', 'step_no', 'workflow_name', 'priority', 'lease_owner'}\n"       \
+	"local function commit_read(P, o)\n"                                                                 \
 	"  local id = ARGV[o]\n"                                                                             \
-	"  local f = redis.call('HMGET', P..'run:'..id, 'workflow_name', 'priority')\n"                      \
-	"  if f[1] then touch_run(P, id, f[1], tonumber(f[2]) or 0) end\n"                                   \
-	"  touch(P..'steps:'..id, P..'outbox', P..'outbox:ids')\n"                                          \
+	"  local f = redis.call('HMGET', P..'run:'..id, unpack(CF))\n"                                      \
+	"  if f[1] then\n"                                                                                   \
+	"    local wf = f[4]\n"                                                                              \
+	"    touch(P..'active', due_key(P, wf, tonumber(f[5]) or 0), P..'prios:'..wf, P..'leased:'..wf,\n"   \
+	"      P..'steps:'..id, P..'outbox', P..'outbox:ids')\n"                                            \
+	"  end\n"                                                                                            \
+	"  return f\n"                                                                                       \
 	"end\n"                                                                                              \
-	"local function commit_one(P, now, o)\n"                                                              \
-	"  local id, expect, fl = ARGV[o], tonumber(ARGV[o+1]), tonumber(ARGV[o+2])\n"                         \
-	"  local k = P..'run:'..id\n"                                                                         \
-	"  local f = redis.call('HMGET', k, 'version', 'run_state', 'step_no', 'workflow_name')\n"             \
-	"  if not f[1] then return -2, 'no run '..id end\n"                                                   \
-	"  if tonumber(f[1]) ~= expect then\n"                                                                \
-	"    return -4, 'run '..id..': expected version '..ARGV[o+1]..' but it is '..f[1]\n"                   \
-	"  end\n"                                                                                             \
-	"  local from, to = tonumber(f[2]), tonumber(ARGV[o+5])\n"                                            \
-	"  if to == 0 then to = from end\n"                                                                   \
-	"  local refused = reactivation_refused(P, k, id, from, to)\n"                                        \
-	"  if refused then return refused[1], refused[2] end\n"                                               \
+	"local function commit_one(P, now, o, f)\n"                                                          \
+	"  local id, expect, fl = ARGV[o], tonumber(ARGV[o+1]), tonumber(ARGV[o+2])\n"                       \
+	"  local k = P..'run:'..id\n"                                                                        \
+	"  f = f or redis.call('HMGET', k, unpack(CF))\n"                                                   \
+	"  if not f[1] then return -2, 'no run '..id end\n"                                                  \
+	"  if tonumber(f[1]) ~= expect then\n"                                                               \
+	"    return -4, 'run '..id..': expected version '..ARGV[o+1]..' but it is '..f[1]\n"                  \
+	"  end\n"                                                                                            \
+	"  local from, to = tonumber(f[2]), tonumber(ARGV[o+5])\n"                                           \
+	"  if to == 0 then to = from end\n"                                                                  \
+	"  local refused = reactivation_refused(P, k, id, from, to)\n"                                       \
+	"  if refused then return refused[1], refused[2] end\n"                                              \
 	"  local no_step, no_event, release = fl % 2 == 1, math.floor(fl / 2) % 2 == 1, math.floor(fl / 4) % 2 == 1\n" \
-	"  local step = -1\n"                                                                                 \
-	"  if not no_step then\n"                                                                             \
-	"    step = tonumber(f[3])\n"                                                                         \
-	"    local sk = P..'steps:'..id\n"                                                                    \
-	"    if redis.call('LLEN', sk) == 0 then redis.call('HSET', k, 'step_base', step) end\n"             \
-	"    redis.call('RPUSH', sk, now..'\\n'..#ARGV[o+9]..'\\n'..ARGV[o+9]..ARGV[o+3])\n"                  \
-	"    redis.call('HSET', k, 'step_no', step + 1)\n"                                                    \
-	"  end\n"                                                                                             \
-	"  local nra = ARGV[o+8]\n"                                                                           \
-	"  if nra == '0' then nra = now end\n"                                                                \
-	"  local v = redis.call('HINCRBY', k, 'version', 1)\n"                                                \
-	"  redis.call('HSET', k, 'state', ARGV[o+3], 'status', ARGV[o+4], 'run_state', to, 'error', ARGV[o+6],\n" \
-	"    'attempt', ARGV[o+7], 'next_run_at', nra, 'updated_at', now, 'last_event', ARGV[o+10],\n"          \
-	"    'last_step', step)\n"                                                                            \
-	"  if release then redis.call('HSET', k, 'lease_owner', '', 'lease_expires_at', 0) end\n"            \
-	"  if not no_event then\n"                                                                            \
-	"    local data = ARGV[o+12]\n"                                                                       \
-	"    if ARGV[o+13] == '1' then data = data..step..ARGV[o+14]..to..'}' end\n"                          \
-	"    outbox_add(P, ARGV[o+10], f[4], id, ARGV[o+11], data, now)\n"                                    \
-	"  end\n"                                                                                             \
-	"  track_active(P, k, id, from, to)\n"                                                                \
-	"  reindex(P, k, id)\n"                                                                               \
-	"  if to == RUNNING and (release or from ~= to) then ready(P) end\n"                                 \
-	"  changed(P, id, v)\n"                                                                               \
-	"  return 0, v, step\n"                                                                               \
+	"  local nra = ARGV[o+8]\n"                                                                          \
+	"  if nra == '0' then nra = now end\n"                                                               \
+	"  local v, step = expect + 1, -1\n"                                                                 \
+	"  local h = {'version', v, 'state', ARGV[o+3], 'status', ARGV[o+4], 'run_state', to,\n"           \
+	"    'error', ARGV[o+6], 'attempt', ARGV[o+7], 'next_run_at', nra, 'updated_at', now,\n"            \
+	"    'last_event', ARGV[o+10]}\n"                                                                    \
+	"  if not no_step then\n"                                                                            \
+	"    step = tonumber(f[3])\n"                                                                        \
+	"    local n = redis.call('RPUSH', P..'steps:'..id, now..'\\n'..#ARGV[o+9]..'\\n'..ARGV[o+9]..ARGV[o+3])\n" \
+	"    h[#h + 1] = 'step_no'; h[#h + 1] = step + 1\n"                                                 \
+	"    if n == 1 then h[#h + 1] = 'step_base'; h[#h + 1] = step end\n"                                \
+	"  end\n"                                                                                            \
+	"  h[#h + 1] = 'last_step'; h[#h + 1] = step\n"                                                     \
+	"  local lo = f[6] or ''\n"                                                                          \
+	"  if release then\n"                                                                                \
+	"    h[#h + 1] = 'lease_owner'; h[#h + 1] = ''; h[#h + 1] = 'lease_expires_at'; h[#h + 1] = 0\n"   \
+	"  end\n"                                                                                            \
+	"  redis.call('HSET', k, unpack(h))\n"                                                               \
+	"  if not no_event then\n"                                                                           \
+	"    local data = ARGV[o+12]\n"                                                                      \
+	"    if ARGV[o+13] == '1' then data = data..step..ARGV[o+14]..to..'}' end\n"                         \
+	"    outbox_add(P, ARGV[o+10], f[4], id, ARGV[o+11], data, now)\n"                                   \
+	"  end\n"                                                                                            \
+	"  if is_active(from) ~= is_active(to) then track_active(P, k, id, from, to) end\n"                 \
+	"  if from ~= to or (release and lo ~= '') then reindex(P, k, id)\n"                               \
+	"  elseif to == RUNNING and lo == '' then\n"                                                        \
+	"    redis.call('ZADD', due_key(P, f[4], tonumber(f[5]) or 0), nra, id)\n"                          \
+	"  end\n"                                                                                            \
+	"  if to == RUNNING and (release or from ~= to) then ready(P) end\n"                                \
+	"  changed(P, id, v)\n"                                                                              \
+	"  return 0, v, step\n"                                                                              \
 	"end\n"
 
 static dr_script commit_script = DR_SCRIPT("commit", DR_LUA_INDEX DR_LUA_OUTBOX_ADD LUA_COMMIT_ONE
-	"commit_touch(ARGV[1], 3)\n"
-	"local code, a, b = commit_one(ARGV[1], ARGV[2], 3)\n"
+	"local code, a, b = commit_one(ARGV[1], ARGV[2], 3, commit_read(ARGV[1], 3))\n"
 	"if code ~= 0 then return {code, a} end\n"
 	"return {0, a, b}\n");
 
 /* ARGV[3] commits; answers {0, code, version or message, step, ...} */
 static dr_script batch_script = DR_SCRIPT("commit_batch", DR_LUA_INDEX DR_LUA_OUTBOX_ADD LUA_COMMIT_ONE
 	"local out = {0}\n"
-	"for i = 0, tonumber(ARGV[3]) - 1 do commit_touch(ARGV[1], 4 + i * 15) end\n"
+	"for i = 0, tonumber(ARGV[3]) - 1 do commit_read(ARGV[1], 4 + i * 15) end\n"
 	"for i = 0, tonumber(ARGV[3]) - 1 do\n"
-	"  local code, a, b = commit_one(ARGV[1], ARGV[2], 4 + i * 15)\n"
+	"  local code, a, b = commit_one(ARGV[1], ARGV[2], 4 + i * 15, nil)\n"
 	"  out[#out + 1] = code\n"
 	"  out[#out + 1] = a\n"
 	"  out[#out + 1] = b or -1\n"
