@@ -251,7 +251,7 @@ int dr_commit(void *impl, const dura_commit *c, const char *event_id, dura_commi
 			freeReplyObject(r);
 			break;
 		}
-		if (rc != DURA_EIO || !unsure)
+		if (!unsure || (rc != DURA_EIO && rc != DURA_ETIMEOUT))
 			break;
 		int code = 0;
 		int64_t step = -1;
@@ -297,7 +297,7 @@ int dr_commit_batch(void *impl, const dura_commit *c, const char *const *event_i
 	redisReply *r;
 	int unsure = 0;
 	rc = dr_run(s, &batch_script, 0, &r, &unsure, key, (int)(1 + COMMIT_ARGS * n), argv, NULL);
-	if (rc == DURA_EIO && unsure) {
+	if (unsure && (rc == DURA_EIO || rc == DURA_ETIMEOUT)) {
 		/* what went in is reported; what never ran is sent again, one by
 		 * one (each checks its version again) */
 		if ((rc = verify(s, c, a, n, codes, steps)) != 0)

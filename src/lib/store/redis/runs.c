@@ -95,7 +95,7 @@ int dr_create_run(void *impl, const dura_run_create *req, const char *run_id, du
 	for (int attempt = 0;; attempt++) {
 		int unsure = 0;
 		rc = dr_run(s, &create_script, 0, &r, &unsure, key, 10, argv, NULL);
-		if (rc != DURA_EIO || !unsure)
+		if (!unsure || (rc != DURA_EIO && rc != DURA_ETIMEOUT))
 			break;
 		/* the create may have gone in: it did if the run is there now */
 		dura_record *rec = NULL;
@@ -340,7 +340,7 @@ static int change_state(dr_store *s, const char *run_id, int to, int (*allowed)(
 		redisReply *r;
 		int unsure = 0;
 		rc = dr_run(s, &state_script, 0, &r, &unsure, key, 3, argv, NULL);
-		if (rc == DURA_EIO && unsure) {
+		if (unsure && (rc == DURA_EIO || rc == DURA_ETIMEOUT)) {
 			/* it went in if the run is where it was going */
 			int now_st;
 			if (current_state(s, key, run_id, &now_st) == 0 && now_st == to && from != to)
