@@ -12,6 +12,7 @@
  * lease was taken over lose its next commit.
  */
 #include "index.h"
+#include "../flow.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -188,20 +189,7 @@ done:
 int dr_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
                   int64_t lease_ms, dura_record_list *out)
 {
-	dura_claim_workflow *w = nworkflows ? dura_calloc(nworkflows, sizeof(*w)) : NULL;
-	if (nworkflows && !w)
-		return dura_error_oom(DR_STORE);
-	for (size_t i = 0; i < nworkflows; i++)
-		w[i].name = workflows[i];
-	dura_claim req = DURA_CLAIM_INIT;
-	req.owner = owner;
-	req.workflows = w;
-	req.nworkflows = nworkflows;
-	req.max = max;
-	req.lease_ms = lease_ms;
-	int rc = dr_claim(impl, &req, out);
-	dura_free(w);
-	return rc;
+	return dura_flow_claim_runs(dr_claim, impl, DR_STORE, owner, workflows, nworkflows, max, lease_ms, out);
 }
 
 /* ARGV: owner, lease_ms (0: release), n, ids: {0, code, message, ...}

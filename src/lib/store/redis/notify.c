@@ -24,21 +24,9 @@ static int64_t mono_ms(void)
  * a negative code when the run is gone or it cannot tell. */
 static int run_moved(dr_store *s, const char *run_id, int64_t version)
 {
-	char key[320];
-	if (dr_key(s, key, sizeof(key), "run", run_id) != 0)
-		return dura_error_set_native(DURA_EINVAL, DR_STORE, 0, NULL, "run id too long for a Redis key");
-	redisReply *r;
-	int rc = dr_commandv(s->client, DR_IDEMPOTENT, &r, "HGET", key, "version", NULL);
-	if (rc)
-		return rc;
-	if (r->type == REDIS_REPLY_NIL)
-		rc = dura_error_set_native(DURA_ENOTFOUND, DR_STORE, 0, NULL, "no run %s", run_id);
-	else if (r->type == REDIS_REPLY_ERROR)
-		rc = dura_error_set_native(DURA_ERROR, DR_STORE, 0, NULL, "Redis HGET of run %s: %s", run_id, r->str);
-	else
-		rc = dr_int(r) != version;
-	freeReplyObject(r);
-	return rc;
+	int64_t v;
+	int rc = dr_run_field(s, run_id, "version", &v);
+	return rc ? rc : v != version;
 }
 
 /* Wait on channel until a message, the deadline (none when timeout_ms is

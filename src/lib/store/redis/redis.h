@@ -100,6 +100,10 @@ int dr_run(dr_store *s, dr_script *sc, int flags, redisReply **out, int *unsure,
  * ENOTFOUND then means the first one did it. */
 int dr_run_delete(dr_store *s, dr_script *sc, const char *key, int argc, const char **argv);
 
+/* An integer field of run_id's hash (one HGET): DURA_ENOTFOUND when the
+ * run is absent. */
+int dr_run_field(dr_store *s, const char *run_id, const char *field, int64_t *out);
+
 /* Decoders: elements of a reply array into the public structs (strings
  * with dura_malloc; a nil is "" for records, NULL for cache entries'
  * error and metadata). 0 or DURA_ENOMEM / DURA_ERROR (malformed). */

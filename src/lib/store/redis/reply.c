@@ -101,6 +101,25 @@ int dr_run_delete(dr_store *s, dr_script *sc, const char *key, int argc, const c
 	return rc;
 }
 
+int dr_run_field(dr_store *s, const char *run_id, const char *field, int64_t *out)
+{
+	char key[320];
+	if (dr_key(s, key, sizeof(key), "run", run_id) != 0)
+		return dura_error_set_native(DURA_EINVAL, DR_STORE, 0, NULL, "run id too long for a Redis key: %s", run_id);
+	redisReply *r;
+	int rc = dr_commandv(s->client, DR_IDEMPOTENT, &r, "HGET", key, field, NULL);
+	if (rc)
+		return rc;
+	if (r->type == REDIS_REPLY_NIL)
+		rc = dura_error_set_native(DURA_ENOTFOUND, DR_STORE, 0, NULL, "no run %s", run_id);
+	else if (r->type == REDIS_REPLY_ERROR)
+		rc = dura_error_set_native(DURA_ERROR, DR_STORE, 0, NULL, "Redis HGET of run %s: %s", run_id, r->str);
+	else
+		*out = dr_int(r);
+	freeReplyObject(r);
+	return rc;
+}
+
 int64_t dr_int(const redisReply *r)
 {
 	if (!r)

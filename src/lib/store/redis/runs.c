@@ -299,19 +299,12 @@ static dr_script state_script = DR_SCRIPT("set_run_state", DR_LUA_INDEX
 	"changed(P, id, v)\n"
 	"return {0, 1, v}\n");
 
-static int current_state(dr_store *s, const char *key, const char *run_id, int *st)
+static int current_state(dr_store *s, const char *run_id, int *st)
 {
-	redisReply *r;
-	int rc = dr_commandv(s->client, DR_IDEMPOTENT, &r, "HGET", key, "run_state", NULL);
-	if (rc)
-		return rc;
-	if (r->type == REDIS_REPLY_NIL)
-		rc = dura_error_set_native(DURA_ENOTFOUND, DR_STORE, 0, NULL, "no run %s", run_id);
-	else if (r->type == REDIS_REPLY_ERROR)
-		rc = dura_error_set_native(DURA_ERROR, DR_STORE, 0, NULL, "Redis HGET of run %s: %s", run_id, r->str);
-	else
-		*st = (int)dr_int(r);
-	freeReplyObject(r);
+	int64_t v;
+	int rc = dr_run_field(s, run_id, "run_state", &v);
+	if (rc == 0)
+		*st = (int)v;
 	return rc;
 }
 
@@ -323,7 +316,7 @@ static int change_state(dr_store *s, const char *run_id, int to, int (*allowed)(
 	if (rc)
 		return rc;
 	int from;
-	if ((rc = current_state(s, key, run_id, &from)) != 0)
+	if ((rc = current_state(s, run_id, &from)) != 0)
 		return rc;
 	for (int tries = 0; tries < 100; tries++) {
 		if (!allowed(from, to)) {
@@ -343,7 +336,7 @@ static int change_state(dr_store *s, const char *run_id, int to, int (*allowed)(
 		if (unsure && (rc == DURA_EIO || rc == DURA_ETIMEOUT)) {
 			/* it went in if the run is where it was going */
 			int now_st;
-			if (current_state(s, key, run_id, &now_st) == 0 && now_st == to && from != to)
+			if (current_state(s, run_id, &now_st) == 0 && now_st == to && from != to)
 				return 0;
 			return dura_error_set_native(DURA_EIO, DR_STORE, 0, NULL,
 			                             "the connection to Redis was lost while changing run %s's state", run_id);
