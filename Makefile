@@ -56,7 +56,8 @@ test-asan: deps
 
 # The kill loop at length (tests/fault/killloop.c): CHAOS_KILLS SIGKILLs of
 # worker processes racing on the same runs, on SQLite and on a throwaway
-# MariaDB and PostgreSQL (tests/servers, stopped afterwards, also when something fails).
+# MariaDB, PostgreSQL, Redis and Redis Cluster (tests/servers, stopped
+# afterwards, also when something fails).
 CHAOS_KILLS ?= 1000
 .PHONY: chaos
 chaos: build
@@ -68,7 +69,9 @@ chaos: build
 	./$(BUILD)/tests/killloop_tests "sqlite:$(BUILD)/chaos-killloop.db" $(CHAOS_KILLS) $(BUILD); a=$$?; \
 	bash tests/with-url.sh DURA_TEST_MYSQL_URL ./$(BUILD)/tests/killloop_tests @URL@ $(CHAOS_KILLS) $(BUILD); b=$$?; \
 	bash tests/with-url.sh DURA_TEST_PG_URL ./$(BUILD)/tests/killloop_tests @URL@ $(CHAOS_KILLS) $(BUILD); c=$$?; \
-	test $$a -eq 0 -a $$b -eq 0 -a $$c -eq 0
+	bash tests/with-url.sh DURA_TEST_REDIS_URL ./$(BUILD)/tests/killloop_tests @URL@ $(CHAOS_KILLS) $(BUILD); d=$$?; \
+	bash tests/with-url.sh DURA_TEST_REDIS_CLUSTER_URL ./$(BUILD)/tests/killloop_tests @URL@ $(CHAOS_KILLS) $(BUILD); e=$$?; \
+	test $$a -eq 0 -a $$b -eq 0 -a $$c -eq 0 -a $$d -eq 0 -a $$e -eq 0
 
 # The libFuzzer harnesses (tests/fuzz, built with clang in FUZZ_BUILD), each
 # for FUZZ_SECONDS over a copy of its seed corpus; a crash fails.
