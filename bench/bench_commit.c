@@ -3,7 +3,8 @@
  * raw driver in the same run, on the same file system.
  *
  * For each synchronous mode (FULL, the default, and NORMAL) it measures,
- * interleaved round by round so machine noise hits all alike:
+ * interleaved round by round so machine noise hits all alike (interleave()
+ * in raw.c):
  *   dura    dura_store_commit(): record CAS update + step row + outbox row
  *   raw-tx  the same transaction written by hand with sqlite3 prepared
  *           statements (BEGIN IMMEDIATE; UPDATE; INSERT; INSERT; COMMIT)
@@ -17,23 +18,23 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-static void make_run(dura_store *s, char run_id[DURA_UUID_LEN + 1], int64_t *version)
+static void op_raw_tx(void *arg)
 {
-	dura_run_create req = DURA_RUN_CREATE_INIT;
-	dura_record *rec;
-	req.workflow_name = "bench";
-	req.state = BENCH_STATE;
-	req.status = "node";
-	if (dura_store_create_run(s, &req, &rec))
-		die("create run");
-	memcpy(run_id, rec->run_id, DURA_UUID_LEN + 1);
-	*version = rec->version;
-	dura_record_free(rec);
+	raw_tx(arg);
+}
+
+/* raw_insert of the next step number, from 0 */
+typedef struct raw_ins {
+	raw *r;
+	int64_t i;
+} raw_ins;
+
+static void op_raw_insert(void *arg)
+{
+	raw_ins *x = arg;
+	raw_insert(x->r, x->i++);
 }
 
 static void bench_mode(const char *dir, const char *sync, int samples)
@@ -49,64 +50,21 @@ static void bench_mode(const char *dir, const char *sync, int samples)
 	raw r;
 	raw_setup(&r, rpath, sync);
 
-	char run_id[DURA_UUID_LEN + 1];
-	int64_t version;
-	make_run(s, run_id, &version);
-
-	double *td = calloc((size_t)samples, sizeof(double));
-	double *tt = calloc((size_t)samples, sizeof(double));
-	double *ti = calloc((size_t)samples, sizeof(double));
-	dura_commit c = DURA_COMMIT_INIT;
-	c.run_id = run_id;
-	c.node_id = "node";
-	c.state = BENCH_STATE;
-	c.status = "next";
-	dura_commit_result res;
-
-	int warm = samples / 10 + 5;
-	for (int i = -warm; i < samples; i++) {
-		double t0, t1, t2, t3;
-		/* rotate the order each round so none always goes first */
-		for (int k = 0; k < 3; k++) {
-			switch ((i + k + warm) % 3) {
-			case 0:
-				c.expect_version = version;
-				t0 = now_us();
-				if (dura_store_commit(s, &c, &res))
-					die("commit");
-				t1 = now_us();
-				version = res.new_version;
-				if (i >= 0)
-					td[i] = t1 - t0;
-				break;
-			case 1:
-				t2 = now_us();
-				raw_tx(&r);
-				t3 = now_us();
-				if (i >= 0)
-					tt[i] = t3 - t2;
-				break;
-			default:
-				t2 = now_us();
-				raw_insert(&r, i + warm);
-				t3 = now_us();
-				if (i >= 0)
-					ti[i] = t3 - t2;
-				break;
-			}
-		}
-	}
-	double d50 = pct(td, samples, 0.5), d99 = pct(td, samples, 0.99);
-	double t50 = pct(tt, samples, 0.5), t99 = pct(tt, samples, 0.99);
-	double i50 = pct(ti, samples, 0.5), i99 = pct(ti, samples, 0.99);
+	drun d;
+	drun_make(&d, s, BENCH_STATE);
+	raw_ins ri = {&r, 0};
+	bench_variant vs[3] = {{commit_dura, &d, samples_alloc(samples)},
+	                       {op_raw_tx, &r, samples_alloc(samples)},
+	                       {op_raw_insert, &ri, samples_alloc(samples)}};
+	interleave(vs, 3, samples / 10 + 5, samples);
+	double d50, d99, t50, t99, i50, i99;
 	printf("sqlite synchronous=%-6s samples=%d\n", sync, samples);
-	printf("  dura commit          p50 %9.1f us   p99 %9.1f us\n", d50, d99);
-	printf("  raw same transaction p50 %9.1f us   p99 %9.1f us\n", t50, t99);
-	printf("  raw single INSERT    p50 %9.1f us   p99 %9.1f us\n", i50, i99);
+	latency_line("dura commit", 20, 9, vs[0].v, samples, &d50, &d99);
+	latency_line("raw same transaction", 20, 9, vs[1].v, samples, &t50, &t99);
+	latency_line("raw single INSERT", 20, 9, vs[2].v, samples, &i50, &i99);
 	printf("  ratio dura/raw-tx  %.3fx   dura/raw-insert  %.3fx\n", d50 / t50, d50 / i50);
-	free(td);
-	free(tt);
-	free(ti);
+	for (int k = 0; k < 3; k++)
+		free(vs[k].v);
 	raw_close(&r);
 	dura_store_close(s);
 }

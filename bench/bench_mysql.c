@@ -32,7 +32,6 @@
 
 #include <mysql.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,23 +46,6 @@
 static const char CACHE_VALUE[] = "{\"count\":11,\"text\":\"hello dura\",\"model\":\"v2\"}";
 
 /* ---- errors ------------------------------------------------------------------ */
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "bench_mysql: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static void dura_fail(const char *what)
-{
-	const dura_error *e = dura_error_last();
-	fail("%s: %s", what, e ? e->message : "?");
-}
 
 static void my_die(MYSQL *db, const char *what)
 {
@@ -397,42 +379,6 @@ static void raw_call_commit(rawc *r)
 	r->step_no++;
 }
 
-/* ---- dura side helpers -------------------------------------------------------------- */
-
-static void make_run(dura_store *s, char run_id[DURA_UUID_LEN + 1], int64_t *version)
-{
-	dura_run_create req = DURA_RUN_CREATE_INIT;
-	dura_record *rec;
-	req.workflow_name = "bench";
-	req.state = BENCH_STATE;
-	req.status = "node";
-	if (dura_store_create_run(s, &req, &rec))
-		dura_fail("create run");
-	memcpy(run_id, rec->run_id, DURA_UUID_LEN + 1);
-	*version = rec->version;
-	dura_record_free(rec);
-}
-
-typedef struct drun {
-	dura_store *s;
-	char run_id[DURA_UUID_LEN + 1];
-	int64_t version;
-} drun;
-
-static void commit_dura(drun *d)
-{
-	dura_commit c = DURA_COMMIT_INIT;
-	dura_commit_result res;
-	c.run_id = d->run_id;
-	c.expect_version = d->version;
-	c.node_id = "node";
-	c.state = BENCH_STATE;
-	c.status = "next";
-	if (dura_store_commit(d->s, &c, &res))
-		dura_fail("dura_store_commit");
-	d->version = res.new_version;
-}
-
 /* ---- server counters ----------------------------------------------------------------- */
 
 typedef struct counters {
@@ -471,10 +417,8 @@ static long long trips(const counters *a, const counters *b)
 	return (b->questions - a->questions) + (b->prepare - a->prepare) + (b->reset - a->reset) + (b->admin - a->admin);
 }
 
-typedef void (*op_fn)(void *arg);
-
 /* Round trips per op, and CALLs per op, over RT_OPS ops from this thread. */
-static void count_trips(MYSQL *admin, long long base, op_fn fn, void *arg, double *rt, double *calls)
+static void count_trips(MYSQL *admin, long long base, bench_op fn, void *arg, double *rt, double *calls)
 {
 	counters a, b;
 	read_counters(admin, &a);
@@ -483,11 +427,6 @@ static void count_trips(MYSQL *admin, long long base, op_fn fn, void *arg, doubl
 	read_counters(admin, &b);
 	*rt = (double)(trips(&a, &b) - base) / RT_OPS;
 	*calls = (double)(b.call - a.call) / RT_OPS;
-}
-
-static void op_dura_commit(void *arg)
-{
-	commit_dura(arg);
 }
 
 static void op_raw_tx(void *arg)
@@ -562,26 +501,10 @@ static void rawcache_get(void *arg)
 	free(copy);
 }
 
-typedef struct dcache {
-	dura_store *s;
-	const char *key;
-} dcache;
-
-static void dura_cache_hit(void *arg)
-{
-	dcache *d = arg;
-	dura_cache_entry *e;
-	if (dura_store_cache_get(d->s, d->key, &e))
-		dura_fail("dura_store_cache_get");
-	dura_cache_entry_free(e);
-}
-
 /* ---- threads -------------------------------------------------------------------------- */
 
 typedef struct worker {
-	pthread_t th;
-	pthread_barrier_t *go;
-	int raw, n;
+	bench_thread h; /* first: run_threads(); mode 0 dura, 1 raw-tx */
 	drun d;
 	rawc r;
 	const target *t;
@@ -590,7 +513,7 @@ typedef struct worker {
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
-	if (w->raw) {
+	if (w->h.mode) {
 		/* a fresh connection each round, opened before the clock starts;
 		 * the run's version and step_no carry over in w->r */
 		char id[DURA_UUID_LEN + 1];
@@ -599,40 +522,20 @@ static void *worker_main(void *arg)
 		mysql_thread_init();
 		rawc_open(&w->r, w->t, id, version, step_no);
 	}
-	pthread_barrier_wait(w->go);
-	for (int i = 0; i < w->n; i++) {
-		if (w->raw)
+	thread_ready(&w->h);
+	for (int i = 0; i < w->h.n; i++) {
+		if (w->h.mode)
 			raw_tx_commit(&w->r);
 		else
 			commit_dura(&w->d);
 	}
-	if (w->raw) {
+	if (w->h.mode) {
 		rawc_close(&w->r);
 		mysql_thread_end();
 	}
 	return NULL;
 }
 
-/* One round: THREADS threads, n commits each; steps per second. */
-static double round_rate(worker *ws, int raw, int n)
-{
-	pthread_barrier_t go;
-	pthread_barrier_init(&go, NULL, THREADS + 1);
-	for (int i = 0; i < THREADS; i++) {
-		ws[i].go = &go;
-		ws[i].raw = raw;
-		ws[i].n = n;
-		if (pthread_create(&ws[i].th, NULL, worker_main, &ws[i]))
-			fail("pthread_create");
-	}
-	pthread_barrier_wait(&go);
-	double t0 = now_us();
-	for (int i = 0; i < THREADS; i++)
-		pthread_join(ws[i].th, NULL);
-	double t1 = now_us();
-	pthread_barrier_destroy(&go);
-	return (double)THREADS * n / ((t1 - t0) / 1e6);
-}
 
 /* ---- main ------------------------------------------------------------------------------ */
 
@@ -654,6 +557,7 @@ static char *server_var(MYSQL *db, const char *sql)
 
 int main(int argc, char **argv)
 {
+	bench_name = "bench_mysql";
 	const char *url = argc > 1 ? argv[1] : getenv("DURA_TEST_MYSQL_URL");
 	int samples = argc > 2 ? atoi(argv[2]) : 800;
 	if (!url || !*url) {
@@ -668,17 +572,11 @@ int main(int argc, char **argv)
 	parse_target(&t, url);
 
 	/* the shared handle keeps all THREADS connections idle between uses */
-	char durl[1200];
-	if (strstr(url, "pool_idle="))
-		snprintf(durl, sizeof(durl), "%s", url);
-	else
-		snprintf(durl, sizeof(durl), "%s%cpool_idle=%d", url, strchr(url, '?') ? '&' : '?', THREADS);
-	dura_store *s;
-	if (dura_store_open(&s, durl, NULL))
-		dura_fail("open the dura store");
+	char durl[1200], idle[16];
+	snprintf(idle, sizeof(idle), "%d", THREADS);
+	url_option(durl, sizeof(durl), url, "pool_idle", idle);
 	dura_store_info info;
-	if (dura_store_info_get(s, &info))
-		dura_fail("store info");
+	dura_store *s = bench_store_open(durl, &info);
 
 	MYSQL *admin = raw_connect(&t);
 	printf("bench_mysql: dura %s against MariaDB Connector/C %s, same server, same tables, %ld CPUs\n",
@@ -689,62 +587,31 @@ int main(int argc, char **argv)
 	printf("dura store: %s (schema %d)\n\n", info.location, info.schema_version);
 
 	/* ---- 1. commit latency, one thread ---- */
-	drun d = {s, "", 0};
-	make_run(s, d.run_id, &d.version);
+	drun d;
+	drun_make(&d, s, BENCH_STATE);
 	rawc r, rc;
 	{
 		char id[DURA_UUID_LEN + 1];
 		int64_t v;
-		make_run(s, id, &v);
+		make_run(s, BENCH_STATE, id, &v);
 		rawc_open(&r, &t, id, v, 0);
-		make_run(s, id, &v);
+		make_run(s, BENCH_STATE, id, &v);
 		rawc_open(&rc, &t, id, v, 0);
 	}
-	double *td = calloc((size_t)samples, sizeof(double));
-	double *tt = calloc((size_t)samples, sizeof(double));
-	double *tc = calloc((size_t)samples, sizeof(double));
-	if (!td || !tt || !tc)
-		fail("out of memory");
 	int warm = samples / 10 + 10;
-	double l0 = now_us();
-	for (int i = -warm; i < samples; i++) {
-		for (int k = 0; k < 3; k++) {
-			double t0 = now_us(), t1;
-			switch ((i + k + warm) % 3) {
-			case 0:
-				commit_dura(&d);
-				t1 = now_us();
-				if (i >= 0)
-					td[i] = t1 - t0;
-				break;
-			case 1:
-				raw_tx_commit(&r);
-				t1 = now_us();
-				if (i >= 0)
-					tt[i] = t1 - t0;
-				break;
-			default:
-				raw_call_commit(&rc);
-				t1 = now_us();
-				if (i >= 0)
-					tc[i] = t1 - t0;
-				break;
-			}
-		}
-	}
-	double l1 = now_us();
-	double d50 = pct(td, samples, 0.5), d99 = pct(td, samples, 0.99);
-	double t50 = pct(tt, samples, 0.5), t99 = pct(tt, samples, 0.99);
-	double c50 = pct(tc, samples, 0.5), c99 = pct(tc, samples, 0.99);
-	printf("1. step commit latency, 1 thread, %d samples each, interleaved (%.1f s)\n", samples, (l1 - l0) / 1e6);
-	printf("  dura_store_commit             p50 %8.1f us   p99 %8.1f us\n", d50, d99);
-	printf("  raw transaction (5 stmts)     p50 %8.1f us   p99 %8.1f us\n", t50, t99);
-	printf("  raw CALL dura_commit          p50 %8.1f us   p99 %8.1f us\n", c50, c99);
+	bench_variant lat[3] = {{commit_dura, &d, samples_alloc(samples)},
+	                        {op_raw_tx, &r, samples_alloc(samples)},
+	                        {op_raw_call, &rc, samples_alloc(samples)}};
+	double l = interleave(lat, 3, warm, samples);
+	double d50, d99, t50, t99, c50, c99;
+	printf("1. step commit latency, 1 thread, %d samples each, interleaved (%.1f s)\n", samples, l / 1e6);
+	latency_line("dura_store_commit", 29, 8, lat[0].v, samples, &d50, &d99);
+	latency_line("raw transaction (5 stmts)", 29, 8, lat[1].v, samples, &t50, &t99);
+	latency_line("raw CALL dura_commit", 29, 8, lat[2].v, samples, &c50, &c99);
 	printf("  ratio dura/raw-tx  p50 %.3fx  p99 %.3fx   dura/raw-call  p50 %.3fx  p99 %.3fx\n\n", d50 / t50,
 	       d99 / t99, d50 / c50, d99 / c99);
-	free(td);
-	free(tt);
-	free(tc);
+	for (int k = 0; k < 3; k++)
+		free(lat[k].v);
 
 	/* ---- 2. steps per second, THREADS threads ---- */
 	int per = samples / 8 < 50 ? 50 : samples / 8;
@@ -752,74 +619,44 @@ int main(int argc, char **argv)
 	memset(ws, 0, sizeof(ws));
 	for (int i = 0; i < THREADS; i++) {
 		ws[i].t = &t;
-		ws[i].d.s = s;
-		make_run(s, ws[i].d.run_id, &ws[i].d.version);
-		make_run(s, ws[i].r.run_id, &ws[i].r.version);
+		drun_make(&ws[i].d, s, BENCH_STATE);
+		make_run(s, BENCH_STATE, ws[i].r.run_id, &ws[i].r.version);
 	}
-	double rd[ROUNDS], rr[ROUNDS];
-	double m0 = now_us();
-	for (int round = -1; round < ROUNDS; round++) {
-		/* alternate which goes first; round -1 warms both up */
-		int first_raw = (round + 1) % 2;
-		double a = round_rate(ws, first_raw, per);
-		double b = round_rate(ws, !first_raw, per);
-		if (round >= 0) {
-			rd[round] = first_raw ? b : a;
-			rr[round] = first_raw ? a : b;
-		}
-	}
-	double m1 = now_us();
-	double sd[ROUNDS], sr[ROUNDS]; /* pct sorts: keep the rounds in order for the printout */
-	memcpy(sd, rd, sizeof(sd));
-	memcpy(sr, rr, sizeof(sr));
-	double dmed = pct(sd, ROUNDS, 0.5), rmed = pct(sr, ROUNDS, 0.5);
+	/* dura and raw alternate which goes first; round -1 warms both up */
+	double rates[2][ROUNDS];
+	double m = thread_rounds(ws, sizeof(*ws), THREADS, worker_main, 2, per, ROUNDS, &rates[0][0], NULL);
+	double dmed = median(rates[0], ROUNDS), rmed = median(rates[1], ROUNDS);
 	dura_store_stats st;
 	dura_store_stats_get(s, &st);
 	printf("2. steps per second, %d threads x %d commits, each thread its own run, %d rounds + warm-up (%.1f s)\n",
-	       THREADS, per, ROUNDS, (m1 - m0) / 1e6);
+	       THREADS, per, ROUNDS, m / 1e6);
 	printf("  dura, one shared store (pool: %d open, max %d)  %8.0f steps/s\n", st.open, st.max_open, dmed);
 	printf("  raw, %d connections, 5-stmt transaction        %8.0f steps/s\n", THREADS, rmed);
 	printf("  ratio dura/raw %.3fx   (rounds dura:", dmed / rmed);
-	for (int i = 0; i < ROUNDS; i++)
-		printf(" %.0f", rd[i]);
+	print_rates(rates[0], ROUNDS);
 	printf("  raw:");
-	for (int i = 0; i < ROUNDS; i++)
-		printf(" %.0f", rr[i]);
+	print_rates(rates[1], ROUNDS);
 	printf(")\n\n");
 
 	/* ---- 3. cache hit latency ---- */
 	const char *key = "global:bench-mysql-k1";
 	if (dura_store_cache_put(s, key, CACHE_VALUE, sizeof(CACHE_VALUE) - 1, NULL,
 	                         "{\"content_type\":\"application/json\"}", 0))
-		dura_fail("cache put");
+		die("cache put");
 	rawcache rcache;
 	rawcache_open(&rcache, &t, key);
-	dcache dc = {s, key};
+	dcache dc = {s, key, key};
 	int nc = samples * 4;
-	double *cr = calloc((size_t)nc, sizeof(double)), *cd = calloc((size_t)nc, sizeof(double));
-	if (!cr || !cd)
-		fail("out of memory");
-	for (int i = -warm; i < nc; i++) {
-		/* interleaved, the order swapped every other sample */
-		for (int k = 0; k < 2; k++) {
-			double t0 = now_us();
-			if ((i + k) & 1)
-				rawcache_get(&rcache);
-			else
-				dura_cache_hit(&dc);
-			double t1 = now_us();
-			if (i >= 0)
-				((i + k) & 1 ? cr : cd)[i] = t1 - t0;
-		}
-	}
-	double cr50 = pct(cr, nc, 0.5), cr99 = pct(cr, nc, 0.99);
-	double cd50 = pct(cd, nc, 0.5), cd99 = pct(cd, nc, 0.99);
+	/* interleaved, the order swapped every other sample */
+	bench_variant cv[2] = {{dura_cache_hit, &dc, samples_alloc(nc)}, {rawcache_get, &rcache, samples_alloc(nc)}};
+	interleave(cv, 2, warm, nc);
+	double cd50, cd99, cr50, cr99;
 	printf("3. cache hit latency, %d samples each, interleaved\n", nc);
-	printf("  dura_store_cache_get          p50 %8.1f us   p99 %8.1f us\n", cd50, cd99);
-	printf("  raw prepared SELECT by key    p50 %8.1f us   p99 %8.1f us\n", cr50, cr99);
+	latency_line("dura_store_cache_get", 29, 8, cv[0].v, nc, &cd50, &cd99);
+	latency_line("raw prepared SELECT by key", 29, 8, cv[1].v, nc, &cr50, &cr99);
 	printf("  ratio dura/raw  p50 %.3fx  p99 %.3fx\n\n", cd50 / cr50, cd99 / cr99);
-	free(cr);
-	free(cd);
+	for (int k = 0; k < 2; k++)
+		free(cv[k].v);
 
 	/* ---- 4. round trips, from the server's counters, one thread at a time ---- */
 	counters a, b;
@@ -827,7 +664,7 @@ int main(int argc, char **argv)
 	read_counters(admin, &b);
 	long long base = trips(&a, &b); /* what one SHOW counts */
 	double rt_d, rt_t, rt_c, rt_gd, rt_gr, call_d, call_t, call_c, unused;
-	count_trips(admin, base, op_dura_commit, &d, &rt_d, &call_d);
+	count_trips(admin, base, commit_dura, &d, &rt_d, &call_d);
 	count_trips(admin, base, op_raw_tx, &r, &rt_t, &call_t);
 	count_trips(admin, base, op_raw_call, &rc, &rt_c, &call_c);
 	count_trips(admin, base, dura_cache_hit, &dc, &rt_gd, &unused);

@@ -45,7 +45,6 @@
 #include <dlfcn.h>
 #include <libpq-fe.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,25 +117,6 @@ PGresult *PQexecParams(PGconn *conn, const char *command, int nParams, const Oid
 		*(void **)&f = real("PQexecParams");
 	atomic_fetch_add(&g_trips, 1);
 	return f(conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats, resultFormat);
-}
-
-/* ---- errors ------------------------------------------------------------------ */
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "bench_pg: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static void dura_fail(const char *what)
-{
-	const dura_error *e = dura_error_last();
-	fail("%s: %s", what, e ? e->message : "?");
 }
 
 /* ---- the server, as the raw side reaches it -------------------------------------- */
@@ -320,42 +300,6 @@ static void raw_row_insert(rawc *r)
 	exec_prep(r->db, "ins", 4, v, 1);
 }
 
-/* ---- dura side helpers -------------------------------------------------------------- */
-
-static void make_run(dura_store *s, char run_id[DURA_UUID_LEN + 1], int64_t *version)
-{
-	dura_run_create req = DURA_RUN_CREATE_INIT;
-	dura_record *rec;
-	req.workflow_name = "bench";
-	req.state = BENCH_STATE;
-	req.status = "node";
-	if (dura_store_create_run(s, &req, &rec))
-		dura_fail("create run");
-	memcpy(run_id, rec->run_id, DURA_UUID_LEN + 1);
-	*version = rec->version;
-	dura_record_free(rec);
-}
-
-typedef struct drun {
-	dura_store *s;
-	char run_id[DURA_UUID_LEN + 1];
-	int64_t version;
-} drun;
-
-static void commit_dura(drun *d)
-{
-	dura_commit c = DURA_COMMIT_INIT;
-	dura_commit_result res;
-	c.run_id = d->run_id;
-	c.expect_version = d->version;
-	c.node_id = "node";
-	c.state = BENCH_STATE;
-	c.status = "next";
-	if (dura_store_commit(d->s, &c, &res))
-		dura_fail("dura_store_commit");
-	d->version = res.new_version;
-}
-
 /* ---- cache -------------------------------------------------------------------------- */
 
 typedef struct rawcache {
@@ -391,26 +335,10 @@ static void rawcache_get(void *arg)
 	PQclear(r);
 }
 
-typedef struct dcache {
-	dura_store *s;
-	const char *key;
-} dcache;
-
-static void dura_cache_hit(void *arg)
-{
-	dcache *d = arg;
-	dura_cache_entry *e;
-	if (dura_store_cache_get(d->s, d->key, &e))
-		dura_fail("dura_store_cache_get");
-	dura_cache_entry_free(e);
-}
-
 /* ---- threads -------------------------------------------------------------------------- */
 
 typedef struct worker {
-	pthread_t th;
-	pthread_barrier_t *go;
-	int raw, n;
+	bench_thread h; /* first: run_threads(); mode 0 dura, 1 raw-tx */
 	drun d;
 	rawc r;
 	const target *t;
@@ -419,7 +347,7 @@ typedef struct worker {
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
-	if (w->raw) {
+	if (w->h.mode) {
 		/* a fresh connection each round, opened before the clock starts;
 		 * the run's version and step_no carry over in w->r */
 		char id[DURA_UUID_LEN + 1];
@@ -427,47 +355,20 @@ static void *worker_main(void *arg)
 		memcpy(id, w->r.run_id, sizeof(id));
 		rawc_open(&w->r, w->t, id, version, step_no);
 	}
-	pthread_barrier_wait(w->go);
-	for (int i = 0; i < w->n; i++) {
-		if (w->raw)
+	thread_ready(&w->h);
+	for (int i = 0; i < w->h.n; i++) {
+		if (w->h.mode)
 			raw_tx_commit(&w->r);
 		else
 			commit_dura(&w->d);
 	}
-	if (w->raw)
+	if (w->h.mode)
 		rawc_close(&w->r);
 	return NULL;
 }
 
-/* One round: THREADS threads, n commits each; steps per second. */
-static double round_rate(worker *ws, int raw, int n)
-{
-	pthread_barrier_t go;
-	pthread_barrier_init(&go, NULL, THREADS + 1);
-	for (int i = 0; i < THREADS; i++) {
-		ws[i].go = &go;
-		ws[i].raw = raw;
-		ws[i].n = n;
-		if (pthread_create(&ws[i].th, NULL, worker_main, &ws[i]))
-			fail("pthread_create");
-	}
-	pthread_barrier_wait(&go);
-	double t0 = now_us();
-	for (int i = 0; i < THREADS; i++)
-		pthread_join(ws[i].th, NULL);
-	double t1 = now_us();
-	pthread_barrier_destroy(&go);
-	return (double)THREADS * n / ((t1 - t0) / 1e6);
-}
 
 /* ---- round trips ----------------------------------------------------------------------- */
-
-typedef void (*op_fn)(void *arg);
-
-static void op_dura_commit(void *arg)
-{
-	commit_dura(arg);
-}
 
 static void op_raw_tx(void *arg)
 {
@@ -480,7 +381,7 @@ static void op_raw_insert(void *arg)
 }
 
 /* Client round trips per op over RT_OPS ops from this thread. */
-static double count_trips(op_fn fn, void *arg)
+static double count_trips(bench_op fn, void *arg)
 {
 	long a = atomic_load(&g_trips);
 	for (int i = 0; i < RT_OPS; i++)
@@ -504,7 +405,7 @@ static long long next_xid(PGconn *admin)
 }
 
 /* Server write transactions per op. */
-static double count_xacts(PGconn *admin, op_fn fn, void *arg)
+static double count_xacts(PGconn *admin, bench_op fn, void *arg)
 {
 	long long a = next_xid(admin);
 	for (int i = 0; i < RT_OPS; i++)
@@ -529,6 +430,7 @@ static const char *server_value(PGconn *db, const char *sql)
 
 int main(int argc, char **argv)
 {
+	bench_name = "bench_pg";
 	const char *url = argc > 1 ? argv[1] : getenv("DURA_TEST_PG_URL");
 	int samples = argc > 2 ? atoi(argv[2]) : 800;
 	if (!url || !*url) {
@@ -540,26 +442,17 @@ int main(int argc, char **argv)
 	/* tables of its own (prefix bench_) unless the URL names a prefix:
 	 * thousands of unacknowledged outbox events are no one else's business */
 	char purl[1200];
-	if (!strstr(url, "prefix="))
-		snprintf(purl, sizeof(purl), "%s%cprefix=bench_", url, strchr(url, '?') ? '&' : '?');
-	else
-		snprintf(purl, sizeof(purl), "%s", url);
+	url_option(purl, sizeof(purl), url, "prefix", "bench_");
 	url = purl;
 	target t;
 	parse_target(&t, url);
 
 	/* the shared handle keeps all THREADS connections idle between uses */
-	char durl[1300];
-	if (strstr(url, "pool_idle="))
-		snprintf(durl, sizeof(durl), "%s", url);
-	else
-		snprintf(durl, sizeof(durl), "%s%cpool_idle=%d", url, strchr(url, '?') ? '&' : '?', THREADS);
-	dura_store *s;
-	if (dura_store_open(&s, durl, NULL))
-		dura_fail("open the dura store");
+	char durl[1300], idle[16];
+	snprintf(idle, sizeof(idle), "%d", THREADS);
+	url_option(durl, sizeof(durl), url, "pool_idle", idle);
 	dura_store_info info;
-	if (dura_store_info_get(s, &info))
-		dura_fail("store info");
+	dura_store *s = bench_store_open(durl, &info);
 
 	PGconn *admin = raw_connect(&t);
 	{
@@ -580,62 +473,31 @@ int main(int argc, char **argv)
 	printf("dura store: %s (schema %d)\n\n", info.location, info.schema_version);
 
 	/* ---- 1. commit latency, one thread ---- */
-	drun d = {s, "", 0};
-	make_run(s, d.run_id, &d.version);
+	drun d;
+	drun_make(&d, s, BENCH_STATE);
 	rawc r, ri;
 	{
 		char id[DURA_UUID_LEN + 1];
 		int64_t ver;
-		make_run(s, id, &ver);
+		make_run(s, BENCH_STATE, id, &ver);
 		rawc_open(&r, &t, id, ver, 0);
-		make_run(s, id, &ver);
+		make_run(s, BENCH_STATE, id, &ver);
 		rawc_open(&ri, &t, id, ver, 0);
 	}
-	double *td = calloc((size_t)samples, sizeof(double));
-	double *tt = calloc((size_t)samples, sizeof(double));
-	double *ti = calloc((size_t)samples, sizeof(double));
-	if (!td || !tt || !ti)
-		fail("out of memory");
 	int warm = samples / 10 + 10;
-	double l0 = now_us();
-	for (int i = -warm; i < samples; i++) {
-		for (int k = 0; k < 3; k++) {
-			double t0 = now_us(), t1;
-			switch ((i + k + warm) % 3) {
-			case 0:
-				commit_dura(&d);
-				t1 = now_us();
-				if (i >= 0)
-					td[i] = t1 - t0;
-				break;
-			case 1:
-				raw_tx_commit(&r);
-				t1 = now_us();
-				if (i >= 0)
-					tt[i] = t1 - t0;
-				break;
-			default:
-				raw_row_insert(&ri);
-				t1 = now_us();
-				if (i >= 0)
-					ti[i] = t1 - t0;
-				break;
-			}
-		}
-	}
-	double l1 = now_us();
-	double d50 = pct(td, samples, 0.5), d99 = pct(td, samples, 0.99);
-	double t50 = pct(tt, samples, 0.5), t99 = pct(tt, samples, 0.99);
-	double i50 = pct(ti, samples, 0.5), i99 = pct(ti, samples, 0.99);
-	printf("1. step commit latency, 1 thread, %d samples each, interleaved (%.1f s)\n", samples, (l1 - l0) / 1e6);
-	printf("  dura_store_commit             p50 %8.1f us   p99 %8.1f us\n", d50, d99);
-	printf("  raw transaction (5 requests)  p50 %8.1f us   p99 %8.1f us\n", t50, t99);
-	printf("  raw single-row INSERT         p50 %8.1f us   p99 %8.1f us\n", i50, i99);
+	bench_variant lat[3] = {{commit_dura, &d, samples_alloc(samples)},
+	                        {op_raw_tx, &r, samples_alloc(samples)},
+	                        {op_raw_insert, &ri, samples_alloc(samples)}};
+	double l = interleave(lat, 3, warm, samples);
+	double d50, d99, t50, t99, i50, i99;
+	printf("1. step commit latency, 1 thread, %d samples each, interleaved (%.1f s)\n", samples, l / 1e6);
+	latency_line("dura_store_commit", 29, 8, lat[0].v, samples, &d50, &d99);
+	latency_line("raw transaction (5 requests)", 29, 8, lat[1].v, samples, &t50, &t99);
+	latency_line("raw single-row INSERT", 29, 8, lat[2].v, samples, &i50, &i99);
 	printf("  ratio dura/raw-tx  p50 %.3fx  p99 %.3fx   dura/raw-insert  p50 %.3fx  p99 %.3fx\n\n", d50 / t50,
 	       d99 / t99, d50 / i50, d99 / i99);
-	free(td);
-	free(tt);
-	free(ti);
+	for (int k = 0; k < 3; k++)
+		free(lat[k].v);
 
 	/* ---- 2. steps per second, THREADS threads ---- */
 	int per = samples / 8 < 50 ? 50 : samples / 8;
@@ -643,77 +505,47 @@ int main(int argc, char **argv)
 	memset(ws, 0, sizeof(ws));
 	for (int i = 0; i < THREADS; i++) {
 		ws[i].t = &t;
-		ws[i].d.s = s;
-		make_run(s, ws[i].d.run_id, &ws[i].d.version);
-		make_run(s, ws[i].r.run_id, &ws[i].r.version);
+		drun_make(&ws[i].d, s, BENCH_STATE);
+		make_run(s, BENCH_STATE, ws[i].r.run_id, &ws[i].r.version);
 	}
-	double rd[ROUNDS], rr[ROUNDS];
-	double m0 = now_us();
-	for (int round = -1; round < ROUNDS; round++) {
-		/* alternate which goes first; round -1 warms both up */
-		int first_raw = (round + 1) % 2;
-		double a = round_rate(ws, first_raw, per);
-		double b = round_rate(ws, !first_raw, per);
-		if (round >= 0) {
-			rd[round] = first_raw ? b : a;
-			rr[round] = first_raw ? a : b;
-		}
-	}
-	double m1 = now_us();
-	double sd[ROUNDS], sr[ROUNDS]; /* pct sorts: keep the rounds in order for the printout */
-	memcpy(sd, rd, sizeof(sd));
-	memcpy(sr, rr, sizeof(sr));
-	double dmed = pct(sd, ROUNDS, 0.5), rmed = pct(sr, ROUNDS, 0.5);
+	/* dura and raw alternate which goes first; round -1 warms both up */
+	double rates[2][ROUNDS];
+	double m = thread_rounds(ws, sizeof(*ws), THREADS, worker_main, 2, per, ROUNDS, &rates[0][0], NULL);
+	double dmed = median(rates[0], ROUNDS), rmed = median(rates[1], ROUNDS);
 	dura_store_stats st;
 	dura_store_stats_get(s, &st);
 	printf("2. steps per second, %d threads x %d commits, each thread its own run, %d rounds + warm-up (%.1f s)\n",
-	       THREADS, per, ROUNDS, (m1 - m0) / 1e6);
+	       THREADS, per, ROUNDS, m / 1e6);
 	printf("  dura, one shared store (pool: %d open, max %d)  %8.0f steps/s\n", st.open, st.max_open, dmed);
 	printf("  raw, %d connections, 5-request transaction     %8.0f steps/s\n", THREADS, rmed);
 	printf("  ratio dura/raw %.3fx   (rounds dura:", dmed / rmed);
-	for (int i = 0; i < ROUNDS; i++)
-		printf(" %.0f", rd[i]);
+	print_rates(rates[0], ROUNDS);
 	printf("  raw:");
-	for (int i = 0; i < ROUNDS; i++)
-		printf(" %.0f", rr[i]);
+	print_rates(rates[1], ROUNDS);
 	printf(")\n\n");
 
 	/* ---- 3. cache hit latency ---- */
 	const char *key = "global:bench-pg-k1";
 	if (dura_store_cache_put(s, key, CACHE_VALUE, sizeof(CACHE_VALUE) - 1, NULL,
 	                         "{\"content_type\":\"application/json\"}", 0))
-		dura_fail("cache put");
+		die("cache put");
 	rawcache rcache;
 	rawcache_open(&rcache, &t, key);
-	dcache dc = {s, key};
+	dcache dc = {s, key, key};
 	int nc = samples * 4;
-	double *cr = calloc((size_t)nc, sizeof(double)), *cd = calloc((size_t)nc, sizeof(double));
-	if (!cr || !cd)
-		fail("out of memory");
-	for (int i = -warm; i < nc; i++) {
-		/* interleaved, the order swapped every other sample */
-		for (int k = 0; k < 2; k++) {
-			double t0 = now_us();
-			if ((i + k) & 1)
-				rawcache_get(&rcache);
-			else
-				dura_cache_hit(&dc);
-			double t1 = now_us();
-			if (i >= 0)
-				((i + k) & 1 ? cr : cd)[i] = t1 - t0;
-		}
-	}
-	double cr50 = pct(cr, nc, 0.5), cr99 = pct(cr, nc, 0.99);
-	double cd50 = pct(cd, nc, 0.5), cd99 = pct(cd, nc, 0.99);
+	/* interleaved, the order swapped every other sample */
+	bench_variant cv[2] = {{dura_cache_hit, &dc, samples_alloc(nc)}, {rawcache_get, &rcache, samples_alloc(nc)}};
+	interleave(cv, 2, warm, nc);
+	double cd50, cd99, cr50, cr99;
 	printf("3. cache hit latency, %d samples each, interleaved\n", nc);
-	printf("  dura_store_cache_get          p50 %8.1f us   p99 %8.1f us\n", cd50, cd99);
-	printf("  raw prepared SELECT by key    p50 %8.1f us   p99 %8.1f us\n", cr50, cr99);
+	latency_line("dura_store_cache_get", 29, 8, cv[0].v, nc, &cd50, &cd99);
+	latency_line("raw prepared SELECT by key", 29, 8, cv[1].v, nc, &cr50, &cr99);
 	printf("  ratio dura/raw  p50 %.3fx  p99 %.3fx\n\n", cd50 / cr50, cd99 / cr99);
-	free(cr);
-	free(cd);
+	for (int k = 0; k < 2; k++)
+		free(cv[k].v);
 
 	/* ---- 4. round trips ---- */
-	double rt_d = count_trips(op_dura_commit, &d);
+	double rt_d = count_trips(commit_dura, &d);
 	double rt_t = count_trips(op_raw_tx, &r);
 	double rt_i = count_trips(op_raw_insert, &ri);
 	double rt_gd = count_trips(dura_cache_hit, &dc);
@@ -723,7 +555,7 @@ int main(int argc, char **argv)
 	       RT_OPS);
 	printf("  round trips per commit: dura %.2f, raw-tx %.2f, raw-insert %.2f\n", rt_d, rt_t, rt_i);
 	printf("  round trips per cache hit: dura %.2f, raw %.2f\n", rt_gd, rt_gr);
-	double x_d = count_xacts(admin, op_dura_commit, &d);
+	double x_d = count_xacts(admin, commit_dura, &d);
 	double x_t = count_xacts(admin, op_raw_tx, &r);
 	double x_i = count_xacts(admin, op_raw_insert, &ri);
 	printf("  server write transactions per commit (transaction ids assigned): dura %.2f, raw-tx %.2f, raw-insert "

@@ -58,7 +58,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -94,25 +93,6 @@ ssize_t send(int fd, const void *buf, size_t len, int flags)
 	atomic_fetch_add(&g_sends, 1);
 	atomic_fetch_add(&g_sent_bytes, (long)len);
 	return f(fd, buf, len, flags);
-}
-
-/* ---- errors ------------------------------------------------------------------ */
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "bench_redis: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static void dura_fail(const char *what)
-{
-	const dura_error *e = dura_error_last();
-	fail("%s: %s", what, e ? e->message : "?");
 }
 
 /* ---- the server, as the raw side reaches it -------------------------------------- */
@@ -322,42 +302,6 @@ static void raw_set(rawc *r)
 	freeReplyObject(x);
 }
 
-/* ---- dura side ------------------------------------------------------------------- */
-
-static void make_run(dura_store *s, char run_id[DURA_UUID_LEN + 1], int64_t *version)
-{
-	dura_run_create req = DURA_RUN_CREATE_INIT;
-	dura_record *rec;
-	req.workflow_name = "bench";
-	req.state = STATE;
-	req.status = "node";
-	if (dura_store_create_run(s, &req, &rec))
-		dura_fail("create run");
-	memcpy(run_id, rec->run_id, DURA_UUID_LEN + 1);
-	*version = rec->version;
-	dura_record_free(rec);
-}
-
-typedef struct drun {
-	dura_store *s;
-	char run_id[DURA_UUID_LEN + 1];
-	int64_t version;
-} drun;
-
-static void commit_dura(drun *d)
-{
-	dura_commit c = DURA_COMMIT_INIT;
-	dura_commit_result res;
-	c.run_id = d->run_id;
-	c.expect_version = d->version;
-	c.node_id = "node";
-	c.state = STATE;
-	c.status = "next";
-	if (dura_store_commit(d->s, &c, &res))
-		dura_fail("dura_store_commit");
-	d->version = res.new_version;
-}
-
 /* ---- cache ----------------------------------------------------------------------- */
 
 typedef struct rawcache {
@@ -381,21 +325,6 @@ static void rawcache_get(void *arg)
 	freeReplyObject(x);
 }
 
-typedef struct dcache {
-	dura_store *s;
-	const char *key;  /* as given to dura_cache_do_store */
-	const char *full; /* its scoped form, for dura_store_cache_get */
-} dcache;
-
-static void dura_cache_hit(void *arg)
-{
-	dcache *d = arg;
-	dura_cache_entry *e;
-	if (dura_store_cache_get(d->s, d->full, &e))
-		dura_fail("dura_store_cache_get");
-	dura_cache_entry_free(e);
-}
-
 static int never(dura_cache_value *out, void *payload)
 {
 	(void)out;
@@ -409,7 +338,7 @@ static void dura_cache_do_hit(void *arg)
 	dcache *d = arg;
 	dura_cache_entry *e;
 	if (dura_cache_do_store(d->s, d->key, NULL, never, NULL, &e))
-		dura_fail("dura_cache_do_store");
+		die("dura_cache_do_store");
 	dura_cache_entry_free(e);
 }
 
@@ -419,9 +348,7 @@ enum { W_DURA, W_EVAL, W_MULTI, W_SET };
 static const char *const MODE_NAME[] = {"dura", "raw-eval", "raw-multi", "raw-set"};
 
 typedef struct worker {
-	pthread_t th;
-	pthread_barrier_t *go;
-	int mode, n;
+	bench_thread h; /* first: run_threads(); its mode is a W_ */
 	drun d;
 	rawc r;
 } worker;
@@ -429,9 +356,9 @@ typedef struct worker {
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
-	pthread_barrier_wait(w->go);
-	for (int i = 0; i < w->n; i++) {
-		switch (w->mode) {
+	thread_ready(&w->h);
+	for (int i = 0; i < w->h.n; i++) {
+		switch (w->h.mode) {
 		case W_DURA:
 			commit_dura(&w->d);
 			break;
@@ -449,43 +376,14 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* This process's CPU time (user + system), us. */
-static double cpu_us(void)
-{
-	struct rusage u;
-	getrusage(RUSAGE_SELF, &u);
-	return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e6 + u.ru_utime.tv_usec + u.ru_stime.tv_usec;
-}
-
 /* One round: nth threads, n ops each; ops per second. */
 static double round_rate(worker *ws, int nth, int mode, int n)
 {
-	pthread_barrier_t go;
-	pthread_barrier_init(&go, NULL, (unsigned)nth + 1);
-	for (int i = 0; i < nth; i++) {
-		ws[i].go = &go;
-		ws[i].mode = mode;
-		ws[i].n = n;
-		if (pthread_create(&ws[i].th, NULL, worker_main, &ws[i]))
-			fail("pthread_create");
-	}
-	pthread_barrier_wait(&go);
-	double t0 = now_us();
-	for (int i = 0; i < nth; i++)
-		pthread_join(ws[i].th, NULL);
-	double t1 = now_us();
-	pthread_barrier_destroy(&go);
-	return (double)nth * n / ((t1 - t0) / 1e6);
+	return run_threads(ws, sizeof(*ws), nth, worker_main, mode, n);
 }
 
 /* ---- round trips --------------------------------------------------------------------- */
 
-typedef void (*op_fn)(void *arg);
-
-static void op_dura(void *arg)
-{
-	commit_dura(arg);
-}
 static void op_eval(void *arg)
 {
 	raw_eval_commit(arg);
@@ -533,7 +431,7 @@ typedef struct trips {
 	double aof;   /* bytes appended to the AOF */
 } trips;
 
-static trips count_trips(redisContext *admin, op_fn fn, void *arg)
+static trips count_trips(redisContext *admin, bench_op fn, void *arg)
 {
 	counters a = read_counters(admin);
 	long s0 = atomic_load(&g_sends), y0 = atomic_load(&g_sent_bytes), w0 = atomic_load(&g_raw_bytes);
@@ -581,15 +479,9 @@ static void cleanup(redisContext *c, const char *P)
 	} while (strcmp(cursor, "0"));
 }
 
-static void latency_line(const char *name, double *v, int n, double *p50, double *p99)
-{
-	*p50 = pct(v, n, 0.5);
-	*p99 = pct(v, n, 0.99);
-	printf("  %-34s p50 %8.1f us   p99 %8.1f us\n", name, *p50, *p99);
-}
-
 int main(int argc, char **argv)
 {
+	bench_name = "bench_redis";
 	const char *url = argc > 1 ? argv[1] : getenv("DURA_TEST_REDIS_URL");
 	int samples = argc > 2 ? atoi(argv[2]) : 3000;
 	if (!url || !*url) {
@@ -598,27 +490,17 @@ int main(int argc, char **argv)
 	}
 	if (samples < 20)
 		samples = 20;
-	int own_prefix = !strstr(url, "prefix=");
 	char purl[1200];
-	if (own_prefix)
-		snprintf(purl, sizeof(purl), "%s%cprefix=bench", url, strchr(url, '?') ? '&' : '?');
-	else
-		snprintf(purl, sizeof(purl), "%s", url);
+	int own_prefix = url_option(purl, sizeof(purl), url, "prefix", "bench");
 	url = purl;
 	target t;
 	parse_target(&t, url);
 
-	char durl[1300];
-	if (strstr(url, "pool_idle="))
-		snprintf(durl, sizeof(durl), "%s", url);
-	else
-		snprintf(durl, sizeof(durl), "%s%cpool_idle=%d", url, strchr(url, '?') ? '&' : '?', THREADS);
-	dura_store *s;
-	if (dura_store_open(&s, durl, NULL))
-		dura_fail("open the dura store");
+	char durl[1300], idle[16];
+	snprintf(idle, sizeof(idle), "%d", THREADS);
+	url_option(durl, sizeof(durl), url, "pool_idle", idle);
 	dura_store_info info;
-	if (dura_store_info_get(s, &info))
-		dura_fail("store info");
+	dura_store *s = bench_store_open(durl, &info);
 
 	redisContext *admin = raw_connect(&t);
 	char version[32] = "?";
@@ -636,60 +518,31 @@ int main(int argc, char **argv)
 	printf("dura store: %s (schema %d), keys %s*\n\n", info.location, info.schema_version, t.P);
 
 	/* ---- 1. commit latency, one thread ---- */
-	drun d = {s, "", 0};
-	make_run(s, d.run_id, &d.version);
+	drun d;
+	drun_make(&d, s, STATE);
 	rawc re, rm;
 	{
 		char id[DURA_UUID_LEN + 1];
 		int64_t ver;
-		make_run(s, id, &ver);
+		make_run(s, STATE, id, &ver);
 		rawc_open(&re, &t, id, ver, 100);
-		make_run(s, id, &ver);
+		make_run(s, STATE, id, &ver);
 		rawc_open(&rm, &t, id, ver, 101);
 	}
-	double *td = calloc((size_t)samples, sizeof(double));
-	double *te = calloc((size_t)samples, sizeof(double));
-	double *tm = calloc((size_t)samples, sizeof(double));
-	if (!td || !te || !tm)
-		fail("out of memory");
 	int warm = samples / 10 + 10;
-	double l0 = now_us();
-	for (int i = -warm; i < samples; i++) {
-		for (int k = 0; k < 3; k++) {
-			double t0 = now_us(), t1;
-			switch ((i + k + warm) % 3) {
-			case 0:
-				commit_dura(&d);
-				t1 = now_us();
-				if (i >= 0)
-					td[i] = t1 - t0;
-				break;
-			case 1:
-				raw_eval_commit(&re);
-				t1 = now_us();
-				if (i >= 0)
-					te[i] = t1 - t0;
-				break;
-			default:
-				raw_multi_commit(&rm);
-				t1 = now_us();
-				if (i >= 0)
-					tm[i] = t1 - t0;
-				break;
-			}
-		}
-	}
-	double l1 = now_us();
+	bench_variant lat[3] = {{commit_dura, &d, samples_alloc(samples)},
+	                        {op_eval, &re, samples_alloc(samples)},
+	                        {op_multi, &rm, samples_alloc(samples)}};
+	double l = interleave(lat, 3, warm, samples);
 	double d50, d99, e50, e99, m50, m99;
-	printf("1. step commit latency, 1 thread, %d samples each, interleaved (%.1f s)\n", samples, (l1 - l0) / 1e6);
-	latency_line("dura_store_commit", td, samples, &d50, &d99);
-	latency_line("raw EVALSHA, minimal script", te, samples, &e50, &e99);
-	latency_line("raw MULTI/EXEC, same commands", tm, samples, &m50, &m99);
+	printf("1. step commit latency, 1 thread, %d samples each, interleaved (%.1f s)\n", samples, l / 1e6);
+	latency_line("dura_store_commit", 34, 8, lat[0].v, samples, &d50, &d99);
+	latency_line("raw EVALSHA, minimal script", 34, 8, lat[1].v, samples, &e50, &e99);
+	latency_line("raw MULTI/EXEC, same commands", 34, 8, lat[2].v, samples, &m50, &m99);
 	printf("  ratio dura/raw-eval  p50 %.3fx  p99 %.3fx   dura/raw-multi  p50 %.3fx  p99 %.3fx\n\n", d50 / e50,
 	       d99 / e99, d50 / m50, d99 / m99);
-	free(td);
-	free(te);
-	free(tm);
+	for (int k = 0; k < 3; k++)
+		free(lat[k].v);
 
 	/* ---- 2. steps per second, THREADS threads ---- */
 	int per = samples / 8 < 50 ? 50 : samples / 8;
@@ -698,50 +551,33 @@ int main(int argc, char **argv)
 	for (int i = 0; i < THREADS; i++) {
 		char id[DURA_UUID_LEN + 1];
 		int64_t ver;
-		ws[i].d.s = s;
-		make_run(s, ws[i].d.run_id, &ws[i].d.version);
-		make_run(s, id, &ver);
+		drun_make(&ws[i].d, s, STATE);
+		make_run(s, STATE, id, &ver);
 		rawc_open(&ws[i].r, &t, id, ver, i);
 	}
 	/* raw-eval and raw-multi commit to the same run in turn: its version
 	 * and step_no carry over in ws[i].r */
-	const int modes[3] = {W_DURA, W_EVAL, W_MULTI};
 	double rates[3][ROUNDS], cpu[3] = {0, 0, 0};
-	double m0 = now_us();
-	for (int round = -1; round < ROUNDS; round++) {
-		for (int k = 0; k < 3; k++) {
-			int m = (round + 1 + k) % 3; /* rotate which goes first */
-			double c0 = cpu_us();
-			double r = round_rate(ws, THREADS, modes[m], per);
-			if (round >= 0) {
-				rates[m][round] = r;
-				cpu[m] += cpu_us() - c0;
-			}
-		}
-	}
-	double m1 = now_us();
+	/* modes W_DURA, W_EVAL, W_MULTI: 0, 1, 2 */
+	double m = thread_rounds(ws, sizeof(*ws), THREADS, worker_main, 3, per, ROUNDS, &rates[0][0], cpu);
 	double med[3];
-	for (int m = 0; m < 3; m++) {
-		double tmp[ROUNDS];
-		memcpy(tmp, rates[m], sizeof(tmp));
-		med[m] = pct(tmp, ROUNDS, 0.5);
-	}
+	for (int k = 0; k < 3; k++)
+		med[k] = median(rates[k], ROUNDS);
 	dura_store_stats st;
 	dura_store_stats_get(s, &st);
 	printf("2. steps per second, %d threads x %d commits, each thread its own run, %d rounds + warm-up (%.1f s)\n",
-	       THREADS, per, ROUNDS, (m1 - m0) / 1e6);
+	       THREADS, per, ROUNDS, m / 1e6);
 	printf("  dura, one shared store (pool: %d open, max %d)   %8.0f steps/s\n", st.open, st.max_open, med[0]);
 	printf("  raw EVALSHA, %d connections                     %8.0f steps/s\n", THREADS, med[1]);
 	printf("  raw MULTI/EXEC, %d connections                  %8.0f steps/s\n", THREADS, med[2]);
 	printf("  ratio dura/raw-eval %.3fx   dura/raw-multi %.3fx\n", med[0] / med[1], med[0] / med[2]);
-	for (int m = 0; m < 3; m++)
-		cpu[m] /= (double)ROUNDS * THREADS * per;
+	for (int k = 0; k < 3; k++)
+		cpu[k] /= (double)ROUNDS * THREADS * per;
 	printf("  client CPU per commit (this process, user + system): dura %.1f us, raw-eval %.1f us, raw-multi %.1f us\n",
 	       cpu[0], cpu[1], cpu[2]);
-	for (int m = 0; m < 3; m++) {
-		printf("  rounds %-10s", MODE_NAME[modes[m]]);
-		for (int i = 0; i < ROUNDS; i++)
-			printf(" %.0f", rates[m][i]);
+	for (int k = 0; k < 3; k++) {
+		printf("  rounds %-10s", MODE_NAME[k]);
+		print_rates(rates[k], ROUNDS);
 		printf("\n");
 	}
 	printf("\n");
@@ -750,44 +586,28 @@ int main(int argc, char **argv)
 	const char *ckey = "bench-redis-k1";
 	char *full;
 	if (dura_cache_scoped_key(&full, ckey, DURA_CACHE_SCOPE_GLOBAL, NULL))
-		dura_fail("cache scoped key");
+		die("cache scoped key");
 	if (dura_store_cache_put(s, full, CACHE_VALUE, sizeof(CACHE_VALUE) - 1, NULL,
 	                         "{\"content_type\":\"application/json\"}", 0))
-		dura_fail("cache put");
+		die("cache put");
 	rawcache rcache;
 	rcache.c = raw_connect(&t);
 	snprintf(rcache.key, sizeof(rcache.key), "%scache:%s", t.P, full);
 	dcache dc = {s, ckey, full};
 	int nc = samples * 2;
-	double *cr = calloc((size_t)nc, sizeof(double)), *cd = calloc((size_t)nc, sizeof(double)),
-	       *cx = calloc((size_t)nc, sizeof(double));
-	if (!cr || !cd || !cx)
-		fail("out of memory");
-	for (int i = -warm; i < nc; i++) {
-		for (int k = 0; k < 3; k++) {
-			int which = (i + k + warm) % 3;
-			double t0 = now_us();
-			if (which == 0)
-				dura_cache_hit(&dc);
-			else if (which == 1)
-				dura_cache_do_hit(&dc);
-			else
-				rawcache_get(&rcache);
-			double t1 = now_us();
-			if (i >= 0)
-				(which == 0 ? cd : which == 1 ? cx : cr)[i] = t1 - t0;
-		}
-	}
+	bench_variant cv[3] = {{dura_cache_hit, &dc, samples_alloc(nc)},
+	                       {dura_cache_do_hit, &dc, samples_alloc(nc)},
+	                       {rawcache_get, &rcache, samples_alloc(nc)}};
+	interleave(cv, 3, warm, nc);
 	double cd50, cd99, cx50, cx99, cr50, cr99;
 	printf("3. cache hit latency, %d samples each, interleaved\n", nc);
-	latency_line("dura_store_cache_get", cd, nc, &cd50, &cd99);
-	latency_line("dura_cache_do_store (hit)", cx, nc, &cx50, &cx99);
-	latency_line("raw HGETALL of the same hash", cr, nc, &cr50, &cr99);
+	latency_line("dura_store_cache_get", 34, 8, cv[0].v, nc, &cd50, &cd99);
+	latency_line("dura_cache_do_store (hit)", 34, 8, cv[1].v, nc, &cx50, &cx99);
+	latency_line("raw HGETALL of the same hash", 34, 8, cv[2].v, nc, &cr50, &cr99);
 	printf("  ratio to raw  cache_get p50 %.3fx p99 %.3fx   cache_do p50 %.3fx p99 %.3fx\n\n", cd50 / cr50,
 	       cd99 / cr99, cx50 / cr50, cx99 / cr99);
-	free(cr);
-	free(cd);
-	free(cx);
+	for (int k = 0; k < 3; k++)
+		free(cv[k].v);
 
 	/* ---- 4. raw SET throughput ---- */
 	int nset = samples / 3 < 100 ? 100 : samples / 3;
@@ -802,12 +622,12 @@ int main(int argc, char **argv)
 	}
 	printf("4. raw SET of the state, ops/s, 1 thread x %d, %d threads x %d (medians of %d rounds)\n", nset, THREADS, per,
 	       ROUNDS);
-	double s1 = pct(set1, ROUNDS, 0.5), s8 = pct(set8, ROUNDS, 0.5);
+	double s1 = median(set1, ROUNDS), s8 = median(set8, ROUNDS);
 	printf("  1 thread   %8.0f SET/s   (dura 1-thread commits: %.0f/s at p50)\n", s1, 1e6 / d50);
 	printf("  %d threads  %8.0f SET/s   dura %d-thread steps/s / SET/s %.3fx\n\n", THREADS, s8, THREADS, med[0] / s8);
 
 	/* ---- 5. round trips ---- */
-	trips rd = count_trips(admin, op_dura, &d);
+	trips rd = count_trips(admin, commit_dura, &d);
 	trips rev = count_trips(admin, op_eval, &re);
 	trips rmu = count_trips(admin, op_multi, &rm);
 	trips rst = count_trips(admin, op_set, &ws[0].r);

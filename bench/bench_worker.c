@@ -120,7 +120,7 @@ static dura_workflow *chain(const char *name, int nodes, dura_node_fn fn)
 	return wf;
 }
 
-static void fail(const char *what)
+static void worker_fail(const char *what)
 {
 	const dura_error *e = dura_error_last();
 	fprintf(stderr, "bench_worker: %s: %s\n", what, e ? e->message : "failed");
@@ -149,7 +149,7 @@ static void start_run(dura_engine *eng, const char *name, int idx)
 	snprintf(st, sizeof(st), "{\"i\":%d}", idx);
 	g_created[idx] = now_us();
 	if (dura_run_start(eng, name, NULL, st, NULL, id))
-		fail("dura_run_start");
+		worker_fail("dura_run_start");
 }
 
 static void wait_done(dura_worker *w, unsigned long long n)
@@ -177,10 +177,10 @@ static result burn(int threads, int runs, int nodes, int group, int lat_runs, do
 	dura_uuid7(id);
 	snprintf(name, sizeof(name), "bw-%s", id + 24);
 	if (dura_store_open(&s, g_durl, NULL) || dura_engine_open(&eng, s, NULL))
-		fail("open");
+		worker_fail("open");
 	dura_workflow *wf = chain(name, nodes, noop);
 	if (!wf || dura_engine_register(eng, wf))
-		fail("register");
+		worker_fail("register");
 	g_nidx = runs + lat_runs;
 	g_created = calloc((size_t)g_nidx, sizeof(double));
 	g_started = calloc((size_t)g_nidx, sizeof(double));
@@ -195,7 +195,7 @@ static result burn(int threads, int runs, int nodes, int group, int lat_runs, do
 	int have = counters(&c0) == 0;
 	double t0 = now_us();
 	if (dura_worker_start(&w, eng, &o))
-		fail("dura_worker_start");
+		worker_fail("dura_worker_start");
 	wait_done(w, (unsigned long long)runs);
 	double t1 = now_us();
 	res.steps_s = (double)runs * nodes / ((t1 - t0) / 1e6);
@@ -291,15 +291,15 @@ static double rescue(int runs, int64_t lease)
 		dura_store *s;
 		dura_engine *eng;
 		if (dura_store_open(&s, g_durl, NULL) || dura_engine_open(&eng, s, NULL))
-			fail("open");
+			worker_fail("open");
 		dura_workflow *wf = chain(name, 10, slow);
 		if (!wf || dura_engine_register(eng, wf))
-			fail("register");
+			worker_fail("register");
 		for (int i = 0; i < runs; i++) {
 			char st[48];
 			snprintf(st, sizeof(st), "{\"i\":%d}", i);
 			if (dura_run_start(eng, name, NULL, st, NULL, id))
-				fail("dura_run_start");
+				worker_fail("dura_run_start");
 		}
 		dura_engine_close(eng);
 		dura_store_close(s);
