@@ -48,8 +48,11 @@ static int bool_option(const dura_url *url, const char *name, int *out)
 
 static int config_of(dr_store *s, const dura_url *url, dr_client_config *cfg)
 {
-	static const char *const known[] = {"prefix",  "pool_max", "pool_idle",  "conn_lifetime",  "conn_idle_time",
-	                                    "connect_timeout", "timeout", "tls_ca", "tls_cert", "tls_key",
+	/* conn_lifetime and conn_idle_time are not among them: a Redis
+	 * connection has no server-side state to renew, so the pool keeps its
+	 * connections until one breaks, and dura info says the options are unused */
+	static const char *const known[] = {"prefix",   "pool_max", "pool_idle", "connect_timeout",
+	                                    "timeout",  "tls_ca",   "tls_cert",  "tls_key",
 	                                    "tls_insecure_skip_verify", "socket", "retry_time"};
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->socket = url->socket && *url->socket ? url->socket : dura_url_param(url, "socket");
