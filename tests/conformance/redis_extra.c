@@ -118,6 +118,21 @@ static redisContext *admin_single(void)
 	return admin_port(atoi(g_port));
 }
 
+/* The single server's store and an admin connection to it, or NULL (and
+ * *a NULL) when either cannot be had. */
+static dura_store *open_with_admin(redisContext **a)
+{
+	*a = admin_single();
+	if (!*a)
+		return NULL;
+	dura_store *s = open_url(g_url);
+	if (!s) {
+		redisFree(*a);
+		*a = NULL;
+	}
+	return s;
+}
+
 /* A command; NULL (printed) when the connection failed. An error reply is returned. */
 static redisReply *acmd(redisContext *c, const char *fmt, ...)
 {
@@ -473,13 +488,9 @@ static void durability_reported(void)
 {
 	if (!need_env(g_url, "DURA_TEST_REDIS_URL") || !need_env(g_port, "DURA_TEST_REDIS_PORT"))
 		return;
-	redisContext *a = admin_single();
-	REQUIRE(a);
-	dura_store *s = open_url(g_url);
-	if (!s) {
-		redisFree(a);
-		REQUIRE(0);
-	}
+	redisContext *a;
+	dura_store *s = open_with_admin(&a);
+	REQUIRE(s);
 	dura_store_info info;
 	CHECK_RC(dura_store_info_get(s, &info), 0);
 	CHECK(info.caps & DURA_CAP_DURABLE);
@@ -537,13 +548,9 @@ static void noscript_reload(void)
 {
 	if (!need_env(g_url, "DURA_TEST_REDIS_URL") || !need_env(g_port, "DURA_TEST_REDIS_PORT"))
 		return;
-	redisContext *a = admin_single();
-	REQUIRE(a);
-	dura_store *s = open_url(g_url);
-	if (!s) {
-		redisFree(a);
-		REQUIRE(0);
-	}
+	redisContext *a;
+	dura_store *s = open_with_admin(&a);
+	REQUIRE(s);
 	char wf[96];
 	unique(wf, sizeof(wf), "rx-noscript");
 	dura_record *r = NULL;

@@ -122,7 +122,7 @@ struct bulk_arg {
 	size_t n;
 	dura_commit_result *res;
 	int64_t now;
-	size_t *todo, *go;
+	size_t *unwritten, *go;
 	locked *lk;
 	dura_sql_tally t; /* over res */
 };
@@ -136,7 +136,7 @@ static void locked_clear(struct bulk_arg *a)
 	memset(a->lk, 0, a->n * sizeof(*a->lk));
 }
 
-/* Lock and read the records of a->todo[0..k): lk[i] of each commit i. */
+/* Lock and read the records of a->unwritten[0..k): lk[i] of each commit i. */
 static int lock_read(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 {
 	for (size_t from = 0; from < k; from += LOCK_SLOTS) {
@@ -145,7 +145,7 @@ static int lock_read(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 		p.n = 0;
 		for (size_t j = 0; j < LOCK_SLOTS; j++) {
 			if (from + j < to)
-				dura_my_pp_str(&p, a->cm[a->todo[from + j]].run_id);
+				dura_my_pp_str(&p, a->cm[a->unwritten[from + j]].run_id);
 			else
 				dura_my_pp_null(&p);
 		}
@@ -162,8 +162,8 @@ static int lock_read(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 		while ((rc = dura_my_st_fetch(s, c, m)) == 1) {
 			const char *id = dura_my_c_str(m, 0);
 			for (size_t j = from; id && j < to; j++) {
-				locked *l = &a->lk[a->todo[j]];
-				if (l->found || strcmp(a->cm[a->todo[j]].run_id, id) != 0)
+				locked *l = &a->lk[a->unwritten[j]];
+				if (l->found || strcmp(a->cm[a->unwritten[j]].run_id, id) != 0)
 					continue;
 				l->found = 1;
 				l->version = dura_my_c_int(m, 1);
@@ -306,7 +306,7 @@ static int bulk_body(my_store *s, my_conn *c, void *arg, int again)
 	struct bulk_arg *a = arg;
 	size_t go = 0;
 	locked_clear(a);
-	int pending = dura_sql_tally_pending(&a->t, &s->base, &c->base, a->cm, a->ids, a->now, again, a->todo);
+	int pending = dura_sql_tally_pending(&a->t, &s->base, &c->base, a->cm, a->ids, a->now, again, a->unwritten);
 	if (pending <= 0)
 		return pending;
 	size_t k = (size_t)pending;
@@ -314,12 +314,12 @@ static int bulk_body(my_store *s, my_conn *c, void *arg, int again)
 	 * byte), across the statements too, as a heartbeat's UPDATE locks
 	 * them: two of these never wait for each other in a cycle */
 	sort_args = a;
-	qsort(a->todo, k, sizeof(*a->todo), by_run_id);
+	qsort(a->unwritten, k, sizeof(*a->unwritten), by_run_id);
 	int rc = lock_read(s, c, a, k);
 	if (rc)
 		return rc;
 	for (size_t j = 0; j < k; j++) {
-		size_t i = a->todo[j];
+		size_t i = a->unwritten[j];
 		const locked *l = &a->lk[i];
 		if (!l->found)
 			dura_sql_tally_fail(&a->t, i, dura_sql_err_run_not_found(MY, a->cm[i].run_id));
@@ -373,14 +373,14 @@ int dura_my_commit_bulk(my_store *s, const dura_commit *cm, const char *const *e
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = dura_my_check_size(s, dura_sql_commit_size(&cm[i]), "a step's state");
-	if (rc == 0 && (!(a.todo = dura_calloc(n, sizeof(size_t))) || !(a.go = dura_calloc(n, sizeof(size_t))) ||
+	if (rc == 0 && (!(a.unwritten = dura_calloc(n, sizeof(size_t))) || !(a.go = dura_calloc(n, sizeof(size_t))) ||
 	                !(a.lk = dura_calloc(n, sizeof(locked)))))
 		rc = dura_error_oom(MY);
 	if (rc == 0)
 		rc = dura_my_run_op(s, bulk_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
 	if (a.lk)
 		locked_clear(&a);
-	dura_free(a.todo);
+	dura_free(a.unwritten);
 	dura_free(a.go);
 	dura_free(a.lk);
 	if (rc == MY_FALLBACK)

@@ -146,7 +146,7 @@ struct many_arg {
 	const dura_commit *cm;
 	const char *const *ids;
 	int64_t now;
-	size_t *todo;       /* the commits still to write */
+	size_t *unwritten;       /* the commits still to write */
 	unsigned char *hit; /* per commit: written by the statement */
 	dura_sql_tally t;
 };
@@ -162,11 +162,11 @@ static int many_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 {
 	struct many_arg *a = arg;
 	memset(a->hit, 0, a->t.n);
-	int pending = dura_sql_tally_pending(&a->t, s, c, a->cm, a->ids, a->now, again, a->todo);
+	int pending = dura_sql_tally_pending(&a->t, s, c, a->cm, a->ids, a->now, again, a->unwritten);
 	if (pending <= 0)
 		return pending;
 	size_t k = (size_t)pending;
-	char *doc = dura_sql_batch_json(a->cm, a->ids, a->todo, k, a->now, PG_MAX_TIME_MS);
+	char *doc = dura_sql_batch_json(a->cm, a->ids, a->unwritten, k, a->now, PG_MAX_TIME_MS);
 	if (!doc)
 		return dura_error_oom(PG);
 	int applied, lost = dura_pg_lost_commit(&applied);
@@ -203,7 +203,7 @@ static int many_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 	if (rc < 0)
 		return rc; /* the statement ran: a rerun checks what landed */
 	for (size_t j = 0; j < k; j++) {
-		size_t i = a->todo[j];
+		size_t i = a->unwritten[j];
 		if (a->hit[i])
 			continue;
 		rc = dura_sql_commit_miss(s, c, &a->cm[i]);
@@ -247,11 +247,11 @@ int dura_pg_commit_batch(void *impl, const dura_commit *cm, const char *const *e
 	}
 	if (rc == 0 && bytes > MANY_MAX_BYTES)
 		return dura_sql_commit_batch(s, commit_one, cm, event_ids, n, res);
-	if (rc == 0 && (!(a.todo = dura_calloc(n, sizeof(size_t))) || !(a.hit = dura_calloc(n, 1))))
+	if (rc == 0 && (!(a.unwritten = dura_calloc(n, sizeof(size_t))) || !(a.hit = dura_calloc(n, 1))))
 		rc = dura_error_oom(PG);
 	if (rc == 0)
 		rc = dura_sql_run_op(s, many_body, &a, DURA_SQL_IDEMPOTENT);
-	dura_free(a.todo);
+	dura_free(a.unwritten);
 	dura_free(a.hit);
 	if (rc == MANY_FALLBACK) {
 		/* a step already written, or a second active run of a foreign

@@ -196,7 +196,7 @@ int dura_sql_tally_end(const dura_sql_tally *t, const char *store, int rc)
 }
 
 int dura_sql_tally_pending(dura_sql_tally *t, dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm,
-                           const char *const *event_ids, int64_t now, int again, size_t *todo)
+                           const char *const *event_ids, int64_t now, int again, size_t *unwritten)
 {
 	size_t k = 0;
 	dura_sql_tally_reset(t);
@@ -212,7 +212,7 @@ int dura_sql_tally_pending(dura_sql_tally *t, dura_sql_store *s, dura_sql_conn *
 			if (v < 0)
 				return v;
 		}
-		todo[k++] = i;
+		unwritten[k++] = i;
 	}
 	return (int)k;
 }

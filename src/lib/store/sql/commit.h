@@ -93,10 +93,10 @@ void dura_sql_tally_fail(dura_sql_tally *t, size_t i, int code);
 int dura_sql_tally_end(const dura_sql_tally *t, const char *store, int rc);
 /* A batch attempt's start: the results reset, and after a lost connection
  * (again) each commit checked first - one that landed is done, one refused
- * is failed. The indexes of the commits still to write go to todo (n of
+ * is failed. The indexes of the commits still to write go to unwritten (n of
  * room); how many, or an error. */
 int dura_sql_tally_pending(dura_sql_tally *t, dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm,
-                           const char *const *event_ids, int64_t now, int again, size_t *todo);
+                           const char *const *event_ids, int64_t now, int again, size_t *unwritten);
 
 /*
  * commit_batch: the n commits in one transaction through one(), each
