@@ -58,7 +58,14 @@ typedef enum {
 	DURA_EINVAL = -9,    /**< invalid argument or malformed input */
 	DURA_ENOTSUP = -10,  /**< not supported (scheme not built, capability missing) */
 	DURA_EVERSION = -11, /**< schema or contract version mismatch */
-	DURA_ECANCELED = -12 /**< operation or run was cancelled */
+	DURA_ECANCELED = -12, /**< operation or run was cancelled */
+	/**
+	 * Not an error: a node's durable wait (dura_ctx_wait_signal,
+	 * dura_ctx_await_child) has nothing to return yet. The node returns it;
+	 * the run is committed as waiting and the node runs again from its
+	 * start when what it waits for happens.
+	 */
+	DURA_WAITING = 1
 } dura_error_code;
 
 /** Details of the last error on this thread. */
@@ -132,7 +139,7 @@ DURA_EXTERN(int) dura_time_parse(int64_t *out, const char *text);
 
 /** Limits that every store enforces, so bad input fails the same way. */
 #define DURA_MAX_ID_LEN 255   /**< run ids, names, foreign ids, keys */
-#define DURA_MAX_NAME_LEN 255 /**< workflow and node names */
+#define DURA_MAX_NAME_LEN 255 /**< workflow, node, signal and schedule names */
 
 /* ------------------------------------------------------------------------ */
 /* Run states                                                                */
@@ -301,6 +308,9 @@ typedef struct dura_record {
 	int64_t updated_at;
 	int priority;          /**< claims take higher first (dura_run_options.priority) */
 	char *concurrency_key; /**< "" when none (dura_run_options.concurrency_key) */
+	/* store contract version 5 */
+	char *wait;      /**< what the run waits for, "" when nothing: "sleep", "signal:NAME", "child:RUN_ID" */
+	char *parent_id; /**< the run that started this one as a child (dura_ctx_start_child), or "" */
 } dura_record;
 
 /** Free a record a dura call returned, strings and all; NULL is ignored. */
@@ -320,7 +330,7 @@ typedef struct dura_record_list {
  */
 DURA_EXTERN(void) dura_record_list_free(dura_record_list *list);
 
-#define DURA_RUN_CREATE_VERSION 2 /* 1 is accepted: it ends at meta */
+#define DURA_RUN_CREATE_VERSION 3 /* 1 ends at meta, 2 at concurrency_key */
 typedef struct dura_run_create {
 	unsigned version;
 	const char *run_id;        /**< NULL: a new UUIDv7 */
@@ -334,8 +344,10 @@ typedef struct dura_run_create {
 	/* version 2 */
 	int priority;                /**< claims take higher priority first; -1000000 to 1000000, 0 default */
 	const char *concurrency_key; /**< NULL or "": none; see dura_workflow_set_concurrency */
+	/* version 3 */
+	const char *parent_id; /**< NULL or "": none; the parent of a child run */
 } dura_run_create;
-#define DURA_RUN_CREATE_INIT {DURA_RUN_CREATE_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define DURA_RUN_CREATE_INIT {DURA_RUN_CREATE_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /**
  * Create a run (no outbox event is written for it). If the workflow already has an active run (initiated,
@@ -356,7 +368,7 @@ DURA_EXTERN(int) dura_store_get_run(dura_store *store, const char *run_id, dura_
 /** The newest run of a workflow with this foreign id, any state. */
 DURA_EXTERN(int) dura_store_latest_run(dura_store *store, const char *workflow_name, const char *foreign_id, dura_record **out);
 
-#define DURA_RUN_FILTER_VERSION 1
+#define DURA_RUN_FILTER_VERSION 2 /* 1 is accepted: it ends at limit */
 typedef struct dura_run_filter {
 	unsigned version;
 	const char *workflow_name; /**< NULL: any */
@@ -367,8 +379,11 @@ typedef struct dura_run_filter {
 	int64_t created_before;    /**< 0: unbounded (exclusive) */
 	const char *cursor;        /**< next_cursor of the previous page */
 	size_t limit;              /**< 0: 100 */
+	/* version 2 */
+	const char *parent_id; /**< NULL: any; else only the children of that run */
+	int waiting;           /**< 1: only runs whose wait is not "" */
 } dura_run_filter;
-#define DURA_RUN_FILTER_INIT {DURA_RUN_FILTER_VERSION, 0, 0, 0, 0, 0, 0, 0, 0}
+#define DURA_RUN_FILTER_INIT {DURA_RUN_FILTER_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /** Runs newest first (keyset pagination on run_id, which is time-ordered). */
 DURA_EXTERN(int) dura_store_list_runs(dura_store *store, const dura_run_filter *filter, dura_record_list *out);
@@ -417,7 +432,7 @@ DURA_EXTERN(void) dura_step_list_free(dura_step_list *list);
 #define DURA_COMMIT_NO_EVENT (1u << 1) /**< write no outbox event */
 #define DURA_COMMIT_RELEASE_LEASE (1u << 2) /**< also release the run's lease */
 
-#define DURA_COMMIT_VERSION 1
+#define DURA_COMMIT_VERSION 2 /* 1 is accepted: it ends at flags */
 /**
  * One atomic step commit: the record (state, status, run_state, version+1,
  * step_no+1), the step row (step = the record's step_no before) and an
@@ -438,8 +453,13 @@ typedef struct dura_commit {
 	const char *event_type; /**< outbox event type, NULL: "step" */
 	const char *event_data; /**< outbox payload JSON, NULL: the default summary (dura_store_event_summary) */
 	unsigned flags;         /**< DURA_COMMIT_* */
+	/* version 2 (store contract version 5) */
+	const char *wait;        /**< the record's wait after the commit, NULL: "" */
+	const char *signal_id;   /**< NULL, or a signal of this run the commit consumes (deletes): gone is DURA_ECONFLICT */
+	const char *wake_run_id; /**< NULL, or a run to wake with the commit (dura_store_wake) */
+	const char *wake_wait;   /**< the wait wake_run_id must have to be woken */
 } dura_commit;
-#define DURA_COMMIT_INIT {DURA_COMMIT_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define DURA_COMMIT_INIT {DURA_COMMIT_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 typedef struct dura_commit_result {
 	int code;            /**< 0 or DURA_ECONFLICT / DURA_ENOTFOUND / ... */
@@ -476,6 +496,109 @@ DURA_EXTERN(int) dura_store_get_step(dura_store *store, const char *run_id, int6
 
 /** The last committed step of a run (DURA_ENOTFOUND when none). */
 DURA_EXTERN(int) dura_store_load_latest(dura_store *store, const char *run_id, dura_step **out);
+
+/* ------------------------------------------------------------------------ */
+/* Durable waiting: signals, wakes and schedules (store contract version 5)  */
+/* ------------------------------------------------------------------------ */
+
+/** A signal in a run's inbox (table workflow_signals; a hash per signal on Redis). */
+typedef struct dura_signal {
+	char *signal_id; /**< UUIDv7 given when it was sent: the inbox is in this order */
+	char *run_id;
+	char *name;
+	char *payload; /**< JSON */
+	int64_t created_at;
+} dura_signal;
+
+typedef struct dura_signal_list {
+	size_t count;
+	dura_signal *items;
+} dura_signal_list;
+
+/** Free a signal a dura call returned; NULL is ignored. */
+DURA_EXTERN(void) dura_signal_free(dura_signal *sig);
+/** Free a list's signals and zero the list (not the struct itself); NULL is ignored. */
+DURA_EXTERN(void) dura_signal_list_free(dura_signal_list *list);
+
+/**
+ * Append a signal to a run's inbox and, if the run waits for a signal of
+ * this name, wake it - in one atomic step, so a signal is never lost
+ * between a sender and a run starting to wait. payload is JSON (NULL:
+ * "null"); the signal's id (UUIDv7) is written to signal_id when not
+ * NULL. DURA_ENOTFOUND for no such run, DURA_ECONFLICT for a run that has
+ * ended (completed, failed, cancelled, data deleted), DURA_EINVAL for a
+ * bad name (empty, longer than DURA_MAX_NAME_LEN) or payload.
+ */
+DURA_EXTERN(int) dura_store_signal_send(dura_store *store, const char *run_id, const char *name, const char *payload,
+                                        char signal_id[DURA_UUID_LEN + 1]);
+
+/** The oldest pending signal of the run with this name, or DURA_ENOTFOUND. */
+DURA_EXTERN(int) dura_store_signal_next(dura_store *store, const char *run_id, const char *name, dura_signal **out);
+
+/** Every pending signal of the run, oldest first (an unknown run: none). */
+DURA_EXTERN(int) dura_store_signal_list(dura_store *store, const char *run_id, dura_signal_list *out);
+
+/**
+ * Make a waiting run due now, if it is running and its wait is exactly
+ * `wait` (version + 1, next_run_at = now): 0, or DURA_ENOTFOUND when no run
+ * waits so. A waiting run woken by anything but what it waits for simply
+ * waits again.
+ */
+DURA_EXTERN(int) dura_store_wake(dura_store *store, const char *run_id, const char *wait);
+
+/** A stored schedule (table dura_schedules). */
+typedef struct dura_schedule {
+	char *name;
+	char *cron;          /**< 5 or 6 fields, or a macro (docs/schedules.md) */
+	char *zone;          /**< "UTC" or an IANA zone name */
+	char *workflow_name;
+	char *state;         /**< the initial state of each tick's run, JSON */
+	int catch_up;        /**< missed ticks fired after an outage: 0 none (only the latest), else at most this many */
+	int64_t next_tick;   /**< ms since the epoch of the next tick not yet fired */
+	int64_t created_at;
+	int64_t updated_at;
+} dura_schedule;
+
+typedef struct dura_schedules {
+	size_t count;
+	dura_schedule *items;
+} dura_schedules;
+
+DURA_EXTERN(void) dura_schedule_free(dura_schedule *sch);
+DURA_EXTERN(void) dura_schedules_free(dura_schedules *list);
+
+#define DURA_SCHEDULE_SPEC_VERSION 1
+/** What dura_schedule_set and dura_store_schedule_set take. */
+typedef struct dura_schedule_spec {
+	unsigned version;
+	const char *name;     /**< required, at most DURA_MAX_NAME_LEN bytes */
+	const char *cron;     /**< required */
+	const char *zone;     /**< NULL or "": "UTC" */
+	const char *workflow; /**< required */
+	const char *state;    /**< JSON, NULL: "{}" */
+	int catch_up;         /**< 0 to 1000 */
+} dura_schedule_spec;
+#define DURA_SCHEDULE_SPEC_INIT {DURA_SCHEDULE_SPEC_VERSION, 0, 0, 0, 0, 0, 0}
+
+/**
+ * Create or replace a schedule in the store: the cron line and zone are
+ * checked (DURA_EINVAL naming the bad field or zone) and the next tick
+ * after now is computed. It does not check that a worker registers the
+ * workflow (dura_schedule_set does): a worker fires only the schedules of
+ * workflows it registers.
+ */
+DURA_EXTERN(int) dura_store_schedule_set(dura_store *store, const dura_schedule_spec *spec);
+/** One schedule, or DURA_ENOTFOUND. */
+DURA_EXTERN(int) dura_store_schedule_get(dura_store *store, const char *name, dura_schedule **out);
+/** Delete a schedule (its runs stay), or DURA_ENOTFOUND. */
+DURA_EXTERN(int) dura_store_schedule_delete(dura_store *store, const char *name);
+/** Every schedule, by name. */
+DURA_EXTERN(int) dura_store_schedule_list(dura_store *store, dura_schedules *out);
+/**
+ * Move a schedule's next tick from `from` to `to` if it is still `from`
+ * (a compare-and-swap among workers): 0, DURA_ECONFLICT, DURA_ENOTFOUND.
+ */
+DURA_EXTERN(int) dura_store_schedule_advance(dura_store *store, const char *name, int64_t from, int64_t to);
 
 /* ------------------------------------------------------------------------ */
 /* Checkpoints                                                               */
@@ -855,7 +978,11 @@ DURA_EXTERN(int) dura_run_pause(dura_engine *eng, const char *run_id);
 DURA_EXTERN(int) dura_run_resume(dura_engine *eng, const char *run_id);
 /**
  * Cancel a run (from initiated, running, paused or failed); final. An
- * executor stops as for a pause. Errors as for dura_run_pause.
+ * executor stops as for a pause. Errors as for dura_run_pause. Then its
+ * unfinished children (dura_ctx_start_child) are cancelled, and theirs,
+ * depth first; cancelling a run that is already cancelled cancels the
+ * children still unfinished (after a crash in between) and returns 0.
+ * A cancelled child wakes a parent that awaits it.
  */
 DURA_EXTERN(int) dura_run_cancel(dura_engine *eng, const char *run_id);
 
@@ -914,6 +1041,90 @@ DURA_EXTERN(int) dura_ctx_fail(dura_ctx *ctx, int code, const char *fmt, ...)
 	;
 /** The engine's store, for the step cache and other store calls. */
 DURA_EXTERN(dura_store *) dura_ctx_store(const dura_ctx *ctx);
+
+/*
+ * Durable waiting inside a node. A run that waits holds no thread and no
+ * lease: the node ends, the run is committed with what it waits for
+ * (dura_record.wait) and any worker, on any machine, after any restart,
+ * resumes it when that happens. A node that waits for a signal or a child
+ * runs again from its start when it resumes: the work before the wait is
+ * done again unless the node caches it (dura_cache_do) or moves it to an
+ * earlier node. docs/waiting.md has the whole story.
+ */
+
+/**
+ * Once this node's step is committed, the run is not runnable for ms
+ * milliseconds (0 to 100 years): a worker, or a later dura_run_execute,
+ * continues with the next node when it is due. A paused run stays paused
+ * past its wake-up time; a cancelled one never wakes. DURA_EINVAL for a
+ * negative ms.
+ */
+DURA_EXTERN(int) dura_ctx_sleep(dura_ctx *ctx, int64_t ms);
+
+/**
+ * Receive the oldest pending signal named `name` sent to this run
+ * (dura_run_signal). If there is one, *json gets its payload (free it
+ * with dura_free) and the signal is consumed by this node's step commit:
+ * exactly once, even with racing workers and crashes - if the node fails
+ * or its commit is lost, the signal stays in the inbox. One signal per
+ * node attempt: a second call is DURA_EINVAL.
+ *
+ * If there is none, it returns DURA_WAITING and the node must return that
+ * code: the run waits without a thread until a signal of that name
+ * arrives, and the node then runs again from its start. timeout_ms < 0
+ * waits forever; otherwise, when timeout_ms has passed since the wait
+ * began with no signal, the call (in the node's run after the deadline)
+ * returns DURA_ETIMEOUT, and the node decides what follows.
+ */
+DURA_EXTERN(int) dura_ctx_wait_signal(dura_ctx *ctx, const char *name, int64_t timeout_ms, char **json);
+
+/**
+ * Start a child run of `workflow` (registered in this engine) with
+ * state_json (NULL: "{}"): its id goes to child_id. The id is derived from
+ * this run, its step and the order of the call in the node, so a retry or
+ * a resumed node starts no second child: it gets the same id back.
+ * The child's parent_id is this run. Cancelling a run cancels its
+ * unfinished children (dura_run_cancel).
+ */
+DURA_EXTERN(int) dura_ctx_start_child(dura_ctx *ctx, const char *workflow, const char *state_json,
+                                      char child_id[DURA_UUID_LEN + 1]);
+
+/**
+ * Wait for a child of this run to end (completed, failed, cancelled):
+ * 0 with the child's record in *child (when not NULL; free with
+ * dura_record_free), or DURA_WAITING, which the node returns; the child's
+ * end wakes this run and the node runs again. DURA_ENOTFOUND for no such
+ * run, DURA_EINVAL for a run that is not this run's child.
+ */
+DURA_EXTERN(int) dura_ctx_await_child(dura_ctx *ctx, const char *child_id, dura_record **child);
+
+/* ---- signals and schedules ------------------------------------------------ */
+
+/**
+ * Send a signal to a run (dura_store_signal_send): it is kept in the run's
+ * inbox until a node's dura_ctx_wait_signal consumes it, so a signal sent
+ * before the run waits is not lost. DURA_ENOTFOUND for an unknown run,
+ * DURA_ECONFLICT for a run that has ended. Thread-safe.
+ */
+DURA_EXTERN(int) dura_run_signal(dura_engine *eng, const char *run_id, const char *name, const char *json);
+
+/**
+ * The same, to the active run (initiated, running or paused) of a workflow
+ * with this foreign id: DURA_ENOTFOUND when there is none.
+ */
+DURA_EXTERN(int) dura_run_signal_foreign(dura_engine *eng, const char *workflow, const char *foreign_id,
+                                         const char *name, const char *json);
+
+/**
+ * Create or replace a schedule (dura_store_schedule_set) for a workflow
+ * registered in this engine (DURA_ENOTFOUND otherwise). Workers that
+ * register the workflow fire each tick exactly once across all processes
+ * and machines: the tick's run id is derived from the schedule's name and
+ * the tick's time, so a tick fired twice creates one run.
+ */
+DURA_EXTERN(int) dura_schedule_set(dura_engine *eng, const dura_schedule_spec *spec);
+DURA_EXTERN(int) dura_schedule_delete(dura_engine *eng, const char *name);
+DURA_EXTERN(int) dura_schedule_list(dura_engine *eng, dura_schedules *out);
 
 /* ---- outbox consumers ------------------------------------------------------ */
 

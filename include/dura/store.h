@@ -34,10 +34,11 @@ extern "C" {
 
 /* 1: the first contract; 2: atfork_child; 3: extend_leases, wait_ready;
  * 4: claim (flow control and priority), run priority and concurrency key,
- * the worker registry. A store may
+ * the worker registry; 5: durable waiting (a run's wait and parent,
+ * signals, wakes, schedules). A store may
  * implement any version up to this one; the core reads only the operations
  * its version has. */
-#define DURA_STORE_ABI_VERSION 4
+#define DURA_STORE_ABI_VERSION 5
 
 /** Parsed store URL. Strings are owned by the core; "" when absent. */
 typedef struct dura_url {
@@ -80,7 +81,7 @@ struct dura_store_ops {
 	 * (DURA_EINVAL, naming it) a table that lacks one. The exact behaviour
 	 * each owes is in docs/store-contract.md; the conformance suite checks
 	 * it. The core has validated every argument before the call. */
-	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 4) */
+	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 5) */
 	const char *scheme; /**< the URL scheme it serves, lower case */
 	uint32_t caps;      /**< static capabilities; info may report more */
 
@@ -253,6 +254,43 @@ struct dura_store_ops {
 	int (*worker_list)(void *impl, dura_worker_list *out);
 	/** Delete the rows with dead_after + dead_for_ms <= now; *count of them. */
 	int (*worker_prune)(void *impl, int64_t dead_for_ms, int64_t *count);
+
+	/* version 5: durable waiting (docs/store-contract.md, "Waiting") */
+	/*
+	 * From version 5 every record carries wait and parent_id; create_run
+	 * gets a dura_run_create of version 3 and keeps parent_id (""
+	 * for none); list_runs gets a dura_run_filter of version 2 (parent_id,
+	 * waiting); commit and commit_batch get dura_commit of version 2 and
+	 * write c->wait ("" for NULL) with the record, delete c->signal_id
+	 * (DURA_ECONFLICT and nothing written when it is not there) and wake
+	 * c->wake_run_id as wake() does, in the commit's transaction;
+	 * set_run_state to running keeps the next_run_at of a run whose wait
+	 * is not "", and to cancelled wakes the parent that waits for it
+	 * ("child:" + run_id); delete_run_data also deletes the run's signals.
+	 * All nine operations are required from version 5.
+	 */
+	/** Insert the signal and wake the run if its wait is "signal:" + name,
+	 *  atomically; DURA_ENOTFOUND (no run), DURA_ECONFLICT (run ended). */
+	int (*signal_send)(void *impl, const char *signal_id, const char *run_id, const char *name, const char *payload);
+	/** The run's oldest signal named name (smallest signal_id), or DURA_ENOTFOUND. */
+	int (*signal_next)(void *impl, const char *run_id, const char *name, dura_signal **out);
+	/** The run's signals, oldest first. */
+	int (*signal_list)(void *impl, const char *run_id, dura_signal_list *out);
+	/** If the run is running and its wait is `wait`: next_run_at = now,
+	 *  version + 1, 0 (and a worker waiting in wait_ready is woken);
+	 *  else DURA_ENOTFOUND. */
+	int (*wake)(void *impl, const char *run_id, const char *wait);
+	/** Insert or replace the schedule by name (created_at kept on replace;
+	 *  the store sets created_at and updated_at). The core validated it. */
+	int (*schedule_put)(void *impl, const dura_schedule *sch);
+	/** One schedule, or DURA_ENOTFOUND. */
+	int (*schedule_get)(void *impl, const char *name, dura_schedule **out);
+	/** Delete, or DURA_ENOTFOUND. */
+	int (*schedule_delete)(void *impl, const char *name);
+	/** Every schedule by name. */
+	int (*schedule_list)(void *impl, dura_schedules *out);
+	/** next_tick = to if it is from: 0, DURA_ECONFLICT, DURA_ENOTFOUND. */
+	int (*schedule_advance)(void *impl, const char *name, int64_t from, int64_t to);
 };
 
 /**
@@ -315,6 +353,8 @@ DURA_EXTERN(void) dura_checkpoint_clear(void *cp);
 DURA_EXTERN(void) dura_cache_entry_clear(void *e);
 DURA_EXTERN(void) dura_event_clear(void *ev);
 DURA_EXTERN(void) dura_worker_info_clear(void *w);
+DURA_EXTERN(void) dura_signal_clear(void *sig);
+DURA_EXTERN(void) dura_schedule_clear(void *sch);
 
 /** Append "; " and fmt (with one string argument) to a store's notes for
  *  dura_store_info, dropping what does not fit. */

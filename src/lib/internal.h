@@ -81,6 +81,15 @@ int dura__store_can_wait_ready(const dura_store *s);
 int dura__store_can_claim(const dura_store *s);
 int dura__store_wait_change(dura_store *s, const char *run_id, int64_t version, int64_t timeout_ms);
 
+/* store/waiting.c: durable waiting (contract version 5) */
+int dura__waiting_ops_valid(const dura_store_ops *ops);
+/* 1 if the store has contract version 5's waiting */
+int dura__store_can_wait(const dura_store *s);
+/* a signal's or schedule's name (1 to DURA_MAX_NAME_LEN bytes of UTF-8, no control characters) */
+int dura__check_name(const char *name, const char *what, const char *fn);
+/* the version-2 fields of a commit */
+int dura__check_commit_wait(const dura_store *s, const dura_commit *c, const char *fn);
+
 /* store/store.c: built-in stores (NULL when not compiled in) */
 extern const dura_store_ops dura__memory_ops;
 extern const dura_store_ops dura__sqlite_ops;

@@ -21,6 +21,8 @@ void dura_record_clear(void *item)
 	dura_free(r->meta);
 	dura_free(r->lease_owner);
 	dura_free(r->concurrency_key);
+	dura_free(r->wait);
+	dura_free(r->parent_id);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -178,4 +180,65 @@ int dura_store_grow(void **items, size_t count, size_t *cap, size_t size)
 	*items = p;
 	*cap = ncap;
 	return 0;
+}
+
+void dura_signal_clear(void *item)
+{
+	dura_signal *g = item;
+	if (!g)
+		return;
+	dura_free(g->signal_id);
+	dura_free(g->run_id);
+	dura_free(g->name);
+	dura_free(g->payload);
+	memset(g, 0, sizeof(*g));
+}
+
+void dura_signal_free(dura_signal *g)
+{
+	if (!g)
+		return;
+	dura_signal_clear(g);
+	dura_free(g);
+}
+
+void dura_signal_list_free(dura_signal_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		dura_signal_clear(&l->items[i]);
+	dura_free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+void dura_schedule_clear(void *item)
+{
+	dura_schedule *c = item;
+	if (!c)
+		return;
+	dura_free(c->name);
+	dura_free(c->cron);
+	dura_free(c->zone);
+	dura_free(c->workflow_name);
+	dura_free(c->state);
+	memset(c, 0, sizeof(*c));
+}
+
+void dura_schedule_free(dura_schedule *c)
+{
+	if (!c)
+		return;
+	dura_schedule_clear(c);
+	dura_free(c);
+}
+
+void dura_schedules_free(dura_schedules *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		dura_schedule_clear(&l->items[i]);
+	dura_free(l->items);
+	memset(l, 0, sizeof(*l));
 }

@@ -2094,7 +2094,7 @@ static int mem_worker_prune(void *impl, int64_t dead_for_ms, int64_t *count)
 /* ---- the table ------------------------------------------------------------ */
 
 const dura_store_ops dura__memory_ops = {
-	.version = DURA_STORE_ABI_VERSION,
+	.version = 4, /* durable waiting (5) not yet */
 	.scheme = "memory",
 	.caps = DURA_CAP_NOTIFY,
 	.open = mem_open,

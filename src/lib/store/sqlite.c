@@ -2462,7 +2462,7 @@ static int sq_worker_prune(void *impl, int64_t dead_for_ms, int64_t *count)
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__sqlite_ops = {
-	.version = DURA_STORE_ABI_VERSION,
+	.version = 4, /* durable waiting (5) not yet */
 	.scheme = "sqlite",
 	.caps = DURA_CAP_RETURNING | DURA_CAP_JSON | DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL,
 	.open = sq_open,

@@ -4,20 +4,14 @@
  * here, once, so that each store only stores and every store rejects bad
  * input the same way.
  */
-#include "../internal.h"
+#include "handle.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
-struct dura_store {
-	const dura_store_ops *ops;
-	void *impl;
-	dura_url *url;
-	_Atomic uint64_t hits, misses, commits, conflicts;
-	struct dura_store *prev, *next; /* every open store, for fork */
-};
 
 /* ---- open stores, and what each does in a forked child ------------------- */
 
@@ -143,7 +137,8 @@ static int ops_valid(const dura_store_ops *ops, const char *fn)
 	if (missing)
 		return dura_error_set_native(DURA_EINVAL, ops->scheme, 0, NULL,
 		                             "store '%s' has no %s operation, which every store must have", ops->scheme, missing);
-	return registry_ops_valid(ops);
+	TRY(registry_ops_valid(ops));
+	return dura__waiting_ops_valid(ops);
 }
 
 int dura_store_register(const dura_store_ops *ops)
@@ -210,13 +205,7 @@ const dura_store_ops *dura_store_find(const char *scheme)
 
 /* ---- argument checks ------------------------------------------------------ */
 
-#define CHECK_STORE(s)                                                                                \
-	do {                                                                                          \
-		if (!(s))                                                                             \
-			return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: store is NULL", __func__); \
-	} while (0)
-
-static int check_id(const char *id, const char *what, const char *fn)
+int dura__check_id(const char *id, const char *what, const char *fn)
 {
 	if (!id)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s is NULL", fn, what);
@@ -230,44 +219,17 @@ static int check_id(const char *id, const char *what, const char *fn)
 }
 
 /* An optional id: NULL and "" are allowed, but not an over-long one. */
-static int check_opt_id(const char *id, const char *what, const char *fn)
+int dura__check_opt_id(const char *id, const char *what, const char *fn)
 {
-	return id && *id ? check_id(id, what, fn) : 0;
+	return id && *id ? dura__check_id(id, what, fn) : 0;
 }
 
-static int check_run_state(int st, int allow_zero, const char *fn)
+int dura__check_run_state(int st, int allow_zero, const char *fn)
 {
 	if ((allow_zero && st == 0) || (st >= 1 && st <= DURA_RUN_STATE_MAX))
 		return 0;
 	return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: run state %d is not a known state", fn, st);
 }
-
-#define TRY(expr)                      \
-	do {                           \
-		int rc__ = (expr);     \
-		if (rc__)              \
-			return rc__;   \
-	} while (0)
-
-/* Every call into a store runs inside the fork guard (fork.c). */
-#define GUARD(rc, call)                 \
-	do {                            \
-		dura__fork_enter();     \
-		(rc) = (call);          \
-		dura__fork_leave();     \
-	} while (0)
-
-/* Clear the thread's error before a call, so success leaves none behind. */
-#define DISPATCH(s, op, ...)                                                                                    \
-	do {                                                                                                    \
-		if (!(s)->ops->op)                                                                              \
-			return dura_error_set_native(DURA_ENOTSUP, (s)->ops->scheme, 0, NULL, "the %s store has no %s", \
-			                             (s)->ops->scheme, #op);                                          \
-		dura_error_clear();                                                                             \
-		int rc__;                                                                                       \
-		GUARD(rc__, (s)->ops->op((s)->impl, __VA_ARGS__));                                              \
-		return rc__;                                                                                    \
-	} while (0)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
@@ -399,7 +361,7 @@ int dura_store_create_run(dura_store *s, const dura_run_create *req, dura_record
 	CHECK_STORE(s);
 	if (!req)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: request is NULL", fn);
-	if (req->version != 1 && req->version != DURA_RUN_CREATE_VERSION)
+	if (req->version < 1 || req->version > DURA_RUN_CREATE_VERSION)
 		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: request version %u, expected 1 to %u", fn,
 		                             req->version, DURA_RUN_CREATE_VERSION);
 	/* the store always gets a request of this version: a version-1 one
@@ -417,12 +379,21 @@ int dura_store_create_run(dura_store *s, const dura_run_create *req, dura_record
 		r.priority = req->priority;
 		r.concurrency_key = req->concurrency_key;
 	}
+	if (req->version >= 3)
+		r.parent_id = req->parent_id;
 	if (!r.concurrency_key)
 		r.concurrency_key = "";
-	TRY(check_id(r.workflow_name, "workflow name", fn));
-	TRY(check_opt_id(r.foreign_id, "foreign id", fn));
-	TRY(check_opt_id(r.status, "status", fn));
-	TRY(check_opt_id(r.concurrency_key, "concurrency key", fn));
+	if (!r.parent_id)
+		r.parent_id = "";
+	TRY(dura__check_opt_id(r.parent_id, "parent run id", fn));
+	if (*r.parent_id && s->ops->version < 5)
+		return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
+		                             "%s: the %s store (contract version %u) keeps no parent run", fn, s->ops->scheme,
+		                             s->ops->version);
+	TRY(dura__check_id(r.workflow_name, "workflow name", fn));
+	TRY(dura__check_opt_id(r.foreign_id, "foreign id", fn));
+	TRY(dura__check_opt_id(r.status, "status", fn));
+	TRY(dura__check_opt_id(r.concurrency_key, "concurrency key", fn));
 	if (*r.concurrency_key && !dura__utf8_valid(r.concurrency_key))
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: the concurrency key is not UTF-8", fn);
 	if (r.priority < DURA_PRIORITY_MIN || r.priority > DURA_PRIORITY_MAX)
@@ -432,13 +403,13 @@ int dura_store_create_run(dura_store *s, const dura_run_create *req, dura_record
 		return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
 		                             "%s: the %s store (contract version %u) keeps no priority or concurrency key", fn,
 		                             s->ops->scheme, s->ops->version);
-	TRY(check_run_state(r.run_state, 1, fn));
+	TRY(dura__check_run_state(r.run_state, 1, fn));
 	if (r.state)
 		TRY(dura__json_valid(r.state, "initial state"));
 	if (r.meta && *r.meta)
 		TRY(dura__json_valid(r.meta, "run metadata"));
 	if (r.run_id)
-		TRY(check_id(r.run_id, "run id", fn));
+		TRY(dura__check_id(r.run_id, "run id", fn));
 	else
 		TRY(dura_uuid7(id));
 	dura_error_clear();
@@ -454,7 +425,7 @@ int dura_store_get_run(dura_store *s, const char *run_id, dura_record **out)
 	CHECK_STORE(s);
 	if (!out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_store_get_run: out is NULL");
-	TRY(check_id(run_id, "run id", "dura_store_get_run"));
+	TRY(dura__check_id(run_id, "run id", "dura_store_get_run"));
 	DISPATCH(s, get_run, run_id, out);
 }
 
@@ -466,8 +437,8 @@ int dura_store_latest_run(dura_store *s, const char *wf, const char *foreign_id,
 	CHECK_STORE(s);
 	if (!out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
-	TRY(check_id(wf, "workflow name", fn));
-	TRY(check_id(foreign_id, "foreign id", fn));
+	TRY(dura__check_id(wf, "workflow name", fn));
+	TRY(dura__check_id(foreign_id, "foreign id", fn));
 	DISPATCH(s, latest_run, wf, foreign_id, out);
 }
 
@@ -482,15 +453,24 @@ int dura_store_list_runs(dura_store *s, const dura_run_filter *f, dura_record_li
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
 	if (!f)
 		f = &defaults;
-	if (f->version != DURA_RUN_FILTER_VERSION)
-		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: filter version %u, expected %u", fn, f->version,
-		                             DURA_RUN_FILTER_VERSION);
-	TRY(check_opt_id(f->workflow_name, "workflow name", fn));
-	TRY(check_opt_id(f->foreign_id, "foreign id", fn));
-	TRY(check_opt_id(f->status, "status", fn));
-	TRY(check_opt_id(f->cursor, "cursor", fn));
-	TRY(check_run_state(f->run_state, 1, fn));
-	dura_run_filter copy = *f;
+	if (f->version < 1 || f->version > DURA_RUN_FILTER_VERSION)
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: filter version %u, expected 1 to %u", fn,
+		                             f->version, DURA_RUN_FILTER_VERSION);
+	TRY(dura__check_opt_id(f->workflow_name, "workflow name", fn));
+	TRY(dura__check_opt_id(f->foreign_id, "foreign id", fn));
+	TRY(dura__check_opt_id(f->status, "status", fn));
+	TRY(dura__check_opt_id(f->cursor, "cursor", fn));
+	TRY(dura__check_run_state(f->run_state, 1, fn));
+	/* the store always gets a filter of this version */
+	dura_run_filter copy = defaults;
+	memcpy(&copy, f, f->version == 1 ? offsetof(dura_run_filter, parent_id) : sizeof(copy));
+	copy.version = DURA_RUN_FILTER_VERSION;
+	TRY(dura__check_opt_id(copy.parent_id, "parent run id", fn));
+	if ((copy.parent_id || copy.waiting) && s->ops->version < 5)
+		return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
+		                             "%s: the %s store (contract version %u) keeps no parent run or wait", fn,
+		                             s->ops->scheme, s->ops->version);
+	copy.waiting = copy.waiting != 0;
 	if (copy.limit == 0)
 		copy.limit = 100;
 	if (copy.limit > 10000)
@@ -502,8 +482,8 @@ int dura_store_set_run_state(dura_store *s, const char *run_id, int to, int64_t 
 {
 	static const char fn[] = "dura_store_set_run_state";
 	CHECK_STORE(s);
-	TRY(check_id(run_id, "run id", fn));
-	TRY(check_run_state(to, 0, fn));
+	TRY(dura__check_id(run_id, "run id", fn));
+	TRY(dura__check_run_state(to, 0, fn));
 	/* data_deleted means the data is gone, whichever door the caller used */
 	if (to == DURA_RUN_DATA_DELETED) {
 		dura_error_clear();
@@ -525,32 +505,43 @@ int dura_store_set_run_state(dura_store *s, const char *run_id, int to, int64_t 
 int dura_store_delete_run_data(dura_store *s, const char *run_id)
 {
 	CHECK_STORE(s);
-	TRY(check_id(run_id, "run id", "dura_store_delete_run_data"));
+	TRY(dura__check_id(run_id, "run id", "dura_store_delete_run_data"));
 	DISPATCH(s, delete_run_data, run_id);
 }
 
 /* ---- steps ---------------------------------------------------------------- */
 
-static int check_commit(const dura_commit *c, const char *fn)
+/* *out = c as a commit of this version: a version-1 one ends at flags. */
+static void commit_upgrade(dura_commit *out, const dura_commit *c)
+{
+	dura_commit z = DURA_COMMIT_INIT;
+	*out = z;
+	memcpy(out, c, c->version == 1 ? offsetof(dura_commit, wait) : sizeof(*out));
+	out->version = DURA_COMMIT_VERSION;
+}
+
+static int check_commit(const dura_store *s, const dura_commit *c, const char *fn)
 {
 	if (!c)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: commit is NULL", fn);
-	if (c->version != DURA_COMMIT_VERSION)
-		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: commit version %u, expected %u", fn, c->version,
-		                             DURA_COMMIT_VERSION);
-	TRY(check_id(c->run_id, "run id", fn));
+	if (c->version != 1 && c->version != DURA_COMMIT_VERSION)
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: commit version %u, expected 1 to %u", fn,
+		                             c->version, DURA_COMMIT_VERSION);
+	if (c->version >= 2)
+		TRY(dura__check_commit_wait(s, c, fn));
+	TRY(dura__check_id(c->run_id, "run id", fn));
 	if (!(c->flags & DURA_COMMIT_NO_STEP))
-		TRY(check_id(c->node_id, "node id", fn));
+		TRY(dura__check_id(c->node_id, "node id", fn));
 	else
-		TRY(check_opt_id(c->node_id, "node id", fn));
-	TRY(check_opt_id(c->status, "status", fn));
-	TRY(check_run_state(c->run_state, 1, fn));
+		TRY(dura__check_opt_id(c->node_id, "node id", fn));
+	TRY(dura__check_opt_id(c->status, "status", fn));
+	TRY(dura__check_run_state(c->run_state, 1, fn));
 	if (c->expect_version < 0)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: expected version %lld is negative", fn,
 		                             (long long)c->expect_version);
 	TRY(dura__json_valid(c->state, "step state"));
 	if (c->event_type)
-		TRY(check_id(c->event_type, "event type", fn));
+		TRY(dura__check_id(c->event_type, "event type", fn));
 	if (c->event_data)
 		TRY(dura__json_valid(c->event_data, "event data"));
 	/* the default event data (dura_store_event_summary(), which every store
@@ -568,8 +559,11 @@ int dura_store_commit(dura_store *s, const dura_commit *c, dura_commit_result *r
 	static const char fn[] = "dura_store_commit";
 	dura_commit_result local;
 	char ev[DURA_UUID_LEN + 1];
+	dura_commit up;
 	CHECK_STORE(s);
-	TRY(check_commit(c, fn));
+	TRY(check_commit(s, c, fn));
+	commit_upgrade(&up, c);
+	c = &up;
 	ev[0] = '\0';
 	if (!(c->flags & DURA_COMMIT_NO_EVENT))
 		TRY(dura_uuid7(ev));
@@ -629,7 +623,7 @@ int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_
 	memset(res, 0, n * sizeof(*res));
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = check_commit(&c[i], fn);
+		rc = check_commit(s, &c[i], fn);
 	if (rc) {
 		for (size_t i = 0; i < n; i++)
 			res[i].code = rc;
@@ -637,7 +631,13 @@ int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_
 	}
 	char *ids = dura_malloc(n * (DURA_UUID_LEN + 1));
 	const char **ptrs = dura_calloc(n, sizeof(char *));
-	if (!ids || !ptrs) {
+	dura_commit *up = dura_malloc(n * sizeof(*up));
+	if (up)
+		for (size_t i = 0; i < n; i++)
+			commit_upgrade(&up[i], &c[i]);
+	c = up;
+	if (!ids || !ptrs || !up) {
+		dura_free(up);
 		dura_free(ids);
 		dura_free(ptrs);
 		for (size_t i = 0; i < n; i++)
@@ -661,6 +661,7 @@ int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_
 		else if (res[i].code == DURA_ECONFLICT)
 			atomic_fetch_add(&s->conflicts, 1);
 	}
+	dura_free(up);
 	dura_free(ids);
 	dura_free(ptrs);
 	return rc;
@@ -674,7 +675,7 @@ int dura_store_history(dura_store *s, const char *run_id, int64_t from, size_t l
 	CHECK_STORE(s);
 	if (!out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
-	TRY(check_id(run_id, "run id", fn));
+	TRY(dura__check_id(run_id, "run id", fn));
 	if (from < 0)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: from step %lld is negative", fn, (long long)from);
 	DISPATCH(s, history, run_id, from, limit, out);
@@ -688,7 +689,7 @@ int dura_store_get_step(dura_store *s, const char *run_id, int64_t step, dura_st
 	CHECK_STORE(s);
 	if (!out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
-	TRY(check_id(run_id, "run id", fn));
+	TRY(dura__check_id(run_id, "run id", fn));
 	if (step < 0)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: step %lld is negative", fn, (long long)step);
 	DISPATCH(s, get_step, run_id, step, out);
@@ -702,7 +703,7 @@ int dura_store_load_latest(dura_store *s, const char *run_id, dura_step **out)
 	CHECK_STORE(s);
 	if (!out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
-	TRY(check_id(run_id, "run id", fn));
+	TRY(dura__check_id(run_id, "run id", fn));
 	DISPATCH(s, load_latest, run_id, out);
 }
 
@@ -712,8 +713,8 @@ int dura_store_checkpoint_save(dura_store *s, const char *cp_id, const char *run
 {
 	static const char fn[] = "dura_store_checkpoint_save";
 	CHECK_STORE(s);
-	TRY(check_id(cp_id, "checkpoint id", fn));
-	TRY(check_id(run_id, "run id", fn));
+	TRY(dura__check_id(cp_id, "checkpoint id", fn));
+	TRY(dura__check_id(run_id, "run id", fn));
 	if (step < 0)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: step %lld is negative", fn, (long long)step);
 	TRY(dura__json_valid(state, "checkpoint state"));
@@ -728,7 +729,7 @@ int dura_store_checkpoint_load(dura_store *s, const char *cp_id, dura_checkpoint
 	CHECK_STORE(s);
 	if (!out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
-	TRY(check_id(cp_id, "checkpoint id", fn));
+	TRY(dura__check_id(cp_id, "checkpoint id", fn));
 	DISPATCH(s, checkpoint_load, cp_id, out);
 }
 
@@ -740,14 +741,14 @@ int dura_store_checkpoint_list(dura_store *s, const char *run_id, dura_checkpoin
 	CHECK_STORE(s);
 	if (!out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
-	TRY(check_opt_id(run_id, "run id", fn));
+	TRY(dura__check_opt_id(run_id, "run id", fn));
 	DISPATCH(s, checkpoint_list, run_id && *run_id ? run_id : NULL, out);
 }
 
 int dura_store_checkpoint_delete(dura_store *s, const char *cp_id)
 {
 	CHECK_STORE(s);
-	TRY(check_id(cp_id, "checkpoint id", "dura_store_checkpoint_delete"));
+	TRY(dura__check_id(cp_id, "checkpoint id", "dura_store_checkpoint_delete"));
 	DISPATCH(s, checkpoint_delete, cp_id);
 }
 
@@ -761,7 +762,7 @@ int dura_store_cache_get(dura_store *s, const char *key, dura_cache_entry **out)
 	CHECK_STORE(s);
 	if (!out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
-	TRY(check_id(key, "cache key", fn));
+	TRY(dura__check_id(key, "cache key", fn));
 	dura_error_clear();
 	int rc;
 	GUARD(rc, s->ops->cache_get(s->impl, key, out));
@@ -777,7 +778,7 @@ int dura_store_cache_put(dura_store *s, const char *key, const void *value, size
 {
 	static const char fn[] = "dura_store_cache_put";
 	CHECK_STORE(s);
-	TRY(check_id(key, "cache key", fn));
+	TRY(dura__check_id(key, "cache key", fn));
 	if (!value && len)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: value is NULL but its length is %zu", fn, len);
 	if (ttl_ms < 0)
@@ -791,8 +792,8 @@ int dura_store_cache_claim(dura_store *s, const char *key, const char *owner, in
 {
 	static const char fn[] = "dura_store_cache_claim";
 	CHECK_STORE(s);
-	TRY(check_id(key, "cache key", fn));
-	TRY(check_id(owner, "owner", fn));
+	TRY(dura__check_id(key, "cache key", fn));
+	TRY(dura__check_id(owner, "owner", fn));
 	if (lease_ms <= 0)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
 		                             (long long)lease_ms);
@@ -803,15 +804,15 @@ int dura_store_cache_release(dura_store *s, const char *key, const char *owner)
 {
 	static const char fn[] = "dura_store_cache_release";
 	CHECK_STORE(s);
-	TRY(check_id(key, "cache key", fn));
-	TRY(check_id(owner, "owner", fn));
+	TRY(dura__check_id(key, "cache key", fn));
+	TRY(dura__check_id(owner, "owner", fn));
 	DISPATCH(s, cache_release, key, owner);
 }
 
 int dura_store_cache_delete(dura_store *s, const char *key)
 {
 	CHECK_STORE(s);
-	TRY(check_id(key, "cache key", "dura_store_cache_delete"));
+	TRY(dura__check_id(key, "cache key", "dura_store_cache_delete"));
 	DISPATCH(s, cache_delete, key);
 }
 
@@ -830,7 +831,7 @@ int dura_store_cache_list(dura_store *s, const char *cursor, size_t limit, dura_
 	CHECK_STORE(s);
 	if (!out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
-	TRY(check_opt_id(cursor, "cursor", fn));
+	TRY(dura__check_opt_id(cursor, "cursor", fn));
 	if (limit == 0)
 		limit = 100;
 	if (limit > 10000)
@@ -864,13 +865,13 @@ int dura_store_claim_runs(dura_store *s, const char *owner, const char *const *w
 	CHECK_STORE(s);
 	if (!out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
-	TRY(check_id(owner, "owner", fn));
+	TRY(dura__check_id(owner, "owner", fn));
 	if (nwfs && !wfs)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows but the list is NULL", fn, nwfs);
 	if (nwfs > 256)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows (at most 256)", fn, nwfs);
 	for (size_t i = 0; i < nwfs; i++)
-		TRY(check_id(wfs[i], "workflow name", fn));
+		TRY(dura__check_id(wfs[i], "workflow name", fn));
 	if (max == 0 || max > 1000)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: max %zu must be from 1 to 1000", fn, max);
 	if (lease_ms <= 0)
@@ -901,7 +902,7 @@ int dura_store_claim(dura_store *s, const dura_claim *req, dura_record_list *out
 	if (req->version != DURA_CLAIM_VERSION)
 		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: request version %u, expected %u", fn, req->version,
 		                             DURA_CLAIM_VERSION);
-	TRY(check_id(req->owner, "owner", fn));
+	TRY(dura__check_id(req->owner, "owner", fn));
 	if (req->nworkflows && !req->workflows)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows but the list is NULL", fn,
 		                             req->nworkflows);
@@ -910,7 +911,7 @@ int dura_store_claim(dura_store *s, const dura_claim *req, dura_record_list *out
 	int limited = 0;
 	for (size_t i = 0; i < req->nworkflows; i++) {
 		const dura_claim_workflow *w = &req->workflows[i];
-		TRY(check_id(w->name, "workflow name", fn));
+		TRY(dura__check_id(w->name, "workflow name", fn));
 		if (w->max_running < 0 || w->max_running > 1000000 || w->max_per_key < 0 || w->max_per_key > 1000000)
 			return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
 			                             "%s: workflow %s: limits %d and %d must be from 0 to 1000000", fn, w->name,
@@ -952,8 +953,8 @@ int dura_store_extend_lease(dura_store *s, const char *run_id, const char *owner
 {
 	static const char fn[] = "dura_store_extend_lease";
 	CHECK_STORE(s);
-	TRY(check_id(run_id, "run id", fn));
-	TRY(check_id(owner, "owner", fn));
+	TRY(dura__check_id(run_id, "run id", fn));
+	TRY(dura__check_id(owner, "owner", fn));
 	if (lease_ms <= 0)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
 		                             (long long)lease_ms);
@@ -996,9 +997,9 @@ int dura_store_extend_leases(dura_store *s, const char *owner, const char *const
 		rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: lease %lld ms must be positive", fn,
 		                           (long long)lease_ms);
 	if (rc == 0)
-		rc = check_id(owner, "owner", fn);
+		rc = dura__check_id(owner, "owner", fn);
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = check_id(run_ids[i], "run id", fn);
+		rc = dura__check_id(run_ids[i], "run id", fn);
 	if (rc) {
 		for (size_t i = 0; i < n && run_ids; i++)
 			codes[i] = rc;
@@ -1040,8 +1041,8 @@ int dura_store_release_lease(dura_store *s, const char *run_id, const char *owne
 {
 	static const char fn[] = "dura_store_release_lease";
 	CHECK_STORE(s);
-	TRY(check_id(run_id, "run id", fn));
-	TRY(check_id(owner, "owner", fn));
+	TRY(dura__check_id(run_id, "run id", fn));
+	TRY(dura__check_id(owner, "owner", fn));
 	DISPATCH(s, release_lease, run_id, owner);
 }
 
@@ -1064,7 +1065,7 @@ int dura_store_outbox_poll(dura_store *s, size_t limit, dura_event_list *out)
 int dura_store_outbox_ack(dura_store *s, const char *event_id)
 {
 	CHECK_STORE(s);
-	TRY(check_id(event_id, "event id", "dura_store_outbox_ack"));
+	TRY(dura__check_id(event_id, "event id", "dura_store_outbox_ack"));
 	DISPATCH(s, outbox_ack, event_id);
 }
 
@@ -1110,7 +1111,7 @@ static int check_worker(const dura_worker_info *w, const char *fn)
 {
 	if (!w)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: worker is NULL", fn);
-	TRY(check_id(w->id, "worker id", fn));
+	TRY(dura__check_id(w->id, "worker id", fn));
 	TRY(check_worker_text(w->id, "worker id", fn));
 	TRY(check_worker_text(w->name, "name", fn));
 	TRY(check_worker_text(w->host, "host", fn));
@@ -1144,7 +1145,7 @@ int dura_store_delete_worker(dura_store *s, const char *worker_id)
 {
 	static const char fn[] = "dura_store_delete_worker";
 	CHECK_STORE(s);
-	TRY(check_id(worker_id, "worker id", fn));
+	TRY(dura__check_id(worker_id, "worker id", fn));
 	TRY(has_registry(s, fn));
 	DISPATCH(s, worker_delete, worker_id);
 }

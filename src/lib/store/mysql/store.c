@@ -372,7 +372,7 @@ out:
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__mysql_ops = {
-	.version = DURA_STORE_ABI_VERSION,
+	.version = 4, /* durable waiting (5) not yet */
 	.scheme = "mysql",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL,
 	.open = my_open,

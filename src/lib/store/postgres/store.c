@@ -353,7 +353,7 @@ static int pg_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__postgres_ops = {
-	.version = DURA_STORE_ABI_VERSION,
+	.version = 4, /* durable waiting (5) not yet */
 	.scheme = "postgres",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL | DURA_CAP_RETURNING | DURA_CAP_JSON |
 	        DURA_CAP_NOTIFY,
