@@ -1218,6 +1218,7 @@ typedef struct dura_worker_stats {
 	uint64_t held;       /**< runs leased now (queued or executing) */
 	uint64_t group_batches; /**< group commit: commit_batch calls of more than one commit */
 	uint64_t group_commits; /**< group commit: commits written in those */
+	uint64_t ticks_fired;   /**< schedule ticks whose run this worker created (dura_schedule_set) */
 } dura_worker_stats;
 
 /**

@@ -47,7 +47,35 @@ struct dura_ctx {
 	char *goto_node;
 	json_t *delta;
 	char error[512];
+	/* durable waiting (wait.c) */
+	int sleep_set;
+	int64_t sleep_until; /* dura_ctx_sleep: the next node's due time */
+	char *wait;          /* the wait this attempt ends with (dura_malloc), or NULL */
+	int64_t wait_until;  /* its deadline (DURA__NEVER_MS: none) */
+	char *signal_id;     /* the signal this attempt consumes, or NULL */
+	int children;        /* dura_ctx_start_child calls so far */
 };
+
+/* The latest time the stores keep, 9999-12-31T23:59:59Z: the deadline of
+ * a wait without one. */
+#define DURA__NEVER_MS INT64_C(253402300799000)
+
+/* wait.c: the end of an attempt that waits (run.c calls them) */
+/* Drop what a ctx's waiting calls allocated. */
+void dura__ctx_wait_clear(dura_ctx *ctx);
+/* After the waiting commit of ctx's wait: if what it waits for came
+ * meanwhile (a signal sent, a child ended, before the wait was
+ * committed), wake the run now. 1 when woken, 0 when not, < 0 on error. */
+int dura__wait_recheck(dura_engine *eng, const char *run_id, const dura_ctx *ctx);
+/* Cancel the unfinished children of run_id, and theirs. */
+int dura__cancel_children(dura_engine *eng, const char *run_id, int depth);
+
+/* schedule.c: a worker's scheduler pass over the schedules of the
+ * workflows it serves (n names): fire every due tick, once per tick
+ * across all workers. Returns the wall time of the earliest next tick
+ * among them (0: none); *fired counts runs created. */
+int64_t dura__schedules_fire(dura_engine *eng, const char *const *workflows, size_t n, uint64_t *fired);
+
 
 dura__node *dura__workflow_node(const dura_workflow *wf, const char *name);
 dura_workflow *dura__engine_workflow(dura_engine *eng, const char *name);

@@ -44,6 +44,11 @@ void dura__uuid_atfork(int phase);
 void dura__secrets_atfork(int phase);
 void dura__stores_atfork(int phase, int guarded);
 
+/* uuid.c: the id of a derived run (a child, a schedule's tick): ms in the
+ * place of a UUIDv7's time, the rest a hash of the parts, so that the same
+ * parts always give the same id. */
+void dura__uuid_derived(char out[DURA_UUID_LEN + 1], int64_t ms, const char *a, const char *b, int64_t n);
+
 /* json.c */
 int dura__json_valid(const char *text, const char *what);
 int dura__json_object_valid(const char *text, const char *what);

@@ -105,10 +105,18 @@ static int busy_again(int busy)
 
 static int commit_step(dura_engine *eng, dura_record **recp, dura_commit *c, dura_commit_result *res)
 {
+	/* a child's end wakes the parent that awaits it, in the same commit */
+	char wake[DURA_MAX_ID_LEN + 8];
+	const dura_record *rec = *recp;
+	if (rec->parent_id && *rec->parent_id && (c->run_state == DURA_RUN_COMPLETED || c->run_state == DURA_RUN_FAILED)) {
+		snprintf(wake, sizeof(wake), "child:%s", rec->run_id);
+		c->wake_run_id = rec->parent_id;
+		c->wake_wait = wake;
+	}
 	for (int tries = 0, busy = 0;; tries++) {
 		/* under a lease, the commit that ends the run gives the lease up
 		 * with it: no release call after it */
-		if (tl_lease && (c->run_state == DURA_RUN_COMPLETED || c->run_state == DURA_RUN_FAILED))
+		if (tl_lease && (c->run_state == DURA_RUN_COMPLETED || c->run_state == DURA_RUN_FAILED || (c->wait && *c->wait)))
 			c->flags |= DURA_COMMIT_RELEASE_LEASE;
 		else
 			c->flags &= ~(unsigned)DURA_COMMIT_RELEASE_LEASE;
@@ -167,7 +175,44 @@ static int commit_record(dura_engine *eng, dura_record **recp, int run_state, co
 		rec->run_state = c.run_state;
 	rec->attempt = attempt;
 	rec->next_run_at = next_run_at ? next_run_at : dura_now_ms();
+	if (c.flags & DURA_COMMIT_RELEASE_LEASE && set_field(&rec->lease_owner, ""))
+		return dura_error_oom("");
+	if (set_field(&rec->wait, ""))
+		return dura_error_oom("");
 	return set_field(&rec->error, error);
+}
+
+/*
+ * The attempt waits (ctx->wait): commit the run as waiting - no step, the
+ * state and node as they were, next_run_at the wait's deadline, the lease
+ * given up - then look once more for what it waits for (wait.c).
+ * Returns 1 when the run is due again at once, 0 when it waits, < 0.
+ */
+static int commit_wait(dura_engine *eng, dura_record **recp, const dura_ctx *ctx)
+{
+	dura_record *rec = *recp;
+	dura_commit c = DURA_COMMIT_INIT;
+	dura_commit_result res;
+	c.run_id = rec->run_id;
+	c.expect_version = rec->version;
+	c.state = rec->state;
+	c.status = rec->status;
+	c.attempt = rec->attempt;
+	c.next_run_at = ctx->wait_until;
+	c.wait = ctx->wait;
+	c.event_type = "run_waiting";
+	c.flags = DURA_COMMIT_NO_STEP;
+	int rc = commit_step(eng, recp, &c, &res);
+	if (rc)
+		return rc;
+	rec->version = res.new_version;
+	if (c.run_state)
+		rec->run_state = c.run_state;
+	rec->next_run_at = ctx->wait_until;
+	if (set_field(&rec->wait, ctx->wait) || set_field(&rec->error, "") ||
+	    ((c.flags & DURA_COMMIT_RELEASE_LEASE) && set_field(&rec->lease_owner, "")))
+		return dura_error_oom("");
+	return dura__wait_recheck(eng, rec->run_id, ctx);
 }
 
 /*
@@ -226,7 +271,7 @@ static int attempt_failed(dura_engine *eng, dura_record **recp, const dura__node
  * follows the commit, so the step loop needs no read per step.
  */
 static int commit_success(dura_engine *eng, dura_record **recp, const dura__node *n, const char *next,
-                          const json_t *work)
+                          const json_t *work, const dura_ctx *ctx)
 {
 	dura_commit c = DURA_COMMIT_INIT;
 	dura_commit_result res;
@@ -247,15 +292,23 @@ static int commit_success(dura_engine *eng, dura_record **recp, const dura__node
 	 * after it, rather than behind every run started before its last step */
 	int64_t now = dura_now_ms();
 	c.next_run_at = rec->next_run_at > 0 && rec->next_run_at <= now ? rec->next_run_at : 0;
+	c.signal_id = ctx->signal_id; /* the signal it received goes with its step */
+	if (ctx->sleep_set && *next && ctx->sleep_until > now) {
+		c.next_run_at = ctx->sleep_until;
+		c.wait = "sleep";
+	}
 	if ((rc = commit_step(eng, recp, &c, &res)) != 0)
 		goto cleanup;
+	if (c.flags & DURA_COMMIT_RELEASE_LEASE)
+		rc = set_field(&rec->lease_owner, "");
 	rec->version = res.new_version;
 	rec->step_no++;
 	rec->attempt = 0;
 	if (c.run_state)
 		rec->run_state = c.run_state;
 	rec->next_run_at = c.next_run_at ? c.next_run_at : now;
-	if (set_field(&rec->status, next) || set_field(&rec->error, "") || set_field(&rec->state, text))
+	if (rc || set_field(&rec->status, next) || set_field(&rec->error, "") || set_field(&rec->state, text) ||
+	    set_field(&rec->wait, c.wait))
 		rc = dura_error_oom("");
 cleanup:
 	free(text); /* jansson's allocation */
@@ -266,7 +319,9 @@ cleanup:
 enum {
 	ATTEMPT_STOP = 0,  /* the run failed, paused or ended: return */
 	ATTEMPT_RETRY = 1, /* the attempt failed and a retry is due later */
-	ATTEMPT_STEP = 2   /* the node's step is committed */
+	ATTEMPT_STEP = 2,  /* the node's step is committed */
+	ATTEMPT_WAIT = 3,  /* the run waits (durably), committed so */
+	ATTEMPT_WOKEN = 4  /* it waited, and what it waits for came already */
 };
 
 /*
@@ -303,6 +358,21 @@ static int run_attempt(dura_engine *eng, const dura_workflow *wf, dura_record **
 	ctx.deadline = n->opts.timeout_ms ? dura__add_ms(dura_now_ms(), n->opts.timeout_ms) : 0;
 	ctx.run_deadline = run_deadline;
 	int nrc = n->fn(&ctx, work, n->payload);
+	if (ctx.wait && nrc >= 0) {
+		/* a durable wait: the node runs again from its start when it is over */
+		rc = commit_wait(eng, recp, &ctx);
+		if (rc >= 0)
+			rc = rc ? ATTEMPT_WOKEN : ATTEMPT_WAIT;
+		goto cleanup;
+	}
+	if (nrc == DURA_WAITING) {
+		nrc = DURA_EINVAL;
+		snprintf(ctx.error, sizeof(ctx.error), "returned DURA_WAITING without a wait (dura_ctx_wait_signal, "
+		                                       "dura_ctx_await_child)");
+	} else if (nrc > 0) {
+		snprintf(ctx.error, sizeof(ctx.error), "returned %d (a node returns 0, a negative code, or DURA_WAITING)", nrc);
+		nrc = DURA_EINVAL;
+	}
 	if (nrc == 0 && ctx.deadline && dura_now_ms() >= ctx.deadline) {
 		nrc = DURA_ETIMEOUT;
 		snprintf(ctx.error, sizeof(ctx.error), "overran its timeout of %lld ms", (long long)n->opts.timeout_ms);
@@ -316,7 +386,11 @@ static int run_attempt(dura_engine *eng, const dura_workflow *wf, dura_record **
 	}
 	json_decref(ctx.delta);
 	if (nrc != 0) {
-		if (!ctx.error[0])
+		/* a node that returns a dura call's code keeps that call's message */
+		const dura_error *le = dura_error_last();
+		if (!ctx.error[0] && le && le->code == nrc && le->message && *le->message)
+			snprintf(ctx.error, sizeof(ctx.error), "%s", le->message);
+		else if (!ctx.error[0])
 			snprintf(ctx.error, sizeof(ctx.error), "%s (%d)", dura_strerror(nrc), nrc);
 		rc = attempt_failed(eng, recp, n, nrc, ctx.error);
 		goto cleanup;
@@ -329,7 +403,7 @@ static int run_attempt(dura_engine *eng, const dura_workflow *wf, dura_record **
 		rc = commit_record(eng, recp, DURA_RUN_FAILED, msg, rec->attempt + 1, 0, "run_failed");
 		goto cleanup; /* ATTEMPT_STOP when the commit went in */
 	}
-	if ((rc = commit_success(eng, recp, n, next, work)) != 0)
+	if ((rc = commit_success(eng, recp, n, next, work, &ctx)) != 0)
 		goto cleanup;
 	*statep = work;
 	work = NULL;
@@ -337,6 +411,7 @@ static int run_attempt(dura_engine *eng, const dura_workflow *wf, dura_record **
 cleanup:
 	json_decref(work);
 	dura_free(ctx.goto_node);
+	dura__ctx_wait_clear(&ctx);
 	return rc;
 }
 
@@ -384,9 +459,9 @@ static int step_loop(dura_engine *eng, const dura_workflow *wf, dura_record **re
 			rc = commit_record(eng, recp, DURA_RUN_FAILED, msg, rec->attempt, 0, "run_failed");
 			break;
 		}
-		if (rec->next_run_at > now) { /* a retry's backoff, or a delayed start */
-			if (lease)
-				break; /* released, it comes back when due */
+		if (rec->next_run_at > now) { /* a retry's backoff, a delayed start, a durable wait */
+			if (lease || (rec->wait && *rec->wait))
+				break; /* released, it comes back when due (a wait holds no thread) */
 			int64_t version = rec->version;
 			if ((rc = wait_due(eng, recp)) != 0)
 				break;
@@ -399,6 +474,19 @@ static int step_loop(dura_engine *eng, const dura_workflow *wf, dura_record **re
 		rc = run_attempt(eng, wf, recp, n, run_deadline, &state);
 		if (rc < 0 || rc == ATTEMPT_STOP)
 			break;
+		if (rc == ATTEMPT_WAIT) {
+			rc = 0;
+			break; /* committed as waiting: any worker resumes it */
+		}
+		if (rc == ATTEMPT_WOKEN) {
+			if (lease) {
+				rc = 0;
+				break; /* the lease is given up: it is claimable again now */
+			}
+			if ((rc = reload(eng, recp)) != 0)
+				break;
+			continue;
+		}
 		if (rc == ATTEMPT_STEP)
 			steps++;
 		rc = 0;
@@ -473,7 +561,22 @@ int dura_run_resume(dura_engine *eng, const char *run_id)
 
 int dura_run_cancel(dura_engine *eng, const char *run_id)
 {
-	return control(eng, run_id, DURA_RUN_CANCELLED);
+	int rc = control(eng, run_id, DURA_RUN_CANCELLED);
+	if (rc == DURA_ECONFLICT) {
+		/* cancelled already: finish cancelling its children (a crash may
+		 * have come in between); any other state keeps the refusal */
+		dura__error_saved saved;
+		dura__error_save(&saved);
+		dura_record *r = NULL;
+		int cancelled = dura_store_get_run(eng->store, run_id, &r) == 0 && r->run_state == DURA_RUN_CANCELLED;
+		dura_record_free(r);
+		if (!cancelled)
+			return dura__error_restore(&saved);
+		rc = 0;
+	}
+	if (rc == 0)
+		rc = dura__cancel_children(eng, run_id, 0);
+	return rc;
 }
 
 static int is_end(int s)

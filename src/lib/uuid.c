@@ -106,3 +106,61 @@ int dura_uuid7(char out[DURA_UUID_LEN + 1])
 	*o = '\0';
 	return 0;
 }
+
+/*
+ * A derived id in UUID form (version 8, RFC 9562's custom layout): the
+ * first 48 bits are ms, as in a UUIDv7, so derived ids sort by that time
+ * with the others; the other 74 bits are two FNV-1a 64-bit hashes of the
+ * parts (a NUL between them) under two seeds. Not random and not secret:
+ * the same parts give the same id, which is what makes a child's start
+ * and a schedule's tick idempotent.
+ */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+static uint64_t parts_hash(uint64_t seed, const char *a, const char *b, int64_t n)
+{
+	uint64_t h = fnv1a(seed, a, strlen(a) + 1);
+	h = fnv1a(h, b, strlen(b) + 1);
+	unsigned char num[8];
+	for (int i = 0; i < 8; i++)
+		num[i] = (unsigned char)((uint64_t)n >> (8 * i));
+	h = fnv1a(h, num, sizeof(num));
+	/* a final mix, so that nearby n spread over every bit */
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	return h;
+}
+
+void dura__uuid_derived(char out[DURA_UUID_LEN + 1], int64_t ms, const char *a, const char *b, int64_t n)
+{
+	uint64_t h1 = parts_hash(UINT64_C(0xcbf29ce484222325), a, b, n);
+	uint64_t h2 = parts_hash(UINT64_C(0x84222325cbf29ce4), a, b, n);
+	unsigned char u[16];
+	uint64_t t = (uint64_t)(ms < 0 ? 0 : ms);
+	for (int i = 0; i < 6; i++)
+		u[i] = (unsigned char)(t >> (40 - 8 * i));
+	for (int i = 0; i < 8; i++)
+		u[6 + i] = (unsigned char)(h1 >> (8 * i));
+	u[14] = (unsigned char)h2;
+	u[15] = (unsigned char)(h2 >> 8);
+	u[6] = (unsigned char)(0x80 | (u[6] & 0x0f)); /* version 8 */
+	u[8] = (unsigned char)(0x80 | (u[8] & 0x3f)); /* variant 10 */
+	static const char hex[] = "0123456789abcdef";
+	char *o = out;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = hex[u[i] >> 4];
+		*o++ = hex[u[i] & 15];
+	}
+	*o = '\0';
+}

@@ -104,6 +104,8 @@ struct dura_worker {
 	int64_t next_due; /* wall ms of the earliest run this worker released to wait, 0: none */
 	pthread_t hb;
 	int hb_started;
+	pthread_t sched; /* the scheduler thread: fires the ticks of schedules (schedule.c) */
+	int sched_started;
 
 	/* group commit: the first executor with a commit ready and no
 	 * committer at work becomes the committer and writes every commit
@@ -115,6 +117,7 @@ struct dura_worker {
 	int gleader;
 
 	_Atomic uint64_t claimed, completed, failed, rescued, abandoned, errors, heartbeats, batches, batched;
+	uint64_t ticks; /* schedule ticks fired, by the scheduler thread (under mu) */
 	struct dura_worker *next; /* in the live list */
 
 	dura__registry reg; /* this worker's row in the store's worker registry */
@@ -316,7 +319,8 @@ static void execute(dura_worker *w, slot *sl, dura_record *rec)
 	 * released it); a run that stays runnable is claimable by anyone at
 	 * once */
 	int ended = rc == 0 && (state == DURA_RUN_COMPLETED || state == DURA_RUN_FAILED);
-	if (!lost && !ended && rc != DURA_ECONFLICT)
+	/* a waiting run's commit gave its lease up too (lease_owner "") */
+	if (!lost && !ended && rc != DURA_ECONFLICT && rec->lease_owner && *rec->lease_owner)
 		release(w, rec->run_id);
 	pthread_mutex_lock(&w->mu);
 	if (partway && !lost && rc == 0 && due > dura_now_ms() && (!w->next_due || due < w->next_due))
@@ -605,6 +609,35 @@ static void *heartbeat_main(void *arg)
 	return NULL;
 }
 
+/* ---- the scheduler ---------------------------------------------------------------- */
+
+/*
+ * Fire the due ticks of the schedules of the workflows this worker
+ * serves, then sleep until the earliest next tick - at most a second, so
+ * that a schedule set or changed elsewhere is seen within one.
+ */
+static void *scheduler_main(void *arg)
+{
+	dura_worker *w = arg;
+	pthread_mutex_lock(&w->mu);
+	while (!w->hb_stop) {
+		pthread_mutex_unlock(&w->mu);
+		uint64_t fired = 0;
+		int64_t next = dura__schedules_fire(w->eng, (const char *const *)w->workflows, w->nworkflows, &fired);
+		pthread_mutex_lock(&w->mu);
+		w->ticks += fired;
+		if (w->hb_stop)
+			break;
+		int64_t wait = 1000, left = next ? next - dura_now_ms() : wait;
+		if (left < wait)
+			wait = left > 0 ? left : 0;
+		if (wait > 0)
+			wait_ms(w, &w->hbcv, wait);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
 /* ---- start, stop ------------------------------------------------------------------ */
 
 static void worker_free(dura_worker *w)
@@ -749,6 +782,8 @@ static void stop_threads(dura_worker *w)
 			pthread_join(w->slots[t].thread, NULL);
 	if (w->hb_started)
 		pthread_join(w->hb, NULL);
+	if (w->sched_started)
+		pthread_join(w->sched, NULL);
 }
 
 /* The worker's locks and condition variables, once its threads are gone. */
@@ -842,6 +877,12 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 			rc = dura_error_set_native(DURA_ERROR, "", 0, NULL, "dura_worker_start: cannot start the heartbeat thread");
 		else
 			w->hb_started = 1;
+	}
+	if (rc == 0 && dura__store_can_wait(w->store)) {
+		if (pthread_create(&w->sched, NULL, scheduler_main, w) != 0)
+			rc = dura_error_set_native(DURA_ERROR, "", 0, NULL, "dura_worker_start: cannot start the scheduler thread");
+		else
+			w->sched_started = 1;
 	}
 	if (rc) {
 		dura__error_saved why;
@@ -958,6 +999,9 @@ int dura_worker_stats_get(dura_worker *w, dura_worker_stats *out)
 	out->heartbeats = atomic_load(&w->heartbeats);
 	out->group_batches = atomic_load(&w->batches);
 	out->group_commits = atomic_load(&w->batched);
+	pthread_mutex_lock(&w->mu);
+	out->ticks_fired = w->ticks;
+	pthread_mutex_unlock(&w->mu);
 	pthread_mutex_lock(&w->mu);
 	out->held = w->nqueue + (uint64_t)w->executing;
 	pthread_mutex_unlock(&w->mu);

@@ -43,6 +43,7 @@
  * a hash declares `int hash_oom = 0;`), and the monotonic-clock helpers */
 #include "../util.h"
 #include "flow.h"
+#include "memory_waiting.h"
 #include "memory_workers.h"
 
 #define STORE "memory"
@@ -70,6 +71,7 @@ typedef struct run_data {
 	char *status;      /* mem_empty or owned */
 	char *error;       /* mem_empty or owned */
 	char *lease_owner; /* mem_empty or owned */
+	char *wait;        /* mem_empty or owned */
 	int run_state;
 	int attempt;
 	int64_t version;
@@ -103,6 +105,7 @@ typedef struct mem_run {
 	char *foreign_id; /* mem_empty or owned */
 	char *meta;       /* mem_empty or owned */
 	char *concurrency_key; /* mem_empty or owned */
+	char *parent_id;       /* mem_empty or owned */
 	int priority;
 	int64_t created_at;
 	mem_slot *slot; /* NULL without a foreign id */
@@ -163,6 +166,8 @@ typedef struct mem_store {
 	mem_event *ev_head, *ev_tail;
 	char *notes;
 	dura__mem_workers *workers; /* the worker registry (memory_workers.c) */
+	dura__mem_inbox *inbox;     /* signals, under lock (memory_waiting.c) */
+	dura__mem_schedules *schedules;
 } mem_store;
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -294,8 +299,10 @@ static int copy_record(dura_record *o, const mem_run *r, const run_data *d)
 	o->meta = dura_strdup(r->meta);
 	o->lease_owner = dura_strdup(d->lease_owner);
 	o->concurrency_key = dura_strdup(r->concurrency_key);
+	o->wait = dura_strdup(d->wait);
+	o->parent_id = dura_strdup(r->parent_id);
 	if (!o->run_id || !o->workflow_name || !o->foreign_id || !o->status || !o->state || !o->error || !o->meta ||
-	    !o->lease_owner || !o->concurrency_key) {
+	    !o->lease_owner || !o->concurrency_key || !o->wait || !o->parent_id) {
 		dura_record_clear(o);
 		return oom();
 	}
@@ -517,6 +524,7 @@ static void free_run_data(run_data *d)
 	opt_free(d->status);
 	opt_free(d->error);
 	opt_free(d->lease_owner);
+	opt_free(d->wait);
 }
 
 static void free_run(mem_run *r)
@@ -530,6 +538,7 @@ static void free_run(mem_run *r)
 	opt_free(r->foreign_id);
 	opt_free(r->meta);
 	opt_free(r->concurrency_key);
+	opt_free(r->parent_id);
 	dura_free(r);
 }
 
@@ -658,7 +667,10 @@ static int mem_open(void **impl, const dura_url *url, const dura_store_options *
 		dura_free(m);
 		return dura_error_set_native(DURA_ERROR, STORE, 0, NULL, "cannot create a mutex");
 	}
-	if (!(m->workers = dura__mem_workers_new())) {
+	if (!(m->workers = dura__mem_workers_new()) || !(m->inbox = dura__mem_inbox_new()) ||
+	    !(m->schedules = dura__mem_schedules_new())) {
+		dura__mem_workers_free(m->workers);
+		dura__mem_inbox_free(m->inbox);
 		pthread_mutex_destroy(&m->lock);
 		pthread_cond_destroy(&m->changed);
 		dura_free(m->notes);
@@ -675,6 +687,8 @@ static void mem_close(void *impl)
 	if (!m)
 		return;
 	dura__mem_workers_free(m->workers);
+	dura__mem_inbox_free(m->inbox);
+	dura__mem_schedules_free(m->schedules);
 	mem_run *r, *rt;
 	HASH_ITER(hh, m->runs, r, rt)
 	{
@@ -819,19 +833,21 @@ static int mem_create_run(void *impl, const dura_run_create *req, const char *ru
 	r->foreign_id = opt_dup(fid);
 	r->meta = opt_dup(req->meta);
 	r->concurrency_key = opt_dup(req->concurrency_key);
+	r->parent_id = opt_dup(req->parent_id);
 	r->priority = req->priority;
 	r->created_at = now;
 	r->d.state = text_new(req->state ? req->state : "{}");
 	r->d.status = opt_dup(req->status);
 	r->d.error = mem_empty;
 	r->d.lease_owner = mem_empty;
+	r->d.wait = mem_empty;
 	r->d.run_state = to;
 	r->d.version = 1;
 	r->d.next_run_at = req->next_run_at ? req->next_run_at : now;
 	r->d.updated_at = now;
 	dura_record *rec = NULL;
-	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->meta || !r->concurrency_key || !r->d.state ||
-	    !r->d.status ||
+	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->meta || !r->concurrency_key || !r->parent_id ||
+	    !r->d.state || !r->d.status ||
 	    (out && record_out(&rec, r) != 0) || add_run(m, r)) {
 		dura_record_free(rec);
 		free_run(r);
@@ -906,6 +922,10 @@ static int run_matches(const mem_run *r, const dura_run_filter *f)
 		return 0;
 	if (f->cursor && *f->cursor && strcmp(r->run_id, f->cursor) >= 0)
 		return 0;
+	if (f->parent_id && strcmp(r->parent_id, f->parent_id) != 0)
+		return 0;
+	if (f->waiting && !*r->d.wait)
+		return 0;
 	return 1;
 }
 
@@ -951,6 +971,7 @@ done:
 static void erase_run_data(mem_store *m, mem_run *r, mem_text *empty_state)
 {
 	free_steps(r);
+	dura__mem_inbox_erase_run(m->inbox, r->run_id);
 	mem_checkpoint *c, *ct;
 	HASH_ITER(hh, m->checkpoints, c, ct)
 	{
@@ -961,6 +982,39 @@ static void erase_run_data(mem_store *m, mem_run *r, mem_text *empty_state)
 	}
 	text_unref(r->d.state);
 	r->d.state = empty_state;
+}
+
+/* What a wake changed, to undo it with a batch. */
+typedef struct wake_undo {
+	mem_run *run; /* NULL: nothing woken */
+	int64_t version, next_run_at, updated_at;
+} wake_undo;
+
+/* Wake run_id if it is running and waits for `wait` (contract 5's wake);
+ * u (may be NULL) records the change. Cannot fail; 1 if woken. */
+static int wake_locked(mem_store *m, const char *run_id, const char *wait, int64_t now, wake_undo *u)
+{
+	mem_run *r = find_run(m, run_id);
+	if (u)
+		u->run = NULL;
+	if (!r || r->d.run_state != DURA_RUN_RUNNING || strcmp(r->d.wait, wait) != 0)
+		return 0;
+	if (u) {
+		u->run = r;
+		u->version = r->d.version;
+		u->next_run_at = r->d.next_run_at;
+		u->updated_at = r->d.updated_at;
+	}
+	r->d.next_run_at = now;
+	r->d.version++;
+	r->d.updated_at = now;
+	return 1;
+}
+
+/* The wait a parent has while it awaits child r: "child:" + run id. */
+static void child_wait(char *buf, size_t size, const mem_run *r)
+{
+	snprintf(buf, size, "child:%s", r->run_id);
 }
 
 static int mem_set_run_state(void *impl, const char *run_id, int to, int64_t *new_version)
@@ -997,8 +1051,14 @@ static int mem_set_run_state(void *impl, const char *run_id, int to, int64_t *ne
 	r->d.version++;
 	r->d.updated_at = now;
 	if (to == DURA_RUN_RUNNING) {
-		r->d.next_run_at = now;
+		if (!*r->d.wait) /* a resumed sleeper sleeps on */
+			r->d.next_run_at = now;
 		r->d.attempt = 0;
+	}
+	if (to == DURA_RUN_CANCELLED && *r->parent_id) {
+		char w[DURA_MAX_ID_LEN + 8];
+		child_wait(w, sizeof(w), r);
+		wake_locked(m, r->parent_id, w, now, NULL);
 	}
 	slot_track(r, from, to);
 	if (new_version)
@@ -1087,6 +1147,8 @@ typedef struct commit_undo {
 	int stepped;
 	mem_event *ev;
 	mem_run *old_active;
+	void *signal; /* the signal the commit consumed (memory_waiting.c), or NULL */
+	wake_undo woke;
 } commit_undo;
 
 static int add_event(mem_store *m, mem_event *e)
@@ -1120,14 +1182,20 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 	int64_t now = dura_now_ms();
 	int64_t step = with_step ? r->d.step_no : -1;
 
+	long signal_pos = -1;
+	if (c->signal_id && (signal_pos = dura__mem_inbox_find(m->inbox, r->run_id, c->signal_id)) < 0)
+		return dura_error_set_native(DURA_ECONFLICT, STORE, 0, NULL, "run %s has no signal %s (consumed already?)",
+		                             c->run_id, c->signal_id);
+
 	/* allocate */
 	run_data nd = r->d;
 	nd.state = text_new(c->state);
 	nd.status = opt_dup(c->status);
 	nd.error = opt_dup(c->error);
+	nd.wait = opt_dup(c->wait);
 	char *node = NULL;
 	mem_event *ev = NULL;
-	int bad = !nd.state || !nd.status || !nd.error;
+	int bad = !nd.state || !nd.status || !nd.error || !nd.wait;
 	if (!bad && with_step) {
 		if (r->nsteps == r->capsteps) {
 			size_t cap = r->capsteps ? r->capsteps * 2 : 8;
@@ -1160,6 +1228,8 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 			opt_free(nd.status);
 		if (nd.error)
 			opt_free(nd.error);
+		if (nd.wait)
+			opt_free(nd.wait);
 		dura_free(node);
 		free_event(ev);
 		return rc ? rc : oom();
@@ -1196,6 +1266,10 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 	int was = r->d.run_state;
 	r->d = nd;
 	slot_track(r, was, to);
+	if (signal_pos >= 0)
+		u->signal = dura__mem_inbox_take(m->inbox, signal_pos);
+	if (c->wake_run_id)
+		wake_locked(m, c->wake_run_id, c->wake_wait, now, &u->woke);
 	res->new_version = nd.version;
 	res->step = step;
 	return 0;
@@ -1209,8 +1283,11 @@ static void commit_finish(commit_undo *u)
 	text_unref(u->old.state);
 	opt_free(u->old.status);
 	opt_free(u->old.error);
+	opt_free(u->old.wait);
 	if (u->old.lease_owner != u->nd.lease_owner)
 		opt_free(u->old.lease_owner);
+	if (u->signal)
+		dura__mem_inbox_drop(u->signal);
 }
 
 /* Undo an applied commit (the latest applied one first). */
@@ -1219,6 +1296,14 @@ static void commit_undo_apply(mem_store *m, commit_undo *u)
 	mem_run *r = u->run;
 	if (!r)
 		return;
+	if (u->woke.run) {
+		u->woke.run->d.version = u->woke.version;
+		u->woke.run->d.next_run_at = u->woke.next_run_at;
+		u->woke.run->d.updated_at = u->woke.updated_at;
+	}
+	if (u->signal)
+		dura__mem_inbox_put_back(m->inbox, u->signal);
+	u->signal = NULL;
 	if (r->slot)
 		r->slot->active = u->old_active;
 	if (u->ev) {
@@ -1235,6 +1320,7 @@ static void commit_undo_apply(mem_store *m, commit_undo *u)
 	text_unref(u->nd.state);
 	opt_free(u->nd.status);
 	opt_free(u->nd.error);
+	opt_free(u->nd.wait);
 	if (u->nd.lease_owner != u->old.lease_owner)
 		opt_free(u->nd.lease_owner);
 	u->run = NULL;
@@ -2017,6 +2103,7 @@ static void mem_atfork_child(void *impl)
 	pthread_mutex_init(&m->lock, NULL);
 	dura__cond_init_mono(&m->changed);
 	dura__mem_workers_atfork_child(m->workers);
+	dura__mem_schedules_atfork_child(m->schedules);
 }
 
 static int mem_wait_change(void *impl, const char *run_id, int64_t version, int64_t timeout_ms)
@@ -2091,10 +2178,91 @@ static int mem_worker_prune(void *impl, int64_t dead_for_ms, int64_t *count)
 	return dura__mem_workers_prune(((mem_store *)impl)->workers, dead_for_ms, count);
 }
 
+/* ---- durable waiting (contract version 5; memory_waiting.c) --------------- */
+
+static int mem_signal_send(void *impl, const char *signal_id, const char *run_id, const char *name, const char *payload)
+{
+	mem_store *m = impl;
+	int rc;
+	lock(m);
+	mem_run *r = find_run(m, run_id);
+	if (!r) {
+		rc = run_missing(run_id);
+	} else if (!active(r->d.run_state)) {
+		rc = dura_error_set_native(DURA_ECONFLICT, STORE, 0, NULL, "run %s is %s: it takes no more signals", run_id,
+		                           dura_run_state_name(r->d.run_state));
+	} else {
+		int64_t now = dura_now_ms();
+		rc = dura__mem_inbox_add(m->inbox, signal_id, run_id, name, payload, now);
+		char w[DURA_MAX_NAME_LEN + 8];
+		snprintf(w, sizeof(w), "signal:%s", name);
+		if (rc == 0 && wake_locked(m, run_id, w, now, NULL))
+			pthread_cond_broadcast(&m->changed);
+	}
+	unlock(m);
+	return rc;
+}
+
+static int mem_signal_next(void *impl, const char *run_id, const char *name, dura_signal **out)
+{
+	mem_store *m = impl;
+	lock(m);
+	int rc = dura__mem_inbox_next(m->inbox, run_id, name, out);
+	unlock(m);
+	return rc;
+}
+
+static int mem_signal_list(void *impl, const char *run_id, dura_signal_list *out)
+{
+	mem_store *m = impl;
+	lock(m);
+	int rc = dura__mem_inbox_list(m->inbox, run_id, out);
+	unlock(m);
+	return rc;
+}
+
+static int mem_wake(void *impl, const char *run_id, const char *wait)
+{
+	mem_store *m = impl;
+	lock(m);
+	int woke = wake_locked(m, run_id, wait, dura_now_ms(), NULL);
+	if (woke)
+		pthread_cond_broadcast(&m->changed);
+	unlock(m);
+	return woke ? 0
+	            : dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "run %s is not running and waiting for %s", run_id,
+	                                    wait);
+}
+
+static int mem_schedule_put(void *impl, const dura_schedule *sch)
+{
+	return dura__mem_schedules_put(((mem_store *)impl)->schedules, sch);
+}
+
+static int mem_schedule_get(void *impl, const char *name, dura_schedule **out)
+{
+	return dura__mem_schedules_get(((mem_store *)impl)->schedules, name, out);
+}
+
+static int mem_schedule_delete(void *impl, const char *name)
+{
+	return dura__mem_schedules_delete(((mem_store *)impl)->schedules, name);
+}
+
+static int mem_schedule_list(void *impl, dura_schedules *out)
+{
+	return dura__mem_schedules_list(((mem_store *)impl)->schedules, out);
+}
+
+static int mem_schedule_advance(void *impl, const char *name, int64_t from, int64_t to)
+{
+	return dura__mem_schedules_advance(((mem_store *)impl)->schedules, name, from, to);
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 const dura_store_ops dura__memory_ops = {
-	.version = 4, /* durable waiting (5) not yet */
+	.version = 5,
 	.scheme = "memory",
 	.caps = DURA_CAP_NOTIFY,
 	.open = mem_open,
@@ -2142,4 +2310,14 @@ const dura_store_ops dura__memory_ops = {
 	.worker_delete = mem_worker_delete,
 	.worker_list = mem_worker_list,
 	.worker_prune = mem_worker_prune,
+	/* version 5: durable waiting */
+	.signal_send = mem_signal_send,
+	.signal_next = mem_signal_next,
+	.signal_list = mem_signal_list,
+	.wake = mem_wake,
+	.schedule_put = mem_schedule_put,
+	.schedule_get = mem_schedule_get,
+	.schedule_delete = mem_schedule_delete,
+	.schedule_list = mem_schedule_list,
+	.schedule_advance = mem_schedule_advance,
 };

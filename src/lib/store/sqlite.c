@@ -13,6 +13,14 @@
  * sorts as time does; a connection-local SQL function NOW() returns the
  * same form, so the reference documents' cleanup SQL runs unchanged.
  *
+ * Durable waiting (contract version 5) is a run's wait_for and parent_id,
+ * the signal inbox and the schedules. Every change a wait makes is inside
+ * the write transaction of what causes it: a signal and the wake of the
+ * run that waits for it, a commit and the signal it consumes and the run
+ * it wakes, a cancel and the wake of the parent. SQLite has no way to
+ * tell another process's worker, so a wake only makes the run due
+ * (next_run_at = now) and the workers find it when they next claim.
+ *
  * URL options: synchronous=off|normal|full|extra (default full),
  * busy_timeout=MS (default 5000), prefix, pool_max (default 8).
  */
@@ -38,7 +46,7 @@
 #include <strings.h>
 
 #define SQ "sqlite"
-#define SQ_SCHEMA_VERSION 3 /* the schema this library writes */
+#define SQ_SCHEMA_VERSION 4 /* the schema this library writes */
 #define SQ_DEFAULT_POOL 8
 #define SQ_DEFAULT_BUSY_MS 5000
 
@@ -73,20 +81,26 @@
 	X(RUN_STATE, "SELECT run_state, version, workflow_name, foreign_id FROM {p}workflow_records "              \
 	             "WHERE run_id = ?1")                                                                          \
 	X(RUN_SET_STATE, "UPDATE {p}workflow_records SET run_state = ?2, version = version + 1, updated_at = ?3, "  \
-	                 "next_run_at = CASE WHEN ?2 = 2 THEN ?3 ELSE next_run_at END, "                           \
+	                 "next_run_at = CASE WHEN ?2 = 2 AND wait_for = '' THEN ?3 ELSE next_run_at END, "         \
 	                 "attempt = CASE WHEN ?2 = 2 THEN 0 ELSE attempt END "                                     \
 	                 "WHERE run_id = ?1 AND run_state = ?4 RETURNING version")                                 \
 	X(RUN_ERASE, "UPDATE {p}workflow_records SET object = '{}', run_state = 6, version = version + 1, "        \
 	             "updated_at = ?2 WHERE run_id = ?1 RETURNING version")                                        \
+	/* a cancelled child wakes the parent that waits for it: (now, child) */                                    \
+	X(RUN_WAKE_PARENT, "UPDATE {p}workflow_records SET next_run_at = ?1, version = version + 1, updated_at = ?1 " \
+	                   "WHERE run_id = (SELECT parent_id FROM {p}workflow_records WHERE run_id = ?2) "          \
+	                   "AND run_state = 2 AND wait_for = 'child:' || ?2")                                      \
 	/* steps */                                                                                                \
 	X(COMMIT_UPDATE, "UPDATE {p}workflow_records SET object = ?3, status = ?4, error = ?5, attempt = ?6, "     \
-	                 "next_run_at = ?7, updated_at = ?8, version = version + 1, step_no = step_no + ?9 "       \
+	                 "next_run_at = ?7, updated_at = ?8, version = version + 1, step_no = step_no + ?9, "      \
+	                 "wait_for = ?10 "                                                                         \
 	                 "WHERE run_id = ?1 AND version = ?2 RETURNING step_no, workflow_name, run_state")         \
 	X(COMMIT_UPDATE_FULL, "UPDATE {p}workflow_records SET object = ?3, status = ?4, error = ?5, attempt = ?6, " \
 	                      "next_run_at = ?7, updated_at = ?8, version = version + 1, step_no = step_no + ?9, " \
 	                      "run_state = coalesce(?10, run_state), "                                             \
 	                      "lease_owner = CASE WHEN ?11 THEN '' ELSE lease_owner END, "                         \
-	                      "lease_expires_at = CASE WHEN ?11 THEN NULL ELSE lease_expires_at END "              \
+	                      "lease_expires_at = CASE WHEN ?11 THEN NULL ELSE lease_expires_at END, "             \
+	                      "wait_for = ?12 "                                                                    \
 	                      "WHERE run_id = ?1 AND version = ?2 RETURNING step_no, workflow_name, run_state")    \
 	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
 	                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                                        \
@@ -193,10 +207,33 @@ static const char *const migration3[] = {
 	NULL,
 };
 
+/*
+ * Migration 4: durable waiting. What a run waits for (wait_for: WAIT is
+ * a keyword of MySQL's, and the column has one name in every SQL store)
+ * and its parent, with the children of a run indexed apart (only child
+ * rows are in it); the signal inbox, read in (run, name, id) order; the
+ * schedules, keyed by name.
+ */
+static const char *const migration4[] = {
+	"ALTER TABLE {p}workflow_records ADD COLUMN wait_for TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE {p}workflow_records ADD COLUMN parent_id TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX {p}by_parent_id ON {p}workflow_records (parent_id) WHERE parent_id <> '';"
+	"CREATE TABLE {p}workflow_signals ("
+	"signal_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL, payload TEXT NOT NULL, "
+	"created_at {time} NOT NULL);"
+	"CREATE INDEX {p}by_run_signal ON {p}workflow_signals (run_id, name, signal_id);"
+	"CREATE TABLE {p}dura_schedules ("
+	"name TEXT PRIMARY KEY, cron TEXT NOT NULL, zone TEXT NOT NULL, workflow_name TEXT NOT NULL, "
+	"state TEXT NOT NULL, catch_up INTEGER NOT NULL, next_tick {time} NOT NULL, created_at {time} NOT NULL, "
+	"updated_at {time} NOT NULL);",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
 	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_live_lease", migration2, NULL},
 	{"dura_workers (the worker registry)", migration3, NULL},
+	{"durable waiting: workflow_records.wait_for and parent_id, workflow_signals, dura_schedules", migration4, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == SQ_SCHEMA_VERSION,
@@ -458,6 +495,15 @@ static int run_done(sq_conn *c, sqlite3_stmt *st, const char *what)
 	}
 	sqlite3_reset(st);
 	return 0;
+}
+
+/* Run one bound write statement; *changes gets the rows it changed. */
+static int write_one(sq_conn *c, sqlite3_stmt *st, const char *what, int *changes)
+{
+	int rc = run_done(c, st, what);
+	if (rc == 0 && changes)
+		*changes = sqlite3_changes(c->db);
+	return rc;
 }
 
 static int run_simple(sq_store *s, sq_conn *c, int id)
@@ -1033,7 +1079,8 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 	    (b = bind_int(st, 4, run_state)) || (b = bind_text(st, 5, status)) || (b = bind_text(st, 6, state)) ||
 	    (b = bind_text(st, 7, meta)) || (b = bind_text(st, 8, next_txt)) || (b = bind_text(st, 9, now_txt)) ||
 	    (b = bind_text(st, 10, now_txt)) || (b = bind_int(st, 11, req->priority)) ||
-	    (b = bind_text(st, 12, req->concurrency_key ? req->concurrency_key : ""))) {
+	    (b = bind_text(st, 12, req->concurrency_key ? req->concurrency_key : "")) ||
+	    (b = bind_text(st, 13, req->parent_id ? req->parent_id : ""))) {
 		rc = bind_fail(c, st, b, "creating a run");
 		goto fail;
 	}
@@ -1152,7 +1199,8 @@ static int sq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *
 		fmt_time(after, f->created_after);
 	if (f->created_before)
 		fmt_time(before, f->created_before);
-	/* each filter is bound twice: "(? IS NULL OR column = ?)" */
+	/* each filter is bound twice, "(? IS NULL OR column = ?)", but waiting,
+	 * "(? = 0 OR wait_for <> '')" */
 	const char *text[6] = {f->workflow_name, NULL, f->status, f->foreign_id, f->created_after ? after : NULL,
 	                       f->created_before ? before : NULL};
 	const char *cursor = f->cursor && *f->cursor ? f->cursor : NULL;
@@ -1165,8 +1213,10 @@ static int sq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *
 			b = bind_text(st, 2 * i + 2, text[i]);
 		}
 	}
+	/* the core hands every store a filter of the current version */
 	if (b || (b = bind_text(st, 13, cursor)) || (b = bind_text(st, 14, cursor)) ||
-	    (b = bind_int64(st, 15, (int64_t)f->limit))) {
+	    (b = bind_text(st, 15, f->parent_id)) || (b = bind_text(st, 16, f->parent_id)) ||
+	    (b = bind_int(st, 17, f->waiting != 0)) || (b = bind_int64(st, 18, (int64_t)f->limit))) {
 		rc = bind_fail(c, st, b, "listing runs");
 		goto out;
 	}
@@ -1210,9 +1260,22 @@ static int run_state_of(sq_store *s, sq_conn *c, const char *run_id, int *state,
 	return rc;
 }
 
+/* A DELETE or UPDATE bound with one text key, run in the open transaction. */
+static int run_keyed(sq_store *s, sq_conn *c, int id, const char *key, const char *what)
+{
+	sqlite3_stmt *st;
+	int rc = prep(s, c, id, &st);
+	if (rc)
+		return rc;
+	if ((rc = bind_text(st, 1, key)) != 0)
+		return bind_fail(c, st, rc, what);
+	return run_done(c, st, what);
+}
+
 /*
  * Inside the open transaction: the run's state becomes {}, its run_state
- * data_deleted, its steps and checkpoints go. *version gets the new one.
+ * data_deleted, its steps, checkpoints and signals go. *version gets the
+ * new one.
  */
 static int erase_run(sq_store *s, sq_conn *c, const char *run_id, int64_t *version)
 {
@@ -1236,17 +1299,49 @@ static int erase_run(sq_store *s, sq_conn *c, const char *run_id, int64_t *versi
 	sqlite3_reset(st);
 	if (rc)
 		return rc;
-	if ((rc = prep(s, c, ST_STEPS_ERASE, &st)) != 0)
+	if ((rc = run_keyed(s, c, ST_STEPS_ERASE, run_id, "deleting a run's steps")) != 0 ||
+	    (rc = run_keyed(s, c, ST_CPS_ERASE, run_id, "deleting a run's checkpoints")) != 0)
 		return rc;
-	if ((rc = bind_text(st, 1, run_id)) != 0)
-		return bind_fail(c, st, rc, "deleting a run's steps");
-	if ((rc = run_done(c, st, "deleting a run's steps")) != 0)
+	return run_keyed(s, c, ST_SIGNAL_ERASE, run_id, "deleting a run's signals");
+}
+
+/*
+ * Inside the open transaction: a cancelled run wakes its parent if the
+ * parent is running and waits for this child ("child:" + run_id), as
+ * wake() would; a run without a parent, or a parent that waits for
+ * something else, is left alone.
+ */
+static int wake_parent(sq_store *s, sq_conn *c, const char *run_id, const char *now_txt)
+{
+	sqlite3_stmt *st;
+	int rc = prep(s, c, ST_RUN_WAKE_PARENT, &st);
+	if (rc)
 		return rc;
-	if ((rc = prep(s, c, ST_CPS_ERASE, &st)) != 0)
+	int b;
+	if ((b = bind_text(st, 1, now_txt)) || (b = bind_text(st, 2, run_id)))
+		return bind_fail(c, st, b, "waking the parent of a cancelled run");
+	return run_done(c, st, "waking the parent of a cancelled run");
+}
+
+/*
+ * Inside the open transaction: make run_id due now if it is running and
+ * waits for exactly `wait` (RUN_WAKE, which leaves the wait as it is).
+ * *woke gets 1 when it did, 0 when no run waits so (not an error here).
+ */
+static int wake_tx(sq_store *s, sq_conn *c, const char *run_id, const char *wait, const char *now_txt, int *woke)
+{
+	sqlite3_stmt *st;
+	int changes = 0, rc = prep(s, c, ST_RUN_WAKE, &st);
+	if (rc)
 		return rc;
-	if ((rc = bind_text(st, 1, run_id)) != 0)
-		return bind_fail(c, st, rc, "deleting a run's checkpoints");
-	return run_done(c, st, "deleting a run's checkpoints");
+	int b;
+	if ((b = bind_text(st, 1, now_txt)) || (b = bind_text(st, 2, now_txt)) || (b = bind_text(st, 3, run_id)) ||
+	    (b = bind_text(st, 4, wait)))
+		return bind_fail(c, st, b, "waking a run");
+	rc = write_one(c, st, "waking a run", &changes);
+	if (woke)
+		*woke = changes > 0;
+	return rc;
 }
 
 static int set_state_tx(sq_store *s, sq_conn *c, const char *run_id, int to, int64_t *new_version)
@@ -1296,6 +1391,8 @@ static int set_state_tx(sq_store *s, sq_conn *c, const char *run_id, int to, int
 	}
 	sqlite3_reset(st);
 	if (rc)
+		goto fail;
+	if (to == DURA_RUN_CANCELLED && (rc = wake_parent(s, c, run_id, now_txt)) != 0)
 		goto fail;
 done:
 	if ((rc = tx_commit(s, c)) != 0)
@@ -1376,9 +1473,43 @@ static int commit_miss(sq_store *s, sq_conn *c, const dura_commit *cm)
 }
 
 /*
+ * What a commit that went in does about waiting, in its transaction: the
+ * signal it consumes must still be there (else DURA_ECONFLICT: another
+ * commit took it, and the caller undoes this one), and the run it wakes
+ * is woken if it still waits so.
+ */
+static int commit_waits(sq_store *s, sq_conn *c, const dura_commit *cm, const char *now_txt)
+{
+	sqlite3_stmt *st;
+	int rc;
+	if (cm->signal_id) {
+		int changes = 0, b;
+		if ((rc = prep(s, c, ST_SIGNAL_DELETE, &st)) != 0)
+			return rc;
+		if ((b = bind_text(st, 1, cm->signal_id)) || (b = bind_text(st, 2, cm->run_id)))
+			return bind_fail(c, st, b, "consuming a signal");
+		if ((rc = write_one(c, st, "consuming a signal", &changes)) != 0)
+			return rc;
+		if (changes == 0)
+			return dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL,
+			                             "signal %s of run %s is not there (another commit consumed it); the "
+			                             "commit was not made",
+			                             cm->signal_id, cm->run_id);
+	}
+	/* the core sends a wake_wait with every wake_run_id; without one there
+	 * is nothing a run could wait for */
+	if (cm->wake_run_id && cm->wake_wait && *cm->wake_wait)
+		return wake_tx(s, c, cm->wake_run_id, cm->wake_wait, now_txt, NULL);
+	return 0;
+}
+
+/*
  * One step commit inside the open transaction: the CAS update of the
- * record, the step row, the outbox row. Writes nothing on ECONFLICT or
- * ENOTFOUND; on any other failure the caller rolls back.
+ * record (with its wait), the signal it consumes and the run it wakes,
+ * the step row, the outbox row. A stale version or a missing run
+ * (ECONFLICT, ENOTFOUND) writes nothing; a consumed signal (ECONFLICT)
+ * and any other failure leave writes the caller undoes (a rollback, or a
+ * rollback to the batch item's savepoint).
  */
 static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char *event_id, const char *now_txt,
                       dura_commit_result *res)
@@ -1399,7 +1530,7 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 	    (b = bind_text(up, 3, cm->state)) || (b = bind_text(up, 4, status)) ||
 	    (b = bind_text(up, 5, cm->error ? cm->error : "")) || (b = bind_int(up, 6, cm->attempt)) ||
 	    (b = bind_text(up, 7, cm->next_run_at ? next_txt : now_txt)) || (b = bind_text(up, 8, now_txt)) ||
-	    (b = bind_int(up, 9, do_step)) ||
+	    (b = bind_int(up, 9, do_step)) || (b = bind_text(up, full ? 12 : 10, cm->wait ? cm->wait : "")) ||
 	    (full && ((b = bind_int_or_null(up, 10, cm->run_state)) || (b = bind_int(up, 11, release)))))
 		return bind_fail(c, up, b, "committing a step");
 	rc = sqlite3_step(up);
@@ -1436,6 +1567,8 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 		}
 	}
 	sqlite3_reset(up);
+	if ((rc = commit_waits(s, c, cm, now_txt)) != 0)
+		return rc;
 
 	if (do_step) {
 		if ((rc = prep(s, c, ST_STEP_INSERT, &st)) != 0)
@@ -1624,15 +1757,6 @@ static int sq_load_latest(void *impl, const char *run_id, dura_step **out)
 }
 
 /* ---- checkpoints ------------------------------------------------------------------ */
-
-/* Run one bound write statement; *changes gets the rows it changed. */
-static int write_one(sq_conn *c, sqlite3_stmt *st, const char *what, int *changes)
-{
-	int rc = run_done(c, st, what);
-	if (rc == 0 && changes)
-		*changes = sqlite3_changes(c->db);
-	return rc;
-}
 
 static int sq_checkpoint_save(void *impl, const char *cp_id, const char *run_id, int64_t step, const char *state)
 {
@@ -2459,10 +2583,261 @@ static int sq_worker_prune(void *impl, int64_t dead_for_ms, int64_t *count)
 	return rc;
 }
 
+/* ---- durable waiting: signals and wakes (contract version 5) ------------------------ */
+
+/*
+ * A signal and the wake it causes are one write transaction (BEGIN
+ * IMMEDIATE): no commit of the run can start waiting between the insert
+ * and the wake, in this process or another, so a signal is never missed.
+ */
+static int signal_send_tx(sq_store *s, sq_conn *c, const char *signal_id, const char *run_id, const char *name,
+                          const char *payload)
+{
+	int cur;
+	int64_t version;
+	char now_txt[24];
+	sqlite3_stmt *st;
+	/* the run that waits for it waits for "signal:" + name (the core
+	 * checked the name: at most DURA_MAX_NAME_LEN bytes) */
+	char wait[sizeof("signal:") + DURA_MAX_NAME_LEN];
+	if ((size_t)snprintf(wait, sizeof(wait), "signal:%s", name) >= sizeof(wait))
+		return dura_error_set_native(DURA_EINVAL, SQ, 0, NULL, "signal name %.40s... is longer than %d bytes", name,
+		                             DURA_MAX_NAME_LEN);
+	int rc = tx_begin(s, c);
+	if (rc)
+		return rc;
+	if ((rc = run_state_of(s, c, run_id, &cur, &version)) != 0)
+		goto fail;
+	if (cur == DURA_RUN_COMPLETED || cur == DURA_RUN_FAILED || cur == DURA_RUN_CANCELLED ||
+	    cur == DURA_RUN_DATA_DELETED) {
+		rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL,
+		                           "cannot send signal %s to run %s: the run is %s (it has ended)", name, run_id,
+		                           dura_run_state_name(cur));
+		goto fail;
+	}
+	fmt_time(now_txt, dura_now_ms());
+	if ((rc = prep(s, c, ST_SIGNAL_INSERT, &st)) != 0)
+		goto fail;
+	int b;
+	if ((b = bind_text(st, 1, signal_id)) || (b = bind_text(st, 2, run_id)) || (b = bind_text(st, 3, name)) ||
+	    (b = bind_text(st, 4, payload ? payload : "null")) || (b = bind_text(st, 5, now_txt))) {
+		rc = bind_fail(c, st, b, "sending a signal");
+		goto fail;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		rc = 0;
+	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		rc = dura_error_set_native(DURA_EEXISTS, SQ, rc, NULL, "signal %s already exists", signal_id);
+	} else {
+		rc = sq_fail(c, rc, "sending a signal");
+	}
+	sqlite3_reset(st);
+	if (rc)
+		goto fail;
+	if ((rc = wake_tx(s, c, run_id, wait, now_txt, NULL)) != 0)
+		goto fail;
+	return tx_commit(s, c);
+fail:
+	tx_rollback(s, c);
+	return rc;
+}
+
+static int sq_signal_send(void *impl, const char *signal_id, const char *run_id, const char *name, const char *payload)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = signal_send_tx(s, c, signal_id, run_id, name, payload);
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_signal_next(void *impl, const char *run_id, const char *name, dura_signal **out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_SIGNAL_NEXT, &st)) == 0) {
+		int b;
+		if ((b = bind_text(st, 1, run_id)) || (b = bind_text(st, 2, name)))
+			rc = bind_fail(c, st, b, "reading a signal");
+		else
+			rc = fetch(c, st, DURA_SQL_SIGNAL, (void **)out, "reading a signal");
+	}
+	pool_put(s, c);
+	if (rc == DURA_ENOTFOUND)
+		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "run %s has no pending signal %s", run_id, name);
+	return rc;
+}
+
+static int sq_signal_list(void *impl, const char *run_id, dura_signal_list *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_SIGNAL_LIST, &st)) == 0) {
+		int b = bind_text(st, 1, run_id);
+		rc = b ? bind_fail(c, st, b, "listing signals")
+		       : collect(c, st, DURA_SQL_SIGNAL, (void **)&out->items, &out->count, "listing signals");
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+/* One UPDATE, atomic on its own. SQLite cannot reach a worker of another
+ * process (no wait_ready): the run is due now, and a claim finds it. */
+static int sq_wake(void *impl, const char *run_id, const char *wait)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	char now_txt[24];
+	int woke = 0, rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	fmt_time(now_txt, dura_now_ms());
+	rc = wake_tx(s, c, run_id, wait, now_txt, &woke);
+	pool_put(s, c);
+	if (rc == 0 && !woke)
+		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "no running run %s waits for %s", run_id, wait);
+	return rc;
+}
+
+/* ---- durable waiting: schedules ---------------------------------------------------- */
+
+/* Insert or replace by name; on replace created_at is kept (the upsert
+ * does not set it). */
+static int sq_schedule_put(void *impl, const dura_schedule *sch)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char now_txt[24], tick_txt[24];
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_SCHEDULE_PUT, &st)) == 0) {
+		fmt_time(now_txt, dura_now_ms());
+		fmt_time(tick_txt, sch->next_tick);
+		int b;
+		if ((b = bind_text(st, 1, sch->name)) || (b = bind_text(st, 2, sch->cron)) ||
+		    (b = bind_text(st, 3, sch->zone ? sch->zone : "UTC")) || (b = bind_text(st, 4, sch->workflow_name)) ||
+		    (b = bind_text(st, 5, sch->state ? sch->state : "{}")) || (b = bind_int(st, 6, sch->catch_up)) ||
+		    (b = bind_text(st, 7, tick_txt)) || (b = bind_text(st, 8, now_txt)) || (b = bind_text(st, 9, now_txt)))
+			rc = bind_fail(c, st, b, "saving a schedule");
+		else
+			rc = write_one(c, st, "saving a schedule", NULL);
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+static int sq_schedule_get(void *impl, const char *name, dura_schedule **out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_SCHEDULE_GET, &st)) == 0) {
+		int b = bind_text(st, 1, name);
+		rc = b ? bind_fail(c, st, b, "reading a schedule")
+		       : fetch(c, st, DURA_SQL_SCHEDULE, (void **)out, "reading a schedule");
+	}
+	pool_put(s, c);
+	if (rc == DURA_ENOTFOUND)
+		return dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "schedule %s not found", name);
+	return rc;
+}
+
+static int sq_schedule_delete(void *impl, const char *name)
+{
+	return delete_by(impl, ST_SCHEDULE_DELETE, name, "schedule %s not found");
+}
+
+static int sq_schedule_list(void *impl, dura_schedules *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = prep(s, c, ST_SCHEDULE_LIST, &st)) == 0)
+		rc = collect(c, st, DURA_SQL_SCHEDULE, (void **)&out->items, &out->count, "listing schedules");
+	pool_put(s, c);
+	return rc;
+}
+
+/* The compare-and-swap of workers firing a schedule, and why it missed,
+ * in one write transaction: a schedule deleted meanwhile is ENOTFOUND,
+ * one another worker advanced is ECONFLICT. */
+static int advance_tx(sq_store *s, sq_conn *c, const char *name, int64_t from, int64_t to)
+{
+	char now_txt[24], from_txt[24], to_txt[24];
+	sqlite3_stmt *st;
+	int changes = 0, b, rc = tx_begin(s, c);
+	if (rc)
+		return rc;
+	fmt_time(now_txt, dura_now_ms());
+	fmt_time(from_txt, from);
+	fmt_time(to_txt, to);
+	if ((rc = prep(s, c, ST_SCHEDULE_ADVANCE, &st)) != 0)
+		goto fail;
+	if ((b = bind_text(st, 1, to_txt)) || (b = bind_text(st, 2, now_txt)) || (b = bind_text(st, 3, name)) ||
+	    (b = bind_text(st, 4, from_txt))) {
+		rc = bind_fail(c, st, b, "advancing a schedule");
+		goto fail;
+	}
+	if ((rc = write_one(c, st, "advancing a schedule", &changes)) != 0)
+		goto fail;
+	if (changes == 0) {
+		if ((rc = prep(s, c, ST_SCHEDULE_GET, &st)) != 0)
+			goto fail;
+		if ((b = bind_text(st, 1, name)) != 0) {
+			rc = bind_fail(c, st, b, "reading a schedule");
+			goto fail;
+		}
+		rc = fetch(c, st, DURA_SQL_SCHEDULE, NULL, "reading a schedule");
+		if (rc == 0)
+			rc = dura_error_set_native(DURA_ECONFLICT, SQ, 0, NULL,
+			                           "schedule %s is no longer at tick %s (another worker advanced it)", name,
+			                           from_txt);
+		else if (rc == DURA_ENOTFOUND)
+			rc = dura_error_set_native(DURA_ENOTFOUND, SQ, 0, NULL, "schedule %s not found", name);
+		goto fail;
+	}
+	return tx_commit(s, c);
+fail:
+	tx_rollback(s, c);
+	return rc;
+}
+
+static int sq_schedule_advance(void *impl, const char *name, int64_t from, int64_t to)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	int rc = pool_get(s, &c);
+	if (rc)
+		return rc;
+	rc = advance_tx(s, c, name, from, to);
+	pool_put(s, c);
+	return rc;
+}
+
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__sqlite_ops = {
-	.version = 4, /* durable waiting (5) not yet */
+	.version = 5,
 	.scheme = "sqlite",
 	.caps = DURA_CAP_RETURNING | DURA_CAP_JSON | DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL,
 	.open = sq_open,
@@ -2509,4 +2884,14 @@ const dura_store_ops dura__sqlite_ops = {
 	.worker_delete = sq_worker_delete,
 	.worker_list = sq_worker_list,
 	.worker_prune = sq_worker_prune,
+	/* version 5: durable waiting */
+	.signal_send = sq_signal_send,
+	.signal_next = sq_signal_next,
+	.signal_list = sq_signal_list,
+	.wake = sq_wake,
+	.schedule_put = sq_schedule_put,
+	.schedule_get = sq_schedule_get,
+	.schedule_delete = sq_schedule_delete,
+	.schedule_list = sq_schedule_list,
+	.schedule_advance = sq_schedule_advance,
 };

@@ -19,7 +19,7 @@
 #include "mysql.h"
 
 #define LOCK_SLOTS 16 /* run ids per COMMIT_LOCK_MANY */
-#define BULK_COLS 12  /* parameters of the widest bulk statement */
+#define BULK_COLS 13  /* parameters of the widest bulk statement */
 
 /* One bulk execution's parameters, column-wise: per column an array of k
  * values (strings as pointers, NUL-terminated; integers) and one of
@@ -211,7 +211,7 @@ static int write_all(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 	time_text(now, a->now);
 	bulk u;
 	size_t steps = 0, events = 0;
-	int rc = bulk_init(&u, k, "sssissiiiisi");
+	int rc = bulk_init(&u, k, "ssssissiiiisi");
 	for (size_t j = 0; rc == 0 && j < k; j++) {
 		size_t i = a->go[j];
 		const dura_commit *cm = &a->cm[i];
@@ -221,18 +221,19 @@ static int write_all(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 		put_s(&u, 0, j, cm->state);
 		put_s(&u, 1, j, plan.status);
 		put_s(&u, 2, j, cm->error ? cm->error : "");
-		put_i(&u, 3, j, cm->attempt);
-		put_s(&u, 4, j, l->next);
-		put_s(&u, 5, j, now);
-		put_i(&u, 6, j, plan.do_step);
+		put_s(&u, 3, j, dura_sql_commit_wait(cm));
+		put_i(&u, 4, j, cm->attempt);
+		put_s(&u, 5, j, l->next);
+		put_s(&u, 6, j, now);
+		put_i(&u, 7, j, plan.do_step);
 		if (cm->run_state)
-			put_i(&u, 7, j, cm->run_state);
+			put_i(&u, 8, j, cm->run_state);
 		else
-			put_null(&u, 7, j);
-		put_i(&u, 8, j, plan.release);
+			put_null(&u, 8, j);
 		put_i(&u, 9, j, plan.release);
-		put_s(&u, 10, j, cm->run_id);
-		put_i(&u, 11, j, cm->expect_version);
+		put_i(&u, 10, j, plan.release);
+		put_s(&u, 11, j, cm->run_id);
+		put_i(&u, 12, j, cm->expect_version);
 		steps += plan.do_step;
 		events += plan.do_event;
 	}
@@ -341,7 +342,8 @@ static int bulk_body(my_store *s, my_conn *c, void *arg, int again)
 }
 
 /* 1 when the batch can go in bulk: MariaDB's bulk execution, every run
- * once, well under max_allowed_packet. */
+ * once, well under max_allowed_packet, no signal consumed and no run
+ * woken (those go one by one). */
 static int bulk_fits(my_store *s, const dura_commit *cm, size_t n)
 {
 	if (!s->mariadb || n > 1000)
@@ -349,6 +351,8 @@ static int bulk_fits(my_store *s, const dura_commit *cm, size_t n)
 	size_t bytes = 0;
 	for (size_t i = 0; i < n; i++) {
 		bytes += 2 * dura_sql_commit_size(&cm[i]) + 512;
+		if (dura_sql_commit_has_extras(&cm[i]))
+			return 0;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(cm[i].run_id, cm[j].run_id) == 0)
 				return 0;

@@ -32,6 +32,7 @@ static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char
 	dura_my_pp_str(&p, cm->state);
 	dura_my_pp_str(&p, status);
 	dura_my_pp_str(&p, cm->error ? cm->error : "");
+	dura_my_pp_str(&p, dura_sql_commit_wait(cm));
 	dura_my_pp_int(&p, cm->attempt);
 	dura_my_pp_time(&p, cm->next_run_at ? cm->next_run_at : now);
 	dura_my_pp_time(&p, now);
@@ -94,7 +95,8 @@ static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char
 		if (rc)
 			return rc;
 	}
-	return 0;
+	/* the signal consumed, the run woken: in the caller's transaction */
+	return dura_sql_commit_extras(&s->base, &c->base, cm);
 }
 
 /* Errors that say the procedure cannot be used (absent, not allowed, its
@@ -149,6 +151,7 @@ static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, cons
 	dura_my_pp_str(&p, cm->event_data);
 	dura_my_pp_str(&p, sum_head);
 	dura_my_pp_str(&p, sum_tail);
+	dura_my_pp_str(&p, dura_sql_commit_wait(cm));
 	if (mysql_stmt_bind_param(m->st, p.b))
 		return dura_my_fail(s, c, m->st, "CALL dura_commit");
 	int applied, lost = dura_my_lost_commit(&applied);
@@ -272,7 +275,9 @@ int dura_my_commit(void *impl, const dura_commit *cm, const char *event_id, dura
 		 * transaction of several statements */
 		int single = (cm->flags & DURA_COMMIT_NO_STEP) && (cm->flags & DURA_COMMIT_NO_EVENT);
 		rc = MY_FALLBACK;
-		if (single) {
+		if (dura_sql_commit_has_extras(cm)) {
+			/* a signal consumed or a run woken with it: the transaction */
+		} else if (single) {
 			rc = dura_my_run_op(s, commit_body, &a, DURA_SQL_IDEMPOTENT);
 		} else if (atomic_load(&s->use_proc)) {
 			a.proc = 1;

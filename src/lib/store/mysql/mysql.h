@@ -42,7 +42,10 @@
  *                     5: START, UPDATE (CAS on version; the new step_no
  *                        comes back in the OK packet via LAST_INSERT_ID),
  *                        INSERT step, INSERT outbox, COMMIT
- *                     4 with NO_EVENT, 1 with NO_STEP|NO_EVENT (no transaction)
+ *                     4 with NO_EVENT, 1 with NO_STEP|NO_EVENT (no transaction);
+ *                        a commit that consumes a signal or wakes a run
+ *                        always takes the transaction, with a DELETE and
+ *                        an UPDATE more
  *   commit_batch      on MariaDB 5 + 1 per 16 commits (batch.c: START, the
  *                        records locked and read, the UPDATEs, the step rows,
  *                        the outbox rows each one bulk execution, COMMIT);
@@ -103,7 +106,7 @@
 #include <unistd.h>
 
 #define MY "mysql"
-#define MY_SCHEMA_VERSION 6 /* the schema this library writes */
+#define MY_SCHEMA_VERSION 7 /* the schema this library writes */
 #define MY_DEFAULT_POOL 25
 #define MY_DEFAULT_IDLE 5
 #define MY_DEFAULT_LIFETIME_MS (5 * 60 * 1000)
@@ -136,22 +139,25 @@
 	SQL_SERVER_STATEMENTS(X)                                                                                   \
 	/* runs */                                                                                                 \
 	/* steps */                                                                                                \
-	X(COMMIT_UPDATE, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, attempt = ?, "         \
+	X(COMMIT_UPDATE, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, wait_for = ?, "        \
+	                 "attempt = ?, "                                                                           \
 	                 "next_run_at = ?, updated_at = ?, version = version + 1, "                                \
 	                 "step_no = LAST_INSERT_ID(step_no + ?) WHERE run_id = ? AND version = ?")                 \
-	X(COMMIT_UPDATE_FULL, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, attempt = ?, "    \
+	X(COMMIT_UPDATE_FULL, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, wait_for = ?, "   \
+	                      "attempt = ?, "                                                                      \
 	                      "next_run_at = ?, updated_at = ?, version = version + 1, "                           \
 	                      "step_no = LAST_INSERT_ID(step_no + ?), run_state = COALESCE(?, run_state), "        \
 	                      "lease_owner = IF(?, '', lease_owner), "                                             \
 	                      "lease_expires_at = IF(?, NULL, lease_expires_at) WHERE run_id = ? AND version = ?") \
-	X(COMMIT_CALL, "CALL {p}dura_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                    \
+	X(COMMIT_CALL, "CALL {p}dura_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                 \
 	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
 	                 "SELECT ?, workflow_name, run_id, ?, COALESCE(?, CONCAT(?, run_state, '}')), ? "          \
 	                 "FROM {p}workflow_records WHERE run_id = ?")                                              \
 	/* commit_batch on MariaDB (batch.c): the records locked and read, then bulk executions */                \
 	X(COMMIT_LOCK_MANY, "SELECT run_id, version, step_no, run_state, workflow_name FROM {p}workflow_records "  \
 	                    "WHERE run_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) FOR UPDATE")         \
-	X(COMMIT_UPDATE_MANY, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, attempt = ?, "    \
+	X(COMMIT_UPDATE_MANY, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, wait_for = ?, "   \
+	                      "attempt = ?, "                                                                      \
 	                      "next_run_at = ?, updated_at = ?, version = version + 1, step_no = step_no + ?, "    \
 	                      "run_state = COALESCE(?, run_state), lease_owner = IF(?, '', lease_owner), "         \
 	                      "lease_expires_at = IF(?, NULL, lease_expires_at) WHERE run_id = ? AND version = ?") \

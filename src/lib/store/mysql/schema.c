@@ -204,6 +204,82 @@ static const char *const migration6[] = {
 	NULL,
 };
 
+/*
+ * Migration 7: durable waiting (store contract version 5). A run's wait
+ * (wait_for: WAIT is a keyword of MySQL's; "" when none) and parent ("" when
+ * none; indexed for the children of a run); the signal inbox, read by run,
+ * name and id; the schedules. Payloads and schedule states are LONGTEXT,
+ * which keeps the bytes as sent on MySQL too (its JSON type rewrites them);
+ * the core checked they are JSON. next_tick is a DATETIME(3) like every
+ * other time (9999-12-31T23:59:59Z fits). DDL is not transactional: a
+ * migration cut off halfway runs again from its first statement, so from
+ * this one on a statement whose effect is already there counts as done
+ * (the tables IF NOT EXISTS, a column or index already added: see
+ * schema_exec()).
+ */
+static const char *const migration7[] = {
+	"ALTER TABLE {p}workflow_records ADD COLUMN wait_for VARCHAR(512) NOT NULL DEFAULT ''",
+	"ALTER TABLE {p}workflow_records ADD COLUMN parent_id VARCHAR(255) NOT NULL DEFAULT ''",
+	"ALTER TABLE {p}workflow_records ADD INDEX by_parent_id (parent_id)",
+	"CREATE TABLE IF NOT EXISTS {p}workflow_signals ("
+	"signal_id VARCHAR(255) NOT NULL, run_id VARCHAR(255) NOT NULL, name VARCHAR(255) NOT NULL, "
+	"payload LONGTEXT NOT NULL, created_at {time} NOT NULL, "
+	"PRIMARY KEY (signal_id), INDEX by_run_name_signal (run_id, name, signal_id))" TABLE_OPTS,
+	"CREATE TABLE IF NOT EXISTS {p}dura_schedules ("
+	"name VARCHAR(255) NOT NULL, cron VARCHAR(255) NOT NULL, zone VARCHAR(255) NOT NULL, "
+	"workflow_name VARCHAR(255) NOT NULL, state LONGTEXT NOT NULL, catch_up INT NOT NULL DEFAULT 0, "
+	"next_tick {time} NOT NULL, created_at {time} NOT NULL, updated_at {time} NOT NULL, "
+	"PRIMARY KEY (name))" TABLE_OPTS,
+	NULL,
+};
+
+/*
+ * The procedure of migration 4 with the record's wait (p_wait, the last
+ * argument). A CALL of the old 17-argument procedure (a migrating user
+ * without CREATE ROUTINE left it) fails with ER_SP_WRONG_NO_OF_ARGS and
+ * the commit goes the long way. A commit that consumes a signal or wakes a
+ * run always goes the long way (commit.c).
+ */
+static const char *const migration7_optional[] = {
+	"DROP PROCEDURE IF EXISTS {p}dura_commit",
+	"CREATE PROCEDURE {p}dura_commit(IN p_run_id VARCHAR(255), IN p_expect BIGINT, IN p_state LONGTEXT, "
+	"IN p_status VARCHAR(255), IN p_error TEXT, IN p_attempt INT, IN p_next DATETIME(3), IN p_now DATETIME(3), "
+	"IN p_do_step TINYINT, IN p_run_state INT, IN p_release TINYINT, IN p_node VARCHAR(255), "
+	"IN p_event_id VARCHAR(255), IN p_type VARCHAR(255), IN p_data LONGTEXT, "
+	"IN p_sum_head TEXT CHARACTER SET utf8mb4, IN p_sum_tail TEXT CHARACTER SET utf8mb4, "
+	"IN p_wait VARCHAR(512) CHARACTER SET utf8mb4) "
+	"MODIFIES SQL DATA SQL SECURITY INVOKER "
+	"BEGIN "
+	"DECLARE v_step BIGINT DEFAULT -1; "
+	"DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END; "
+	"START TRANSACTION; "
+	"UPDATE {p}workflow_records SET object = p_state, status = p_status, error = p_error, "
+	"wait_for = COALESCE(p_wait, ''), attempt = p_attempt, "
+	"next_run_at = p_next, updated_at = p_now, version = version + 1, step_no = step_no + p_do_step, "
+	"run_state = COALESCE(p_run_state, run_state), lease_owner = IF(p_release, '', lease_owner), "
+	"lease_expires_at = IF(p_release, NULL, lease_expires_at) WHERE run_id = p_run_id AND version = p_expect; "
+	"IF ROW_COUNT() = 0 THEN "
+	"ROLLBACK; "
+	"SELECT 0, (SELECT version FROM {p}workflow_records WHERE run_id = p_run_id); "
+	"ELSE "
+	"IF p_do_step THEN "
+	"SELECT step_no - 1 INTO v_step FROM {p}workflow_records WHERE run_id = p_run_id; "
+	"INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at) "
+	"VALUES (p_run_id, v_step, p_node, p_state, p_now); "
+	"END IF; "
+	"IF p_event_id <> '' THEN "
+	"INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "
+	"SELECT p_event_id, workflow_name, run_id, p_type, "
+	"COALESCE(p_data, CONCAT(p_sum_head, v_step, p_sum_tail, run_state, '}')), p_now "
+	"FROM {p}workflow_records WHERE run_id = p_run_id; "
+	"END IF; "
+	"COMMIT; "
+	"SELECT 1, v_step; "
+	"END IF; "
+	"END",
+	NULL,
+};
+
 /* optional: skipped when the user may not create routines */
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, no_statements},
@@ -215,6 +291,9 @@ static const dura_sql_migration migrations[] = {
 	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_lease_expires_at, dura_flow",
 	 migration5, no_statements},
 	{"dura_workers (the worker registry)", migration6, no_statements},
+	{"durable waiting: workflow_records.wait_for and parent_id, workflow_signals, dura_schedules; dura_commit "
+	 "procedure again with the wait",
+	 migration7, migration7_optional},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == MY_SCHEMA_VERSION, "one migration per schema version");
@@ -333,6 +412,8 @@ static int schema_exec(void *drv, const char *tmpl, int version, int optional)
 	if (!failed)
 		return 0;
 	unsigned e = mysql_errno(d->c->db);
+	if (version >= 7 && (e == ER_DUP_FIELDNAME || e == ER_DUP_KEYNAME))
+		return 0; /* added by an earlier run of this migration (see migration7) */
 	if (optional && (e == ER_DBACCESS_DENIED_ERROR || e == ER_TABLEACCESS_DENIED_ERROR ||
 	                 e == ER_SPECIFIC_ACCESS_DENIED_ERROR || e == ER_PROCACCESS_DENIED_ERROR ||
 	                 e == ER_ACCESS_DENIED_ERROR))

@@ -48,6 +48,7 @@ static int commit_one(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm
 	dura_sql_p_str(&p, cm->state);
 	dura_sql_p_str(&p, plan.status);
 	dura_sql_p_str(&p, cm->error ? cm->error : "");
+	dura_sql_p_str(&p, dura_sql_commit_wait(cm));
 	dura_sql_p_int(&p, cm->attempt);
 	dura_sql_p_time(&p, cm->next_run_at ? cm->next_run_at : now);
 	dura_sql_p_time(&p, now);
@@ -100,6 +101,12 @@ static int commit_one(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm
 		return rc;
 	if (rc == 0)
 		return dura_sql_commit_miss(s, c, cm);
+	if (dura_sql_commit_has_extras(cm)) {
+		/* in the caller's transaction: a failure here rolls the commit back */
+		*updated = 1;
+		if ((rc = dura_sql_commit_extras(s, c, cm)) != 0)
+			return rc;
+	}
 	res->new_version = cm->expect_version + 1;
 	res->step = plan.do_step ? step_no - 1 : -1;
 	return 0;
@@ -129,7 +136,10 @@ static int commit_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again
 int dura_pg_commit(void *impl, const dura_commit *cm, const char *event_id, dura_commit_result *res)
 {
 	struct commit_arg a = {cm, event_id, dura_now_ms(), res};
-	int rc = dura_sql_run_op(impl, commit_body, &a, DURA_SQL_IDEMPOTENT);
+	/* one statement, atomic alone; with a signal to consume or a run to
+	 * wake, a transaction of three */
+	int rc = dura_sql_run_op(impl, commit_body, &a,
+	                         DURA_SQL_IDEMPOTENT | (dura_sql_commit_has_extras(cm) ? DURA_SQL_TX : 0));
 	if (rc) {
 		res->new_version = 0;
 		res->step = -1;
@@ -216,9 +226,13 @@ static int many_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 }
 
 /* 1 when two commits of the batch are of one run (the statement would
- * update it once): those go one by one. */
+ * update it once), or one consumes a signal or wakes a run: those go one
+ * by one. */
 static int same_run_twice(const dura_commit *cm, size_t n)
 {
+	for (size_t i = 0; i < n; i++)
+		if (dura_sql_commit_has_extras(&cm[i]))
+			return 1;
 	for (size_t i = 1; i < n; i++)
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(cm[i].run_id, cm[j].run_id) == 0)

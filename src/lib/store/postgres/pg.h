@@ -49,7 +49,7 @@
 #include <stdint.h>
 
 #define PG "postgres"
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 4
 #define PG_DEFAULT_POOL 25
 #define PG_DEFAULT_IDLE 5
 #define PG_DEFAULT_LIFETIME_MS (5 * 60 * 1000)
@@ -68,7 +68,8 @@
  * states are JSONB.
  */
 #define PG_COMMIT_SQL                                                                                              \
-	"WITH u AS (UPDATE {p}workflow_records SET object = CAST(? AS JSONB), status = ?, error = ?, attempt = ?, "   \
+	"WITH u AS (UPDATE {p}workflow_records SET object = CAST(? AS JSONB), status = ?, error = ?, wait_for = ?, "  \
+	"attempt = ?, "                                                                                               \
 	"next_run_at = ?, updated_at = ?, version = version + 1, step_no = step_no + ?:int, "                        \
 	"run_state = COALESCE(?:int, run_state), "                                                                   \
 	"lease_owner = CASE WHEN ?:int = 1 THEN '' ELSE lease_owner END, "                                           \
@@ -92,9 +93,10 @@
  */
 #define PG_COMMIT_MANY_SQL                                                                                         \
 	"WITH j AS (SELECT * FROM json_to_recordset(CAST(? AS JSON)) AS x(i INT, r TEXT, v BIGINT, s TEXT, st TEXT, "  \
-	"er TEXT, a INT, nx BIGINT, ds INT, rs INT, rl INT, nd TEXT, ei TEXT, et TEXT, ed TEXT, sh TEXT, tl TEXT, "       \
+	"er TEXT, w TEXT, a INT, nx BIGINT, ds INT, rs INT, rl INT, nd TEXT, ei TEXT, et TEXT, ed TEXT, sh TEXT, tl TEXT, "       \
 	"de INT)), "                                                                                                  \
 	"u AS (UPDATE {p}workflow_records w SET object = CAST(j.s AS JSONB), status = j.st, error = j.er, "           \
+	"wait_for = COALESCE(j.w, ''), "                                                                              \
 	"attempt = j.a, next_run_at = TIMESTAMPTZ 'epoch' + j.nx * INTERVAL '1 millisecond', updated_at = ?:time, "   \
 	"version = w.version + 1, step_no = w.step_no + j.ds, run_state = COALESCE(j.rs, w.run_state), "             \
 	"lease_owner = CASE WHEN j.rl = 1 THEN '' ELSE w.lease_owner END, "                                           \

@@ -97,11 +97,35 @@ static const char *const migration3[] = {
 	NULL,
 };
 
+/*
+ * Migration 4: durable waiting (store contract version 5). A run's wait
+ * ("" when none) and parent (a child run's, "" when none; indexed for the
+ * children of a run); the signal inbox, read by run, name and id; the
+ * schedules. Payloads and schedule states are JSON, which keeps the bytes
+ * as sent (the outbox's type, not the states' JSONB). next_tick is a time
+ * like every other (at most 9999-12-31T23:59:59Z).
+ */
+static const char *const migration4[] = {
+	"ALTER TABLE {p}workflow_records ADD COLUMN wait_for " T " NOT NULL DEFAULT '', "
+	"ADD COLUMN parent_id " T " NOT NULL DEFAULT '';"
+	"CREATE INDEX {p}by_parent_id ON {p}workflow_records (parent_id);"
+	"CREATE TABLE {p}workflow_signals ("
+	"signal_id " T " PRIMARY KEY, run_id " T " NOT NULL, name " T " NOT NULL, payload JSON NOT NULL, "
+	"created_at {time} NOT NULL);"
+	"CREATE INDEX {p}by_run_name_signal ON {p}workflow_signals (run_id, name, signal_id);"
+	"CREATE TABLE {p}dura_schedules ("
+	"name " T " PRIMARY KEY, cron TEXT NOT NULL, zone TEXT NOT NULL, workflow_name " T " NOT NULL, "
+	"state JSON NOT NULL, catch_up INTEGER NOT NULL DEFAULT 0, next_tick {time} NOT NULL, "
+	"created_at {time} NOT NULL, updated_at {time} NOT NULL)",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
 	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_live_lease, dura_flow",
 	 migration2, NULL},
 	{"dura_workers (the worker registry)", migration3, NULL},
+	{"durable waiting: workflow_records.wait_for and parent_id, workflow_signals, dura_schedules", migration4, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PG_SCHEMA_VERSION, "one migration per schema version");

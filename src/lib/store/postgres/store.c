@@ -353,7 +353,7 @@ static int pg_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__postgres_ops = {
-	.version = 4, /* durable waiting (5) not yet */
+	.version = 5,
 	.scheme = "postgres",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL | DURA_CAP_RETURNING | DURA_CAP_JSON |
 	        DURA_CAP_NOTIFY,
@@ -402,4 +402,14 @@ const dura_store_ops dura__postgres_ops = {
 	.worker_delete = dura_sql_worker_delete,
 	.worker_list = dura_sql_worker_list,
 	.worker_prune = dura_sql_worker_prune,
+	/* version 5: durable waiting (sql/server.c) */
+	.signal_send = dura_sql_signal_send,
+	.signal_next = dura_sql_signal_next,
+	.signal_list = dura_sql_signal_list,
+	.wake = dura_sql_wake,
+	.schedule_put = dura_sql_schedule_put,
+	.schedule_get = dura_sql_schedule_get,
+	.schedule_delete = dura_sql_schedule_delete,
+	.schedule_list = dura_sql_schedule_list,
+	.schedule_advance = dura_sql_schedule_advance,
 };

@@ -17,16 +17,19 @@
 #include <stdio.h>
 #include <string.h>
 
-#define COMMIT_ARGS 15
+#define COMMIT_ARGS 19
 
 /*
- * commit_read(o): the run's fields a commit needs, for the commit whose 15
- * arguments start at ARGV[o], with every key it writes touched.
+ * commit_read(o): the run's fields a commit needs, for the commit whose 19
+ * arguments start at ARGV[o], with every key it writes touched (the signal
+ * it consumes and the run it wakes included).
  * commit_one(o, f): that commit, on fields f (read again when nil): code,
  * then version and step (or a message). Nothing is written unless
- * everything checks. The usual commit of a leased running run is one read
- * and five writes; the indexes are written only when the commit moves the
- * run in or out of them.
+ * everything checks: the version, and the signal it consumes (ARGV[o+16])
+ * still being in the run's inbox. The usual commit of a leased running run
+ * is one read and five writes; the indexes are written only when the
+ * commit moves the run in or out of them. After its own writes it wakes
+ * ARGV[o+17] if that run waits for ARGV[o+18] (wake_run, index.h).
  */
 #define LUA_COMMIT_ONE                                                                                       \
 	"local CF = {'version', 'run_state', 'step_no', 'workflow_name', 'priority', 'lease_owner'}\n"       \
@@ -37,6 +40,9 @@
 	"    local wf = f[4]\n"                                                                              \
 	"    touch(P..'active', due_key(P, wf, tonumber(f[5]) or 0), P..'prios:'..wf, P..'leased:'..wf,\n"   \
 	"      P..'steps:'..id, P..'outbox', P..'outbox:ids')\n"                                            \
+	"    local sid, wk = ARGV[o+16], ARGV[o+17]\n"                                                       \
+	"    if sid ~= '' then touch(P..'signal:'..sid, P..'signals:'..id, P..'signalnames:'..id) end\n"    \
+	"    if wk ~= '' then touch_wake(P, wk) end\n"                                                       \
 	"  end\n"                                                                                            \
 	"  return f\n"                                                                                       \
 	"end\n"                                                                                              \
@@ -52,13 +58,21 @@
 	"  if to == 0 then to = from end\n"                                                                  \
 	"  local refused = reactivation_refused(P, k, id, from, to)\n"                                       \
 	"  if refused then return refused[1], refused[2] end\n"                                              \
+	"  local sid, sname = ARGV[o+16], nil\n"                                                             \
+	"  if sid ~= '' then\n"                                                                              \
+	"    local g = redis.call('HMGET', P..'signal:'..sid, 'run_id', 'name')\n"                          \
+	"    if g[1] ~= id then\n"                                                                           \
+	"      return -4, 'run '..id..': signal '..sid..' is no longer in its inbox (another commit consumed it)'\n" \
+	"    end\n"                                                                                          \
+	"    sname = g[2]\n"                                                                                 \
+	"  end\n"                                                                                            \
 	"  local no_step, no_event, release = fl % 2 == 1, math.floor(fl / 2) % 2 == 1, math.floor(fl / 4) % 2 == 1\n" \
 	"  local nra = ARGV[o+8]\n"                                                                          \
 	"  if nra == '0' then nra = now end\n"                                                               \
 	"  local v, step = expect + 1, -1\n"                                                                 \
 	"  local h = {'version', v, 'state', ARGV[o+3], 'status', ARGV[o+4], 'run_state', to,\n"           \
 	"    'error', ARGV[o+6], 'attempt', ARGV[o+7], 'next_run_at', nra, 'updated_at', now,\n"            \
-	"    'last_event', ARGV[o+10]}\n"                                                                    \
+	"    'last_event', ARGV[o+10], 'wait', ARGV[o+15]}\n"                                                \
 	"  if not no_step then\n"                                                                            \
 	"    step = tonumber(f[3])\n"                                                                        \
 	"    local n = redis.call('RPUSH', P..'steps:'..id, now..'\\n'..#ARGV[o+9]..'\\n'..ARGV[o+9]..ARGV[o+3])\n" \
@@ -71,6 +85,11 @@
 	"    h[#h + 1] = 'lease_owner'; h[#h + 1] = ''; h[#h + 1] = 'lease_expires_at'; h[#h + 1] = 0\n"   \
 	"  end\n"                                                                                            \
 	"  redis.call('HSET', k, unpack(h))\n"                                                               \
+	"  if sname then\n"                                                                                  \
+	"    redis.call('DEL', P..'signal:'..sid)\n"                                                         \
+	"    redis.call('ZREM', P..'signals:'..id, sid)\n"                                                   \
+	"    redis.call('ZREM', P..'signalnames:'..id, sname..'\\0'..sid)\n"                                \
+	"  end\n"                                                                                            \
 	"  if not no_event then\n"                                                                           \
 	"    local data = ARGV[o+12]\n"                                                                      \
 	"    if ARGV[o+13] == '1' then data = data..step..ARGV[o+14]..to..'}' end\n"                         \
@@ -83,6 +102,7 @@
 	"  end\n"                                                                                            \
 	"  if to == RUNNING and (release or from ~= to) then ready(P) end\n"                                \
 	"  changed(P, id, v)\n"                                                                              \
+	"  if ARGV[o+17] ~= '' then wake_run(P, ARGV[o+17], ARGV[o+18], now) end\n"                         \
 	"  return 0, v, step\n"                                                                              \
 	"end\n"
 
@@ -94,9 +114,9 @@ static dr_script commit_script = DR_SCRIPT("commit", DR_LUA_INDEX DR_LUA_OUTBOX_
 /* ARGV[3] commits; answers {0, code, version or message, step, ...} */
 static dr_script batch_script = DR_SCRIPT("commit_batch", DR_LUA_INDEX DR_LUA_OUTBOX_ADD LUA_COMMIT_ONE
 	"local out = {0}\n"
-	"for i = 0, tonumber(ARGV[3]) - 1 do commit_read(ARGV[1], 4 + i * 15) end\n"
+	"for i = 0, tonumber(ARGV[3]) - 1 do commit_read(ARGV[1], 4 + i * 19) end\n"
 	"for i = 0, tonumber(ARGV[3]) - 1 do\n"
-	"  local code, a, b = commit_one(ARGV[1], ARGV[2], 4 + i * 15, nil)\n"
+	"  local code, a, b = commit_one(ARGV[1], ARGV[2], 4 + i * 19, nil)\n"
 	"  out[#out + 1] = code\n"
 	"  out[#out + 1] = a\n"
 	"  out[#out + 1] = b or -1\n"
@@ -197,6 +217,12 @@ static int args_fill(const dura_commit *c, const char *event_id, commit_args *a,
 	argv[12] = with_default ? a->p1 : c->event_data ? c->event_data : "";
 	argv[13] = with_default ? "1" : "0";
 	argv[14] = with_default ? a->p2 : "";
+	/* version 2: the wait, the signal consumed, the run woken ("": none) */
+	int v2 = c->version >= 2;
+	argv[15] = v2 && c->wait ? c->wait : "";
+	argv[16] = v2 && c->signal_id ? c->signal_id : "";
+	argv[17] = v2 && c->wake_run_id ? c->wake_run_id : "";
+	argv[18] = v2 && c->wake_run_id && c->wake_wait ? c->wake_wait : "";
 	return 0;
 }
 

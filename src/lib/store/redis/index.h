@@ -9,6 +9,10 @@
  * leased zset instead, scored by the lease's expiry: the live ones (score
  * > now) are what flow limits count, the lapsed ones (score <= now) are
  * what a claim rescues, merged into the due ones by next_run_at.
+ *
+ * Durable waiting (contract version 5) adds wake_run, the one wake every
+ * script shares (wake, signal_send, a commit's wake_run_id, a cancelled
+ * child's parent), and the erasing of a run's inbox with its data.
  */
 #ifndef DURA_REDIS_INDEX_H
 #define DURA_REDIS_INDEX_H
@@ -79,13 +83,41 @@
 	/* wake the workers waiting for work (wait_ready) */                                                \
 	"local function ready(P) redis.call('PUBLISH', P..'ready', '1') end\n"                              \
 	"local function changed(P, id, v) redis.call('PUBLISH', P..'changed:'..id, v) end\n"                \
-	/* erase a run's data: its steps and checkpoints (delete_run_data) */                               \
+	/* the keys of run id's inbox, every signal's hash included */                                      \
+	"local function touch_signals(P, id)\n"                                                              \
+	"  touch(P..'signals:'..id, P..'signalnames:'..id)\n"                                                \
+	"  for _, sid in ipairs(redis.call('ZRANGE', P..'signals:'..id, 0, -1)) do touch(P..'signal:'..sid) end\n" \
+	"end\n"                                                                                              \
+	/* erase a run's data: its steps, checkpoints and signals (delete_run_data) */                      \
 	"local function erase(P, k, id)\n"                                                                   \
 	"  redis.call('DEL', P..'steps:'..id)\n"                                                             \
 	"  local cps = redis.call('ZRANGE', P..'cps:'..id, 0, -1)\n"                                         \
 	"  for _, c in ipairs(cps) do redis.call('DEL', P..'cp:'..c); redis.call('ZREM', P..'cps', c) end\n" \
 	"  redis.call('DEL', P..'cps:'..id)\n"                                                               \
+	"  for _, sid in ipairs(redis.call('ZRANGE', P..'signals:'..id, 0, -1)) do\n"                        \
+	"    redis.call('DEL', P..'signal:'..sid)\n"                                                         \
+	"  end\n"                                                                                            \
+	"  redis.call('DEL', P..'signals:'..id, P..'signalnames:'..id)\n"                                    \
 	"  redis.call('HSET', k, 'state', '{}')\n"                                                           \
+	"end\n"                                                                                              \
+	/* the keys wake_run(P, id) may write, touched (nothing when no run) */                             \
+	"local function touch_wake(P, id)\n"                                                                 \
+	"  local f = redis.call('HMGET', P..'run:'..id, 'workflow_name', 'priority')\n"                     \
+	"  if f[1] then touch_run(P, id, f[1], tonumber(f[2]) or 0) end\n"                                  \
+	"end\n"                                                                                              \
+	/* wake run id if it is running and waits for w: due now, version + 1,  \
+	 * the workers told (wait_ready); the wait stays (the next commit       \
+	 * replaces it). The new version, or nil when no run waits so. */      \
+	"local function wake_run(P, id, w, now)\n"                                                           \
+	"  local k = P..'run:'..id\n"                                                                        \
+	"  local f = redis.call('HMGET', k, 'run_state', 'wait')\n"                                         \
+	"  if not f[1] or tonumber(f[1]) ~= RUNNING or (f[2] or '') ~= w then return nil end\n"            \
+	"  local v = redis.call('HINCRBY', k, 'version', 1)\n"                                               \
+	"  redis.call('HSET', k, 'next_run_at', now, 'updated_at', now)\n"                                  \
+	"  reindex(P, k, id)\n"                                                                              \
+	"  ready(P)\n"                                                                                       \
+	"  changed(P, id, v)\n"                                                                              \
+	"  return v\n"                                                                                       \
 	"end\n"
 
 #endif /* DURA_REDIS_INDEX_H */

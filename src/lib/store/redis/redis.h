@@ -11,7 +11,9 @@
  *   {P}:run:<id>               hash  the record (fields: DR_RECORD_FIELDS)
  *                                    plus last_event (the event id of the
  *                                    last commit: how a commit whose
- *                                    connection was lost is told apart)
+ *                                    connection was lost is told apart);
+ *                                    wait and parent_id (schema 2) are
+ *                                    absent from older runs and read as ""
  *   {P}:steps:<id>             list  step step_base+i at index i (step_base: a field of the
  *                                    run, its step_no when the list began):
  *                                    "<created_at>\n<length of node_id>\n<node_id><state>"
@@ -35,6 +37,17 @@
  *                                    native PX TTL when it expires
  *   {P}:cachekeys              zset  cache keys, score 0 (cache_list's order)
  *   {P}:claim:<key>            string the claimer's owner id, native PX TTL = the lease
+ *   {P}:children:<parent_id>   zset  the run ids whose parent_id it is, score 0
+ *   {P}:signal:<signal_id>     hash  a signal in an inbox (signal_id, run_id,
+ *                                    name, payload, created_at)
+ *   {P}:signals:<run_id>       zset  the run's signal ids, score 0 (lexicographic
+ *                                    on the UUIDv7: oldest first)
+ *   {P}:signalnames:<run_id>   zset  "<name>\0<signal_id>" of the same signals,
+ *                                    score 0: a name's oldest is one ZRANGEBYLEX
+ *   {P}:schedule:<name>        hash  a schedule (name, cron, zone, workflow_name,
+ *                                    state, catch_up, next_tick, created_at,
+ *                                    updated_at)
+ *   {P}:schedules              zset  schedule names, score 0 (byte order)
  *   {P}:worker:<id>            hash  a registry row
  *   {P}:workers                zset  worker ids, score = started_at
  *   {P}:changed:<run_id>       channel a commit or a state change of the run
@@ -72,13 +85,13 @@ typedef struct dr_store {
 #define DR_RECORD_FIELDS                                                                                    \
 	"run_id", "workflow_name", "foreign_id", "run_state", "status", "state", "version", "step_no",      \
 	"attempt", "error", "meta", "lease_owner", "lease_expires_at", "next_run_at", "created_at",       \
-	"updated_at", "priority", "concurrency_key"
-#define DR_RECORD_NFIELDS 18
+	"updated_at", "priority", "concurrency_key", "wait", "parent_id"
+#define DR_RECORD_NFIELDS 20
 /* The same list as Lua source, for the scripts that return records. */
 #define DR_LUA_RECORD_FIELDS                                                                                \
 	"local RF = {'run_id','workflow_name','foreign_id','run_state','status','state','version','step_no'," \
 	"'attempt','error','meta','lease_owner','lease_expires_at','next_run_at','created_at','updated_at',"  \
-	"'priority','concurrency_key'}\n"
+	"'priority','concurrency_key','wait','parent_id'}\n"
 
 /* "{P}:" kind ":" id into buf (NUL-terminated); -1 when it does not fit. */
 int dr_key(const dr_store *s, char *buf, size_t size, const char *kind, const char *id);
@@ -158,5 +171,16 @@ int dr_worker_put(void *impl, const dura_worker_info *w);
 int dr_worker_delete(void *impl, const char *worker_id);
 int dr_worker_list(void *impl, dura_worker_list *out);
 int dr_worker_prune(void *impl, int64_t dead_for_ms, int64_t *count);
+/* signals.c */
+int dr_signal_send(void *impl, const char *signal_id, const char *run_id, const char *name, const char *payload);
+int dr_signal_next(void *impl, const char *run_id, const char *name, dura_signal **out);
+int dr_signal_list(void *impl, const char *run_id, dura_signal_list *out);
+int dr_wake(void *impl, const char *run_id, const char *wait);
+/* schedules.c */
+int dr_schedule_put(void *impl, const dura_schedule *sch);
+int dr_schedule_get(void *impl, const char *name, dura_schedule **out);
+int dr_schedule_delete(void *impl, const char *name);
+int dr_schedule_list(void *impl, dura_schedules *out);
+int dr_schedule_advance(void *impl, const char *name, int64_t from, int64_t to);
 
 #endif /* DURA_REDIS_H */

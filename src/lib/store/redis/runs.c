@@ -45,7 +45,9 @@ static dr_script create_script = DR_SCRIPT("create_run", DR_LUA_INDEX
 	"local k, P, now = KEYS[1], ARGV[1], ARGV[2]\n"
 	"local id, wf, fid, st = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
 	"touch_run(P, id, wf, tonumber(ARGV[11]))\n"
+	"local parent = ARGV[13]\n"
 	"touch(P..'runs', P..'runs:'..wf, P..'workflows', P..'latest')\n"
+	"if parent ~= '' then touch(P..'children:'..parent) end\n"
 	"if redis.call('EXISTS', k) == 1 then return {-3, 'run id '..id..' already exists'} end\n"
 	"local slot = nil\n"
 	"if fid ~= '' then\n"
@@ -62,7 +64,8 @@ static dr_script create_script = DR_SCRIPT("create_run", DR_LUA_INDEX
 	"  'status', ARGV[8], 'state', ARGV[7], 'version', 1, 'step_no', 0, 'attempt', 0, 'error', '',\n"
 	"  'meta', ARGV[10], 'lease_owner', '', 'lease_expires_at', 0, 'next_run_at', nra,\n"
 	"  'created_at', now, 'updated_at', now, 'priority', ARGV[11], 'concurrency_key', ARGV[12],\n"
-	"  'step_base', 0)\n"
+	"  'wait', '', 'parent_id', parent, 'step_base', 0)\n"
+	"if parent ~= '' then redis.call('ZADD', P..'children:'..parent, 0, id) end\n"
 	"redis.call('ZADD', P..'runs', 0, id)\n"
 	"redis.call('ZADD', P..'runs:'..wf, 0, id)\n"
 	"redis.call('SADD', P..'workflows', wf)\n"
@@ -86,15 +89,17 @@ int dr_create_run(void *impl, const dura_run_create *req, const char *run_id, du
 	snprintf(nra, sizeof(nra), "%lld", (long long)req->next_run_at);
 	snprintf(prio, sizeof(prio), "%d", req->version >= 2 ? req->priority : 0);
 	const char *ckey = req->version >= 2 && req->concurrency_key ? req->concurrency_key : "";
+	const char *parent = req->version >= 3 && req->parent_id ? req->parent_id : "";
 	const char *argv[] = {run_id,   req->workflow_name,
 	                      req->foreign_id ? req->foreign_id : "", st,
 	                      req->state ? req->state : "{}",         req->status ? req->status : "",
 	                      nra,      req->meta ? req->meta : "",
-	                      prio,     ckey};
+	                      prio,     ckey,
+	                      parent};
 	redisReply *r;
 	for (int attempt = 0;; attempt++) {
 		int unsure = 0;
-		rc = dr_run(s, &create_script, 0, &r, &unsure, key, 10, argv, NULL);
+		rc = dr_run(s, &create_script, 0, &r, &unsure, key, 11, argv, NULL);
 		if (!unsure || (rc != DURA_EIO && rc != DURA_ETIMEOUT))
 			break;
 		/* the create may have gone in: it did if the run is there now */
@@ -180,12 +185,16 @@ int dr_latest_run(void *impl, const char *workflow_name, const char *foreign_id,
  * One page, scanning at most ARGV[11] ids newest first from the cursor so
  * that a filter matching little never holds the server for long; C calls
  * again from where it stopped. Answer: {0, done, resume, n, fields...}.
+ * KEYS[1] is the zset scanned: {P}:runs, a workflow's {P}:runs:<wf>, or
+ * a parent's {P}:children:<id> for the children of one run; the waiting
+ * filter (wait <> "") is a check of each run scanned.
  */
 static dr_script list_script = DR_SCRIPT("list_runs", DR_LUA_RECORD_FIELDS
 	"local P = ARGV[1]\n"
 	"local wf, st, has_status, status = ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1', ARGV[6]\n"
 	"local has_fid, fid = ARGV[7] == '1', ARGV[8]\n"
 	"local after, before, limit, budget = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[12]), tonumber(ARGV[13])\n"
+	"local has_parent, parent, waiting = ARGV[14] == '1', ARGV[15], ARGV[16] == '1'\n"
 	"local max = '+'\n"
 	"if ARGV[11] ~= '' then max = '('..ARGV[11] end\n"
 	"local out, n, scanned, last = {}, 0, 0, ''\n"
@@ -200,6 +209,7 @@ static dr_script list_script = DR_SCRIPT("list_runs", DR_LUA_RECORD_FIELDS
 	"    ok = ok and (not has_status or f[5] == status) and (not has_fid or f[3] == fid)\n"
 	"    local c = tonumber(f[15]) or 0\n"
 	"    ok = ok and (after == 0 or c >= after) and (before == 0 or c < before)\n"
+	"    ok = ok and (not has_parent or (f[20] or '') == parent) and (not waiting or (f[19] or '') ~= '')\n"
 	"    if ok then\n"
 	"      for i = 1, #RF do out[#out + 1] = f[i] end\n"
 	"      n = n + 1\n"
@@ -214,8 +224,13 @@ int dr_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 {
 	dr_store *s = impl;
 	char key[320];
-	if (f->workflow_name && *f->workflow_name ? dr_key(s, key, sizeof(key), "runs", f->workflow_name)
-	                                          : dr_key(s, key, sizeof(key), "runs", NULL))
+	const char *parent = f->version >= 2 ? f->parent_id : NULL;
+	int waiting = f->version >= 2 && f->waiting;
+	if (parent && *parent) {
+		if (dr_key(s, key, sizeof(key), "children", parent))
+			return dura_error_set_native(DURA_EINVAL, DR_STORE, 0, NULL, "parent run id too long for a Redis key");
+	} else if (f->workflow_name && *f->workflow_name ? dr_key(s, key, sizeof(key), "runs", f->workflow_name)
+	                                                 : dr_key(s, key, sizeof(key), "runs", NULL))
 		return dura_error_set_native(DURA_EINVAL, DR_STORE, 0, NULL, "workflow name too long for a Redis key");
 	size_t limit = f->limit ? f->limit : 100, cap = 0;
 	memset(out, 0, sizeof(*out));
@@ -231,9 +246,10 @@ int dr_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 		snprintf(lim, sizeof(lim), "%zu", limit - out->count);
 		const char *argv[] = {f->workflow_name ? f->workflow_name : "", st, f->status ? "1" : "0",
 		                      f->status ? f->status : "", f->foreign_id ? "1" : "0",
-		                      f->foreign_id ? f->foreign_id : "", after, before, cursor, lim, "2000"};
+		                      f->foreign_id ? f->foreign_id : "", after, before, cursor, lim, "2000",
+		                      parent ? "1" : "0", parent ? parent : "", waiting ? "1" : "0"};
 		redisReply *r;
-		if ((rc = dr_run(s, &list_script, DR_IDEMPOTENT, &r, NULL, key, 11, argv, NULL)) != 0)
+		if ((rc = dr_run(s, &list_script, DR_IDEMPOTENT, &r, NULL, key, 14, argv, NULL)) != 0)
 			break;
 		int done = (int)dr_int(r->element[1]);
 		size_t n = (size_t)dr_int(r->element[3]);
@@ -274,29 +290,39 @@ int dr_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 /* ---- state changes ------------------------------------------------------- */
 
 /* Apply ARGV[3] (to) if the run is still in ARGV[4] (from):
- * {0, 1, version} applied, {0, 0, current} moved meanwhile. */
+ * {0, 1, version} applied, {0, 0, current} moved meanwhile. A run that
+ * waits keeps its next_run_at when resumed (a sleeper sleeps on); a
+ * cancelled child wakes its parent if the parent waits for it; erasing
+ * the data erases the inbox too. */
 static dr_script state_script = DR_SCRIPT("set_run_state", DR_LUA_INDEX
 	"local k, P, now, id = KEYS[1], ARGV[1], ARGV[2], ARGV[5]\n"
 	"local to, from = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
 	"local cur = redis.call('HGET', k, 'run_state')\n"
 	"if not cur then return {-2, 'no run '..id} end\n"
 	"if tonumber(cur) ~= from then return {0, 0, tonumber(cur)} end\n"
-	"local f = redis.call('HMGET', k, 'workflow_name', 'priority')\n"
+	"local f = redis.call('HMGET', k, 'workflow_name', 'priority', 'wait', 'parent_id')\n"
+	"local wait, parent = f[3] or '', f[4] or ''\n"
 	"touch_run(P, id, f[1], tonumber(f[2]) or 0)\n"
 	"if to == 6 then\n"
 	"  touch(P..'steps:'..id, P..'cps', P..'cps:'..id)\n"
 	"  for _, c in ipairs(redis.call('ZRANGE', P..'cps:'..id, 0, -1)) do touch(P..'cp:'..c) end\n"
+	"  touch_signals(P, id)\n"
 	"end\n"
+	"if to == 5 and parent ~= '' then touch_wake(P, parent) end\n"
 	"local refused = reactivation_refused(P, k, id, from, to)\n"
 	"if refused then return refused end\n"
 	"if to == 6 then erase(P, k, id) end\n"
 	"local v = redis.call('HINCRBY', k, 'version', 1)\n"
 	"redis.call('HSET', k, 'run_state', to, 'updated_at', now)\n"
-	"if to == RUNNING then redis.call('HSET', k, 'next_run_at', now, 'attempt', 0) end\n"
+	"if to == RUNNING then\n"
+	"  if wait == '' then redis.call('HSET', k, 'next_run_at', now, 'attempt', 0)\n"
+	"  else redis.call('HSET', k, 'attempt', 0) end\n"
+	"end\n"
 	"track_active(P, k, id, from, to)\n"
 	"reindex(P, k, id)\n"
 	"if to == RUNNING then ready(P) end\n"
 	"changed(P, id, v)\n"
+	"if to == 5 and parent ~= '' then wake_run(P, parent, 'child:'..id, now) end\n"
 	"return {0, 1, v}\n");
 
 static int current_state(dr_store *s, const char *run_id, int *st)

@@ -16,8 +16,12 @@
 #include <string.h>
 #include <strings.h>
 
-/* The schema of the keys this library writes: 1, the layout of redis.h. */
-#define DR_SCHEMA_VERSION 1
+/* The schema of the keys this library writes, the layout of redis.h: 1;
+ * 2 adds the run's wait and parent_id, children, signals and schedules.
+ * Going from 1 to 2 converts nothing: a run written before has neither
+ * field, and reads them as "" (no wait, no parent) - so a namespace of
+ * schema 1 is used as it is, and marked 2 by the next migration. */
+#define DR_SCHEMA_VERSION 2
 
 static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -216,7 +220,7 @@ static int dr_migrate(void *impl, int *from, int *to)
 	char key[64], v[12];
 	dr_key(s, key, sizeof(key), "schema", NULL);
 	snprintf(v, sizeof(v), "%d", DR_SCHEMA_VERSION);
-	const char *argv[] = {v, "the key layout of runs, steps, indexes, checkpoints, cache, outbox and workers"};
+	const char *argv[] = {v, "the key layout of runs, steps, indexes, checkpoints, cache, outbox, workers, signals and schedules"};
 	redisReply *r;
 	int rc = dr_run(s, &migrate_script, DR_IDEMPOTENT, &r, NULL, key, 2, argv, NULL);
 	if (rc)
@@ -261,7 +265,7 @@ static int dr_open(void **impl, const dura_url *url, const dura_store_options *o
 		rc = schema_read(s, &v);
 	if (rc == 0)
 		rc = check_version(s, v);
-	if (rc == 0 && v == 0 && !(opts && !opts->auto_migrate))
+	if (rc == 0 && v < DR_SCHEMA_VERSION && !(opts && !opts->auto_migrate))
 		rc = dr_migrate(s, NULL, &v);
 	else if (rc == 0 && v == 0)
 		rc = dura_error_set_native(DURA_ENOTFOUND, DR_STORE, 0, NULL,
@@ -334,7 +338,7 @@ static int dr_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 }
 
 const dura_store_ops dura__redis_ops = {
-	.version = 4, /* durable waiting (5) not yet */
+	.version = 5,
 	.scheme = "redis",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_NOTIFY,
 	.open = dr_open,
@@ -381,4 +385,13 @@ const dura_store_ops dura__redis_ops = {
 	.worker_delete = dr_worker_delete,
 	.worker_list = dr_worker_list,
 	.worker_prune = dr_worker_prune,
+	.signal_send = dr_signal_send,
+	.signal_next = dr_signal_next,
+	.signal_list = dr_signal_list,
+	.wake = dr_wake,
+	.schedule_put = dr_schedule_put,
+	.schedule_get = dr_schedule_get,
+	.schedule_delete = dr_schedule_delete,
+	.schedule_list = dr_schedule_list,
+	.schedule_advance = dr_schedule_advance,
 };

@@ -24,7 +24,8 @@
 /* The columns of a dura_record, in the order dura_sql_row_record() reads them. */
 #define REC_COLS                                                                                          \
 	"run_id, workflow_name, foreign_id, run_state, status, object, version, step_no, attempt, error, meta, " \
-	"lease_owner, lease_expires_at, next_run_at, created_at, updated_at, priority, concurrency_key"
+	"lease_owner, lease_expires_at, next_run_at, created_at, updated_at, priority, concurrency_key, wait_for, "    \
+	"parent_id"
 /* dura_sql_row_step()'s and dura_sql_row_checkpoint()'s columns */
 #define STEP_COLS "run_id, step, node_id, state, created_at"
 #define CP_COLS "checkpoint_id, run_id, step, state, created_at, updated_at"
@@ -34,16 +35,20 @@
 #define WORKER_COLS \
 	"worker_id, name, host, pid, threads, lease_ms, workflows, held, started_at, heartbeat_at, dead_after"
 #define ACTIVE_STATES "(1, 2, 4)" /* initiated, running, paused */
+/* rows.h's dura_sql_row_signal()'s and dura_sql_row_schedule()'s columns (contract version 5) */
+#define SIGNAL_COLS "signal_id, run_id, name, payload, created_at"
+#define SCHEDULE_COLS "name, cron, zone, workflow_name, state, catch_up, next_tick, created_at, updated_at"
 
 #define SQL_SHARED_STATEMENTS(X)                                                                                   \
 	X(SCHEMA_VERSION, "SELECT COALESCE(MAX(version), 0) FROM {p}dura_schema")                                   \
 	/* runs */                                                                                                 \
 	X(RUN_INSERT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
-	              "(?, ?, ?, ?, ?, ?, 1, 0, 0, '', ?, '', NULL, ?, ?, ?, ?, ?)")                                     \
+	              "(?, ?, ?, ?, ?, ?, 1, 0, 0, '', ?, '', NULL, ?, ?, ?, ?, ?, '', ?)")                              \
 	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (?:text IS NULL OR workflow_name = ?) "    \
 	            "AND (?:int = 0 OR run_state = ?) AND (?:text IS NULL OR status = ?) "                         \
 	            "AND (?:text IS NULL OR foreign_id = ?) AND (?:time IS NULL OR created_at >= ?) "              \
 	            "AND (?:time IS NULL OR created_at < ?) AND (?:text IS NULL OR run_id < ?) "                   \
+	            "AND (?:text IS NULL OR parent_id = ?) AND (?:int = 0 OR wait_for <> '') "                         \
 	            "ORDER BY run_id DESC LIMIT ?")                                                                \
 	X(RUN_GET, "SELECT " REC_COLS " FROM {p}workflow_records WHERE run_id = ?")                                \
 	X(RUN_ACTIVE, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ? AND foreign_id = ? "   \
@@ -96,7 +101,27 @@
 	              "held = {new:held}, heartbeat_at = {new:heartbeat_at}, dead_after = {new:dead_after}")      \
 	X(WORKER_DELETE, "DELETE FROM {p}dura_workers WHERE worker_id = ?")                                        \
 	X(WORKER_LIST, "SELECT " WORKER_COLS " FROM {p}dura_workers ORDER BY started_at, worker_id")               \
-	X(WORKER_PRUNE, "DELETE FROM {p}dura_workers WHERE dead_after <= ?")
+	X(WORKER_PRUNE, "DELETE FROM {p}dura_workers WHERE dead_after <= ?")                                       \
+	/* durable waiting (contract version 5): a wake is (now, now, run_id, wait) and leaves the wait */         \
+	/* as it is; a signal is consumed by (signal_id, run_id); SCHEDULE_LIST is by name in the column's */      \
+	/* collation, which must be byte order (binary) for the contract's order */                              \
+	X(RUN_WAKE, "UPDATE {p}workflow_records SET next_run_at = ?, version = version + 1, updated_at = ? "        \
+	            "WHERE run_id = ? AND run_state = 2 AND wait_for = ?")                                         \
+	X(SIGNAL_INSERT, "INSERT INTO {p}workflow_signals (" SIGNAL_COLS ") VALUES (?, ?, ?, ?, ?)")               \
+	X(SIGNAL_NEXT, "SELECT " SIGNAL_COLS " FROM {p}workflow_signals WHERE run_id = ? AND name = ? "            \
+	               "ORDER BY signal_id LIMIT 1")                                                               \
+	X(SIGNAL_LIST, "SELECT " SIGNAL_COLS " FROM {p}workflow_signals WHERE run_id = ? ORDER BY signal_id")      \
+	X(SIGNAL_DELETE, "DELETE FROM {p}workflow_signals WHERE signal_id = ? AND run_id = ?")                     \
+	X(SIGNAL_ERASE, "DELETE FROM {p}workflow_signals WHERE run_id = ?")                                        \
+	X(SCHEDULE_PUT, "INSERT INTO {p}dura_schedules (" SCHEDULE_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "    \
+	                "{upsert:name} cron = {new:cron}, zone = {new:zone}, workflow_name = {new:workflow_name}, " \
+	                "state = {new:state}, catch_up = {new:catch_up}, next_tick = {new:next_tick}, "            \
+	                "updated_at = {new:updated_at}")                                                           \
+	X(SCHEDULE_GET, "SELECT " SCHEDULE_COLS " FROM {p}dura_schedules WHERE name = ?")                          \
+	X(SCHEDULE_LIST, "SELECT " SCHEDULE_COLS " FROM {p}dura_schedules ORDER BY name")                          \
+	X(SCHEDULE_DELETE, "DELETE FROM {p}dura_schedules WHERE name = ?")                                         \
+	X(SCHEDULE_ADVANCE, "UPDATE {p}dura_schedules SET next_tick = ?, updated_at = ? "                          \
+	                    "WHERE name = ? AND next_tick = ?")
 
 /*
  * The statements of the server stores (MySQL/MariaDB, PostgreSQL), which
@@ -105,11 +130,13 @@
  * them right after the shared ones, so their ids agree too.
  */
 #define SQL_SERVER_STATEMENTS(X)                                                                                   \
-	X(RUN_LOCK, "SELECT run_state, version FROM {p}workflow_records WHERE run_id = ? FOR UPDATE")              \
+	X(RUN_LOCK, "SELECT run_state, version, wait_for, parent_id FROM {p}workflow_records WHERE run_id = ? "    \
+	            "FOR UPDATE")                                                                                  \
 	X(RUN_SET_STATE, "UPDATE {p}workflow_records SET run_state = ?, version = version + 1, updated_at = ? "   \
 	                 "WHERE run_id = ? AND run_state = ?")                                                     \
 	X(RUN_SET_RUNNING, "UPDATE {p}workflow_records SET run_state = 2, version = version + 1, updated_at = ?, " \
-	                   "next_run_at = ?, attempt = 0 WHERE run_id = ? AND run_state = ?")                      \
+	                   "next_run_at = CASE WHEN wait_for <> '' THEN next_run_at ELSE ?:time END, attempt = 0 "   \
+	                   "WHERE run_id = ? AND run_state = ?")                                                   \
 	X(RUN_ERASE, "UPDATE {p}workflow_records SET object = '{}', run_state = 6, version = version + 1, "        \
 	             "updated_at = ? WHERE run_id = ?")                                                            \
 	X(CACHE_STATS, "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN expires_at IS NOT NULL AND expires_at <= ? "  \
@@ -127,6 +154,8 @@
 	X(STEP_FIND, "SELECT step, state FROM {p}workflow_steps WHERE run_id = ? AND created_at = ? "             \
 	             "AND node_id = ? ORDER BY step DESC LIMIT 1")                                                 \
 	X(EVENT_CHECK, "SELECT 1 FROM {p}workflow_outbox WHERE id = ?")                                           \
+	/* did a signal_send whose connection was lost land? (sql/server.c) */                                     \
+	X(SIGNAL_CHECK, "SELECT 1 FROM {p}workflow_signals WHERE signal_id = ?")                                  \
 	/* a claim: leasing up to 16 locked runs at once; with flow limits, the */                                  \
 	/* lock row that serialises such claims, the live leases, the candidates */                                 \
 	/* page by page (a keyset on the claim order), the workflows as up to 8 */                                  \

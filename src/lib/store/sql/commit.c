@@ -9,6 +9,7 @@
 
 #include "catalog.h"
 #include "errors.h"
+#include "server.h"
 
 #include "../../internal.h"
 
@@ -36,6 +37,28 @@ int dura_sql_commit_miss(dura_sql_store *s, dura_sql_conn *c, const dura_commit 
 		rc = dura_sql_err_run_not_found(s->name, cm->run_id);
 	dura_sql_st_done(s, m);
 	return rc;
+}
+
+int dura_sql_commit_extras(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm)
+{
+	if (!dura_sql_commit_has_extras(cm))
+		return 0;
+	int rc;
+	if (cm->signal_id) {
+		dura_sql_params p;
+		uint64_t n = 0;
+		p.n = 0;
+		dura_sql_p_str(&p, cm->signal_id);
+		dura_sql_p_str(&p, cm->run_id);
+		if ((rc = dura_sql_st_write(s, c, ST_SIGNAL_DELETE, &p, &n)) != 0)
+			return rc;
+		if (n == 0)
+			return dura_error_set_native(DURA_ECONFLICT, s->name, 0, NULL, "run %s has no signal %s (consumed already?)",
+			                             cm->run_id, cm->signal_id);
+	}
+	if (cm->wake_run_id && (rc = dura_sql_wake_in(s, c, cm->wake_run_id, cm->wake_wait ? cm->wake_wait : "", NULL)) != 0)
+		return rc;
+	return 0;
 }
 
 size_t dura_sql_commit_size(const dura_commit *cm)
@@ -311,13 +334,14 @@ static size_t str_len(const char *v)
 char *dura_sql_batch_json(const dura_commit *cm, const char *const *event_ids, const size_t *idx, size_t k,
                           int64_t now, int64_t max_time)
 {
-	/* the keys and the integers: 18 keys of at most 5 bytes, 8 integers of at most 21 */
-	const size_t fixed = 18 * 6 + 8 * 21 + 4;
+	/* the keys and the integers: 19 keys of at most 5 bytes, 8 integers of at most 21 */
+	const size_t fixed = 19 * 6 + 8 * 21 + 4;
 	size_t need = 3;
 	for (size_t j = 0; j < k; j++) {
 		const dura_commit *c = &cm[idx[j]];
 		need += fixed + str_len(c->run_id) + str_len(c->state) + str_len(c->status ? c->status : "") +
-		        str_len(c->error ? c->error : "") + str_len(c->node_id ? c->node_id : "") +
+		        str_len(c->error ? c->error : "") + str_len(dura_sql_commit_wait(c)) +
+		        str_len(c->node_id ? c->node_id : "") +
 		        str_len(event_ids[idx[j]] ? event_ids[idx[j]] : "") +
 		        str_len(c->event_type ? c->event_type : "step") + str_len(c->event_data) +
 		        /* sh and tl quote quoted text: at most twice its bytes */
@@ -346,6 +370,7 @@ char *dura_sql_batch_json(const dura_commit *cm, const char *const *event_ids, c
 		o = put_str(o, ",\"s\":", c->state);
 		o = put_str(o, ",\"st\":", plan.status);
 		o = put_str(o, ",\"er\":", c->error ? c->error : "");
+		o = put_str(o, ",\"w\":", dura_sql_commit_wait(c));
 		o = put_int(o, ",\"a\":", (long long)c->attempt);
 		o = put_int(o, ",\"nx\":", (long long)(next > max_time ? max_time : next));
 		o = put_int(o, ",\"ds\":", plan.do_step);

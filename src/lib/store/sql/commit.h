@@ -35,6 +35,26 @@ static inline dura_sql_commit_plan dura_sql_commit_plan_of(const dura_commit *cm
 	return p;
 }
 
+/* Contract version 5: the record's wait after the commit ("" for none),
+ * and whether the commit also consumes a signal or wakes a run (then it
+ * needs a transaction: dura_sql_commit_extras() after its CAS update). A
+ * dura_commit of version 1 has neither (the core upgrades it anyway). */
+static inline const char *dura_sql_commit_wait(const dura_commit *cm)
+{
+	return cm->version >= 2 && cm->wait ? cm->wait : "";
+}
+
+static inline int dura_sql_commit_has_extras(const dura_commit *cm)
+{
+	return cm->version >= 2 && (cm->signal_id || cm->wake_run_id);
+}
+
+/* Inside the commit's open transaction, after its CAS update went in: the
+ * signal it consumes deleted (none there: DURA_ECONFLICT, and the caller
+ * rolls back), and the run it wakes woken (a run that does not wait so is
+ * left alone). 0, or the failure. */
+int dura_sql_commit_extras(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm);
+
 /* Why a CAS update matched no row: the run is gone (DURA_ENOTFOUND), or
  * at another version (DURA_ECONFLICT). */
 int dura_sql_commit_miss(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm);
@@ -113,7 +133,7 @@ int dura_sql_commit_batch(dura_sql_store *s, dura_sql_commit_one one, const dura
  * The commits cm[idx[0..k)] as one JSON array, for a server store's batch
  * in one statement (the server reads it as a table: PostgreSQL's
  * json_to_recordset). Per commit: i its index in cm, r run id, v expected
- * version, s state, st status, er error, a attempt, nx next_run_at (ms,
+ * version, s state, st status, er error, w the wait, a attempt, nx next_run_at (ms,
  * now when 0, at most max_time), ds write the step (0/1), rs run_state
  * (null: unchanged), rl release the lease, nd node id, ei event id, et
  * event type, ed event data (null: the default, from sh and tl around the

@@ -30,7 +30,7 @@ typedef struct dura_sql_value {
 	int64_t i; /* INT, and TIME in ms since the epoch (UTC) */
 } dura_sql_value;
 
-#define DURA_SQL_MAX_PARAMS 24
+#define DURA_SQL_MAX_PARAMS 32
 
 typedef struct dura_sql_params {
 	int n;

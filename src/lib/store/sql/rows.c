@@ -1,8 +1,8 @@
 /*
  * rows.c - the SQL stores' row decoders: a row of one of sql/catalog.h's
  * column lists, read through the driver's column accessors (rows.h), into
- * a dura_record, dura_step, dura_checkpoint, dura_event or
- * dura_cache_entry. The only allocation failures are the copies made here
+ * a dura_record, dura_step, dura_checkpoint, dura_event,
+ * dura_cache_entry, dura_signal or dura_schedule. The only allocation failures are the copies made here
  * and a driver's own (its text accessor says so); either is DURA_ENOMEM.
  */
 #include "rows.h"
@@ -44,7 +44,7 @@ int dura_sql_row_record(const dura_sql_row *row, dura_record *r)
 	if (col_str(row, 0, 1, &r->run_id) || col_str(row, 1, 1, &r->workflow_name) ||
 	    col_str(row, 2, 1, &r->foreign_id) || col_str(row, 4, 1, &r->status) || col_str(row, 5, 1, &r->state) ||
 	    col_str(row, 9, 1, &r->error) || col_str(row, 10, 1, &r->meta) || col_str(row, 11, 1, &r->lease_owner) ||
-	    col_str(row, 17, 1, &r->concurrency_key)) {
+	    col_str(row, 17, 1, &r->concurrency_key) || col_str(row, 18, 1, &r->wait) || col_str(row, 19, 1, &r->parent_id)) {
 		dura_record_clear(r);
 		return dura_error_oom(row->ops->store);
 	}
@@ -128,6 +128,33 @@ int dura_sql_row_event(const dura_sql_row *row, dura_event *ev)
 	return 0;
 }
 
+int dura_sql_row_signal(const dura_sql_row *row, dura_signal *sg)
+{
+	memset(sg, 0, sizeof(*sg));
+	if (col_str(row, 0, 1, &sg->signal_id) || col_str(row, 1, 1, &sg->run_id) || col_str(row, 2, 1, &sg->name) ||
+	    col_str(row, 3, 1, &sg->payload)) {
+		dura_signal_clear(sg);
+		return dura_error_oom(row->ops->store);
+	}
+	sg->created_at = col_time(row, 4);
+	return 0;
+}
+
+int dura_sql_row_schedule(const dura_sql_row *row, dura_schedule *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	if (col_str(row, 0, 1, &sc->name) || col_str(row, 1, 1, &sc->cron) || col_str(row, 2, 1, &sc->zone) ||
+	    col_str(row, 3, 1, &sc->workflow_name) || col_str(row, 4, 1, &sc->state)) {
+		dura_schedule_clear(sc);
+		return dura_error_oom(row->ops->store);
+	}
+	sc->catch_up = (int)col_int(row, 5);
+	sc->next_tick = col_time(row, 6);
+	sc->created_at = col_time(row, 7);
+	sc->updated_at = col_time(row, 8);
+	return 0;
+}
+
 int dura_sql_created_record(dura_record **out, const char *store, const char *run_id, const dura_run_create *req,
                             const char *fid, const char *state, const char *status, int run_state, int64_t now,
                             int64_t next)
@@ -144,8 +171,11 @@ int dura_sql_created_record(dura_record **out, const char *store, const char *ru
 	r->meta = dura_strdup(req->meta ? req->meta : "");
 	r->lease_owner = dura_strdup("");
 	r->concurrency_key = dura_strdup(req->concurrency_key ? req->concurrency_key : "");
+	r->wait = dura_strdup("");
+	/* the core hands every store a dura_run_create of the current version */
+	r->parent_id = dura_strdup(req->parent_id ? req->parent_id : "");
 	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->status || !r->state || !r->error || !r->meta ||
-	    !r->lease_owner || !r->concurrency_key) {
+	    !r->lease_owner || !r->concurrency_key || !r->wait || !r->parent_id) {
 		dura_record_free(r);
 		return dura_error_oom(store);
 	}
@@ -193,6 +223,16 @@ static int item_event(const dura_sql_row *row, void *item)
 	return dura_sql_row_event(row, item);
 }
 
+static int item_signal(const dura_sql_row *row, void *item)
+{
+	return dura_sql_row_signal(row, item);
+}
+
+static int item_schedule(const dura_sql_row *row, void *item)
+{
+	return dura_sql_row_schedule(row, item);
+}
+
 static void clear_record(void *p)
 {
 	dura_record_clear(p);
@@ -229,6 +269,8 @@ static const struct {
 	[DURA_SQL_CACHE_LISTED] = {sizeof(dura_cache_entry), item_cache_listed, clear_cache},
 	[DURA_SQL_CACHE_VALUE] = {sizeof(dura_cache_entry), item_cache_value, clear_cache},
 	[DURA_SQL_EVENT] = {sizeof(dura_event), item_event, clear_event},
+	[DURA_SQL_SIGNAL] = {sizeof(dura_signal), item_signal, dura_signal_clear},
+	[DURA_SQL_SCHEDULE] = {sizeof(dura_schedule), item_schedule, dura_schedule_clear},
 };
 
 int dura_sql_collect(const dura_sql_row *row, dura_sql_next next, void *cursor, dura_sql_kind kind, void **items,

@@ -2,7 +2,8 @@
  * server.c - the store operations every server SQL store (MySQL/MariaDB,
  * PostgreSQL) runs the same way, written once over the statement
  * interface of exec.h: runs, run control, steps, checkpoints, the step
- * cache, leases and the outbox. Each operation is a body run by
+ * cache, leases, the outbox, and durable waiting (signals, wakes,
+ * schedules: contract version 5). Each operation is a body run by
  * dura_sql_run_op() (sql/run.h's retry loop) on a pooled connection, with
  * the catalog's statements (SQL_SHARED_STATEMENTS and
  * SQL_SERVER_STATEMENTS, whose ids are the same in every driver that
@@ -54,6 +55,7 @@ static int create_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again
 	dura_sql_p_time(&p, a->now);
 	dura_sql_p_int(&p, a->req->priority);
 	dura_sql_p_str(&p, a->req->concurrency_key ? a->req->concurrency_key : "");
+	dura_sql_p_str(&p, a->req->version >= 3 && a->req->parent_id ? a->req->parent_id : "");
 	void *m;
 	int rc = dura_sql_st_run(s, c, ST_RUN_INSERT, &p, &m);
 	if (rc == 0) {
@@ -202,6 +204,10 @@ static int list_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 	}
 	dura_sql_p_str(&p, cursor);
 	dura_sql_p_str(&p, cursor);
+	const char *parent = f->version >= 2 ? f->parent_id : NULL;
+	dura_sql_p_str(&p, parent);
+	dura_sql_p_str(&p, parent);
+	dura_sql_p_int(&p, f->version >= 2 && f->waiting ? 1 : 0);
 	dura_sql_p_int(&p, (int64_t)f->limit);
 	int rc = dura_sql_st_collect(s, c, ST_RUN_LIST, &p, DURA_SQL_RECORD, (void **)&a->out->items, &a->out->count);
 	if (rc)
@@ -224,8 +230,13 @@ int dura_sql_list_runs(void *impl, const dura_run_filter *f, dura_record_list *o
 	return dura_sql_run_op(s, list_body, &a, DURA_SQL_IDEMPOTENT);
 }
 
-/* Lock a run's row; its run_state and version, or ENOTFOUND with a message. */
-static int run_lock(dura_sql_store *s, dura_sql_conn *c, const char *run_id, int *state, int64_t *version)
+/* The longest wait a record holds: "signal:" + a name, "child:" + a run id. */
+#define WAIT_MAX (DURA_MAX_ID_LEN + 16)
+
+/* Lock a run's row; its run_state and version (and its wait and parent,
+ * when wait and parent are not NULL), or ENOTFOUND with a message. */
+static int run_lock_full(dura_sql_store *s, dura_sql_conn *c, const char *run_id, int *state, int64_t *version,
+                         char wait[WAIT_MAX + 1], char parent[DURA_MAX_ID_LEN + 1])
 {
 	void *m;
 	dura_sql_params p;
@@ -238,11 +249,43 @@ static int run_lock(dura_sql_store *s, dura_sql_conn *c, const char *run_id, int
 	if (rc == 1) {
 		*state = (int)dura_sql_c_int(s, m, 0);
 		*version = dura_sql_c_int(s, m, 1);
+		if (wait) {
+			const char *w = dura_sql_c_str(s, m, 2);
+			snprintf(wait, WAIT_MAX + 1, "%s", w ? w : "");
+		}
+		if (parent) {
+			const char *pa = dura_sql_c_str(s, m, 3);
+			snprintf(parent, DURA_MAX_ID_LEN + 1, "%s", pa ? pa : "");
+		}
 		rc = 0;
 	} else if (rc == 0) {
 		rc = dura_sql_err_run_not_found(s->name, run_id);
 	}
 	dura_sql_st_done(s, m);
+	return rc;
+}
+
+static int run_lock(dura_sql_store *s, dura_sql_conn *c, const char *run_id, int *state, int64_t *version)
+{
+	return run_lock_full(s, c, run_id, state, version, NULL, NULL);
+}
+
+/* Inside the open transaction: make the run due now if it is running and
+ * waits for wait (RUN_WAKE; the trigger of a store that notifies tells the
+ * workers). *woke (may be NULL) says whether it did. */
+int dura_sql_wake_in(dura_sql_store *s, dura_sql_conn *c, const char *run_id, const char *wait, int *woke)
+{
+	dura_sql_params p;
+	uint64_t n = 0;
+	int64_t now = dura_now_ms();
+	p.n = 0;
+	dura_sql_p_time(&p, now);
+	dura_sql_p_time(&p, now);
+	dura_sql_p_str(&p, run_id);
+	dura_sql_p_str(&p, wait);
+	int rc = dura_sql_st_write(s, c, ST_RUN_WAKE, &p, &n);
+	if (woke)
+		*woke = rc == 0 && n > 0;
 	return rc;
 }
 
@@ -261,6 +304,8 @@ static int erase_run(dura_sql_store *s, dura_sql_conn *c, const char *run_id)
 	dura_sql_p_str(&p, run_id);
 	if ((rc = dura_sql_st_write(s, c, ST_STEPS_ERASE, &p, NULL)) != 0)
 		return rc;
+	if ((rc = dura_sql_st_write(s, c, ST_SIGNAL_ERASE, &p, NULL)) != 0)
+		return rc;
 	return dura_sql_st_write(s, c, ST_CPS_ERASE, &p, NULL);
 }
 
@@ -275,7 +320,8 @@ static int set_state_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int ag
 	struct state_arg *a = arg;
 	int cur;
 	int64_t version;
-	int rc = run_lock(s, c, a->run_id, &cur, &version);
+	char parent[DURA_MAX_ID_LEN + 1];
+	int rc = run_lock_full(s, c, a->run_id, &cur, &version, NULL, parent);
 	if (rc)
 		return rc;
 	if (again && cur == a->to) { /* our earlier attempt went in */
@@ -314,6 +360,13 @@ static int set_state_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int ag
 	}
 	if (n == 0)
 		return dura_sql_err_moved_meanwhile(s->name, a->run_id, a->to);
+	if (a->to == DURA_RUN_CANCELLED && *parent) {
+		/* a parent awaiting this child wakes to see it cancelled */
+		char wait[WAIT_MAX + 1];
+		snprintf(wait, sizeof(wait), "child:%s", a->run_id);
+		if ((rc = dura_sql_wake_in(s, c, parent, wait, NULL)) != 0)
+			return rc;
+	}
 	a->new_version = version + 1;
 	return 0;
 }
@@ -1165,3 +1218,251 @@ int dura_sql_outbox_ack(void *impl, const char *event_id)
 	return delete_by(s, ST_OUTBOX_ACK, event_id, "outbox event %s not found (already acknowledged?)");
 }
 
+
+/* ---- durable waiting (contract version 5) ------------------------------------------ */
+
+static int run_ended(int state)
+{
+	return state == DURA_RUN_COMPLETED || state == DURA_RUN_FAILED || state == DURA_RUN_CANCELLED ||
+	       state == DURA_RUN_DATA_DELETED;
+}
+
+struct signal_arg {
+	const char *signal_id, *run_id, *name, *payload;
+};
+
+/*
+ * The run locked, then the signal inserted and, if the run waits for a
+ * signal of this name, the run woken: a sender and a run starting to wait
+ * (a commit of that run, which locks the row too) go one after the other.
+ * Not idempotent as such, but the signal's id is fixed: after a lost
+ * connection (again), a signal row with that id is our first attempt's.
+ */
+static int signal_send_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct signal_arg *a = arg;
+	dura_sql_params p;
+	int rc;
+	if (again) {
+		p.n = 0;
+		dura_sql_p_str(&p, a->signal_id);
+		if ((rc = dura_sql_st_exists(s, c, ST_SIGNAL_CHECK, &p)) != 0)
+			return rc < 0 ? rc : 0;
+	}
+	int state;
+	int64_t version;
+	char wait[WAIT_MAX + 1];
+	if ((rc = run_lock_full(s, c, a->run_id, &state, &version, wait, NULL)) != 0)
+		return rc;
+	if (run_ended(state))
+		return dura_error_set_native(DURA_ECONFLICT, s->name, 0, NULL, "run %s is %s: it takes no more signals",
+		                             a->run_id, dura_run_state_name(state));
+	p.n = 0;
+	dura_sql_p_str(&p, a->signal_id);
+	dura_sql_p_str(&p, a->run_id);
+	dura_sql_p_str(&p, a->name);
+	dura_sql_p_str(&p, a->payload);
+	dura_sql_p_time(&p, dura_now_ms());
+	if ((rc = dura_sql_st_write(s, c, ST_SIGNAL_INSERT, &p, NULL)) != 0) {
+		if (s->x->duplicate(c, NULL))
+			return dura_error_set_native(DURA_EEXISTS, s->name, s->x->dup_native, s->x->dup_state,
+			                             "signal %s already exists", a->signal_id);
+		return rc;
+	}
+	char want[WAIT_MAX + 1];
+	snprintf(want, sizeof(want), "signal:%s", a->name);
+	if (state == DURA_RUN_RUNNING && strcmp(wait, want) == 0)
+		return dura_sql_wake_in(s, c, a->run_id, want, NULL);
+	return 0;
+}
+
+int dura_sql_signal_send(void *impl, const char *signal_id, const char *run_id, const char *name, const char *payload)
+{
+	dura_sql_store *s = impl;
+	struct signal_arg a = {signal_id, run_id, name, payload ? payload : "null"};
+	int rc = s->x->check_size ? s->x->check_size(s, strlen(a.payload), "the signal's payload") : 0;
+	if (rc)
+		return rc;
+	return dura_sql_run_op(s, signal_send_body, &a, DURA_SQL_TX | DURA_SQL_IDEMPOTENT);
+}
+
+struct signal_read_arg {
+	const char *run_id, *name;
+	dura_signal **one;
+	dura_signal_list *list;
+};
+
+static int signal_read_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct signal_read_arg *a = arg;
+	dura_sql_params p;
+	(void)again;
+	p.n = 0;
+	dura_sql_p_str(&p, a->run_id);
+	if (a->list) {
+		dura_signal_list_free(a->list);
+		memset(a->list, 0, sizeof(*a->list));
+		return dura_sql_st_collect(s, c, ST_SIGNAL_LIST, &p, DURA_SQL_SIGNAL, (void **)&a->list->items,
+		                           &a->list->count);
+	}
+	dura_sql_p_str(&p, a->name);
+	return dura_sql_st_fetch(s, c, ST_SIGNAL_NEXT, &p, DURA_SQL_SIGNAL, (void **)a->one);
+}
+
+int dura_sql_signal_next(void *impl, const char *run_id, const char *name, dura_signal **out)
+{
+	dura_sql_store *s = impl;
+	struct signal_read_arg a = {run_id, name, out, NULL};
+	int rc = dura_sql_run_op(s, signal_read_body, &a, DURA_SQL_IDEMPOTENT);
+	if (rc == DURA_ENOTFOUND)
+		return dura_error_set_native(DURA_ENOTFOUND, s->name, 0, NULL, "run %s has no signal named %s", run_id, name);
+	return rc;
+}
+
+int dura_sql_signal_list(void *impl, const char *run_id, dura_signal_list *out)
+{
+	dura_sql_store *s = impl;
+	struct signal_read_arg a = {run_id, NULL, NULL, out};
+	memset(out, 0, sizeof(*out));
+	return dura_sql_run_op(s, signal_read_body, &a, DURA_SQL_IDEMPOTENT);
+}
+
+struct wake_arg {
+	const char *run_id, *wait;
+	int woke, again;
+};
+
+static int wake_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct wake_arg *a = arg;
+	a->again |= again;
+	return dura_sql_wake_in(s, c, a->run_id, a->wait, &a->woke);
+}
+
+int dura_sql_wake(void *impl, const char *run_id, const char *wait)
+{
+	dura_sql_store *s = impl;
+	struct wake_arg a = {run_id, wait, 0, 0};
+	int rc = dura_sql_run_op(s, wake_body, &a, DURA_SQL_IDEMPOTENT);
+	/* after an unknown outcome, a miss is our first attempt's wake */
+	if (rc == 0 && !a.woke && !a.again)
+		return dura_error_set_native(DURA_ENOTFOUND, s->name, 0, NULL, "run %s is not running and waiting for %s",
+		                             run_id, wait);
+	return rc;
+}
+
+static int schedule_missing(dura_sql_store *s, const char *name)
+{
+	return dura_error_set_native(DURA_ENOTFOUND, s->name, 0, NULL, "no schedule named %s", name);
+}
+
+int dura_sql_schedule_put(void *impl, const dura_schedule *sch)
+{
+	dura_sql_store *s = impl;
+	const char *state = sch->state ? sch->state : "{}";
+	int rc = s->x->check_size ? s->x->check_size(s, strlen(state), "the schedule's state") : 0;
+	if (rc)
+		return rc;
+	int64_t now = dura_now_ms();
+	dura_sql_params p;
+	p.n = 0;
+	dura_sql_p_str(&p, sch->name);
+	dura_sql_p_str(&p, sch->cron ? sch->cron : "");
+	dura_sql_p_str(&p, sch->zone ? sch->zone : "UTC");
+	dura_sql_p_str(&p, sch->workflow_name ? sch->workflow_name : "");
+	dura_sql_p_str(&p, state);
+	dura_sql_p_int(&p, sch->catch_up);
+	dura_sql_p_time(&p, sch->next_tick > s->x->max_time_ms ? s->x->max_time_ms : sch->next_tick);
+	dura_sql_p_time(&p, now);
+	dura_sql_p_time(&p, now);
+	return write_by(s, ST_SCHEDULE_PUT, &p, NULL, NULL);
+}
+
+struct schedule_arg {
+	const char *name;
+	dura_schedule **one;
+	dura_schedules *list;
+};
+
+static int schedule_read_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct schedule_arg *a = arg;
+	dura_sql_params p;
+	(void)again;
+	p.n = 0;
+	if (a->list) {
+		dura_schedules_free(a->list);
+		memset(a->list, 0, sizeof(*a->list));
+		return dura_sql_st_collect(s, c, ST_SCHEDULE_LIST, &p, DURA_SQL_SCHEDULE, (void **)&a->list->items,
+		                           &a->list->count);
+	}
+	dura_sql_p_str(&p, a->name);
+	return dura_sql_st_fetch(s, c, ST_SCHEDULE_GET, &p, DURA_SQL_SCHEDULE, (void **)a->one);
+}
+
+int dura_sql_schedule_get(void *impl, const char *name, dura_schedule **out)
+{
+	dura_sql_store *s = impl;
+	struct schedule_arg a = {name, out, NULL};
+	int rc = dura_sql_run_op(s, schedule_read_body, &a, DURA_SQL_IDEMPOTENT);
+	if (rc == DURA_ENOTFOUND)
+		return schedule_missing(s, name);
+	return rc;
+}
+
+int dura_sql_schedule_delete(void *impl, const char *name)
+{
+	dura_sql_store *s = impl;
+	return delete_by(s, ST_SCHEDULE_DELETE, name, "no schedule named %s");
+}
+
+int dura_sql_schedule_list(void *impl, dura_schedules *out)
+{
+	dura_sql_store *s = impl;
+	struct schedule_arg a = {NULL, NULL, out};
+	memset(out, 0, sizeof(*out));
+	return dura_sql_run_op(s, schedule_read_body, &a, DURA_SQL_IDEMPOTENT);
+}
+
+struct advance_arg {
+	const char *name;
+	int64_t from, to;
+};
+
+/* The compare-and-set; on a miss, why: absent, or at another tick (after an
+ * unknown outcome, at `to` is our first attempt's). */
+static int advance_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct advance_arg *a = arg;
+	dura_sql_params p;
+	uint64_t n = 0;
+	p.n = 0;
+	dura_sql_p_time(&p, a->to);
+	dura_sql_p_time(&p, dura_now_ms());
+	dura_sql_p_str(&p, a->name);
+	dura_sql_p_time(&p, a->from);
+	int rc = dura_sql_st_write(s, c, ST_SCHEDULE_ADVANCE, &p, &n);
+	if (rc || n > 0)
+		return rc;
+	dura_schedule *sch = NULL;
+	p.n = 0;
+	dura_sql_p_str(&p, a->name);
+	rc = dura_sql_st_fetch(s, c, ST_SCHEDULE_GET, &p, DURA_SQL_SCHEDULE, (void **)&sch);
+	if (rc == DURA_ENOTFOUND)
+		return schedule_missing(s, a->name);
+	if (rc)
+		return rc;
+	int64_t tick = sch->next_tick;
+	dura_schedule_free(sch);
+	if (again && tick == a->to)
+		return 0;
+	return dura_error_set_native(DURA_ECONFLICT, s->name, 0, NULL, "schedule %s: next tick is %lld, not %lld", a->name,
+	                             (long long)tick, (long long)a->from);
+}
+
+int dura_sql_schedule_advance(void *impl, const char *name, int64_t from, int64_t to)
+{
+	dura_sql_store *s = impl;
+	struct advance_arg a = {name, from, to > s->x->max_time_ms ? s->x->max_time_ms : to};
+	return dura_sql_run_op(s, advance_body, &a, DURA_SQL_IDEMPOTENT);
+}

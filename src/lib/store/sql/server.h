@@ -43,4 +43,19 @@ int dura_sql_claim(void *impl, const dura_claim *req, dura_record_list *out);
 int dura_sql_claim_runs(void *impl, const char *owner, const char *const *workflows, size_t nworkflows, size_t max,
                         int64_t lease_ms, dura_record_list *out);
 
+/* contract version 5: durable waiting (signals, wakes, schedules) */
+int dura_sql_signal_send(void *impl, const char *signal_id, const char *run_id, const char *name, const char *payload);
+int dura_sql_signal_next(void *impl, const char *run_id, const char *name, dura_signal **out);
+int dura_sql_signal_list(void *impl, const char *run_id, dura_signal_list *out);
+int dura_sql_wake(void *impl, const char *run_id, const char *wait);
+int dura_sql_schedule_put(void *impl, const dura_schedule *sch);
+int dura_sql_schedule_get(void *impl, const char *name, dura_schedule **out);
+int dura_sql_schedule_delete(void *impl, const char *name);
+int dura_sql_schedule_list(void *impl, dura_schedules *out);
+int dura_sql_schedule_advance(void *impl, const char *name, int64_t from, int64_t to);
+/* Inside the open transaction: wake run_id if it is running and waits for
+ * wait (as wake() does, without its error); *woke (may be NULL) says
+ * whether it did. 0 or the failure. */
+int dura_sql_wake_in(dura_sql_store *s, dura_sql_conn *c, const char *run_id, const char *wait, int *woke);
+
 #endif
