@@ -87,20 +87,21 @@ demo: build
 
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine bench_cache bench_uuid bench_takeover bench_worker
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine bench_cache bench_uuid bench_takeover bench_worker bench_waiting
 	./$(BENCH_BUILD)/bench/bench_commit $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_engine $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_cache $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_uuid
 	rm -f $(BENCH_BUILD)/tmp/takeover.db*; ./$(BENCH_BUILD)/bench/bench_takeover sqlite:$(BENCH_BUILD)/tmp/takeover.db 20
 	rm -f $(BENCH_BUILD)/tmp/worker.db*; ./$(BENCH_BUILD)/bench/bench_worker sqlite:$(BENCH_BUILD)/tmp/worker.db $(BENCH_WORKER_ARGS)
+	rm -f $(BENCH_BUILD)/tmp/waiting.db*; ./$(BENCH_BUILD)/bench/bench_waiting sqlite:$(BENCH_BUILD)/tmp/waiting.db $(BENCH_WAITING_ARGS)
 
 # The MySQL/MariaDB benchmark (needs libmariadb), against a throwaway
 # MariaDB (tests/servers) started in a temporary directory and stopped
 # afterwards, also when something fails.
 bench-mysql: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_mysql bench_takeover bench_worker
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_mysql bench_takeover bench_worker bench_waiting
 	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
 	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
 	trap 'exit 130' INT TERM; \
@@ -108,20 +109,22 @@ bench-mysql: deps
 	test -n "$${DURA_TEST_MYSQL_URL:-}" || { echo "bench-mysql: no MariaDB server could be started" >&2; exit 1; }; \
 	./$(BENCH_BUILD)/bench/bench_mysql "$$DURA_TEST_MYSQL_URL"; \
 	./$(BENCH_BUILD)/bench/bench_takeover "$$DURA_TEST_MYSQL_URL" 20; \
-	./$(BENCH_BUILD)/bench/bench_worker "$$DURA_TEST_MYSQL_URL" $(BENCH_WORKER_ARGS)
+	./$(BENCH_BUILD)/bench/bench_worker "$$DURA_TEST_MYSQL_URL" $(BENCH_WORKER_ARGS); \
+	./$(BENCH_BUILD)/bench/bench_waiting "$$DURA_TEST_MYSQL_URL" $(BENCH_WAITING_ARGS)
 
 # dura on PostgreSQL against raw libpq (bench/bench_pg.c), on a throwaway
 # server (tests/servers), stopped afterwards.
 bench-pg: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_pg bench_worker
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_pg bench_worker bench_waiting
 	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
 	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
 	trap 'exit 130' INT TERM; \
 	unset DURA_TEST_PG_URL; eval "$$(./tests/servers start "$$sdir" postgres)"; \
 	test -n "$${DURA_TEST_PG_URL:-}" || { echo "bench-pg: no PostgreSQL server could be started" >&2; exit 1; }; \
 	./$(BENCH_BUILD)/bench/bench_pg "$$DURA_TEST_PG_URL"; \
-	./$(BENCH_BUILD)/bench/bench_worker "$$DURA_TEST_PG_URL" $(BENCH_WORKER_ARGS)
+	./$(BENCH_BUILD)/bench/bench_worker "$$DURA_TEST_PG_URL" $(BENCH_WORKER_ARGS); \
+	./$(BENCH_BUILD)/bench/bench_waiting "$$DURA_TEST_PG_URL" $(BENCH_WAITING_ARGS)
 
 # dura on Redis against raw hiredis (bench/bench_redis.c), on a throwaway
 # server (tests/servers: appendonly, appendfsync always), stopped
@@ -129,13 +132,14 @@ bench-pg: deps
 BENCH_REDIS_SAMPLES ?= 3000
 bench-redis: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_redis
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_redis bench_waiting
 	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
 	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
 	trap 'exit 130' INT TERM; \
 	unset DURA_TEST_REDIS_URL; eval "$$(./tests/servers start "$$sdir" redis)"; \
 	test -n "$${DURA_TEST_REDIS_URL:-}" || { echo "bench-redis: no Redis server could be started" >&2; exit 1; }; \
-	./$(BENCH_BUILD)/bench/bench_redis "$$DURA_TEST_REDIS_URL" $(BENCH_REDIS_SAMPLES)
+	./$(BENCH_BUILD)/bench/bench_redis "$$DURA_TEST_REDIS_URL" $(BENCH_REDIS_SAMPLES); \
+	./$(BENCH_BUILD)/bench/bench_waiting "$$DURA_TEST_REDIS_URL" $(BENCH_WAITING_ARGS)
 
 install: build
 	cmake --install $(BUILD)

@@ -179,6 +179,15 @@ int cli_jprint(json_t *v);
 json_t *cli_json_record(const dura_record *r);
 json_t *cli_json_step(const dura_step *s, int with_state);
 
+/* What a waiting run waits for, for people: "sleep until T", "signal NAME,
+ * deadline T" (or ", no deadline"), "child ID"; allocated, NULL when the
+ * run waits for nothing. */
+char *cli_wait_text(const dura_record *r);
+/* The same as JSON: {"kind": "sleep", "until": T}, {"kind": "signal",
+ * "name": N, "deadline": T or null}, {"kind": "child", "run_id": ID}, or
+ * null when the run waits for nothing. */
+json_t *cli_json_wait(const dura_record *r);
+
 /* Report that `what` was done to `id`: {"<key>": id} with --json, else
  * "<what> <id>" on stdout. Returns CLI_OK or CLI_ERROR. */
 int cli_done(const cli *c, const char *key, const char *what, const char *id);
@@ -191,7 +200,8 @@ int cli_transition(cli *c, const cli_args *a, int to);
 
 extern const cli_command cli_cmd_init, cli_cmd_ping, cli_cmd_info, cli_cmd_runs, cli_cmd_show,
 	cli_cmd_checkpoints, cli_cmd_cache, cli_cmd_outbox, cli_cmd_commit, cli_cmd_pause, cli_cmd_resume,
-	cli_cmd_cancel, cli_cmd_fork, cli_cmd_help, cli_cmd_version, cli_cmd_workers;
+	cli_cmd_cancel, cli_cmd_fork, cli_cmd_help, cli_cmd_version, cli_cmd_workers, cli_cmd_signal,
+	cli_cmd_schedules;
 
 /* main.c: help text of a command; `path` is how it is typed ("cache ls"). */
 void cli_print_help(FILE *f, const cli_command *cmd, const char *path);

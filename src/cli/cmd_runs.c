@@ -18,6 +18,7 @@ static const cli_opt list_opts[] = {
 	{"foreign-id", 'f', "F", "only runs with foreign id F"},
 	{"limit", 'n', "N", "at most N runs (default 100, at most 10000)"},
 	{"cursor", 0, "C", "continue after this run id (the 'next:' line of the previous page)"},
+	{"waiting", 0, NULL, "only runs that wait durably (for a time, a signal or a child)"},
 	{NULL, 0, NULL, NULL},
 };
 
@@ -31,6 +32,7 @@ static int run_list(cli *c, const cli_args *a)
 	f.status = cli_opt_get(a, "status");
 	f.foreign_id = cli_opt_get(a, "foreign-id");
 	f.cursor = cli_opt_get(a, "cursor");
+	f.waiting = cli_flag(a, "waiting");
 	if ((v = cli_opt_get(a, "state")) && (rc = cli_parse_run_state(c, "state", v, &f.run_state)))
 		return rc;
 	if ((v = cli_opt_get(a, "limit")) && (rc = cli_parse_size(c, "limit", v, 10000, &f.limit)))
@@ -49,16 +51,17 @@ static int run_list(cli *c, const cli_args *a)
 		dura_record_list_free(&list);
 		return cli_jprint(o);
 	}
-	static const char *const hdr[] = {"RUN_ID", "WORKFLOW", "FOREIGN_ID", "STATE",
-	                                  "STATUS", "STEPS",    "VERSION",    "UPDATED"};
-	cli_table *t = cli_table_new(8, hdr);
+	static const char *const hdr[] = {"RUN_ID", "WORKFLOW", "FOREIGN_ID", "STATE", "STATUS",
+	                                  "STEPS",  "VERSION",  "UPDATED",    "WAIT"};
+	cli_table *t = cli_table_new(9, hdr);
 	for (size_t i = 0; i < list.count; i++) {
 		const dura_record *r = &list.items[i];
 		char steps[24], version[24], updated[24];
 		snprintf(steps, sizeof(steps), "%" PRId64, r->step_no);
 		snprintf(version, sizeof(version), "%" PRId64, r->version);
-		const char *row[] = {r->run_id,        r->workflow_name, r->foreign_id, dura_run_state_name(r->run_state),
-		                     r->status,        steps,            version,       cli_time(updated, r->updated_at)};
+		const char *row[] = {r->run_id, r->workflow_name, r->foreign_id, dura_run_state_name(r->run_state),
+		                     r->status, steps,            version,       cli_time(updated, r->updated_at),
+		                     r->wait};
 		cli_table_add(t, row);
 	}
 	cli_table_print(t, stdout);
@@ -159,9 +162,11 @@ static const cli_command *const runs_subs[] = {&cmd_runs_list, &cmd_runs_create,
 const cli_command cli_cmd_runs = {
 	.name = "runs",
 	.summary = "list runs (newest first), or create one",
-	.help = "Prints RUN_ID WORKFLOW FOREIGN_ID STATE STATUS STEPS VERSION UPDATED, and\n"
-	        "'next: --cursor X' when there are more. With --json: {\"runs\": [...],\n"
-	        "\"next_cursor\": ...}.",
+	.help = "Prints RUN_ID WORKFLOW FOREIGN_ID STATE STATUS STEPS VERSION UPDATED WAIT,\n"
+	        "and 'next: --cursor X' when there are more. WAIT is what a waiting run\n"
+	        "waits for: sleep, signal:NAME or child:RUN ('dura show RUN' has its\n"
+	        "deadline), - for none. With --json: {\"runs\": [...], \"next_cursor\": ...},\n"
+	        "each run with \"wait\" and \"parent_id\" (null for none).",
 	.opts = list_opts,
 	.min_pos = 0,
 	.max_pos = 0,

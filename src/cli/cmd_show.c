@@ -1,5 +1,6 @@
 /*
- * cmd_show.c - `dura show RUN`: a run's record and its step history.
+ * cmd_show.c - `dura show RUN`: a run's record and its step history, what
+ * it waits for, its parent and children, and its pending signals.
  */
 #include "cli.h"
 
@@ -25,6 +26,10 @@ static void print_record(const dura_record *r)
 	cli_kv(stdout, W, "run_state", s);
 	free(s);
 	cli_kv(stdout, W, "status", r->status);
+	s = cli_wait_text(r);
+	cli_kv(stdout, W, "wait", s);
+	free(s);
+	cli_kv(stdout, W, "parent_id", r->parent_id);
 	s = cli_asprintf("%" PRId64, r->version);
 	cli_kv(stdout, W, "version", s);
 	free(s);
@@ -96,10 +101,97 @@ static void print_steps(const dura_step_list *steps, int with_states)
 	free(node);
 }
 
+/* The run's children: every page of the store's list. */
+typedef struct children {
+	size_t npages, count;
+	dura_record_list *pages;
+} children;
+
+static void children_free(children *k)
+{
+	for (size_t i = 0; i < k->npages; i++)
+		dura_record_list_free(&k->pages[i]);
+	free(k->pages);
+	k->pages = NULL;
+	k->npages = k->count = 0;
+}
+
+/* The i-th child in the store's order (by run id). */
+static const dura_record *child_at(const children *k, size_t i)
+{
+	size_t n = i;
+	for (size_t p = 0; p < k->npages; p++) {
+		if (n < k->pages[p].count)
+			return &k->pages[p].items[n];
+		n -= k->pages[p].count;
+	}
+	return NULL;
+}
+
+static int list_children(cli *c, const char *run_id, children *out)
+{
+	dura_run_filter f = DURA_RUN_FILTER_INIT;
+	char *cursor = NULL;
+	int rc = 0;
+	f.parent_id = run_id;
+	f.limit = 500;
+	for (;;) {
+		out->pages = cli_realloc(out->pages, (out->npages + 1) * sizeof(dura_record_list));
+		dura_record_list *page = &out->pages[out->npages];
+		f.cursor = cursor;
+		rc = dura_store_list_runs(c->store, &f, page);
+		if (rc)
+			break;
+		out->npages++;
+		out->count += page->count;
+		free(cursor);
+		cursor = page->next_cursor ? cli_strdup(page->next_cursor) : NULL;
+		if (!cursor || page->count == 0)
+			break;
+	}
+	free(cursor);
+	if (rc)
+		children_free(out);
+	return rc;
+}
+
+static void print_children(const children *kids)
+{
+	printf("\nchildren (%zu):\n", kids->count);
+	static const char *const hdr[] = {"RUN_ID", "WORKFLOW", "STATE", "STATUS", "WAIT"};
+	cli_table *t = cli_table_new(5, hdr);
+	for (size_t i = 0; i < kids->count; i++) {
+		const dura_record *k = child_at(kids, i);
+		const char *row[] = {k->run_id, k->workflow_name, dura_run_state_name(k->run_state), k->status, k->wait};
+		cli_table_add(t, row);
+	}
+	cli_table_print(t, stdout);
+	cli_table_free(t);
+}
+
+static void print_signals(const dura_signal_list *sigs)
+{
+	printf("\nsignals pending (%zu):\n", sigs->count);
+	static const char *const hdr[] = {"SIGNAL_ID", "NAME", "CREATED", "PAYLOAD"};
+	cli_table *t = cli_table_new(4, hdr);
+	for (size_t i = 0; i < sigs->count; i++) {
+		const dura_signal *s = &sigs->items[i];
+		char created[24];
+		char *payload = cli_json_oneline(s->payload);
+		const char *row[] = {s->signal_id, s->name, cli_time(created, s->created_at), payload};
+		cli_table_add(t, row);
+		free(payload);
+	}
+	cli_table_print(t, stdout);
+	cli_table_free(t);
+}
+
 static int run_show(cli *c, const cli_args *a)
 {
 	dura_record *rec = NULL;
 	dura_step_list steps;
+	dura_signal_list sigs = {0, NULL};
+	children kids = {0, 0, NULL};
 	const char *run_id = a->pos[0];
 	if (cli_open(c))
 		return CLI_ERROR;
@@ -112,8 +204,48 @@ static int run_show(cli *c, const cli_args *a)
 		dura_record_free(rec);
 		return rc;
 	}
+	/* a store without durable waiting (contract version 4 or older) has
+	 * no signals and no children: nothing to show, not an error */
+	int waiting = 1;
+	rc = dura_store_signal_list(c->store, run_id, &sigs);
+	if (rc == DURA_ENOTSUP) {
+		waiting = 0;
+		rc = 0;
+	}
+	if (rc == 0 && waiting)
+		rc = list_children(c, run_id, &kids);
+	if (rc) {
+		rc = cli_fail(rc);
+		dura_signal_list_free(&sigs);
+		dura_step_list_free(&steps);
+		dura_record_free(rec);
+		return rc;
+	}
 	if (c->json) {
-		json_t *o = cli_json_record(rec), *arr = cli_jarray();
+		json_t *o = cli_json_record(rec), *arr = cli_jarray(), *karr = cli_jarray(), *sarr = cli_jarray();
+		cli_jset(o, "waiting_for", cli_json_wait(rec));
+		for (size_t i = 0; i < kids.count; i++) {
+			const dura_record *k = child_at(&kids, i);
+			json_t *j = cli_jobject();
+			cli_jset(j, "run_id", cli_jstr(k->run_id));
+			cli_jset(j, "workflow_name", cli_jstr(k->workflow_name));
+			cli_jset(j, "run_state", cli_jstr(dura_run_state_name(k->run_state)));
+			cli_jset(j, "status", cli_jstr_opt(k->status));
+			cli_jset(j, "wait", cli_jstr_opt(k->wait));
+			cli_jset(j, "created_at", cli_jtime(k->created_at));
+			cli_jappend(karr, j);
+		}
+		cli_jset(o, "children", karr);
+		for (size_t i = 0; i < sigs.count; i++) {
+			const dura_signal *s = &sigs.items[i];
+			json_t *j = cli_jobject();
+			cli_jset(j, "signal_id", cli_jstr(s->signal_id));
+			cli_jset(j, "name", cli_jstr(s->name));
+			cli_jset(j, "payload", cli_jparse(s->payload));
+			cli_jset(j, "created_at", cli_jtime(s->created_at));
+			cli_jappend(sarr, j);
+		}
+		cli_jset(o, "signals", sarr);
 		for (size_t i = 0; i < steps.count; i++)
 			cli_jappend(arr, cli_json_step(&steps.items[i], 1));
 		cli_jset(o, "steps", arr);
@@ -121,7 +253,13 @@ static int run_show(cli *c, const cli_args *a)
 	} else {
 		print_record(rec);
 		print_steps(&steps, cli_flag(a, "states"));
+		if (kids.count)
+			print_children(&kids);
+		if (sigs.count)
+			print_signals(&sigs);
 	}
+	children_free(&kids);
+	dura_signal_list_free(&sigs);
 	dura_step_list_free(&steps);
 	dura_record_free(rec);
 	return CLI_OK;
@@ -131,9 +269,13 @@ const cli_command cli_cmd_show = {
 	.name = "show",
 	.args = "RUN",
 	.summary = "show a run: its record, state and step history",
-	.help = "Prints every field of the run's record, its state as indented JSON, and\n"
-	        "one line per step: \"#N  node  created_at\". With --json: the record's\n"
-	        "fields and \"steps\" (with their states).",
+	.help = "Prints every field of the run's record - with what a waiting run waits for\n"
+	        "(wait: \"sleep until T\", \"signal NAME, deadline T\" or \"..., no deadline\",\n"
+	        "\"child RUN\") and the run that started it (parent_id) - its state as\n"
+	        "indented JSON, one line per step: \"#N  node  created_at\", then its\n"
+	        "children with their states and its pending signals, when it has any.\n"
+	        "With --json: the record's fields, \"waiting_for\" (null or {\"kind\": ...}),\n"
+	        "\"children\", \"signals\" and \"steps\" (with their states).",
 	.opts = show_opts,
 	.min_pos = 1,
 	.max_pos = 1,

@@ -540,11 +540,58 @@ json_t *cli_json_record(const dura_record *r)
 	cli_jset(o, "meta", cli_jparse(r->meta));
 	cli_jset(o, "priority", cli_jint(r->priority));
 	cli_jset(o, "concurrency_key", cli_jstr_opt(r->concurrency_key));
+	cli_jset(o, "wait", cli_jstr_opt(r->wait));
+	cli_jset(o, "parent_id", cli_jstr_opt(r->parent_id));
 	cli_jset(o, "lease_owner", cli_jstr_opt(r->lease_owner));
 	cli_jset(o, "lease_expires_at", cli_jtime(r->lease_expires_at));
 	cli_jset(o, "next_run_at", cli_jtime(r->next_run_at));
 	cli_jset(o, "created_at", cli_jtime(r->created_at));
 	cli_jset(o, "updated_at", cli_jtime(r->updated_at));
+	return o;
+}
+
+/* ---- what a waiting run waits for ------------------------------------------ */
+
+/* next_run_at of a signal wait without a timeout (9999-12-31 23:59:59 UTC) */
+#define CLI_NO_DEADLINE INT64_C(253402300799000)
+
+char *cli_wait_text(const dura_record *r)
+{
+	char t[24];
+	const char *w = r->wait ? r->wait : "";
+	if (!*w)
+		return NULL;
+	if (strcmp(w, "sleep") == 0)
+		return cli_asprintf("sleep until %s", cli_time(t, r->next_run_at));
+	if (strncmp(w, "signal:", 7) == 0) {
+		if (r->next_run_at >= CLI_NO_DEADLINE)
+			return cli_asprintf("signal %s, no deadline", w + 7);
+		return cli_asprintf("signal %s, deadline %s", w + 7, cli_time(t, r->next_run_at));
+	}
+	if (strncmp(w, "child:", 6) == 0)
+		return cli_asprintf("child %s", w + 6);
+	return cli_strdup(w);
+}
+
+json_t *cli_json_wait(const dura_record *r)
+{
+	const char *w = r->wait ? r->wait : "";
+	if (!*w)
+		return json_null();
+	json_t *o = cli_jobject();
+	if (strcmp(w, "sleep") == 0) {
+		cli_jset(o, "kind", cli_jstr("sleep"));
+		cli_jset(o, "until", cli_jtime(r->next_run_at));
+	} else if (strncmp(w, "signal:", 7) == 0) {
+		cli_jset(o, "kind", cli_jstr("signal"));
+		cli_jset(o, "name", cli_jstr(w + 7));
+		cli_jset(o, "deadline", r->next_run_at >= CLI_NO_DEADLINE ? json_null() : cli_jtime(r->next_run_at));
+	} else if (strncmp(w, "child:", 6) == 0) {
+		cli_jset(o, "kind", cli_jstr("child"));
+		cli_jset(o, "run_id", cli_jstr(w + 6));
+	} else {
+		cli_jset(o, "kind", cli_jstr(w));
+	}
 	return o;
 }
 

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # tests/cli/run.sh - the `dura` command as a user types it.
 #
-#   bash tests/cli/run.sh path/to/dura [path/to/examples/worker]
+#   bash tests/cli/run.sh path/to/dura [path/to/examples/worker [path/to/examples/payment
+#        [path/to/examples/fanout]]]
 #
 # With the example worker, `dura workers` is checked against worker
-# processes it starts and stops (SIGTERM) or kills (SIGKILL).
+# processes it starts and stops (SIGTERM) or kills (SIGKILL). With the
+# payment example, `signal`, `runs --waiting` and `show` are checked on a
+# run that waits for a signal; with the fanout example (default: next to
+# the payment example), `show` of a parent lists its children.
 #
 # Works in a temporary directory on sqlite:$tmp/cli.db. Prints "ok - name"
 # or "not ok - name" per check, then "cli: N passed, N failed"; exits 1 if
@@ -20,6 +24,15 @@ DURA=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 WORKER=
 if [ $# -ge 2 ]; then
 	WORKER=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+fi
+PAYMENT=
+FANOUT=
+if [ $# -ge 3 ]; then
+	PAYMENT=$(cd "$(dirname "$3")" && pwd)/$(basename "$3")
+	FANOUT=$(dirname "$PAYMENT")/fanout
+fi
+if [ $# -ge 4 ]; then
+	FANOUT=$(cd "$(dirname "$4")" && pwd)/$(basename "$4")
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dura-cli.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -142,7 +155,8 @@ expect_error "help for an unknown command exits 2" 2 'unknown command'
 
 for cmd in init ping info runs "runs list" "runs create" show commit pause resume cancel fork checkpoints \
 	"checkpoints ls" "checkpoints save" "checkpoints rm" cache "cache ls" "cache get" "cache put" \
-	"cache rm" "cache purge" "cache stats" outbox "outbox ls" "outbox ack" help version; do
+	"cache rm" "cache purge" "cache stats" outbox "outbox ls" "outbox ack" signal schedules "schedules ls" \
+	"schedules set" "schedules rm" help version; do
 	# shellcheck disable=SC2086
 	raw $cmd --help
 	if [ "$rc" = 0 ] && grep -q "^usage: dura $cmd" "$tmp/out" && grep -q -- '--help' "$tmp/out" &&
@@ -228,7 +242,7 @@ fi
 # ---- runs ------------------------------------------------------------------------
 
 d runs
-expect "runs on an empty store prints the header" 0 '^RUN_ID +WORKFLOW +FOREIGN_ID +STATE +STATUS +STEPS +VERSION +UPDATED$'
+expect "runs on an empty store prints the header" 0 '^RUN_ID +WORKFLOW +FOREIGN_ID +STATE +STATUS +STEPS +VERSION +UPDATED +WAIT$'
 d runs create --workflow orders --foreign-id order-1 --state '{"n":0}' --status validate
 expect "runs create prints a UUID" 0 "$UUID"
 run1=$(out)
@@ -554,6 +568,117 @@ if [ -n "$WORKER" ]; then
 	check "... and the dead row is gone" test "$(worker_state "$w2")" = gone
 else
 	notok "workers: no example worker given (tests/cli/run.sh DURA WORKER)"
+fi
+
+# ---- signals ---------------------------------------------------------------------
+
+d signal 01234567-0000-7000-8000-000000000000 payment '{"amount":1}'
+expect_error "signal to an unknown run fails" 1 'no run 01234567-0000-7000-8000-000000000000'
+d signal "$run1" payment '{"amount":'
+expect_error "signal with a payload that is not JSON exits 2" 2 'not valid JSON'
+d signal "$run1"
+expect_error "signal without a name exits 2" 2 'missing argument'
+d signal "$run2" payment
+expect_error "signal to a run that has ended fails" 1 'has ended \(cancelled\)'
+d signal "$run3" nudge '{"why":"test"}'
+expect "signal prints the signal's id" 0 "$UUID"
+sig1=$(out)
+d show "$run3"
+expect "show lists a pending signal" 0 "^signals pending \(1\):\$"
+check "... its id, name and payload" grep -Eq "^$sig1 +nudge +[0-9]{4}-.* \{\"why\":\"test\"\}\$" "$tmp/out"
+d --json show "$run3"
+check "show --json: the signal" test "$(py "j['signals'][0]['name'] + ':' + j['signals'][0]['payload']['why']")" = nudge:test
+check "show --json: waits for nothing" test "$(py "j['waiting_for'] is None and j['wait'] is None")" = True
+d --json signal "$run3" nudge
+check "signal --json" test "$(py "j['name'] + ' ' + str(len(j['signal_id']))")" = "nudge 36"
+
+# ---- schedules ---------------------------------------------------------------------
+
+d schedules
+expect "schedules: none yet, a header" 0 '^NAME +CRON +ZONE +WORKFLOW +CATCH_UP +NEXT_TICK$'
+d schedules set bad '61 * * * *' orders
+expect_error "schedules set with a bad cron fails naming the field" 1 'minute'
+d schedules set badzone '0 3 * * *' orders --zone Mars/Olympus
+expect_error "schedules set with an unknown zone fails" 1 'Mars/Olympus'
+d schedules set x '0 3 * * *' orders --catch-up 5000
+expect_error "schedules set --catch-up over 1000 exits 2" 2 'catch-up'
+d schedules ls
+check "... and schedules ls lists none of them" test "$(wc -l <"$tmp/out")" = 1
+d schedules set nightly '30 2 * * *' orders --zone Europe/Paris --state '{"batch":true}' --catch-up 3
+expect "schedules set prints the next tick" 0 '^schedule nightly: workflow orders, next tick [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ \(Europe/Paris\)$'
+d schedules set hourly '@hourly' billing
+expect "schedules set with a macro" 0 '^schedule hourly:'
+d schedules ls
+expect "schedules ls lists them by name" 0 '^nightly +30 2 \* \* \* +Europe/Paris +orders +3 +[0-9]{4}-'
+check "... hourly first" test "$(sed -n 2p "$tmp/out" | cut -d' ' -f1)" = hourly
+check "... two rows" test "$(wc -l <"$tmp/out")" = 3
+d --json schedules
+expect "schedules --json" 0
+check "schedules --json: the fields" test "$(py "[(s['zone'], s['workflow'], s['catch_up'], s['state']['batch'], s['next_tick'] is not None) for s in j['schedules'] if s['name'] == 'nightly'][0]")" = "('Europe/Paris', 'orders', 3, True, True)"
+d schedules set nightly '0 4 * * *' orders
+expect "schedules set replaces" 0 '\(UTC\)$'
+d schedules rm nightly
+expect "schedules rm" 0 '^deleted schedule nightly$'
+d schedules rm nightly
+expect_error "schedules rm of a missing one fails" 1 'no schedule named nightly'
+d --json schedules rm hourly
+check "schedules rm --json" test "$(py "j['deleted']")" = hourly
+d schedules ls
+check "schedules ls: none left" test "$(wc -l <"$tmp/out")" = 1
+
+# ---- a run that waits, its children ---------------------------------------------------
+
+if [ -n "$PAYMENT" ]; then
+	"$PAYMENT" "$URL" start C-1 >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "the payment example leaves a run waiting" 0 '^RUN '
+	wrun=$(sed -n 's/^RUN //p' "$tmp/out")
+	d runs --waiting
+	expect "runs --waiting lists the waiting run" 0 "^$wrun +payment_order +C-1 +running +await_payment +1 +[0-9]+ +[0-9]{4}-.* signal:payment\$"
+	check "runs --waiting: only it" test "$(wc -l <"$tmp/out")" = 2
+	d runs
+	check "runs: the wait column" grep -Eq "^$run1 .* -\$" "$tmp/out"
+	d --json runs --waiting
+	check "runs --waiting --json: its wait" test "$(py "[r['wait'] for r in j['runs']]")" = "['signal:payment']"
+	d show "$wrun"
+	expect "show: what a waiting run waits for" 0 '^wait +signal payment, deadline [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+$'
+	check "show: no parent" grep -Eq '^parent_id +-$' "$tmp/out"
+	d --json show "$wrun"
+	check "show --json: waiting_for" test "$(py "(j['waiting_for']['kind'], j['waiting_for']['name'], j['waiting_for']['deadline'] == j['next_run_at'])")" = "('signal', 'payment', True)"
+	d signal "$wrun" payment '{"amount_cents":950}'
+	expect "signal wakes the waiting run" 0 "$UUID"
+	d show "$wrun"
+	check "show: the payment pending" grep -Eq '^[-0-9a-f]{36} +payment +.*\{"amount_cents":950\}$' "$tmp/out"
+	"$PAYMENT" "$URL" resume "$wrun" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "another process resumes it: shipped" 0 'order C-1: shipped'
+	d runs --waiting
+	check "runs --waiting: none now" test "$(wc -l <"$tmp/out")" = 1
+	d show "$wrun"
+	check "show: the signal was consumed" test "$(grep -c '^signals pending' "$tmp/out")" = 0
+	check "show: waits for nothing now" grep -Eq '^wait +-$' "$tmp/out"
+	d signal "$wrun" payment
+	expect_error "signal to a completed run fails" 1 'has ended \(completed\)'
+else
+	notok "waiting: no payment example given (tests/cli/run.sh DURA WORKER PAYMENT)"
+fi
+if [ -n "$FANOUT" ] && [ -x "$FANOUT" ]; then
+	"$FANOUT" "$URL" 3 >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	expect "the fanout example's parent completes" 0 'completed, 3 children, sum 14$'
+	prun=$(sed -n 's/^parent run \([^:]*\):.*/\1/p' "$tmp/out")
+	d show "$prun"
+	expect "show lists a parent's children" 0 '^children \(3\):$'
+	check "... with their states" test "$(grep -Ec '^[-0-9a-f]{36} +fanout_child +completed +- +-$' "$tmp/out")" = 3
+	kid=$(grep -E '^[-0-9a-f]{36} +fanout_child' "$tmp/out" | head -1 | cut -d' ' -f1)
+	d --json show "$prun"
+	check "show --json: the children" test "$(py "sorted(set(k['run_state'] for k in j['children'])) + [len(j['children'])]")" = "['completed', 3]"
+	d show "$kid"
+	check "show of a child: its parent" grep -Eq "^parent_id +$prun\$" "$tmp/out"
+	d --json runs --workflow fanout_child
+	check "runs --json: parent_id" test "$(py "set(r['parent_id'] for r in j['runs']) == {'$prun'}")" = True
+else
+	notok "children: no fanout example next to the payment example"
 fi
 
 # ---- output that is not a terminal, odd input ---------------------------------------

@@ -707,7 +707,7 @@ static void cancel_cascades(void)
 	env_close(&e);
 }
 
-/* A schedule every second over 6 s, three worker processes (threads'
+/* A schedule every second over 10 s, three worker processes (threads'
  * workers on a one-process store): one run per tick, no tick missed
  * between the first and the last. */
 static void schedule_one_run_per_tick(void)
@@ -724,7 +724,7 @@ static void schedule_one_run_per_tick(void)
 	sp.workflow = "wt-tick";
 	sp.catch_up = 5;
 	REQUIRE_RC(dura_schedule_set(e.eng, &sp), 0);
-	enum { KIDS = 3, SECONDS = 6 };
+	enum { KIDS = 3, SECONDS = 10 };
 	pid_t pids[KIDS] = {0};
 	dura_worker *ws[KIDS] = {0};
 	dura_worker_options o = wopts();
