@@ -92,6 +92,11 @@ int dura__waiting_ops_valid(const dura_store_ops *ops);
 int dura__store_can_wait(const dura_store *s);
 /* a signal's or schedule's name (1 to DURA_MAX_NAME_LEN bytes of UTF-8, no control characters) */
 int dura__check_name(const char *name, const char *what, const char *fn);
+/* What a run waits for ("signal:X", "child:Y"; wait NULL: the run's
+ * stored wait) may have come while it could not be woken - before its
+ * wait was committed, or while it was paused: if so, wake it. 1 when
+ * woken, 0 when not, < 0 on an error. */
+int dura__store_wait_recheck(dura_store *s, const char *run_id, const char *wait);
 /* the version-2 fields of a commit */
 int dura__check_commit_wait(const dura_store *s, const dura_commit *c, const char *fn);
 

@@ -360,6 +360,8 @@ static int run_attempt(dura_engine *eng, const dura_workflow *wf, dura_record **
 	int nrc = n->fn(&ctx, work, n->payload);
 	if (ctx.wait && nrc >= 0) {
 		/* a durable wait: the node runs again from its start when it is over */
+		json_decref(ctx.delta);
+		ctx.delta = NULL;
 		rc = commit_wait(eng, recp, &ctx);
 		if (rc >= 0)
 			rc = rc ? ATTEMPT_WOKEN : ATTEMPT_WAIT;

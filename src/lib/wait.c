@@ -76,6 +76,9 @@ int dura_ctx_sleep(dura_ctx *ctx, int64_t ms)
 	static const char fn[] = "dura_ctx_sleep";
 	if (!ctx)
 		return no_ctx(fn);
+	int rc = need_store(ctx, fn);
+	if (rc)
+		return rc;
 	if (ms < 0 || ms > INT64_C(3155760000000))
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %lld ms is not 0 to 100 years", fn,
 		                             (long long)ms);
@@ -222,29 +225,20 @@ int dura_ctx_await_child(dura_ctx *ctx, const char *child_id, dura_record **chil
 
 int dura__wait_recheck(dura_engine *eng, const char *run_id, const dura_ctx *ctx)
 {
-	const char *w = ctx->wait;
-	int came = 0, rc = 0;
-	if (strncmp(w, "signal:", 7) == 0) {
-		dura_signal *sig = NULL;
-		rc = dura_store_signal_next(eng->store, run_id, w + 7, &sig);
-		came = rc == 0;
-		dura_signal_free(sig);
-	} else if (strncmp(w, "child:", 6) == 0) {
-		dura_record *r = NULL;
-		rc = dura_store_get_run(eng->store, w + 6, &r);
-		came = rc == 0 && ended(r->run_state);
-		dura_record_free(r);
+	int rc = dura__store_wait_recheck(eng->store, run_id, ctx->wait);
+	if (rc < 0) {
+		/* not known whether it came: make the run due, and the node will
+		 * look again (a wake for nothing only runs it once more) */
+		dura__error_saved saved;
+		dura__error_save(&saved);
+		if (dura_store_wake(eng->store, run_id, ctx->wait) == 0)
+			rc = 1;
+		else
+			return dura__error_restore(&saved);
 	}
-	if (rc && rc != DURA_ENOTFOUND)
-		return rc;
-	if (!came)
-		return 0;
-	rc = dura_store_wake(eng->store, run_id, w);
-	if (rc == DURA_ENOTFOUND) /* woken already (the signal's own wake), or moved on */
-		return 0;
-	if (rc == 0)
+	if (rc == 1)
 		dura__workers_kick(eng->store);
-	return rc ? rc : 1;
+	return rc;
 }
 
 int dura__cancel_children(dura_engine *eng, const char *run_id, int depth)

@@ -620,13 +620,13 @@ static void *scheduler_main(void *arg)
 {
 	dura_worker *w = arg;
 	pthread_mutex_lock(&w->mu);
-	while (!w->hb_stop) {
+	while (!w->hb_stop && !w->stopping) {
 		pthread_mutex_unlock(&w->mu);
 		uint64_t fired = 0;
 		int64_t next = dura__schedules_fire(w->eng, (const char *const *)w->workflows, w->nworkflows, &fired);
 		pthread_mutex_lock(&w->mu);
 		w->ticks += fired;
-		if (w->hb_stop)
+		if (w->hb_stop || w->stopping)
 			break;
 		int64_t wait = 1000, left = next ? next - dura_now_ms() : wait;
 		if (left < wait)

@@ -248,6 +248,7 @@ static void bad_input(void)
 	char id[DURA_UUID_LEN + 1];
 	REQUIRE_RC(dura_run_start(e.eng, "wt-inbox", NULL, "{\"want\":1}", NULL, id), 0);
 	CHECK_RC(dura_run_signal(e.eng, id, "n", "{not json"), DURA_EINVAL);
+	CHECK_RC(dura_run_signal(e.eng, id, "n ", "1"), DURA_EINVAL); /* a trailing space: "n" to MySQL */
 	dura_signal_list l;
 	REQUIRE_RC(dura_store_signal_list(e.store, id, &l), 0);
 	CHECK(l.count == 0);
@@ -502,6 +503,51 @@ static void signal_before_and_after(void)
 		CHECK_STR(l.items[0].name, "other");
 	dura_signal_list_free(&l);
 	CHECK_RC(dura_run_signal(e.eng, id, "n", "1"), DURA_ECONFLICT);
+	env_close(&e);
+}
+
+/* A signal sent, or a child ended, while the waiting run was paused wakes
+ * it when it is resumed. */
+static void woken_at_resume(void)
+{
+	env e;
+	OPEN_OR_SKIP(e);
+	char id[DURA_UUID_LEN + 1];
+	REQUIRE_RC(dura_run_start(e.eng, "wt-inbox", NULL, "{\"want\":1}", NULL, id), 0);
+	dura_record *r = NULL;
+	REQUIRE_RC(dura_run_execute(e.eng, id, &r), 0);
+	CHECK_STR(r->wait, "signal:n");
+	dura_record_free(r);
+	REQUIRE_RC(dura_run_pause(e.eng, id), 0);
+	REQUIRE_RC(dura_run_signal(e.eng, id, "n", "7"), 0);
+	r = get(&e, id);
+	REQUIRE(r != NULL);
+	CHECK(r->run_state == DURA_RUN_PAUSED);
+	dura_record_free(r);
+	REQUIRE_RC(dura_run_resume(e.eng, id), 0);
+	r = get(&e, id);
+	REQUIRE(r != NULL);
+	CHECK(r->next_run_at <= dura_now_ms());
+	dura_record_free(r);
+	REQUIRE_RC(dura_run_execute(e.eng, id, &r), 0);
+	CHECK(r->run_state == DURA_RUN_COMPLETED);
+	dura_record_free(r);
+
+	/* a child that ends while its parent is paused */
+	REQUIRE_RC(dura_run_start(e.eng, "wt-parent", NULL, "{\"n\":1}", NULL, id), 0);
+	REQUIRE_RC(dura_run_execute(e.eng, id, &r), 0);
+	REQUIRE(strncmp(r->wait, "child:", 6) == 0);
+	char child[DURA_MAX_ID_LEN + 1];
+	snprintf(child, sizeof(child), "%s", r->wait + 6);
+	dura_record_free(r);
+	REQUIRE_RC(dura_run_pause(e.eng, id), 0);
+	REQUIRE_RC(dura_run_execute(e.eng, child, &r), 0);
+	CHECK(r->run_state == DURA_RUN_COMPLETED);
+	dura_record_free(r);
+	REQUIRE_RC(dura_run_resume(e.eng, id), 0);
+	REQUIRE_RC(dura_run_execute(e.eng, id, &r), 0);
+	CHECK(r->run_state == DURA_RUN_COMPLETED);
+	dura_record_free(r);
 	env_close(&e);
 }
 
@@ -798,6 +844,7 @@ int main(int argc, char **argv)
 		{"cancelled_sleeper_never_wakes", cancelled_sleeper_never_wakes},
 		{"sleep_survives_killing_everyone", sleep_survives_killing_everyone},
 		{"signal_before_and_after", signal_before_and_after},
+		{"woken_at_resume", woken_at_resume},
 		{"timeout_fires", timeout_fires},
 		{"signals_in_order_under_kills", signals_in_order_under_kills},
 		{"fan_out_children", fan_out_children},

@@ -499,7 +499,21 @@ int dura_store_set_run_state(dura_store *s, const char *run_id, int to, int64_t 
 		}
 		return rc;
 	}
-	DISPATCH(s, set_run_state, run_id, to, new_version);
+	dura_error_clear();
+	int rc;
+	GUARD(rc, s->ops->set_run_state(s->impl, run_id, to, new_version));
+	if (rc == 0 && to == DURA_RUN_RUNNING && s->ops->version >= 5) {
+		/* a signal sent, or a child ended, while the run was paused could
+		 * not wake it: look now (a failed look leaves the run to its deadline) */
+		if (dura__store_wait_recheck(s, run_id, NULL) == 1 && new_version) {
+			dura_record *r = NULL;
+			if (dura_store_get_run(s, run_id, &r) == 0)
+				*new_version = r->version;
+			dura_record_free(r);
+		}
+		dura_error_clear();
+	}
+	return rc;
 }
 
 int dura_store_delete_run_data(dura_store *s, const char *run_id)

@@ -55,6 +55,9 @@ int dura__check_name(const char *name, const char *what, const char *fn)
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
 			return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s has a control character", fn, what);
+	/* MySQL's PAD SPACE collations compare "a " equal to "a" */
+	if (name[n - 1] == ' ')
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s ends with a space", fn, what);
 	if (!dura__utf8_valid(name))
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s is not UTF-8", fn, what);
 	return 0;
@@ -153,6 +156,43 @@ int dura_store_wake(dura_store *s, const char *run_id, const char *wait)
 	TRY(check_wait(wait, fn));
 	TRY(has_waiting(s, fn));
 	DISPATCH(s, wake, run_id, wait);
+}
+
+static int ended(int s)
+{
+	return s == DURA_RUN_COMPLETED || s == DURA_RUN_FAILED || s == DURA_RUN_CANCELLED || s == DURA_RUN_DATA_DELETED;
+}
+
+int dura__store_wait_recheck(dura_store *s, const char *run_id, const char *wait)
+{
+	if (s->ops->version < 5)
+		return 0;
+	dura_record *rec = NULL;
+	int rc = 0, came = 0;
+	if (!wait) {
+		if ((rc = dura_store_get_run(s, run_id, &rec)) != 0)
+			return rc;
+		wait = rec->wait ? rec->wait : "";
+	}
+	if (strncmp(wait, "signal:", 7) == 0) {
+		dura_signal *sig = NULL;
+		rc = dura_store_signal_next(s, run_id, wait + 7, &sig);
+		came = rc == 0;
+		dura_signal_free(sig);
+	} else if (strncmp(wait, "child:", 6) == 0) {
+		dura_record *c = NULL;
+		rc = dura_store_get_run(s, wait + 6, &c);
+		came = rc == 0 && ended(c->run_state);
+		dura_record_free(c);
+	}
+	if (came) {
+		rc = dura_store_wake(s, run_id, wait);
+		came = rc == 0;
+	}
+	dura_record_free(rec);
+	if (rc == DURA_ENOTFOUND) /* woken already, or moved on */
+		rc = 0;
+	return rc ? rc : came;
 }
 
 /* ---- schedules ------------------------------------------------------------ */
