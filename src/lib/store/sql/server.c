@@ -318,9 +318,9 @@ struct state_arg {
 static int set_state_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 {
 	struct state_arg *a = arg;
-	int cur;
-	int64_t version;
-	char parent[DURA_MAX_ID_LEN + 1];
+	int cur = 0;
+	int64_t version = 0;
+	char parent[DURA_MAX_ID_LEN + 1] = "";
 	int rc = run_lock_full(s, c, a->run_id, &cur, &version, NULL, parent);
 	if (rc)
 		return rc;
