@@ -38,6 +38,7 @@ typedef struct shared {
 } shared;
 static shared *g_sh;
 static dura_store *g_store;
+static char g_prefix[40]; /* the URL's ?prefix=, validated by the store ([A-Za-z0-9_]) */
 
 static void sleep_ms(int ms)
 {
@@ -175,7 +176,9 @@ static long long table_bytes(const char *scheme)
 		if (pages >= 0 && size > 0)
 			v = pages * size;
 	} else if (strcmp(scheme, "postgres") == 0) {
-		dura_store_exec_sql(g_store, "SELECT pg_total_relation_size('workflow_records')", first_col, &v);
+		char sql[128];
+		snprintf(sql, sizeof(sql), "SELECT pg_total_relation_size('%sworkflow_records')", g_prefix);
+		dura_store_exec_sql(g_store, sql, first_col, &v);
 	}
 	return v;
 }
@@ -262,6 +265,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	g_store = s;
+	const char *pf = strstr(argv[1], "prefix=");
+	if (pf)
+		snprintf(g_prefix, sizeof(g_prefix), "%.*s", (int)strspn(pf + 7, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"), pf + 7);
 	g_sh = mmap(NULL, sizeof(*g_sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (g_sh == MAP_FAILED)
 		return 1;
