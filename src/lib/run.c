@@ -148,11 +148,12 @@ static int commit_step(dura_engine *eng, dura_record **recp, dura_commit *c, dur
 }
 
 /*
- * A record-only commit (no step row): failures, completion, budget. The
- * event tells consumers what happened.
+ * A record-only commit (no step row): failures, completion, budget, a
+ * durable wait (wait, NULL: none). The event tells consumers what
+ * happened.
  */
-static int commit_record(dura_engine *eng, dura_record **recp, int run_state, const char *error, int attempt,
-                         int64_t next_run_at, const char *event_type)
+static int commit_no_step(dura_engine *eng, dura_record **recp, int run_state, const char *error, int attempt,
+                          int64_t next_run_at, const char *event_type, const char *wait)
 {
 	dura_record *rec = *recp;
 	dura_commit c = DURA_COMMIT_INIT;
@@ -166,6 +167,7 @@ static int commit_record(dura_engine *eng, dura_record **recp, int run_state, co
 	c.attempt = attempt;
 	c.next_run_at = next_run_at;
 	c.event_type = event_type;
+	c.wait = wait;
 	c.flags = DURA_COMMIT_NO_STEP;
 	int rc = commit_step(eng, recp, &c, &res);
 	if (rc)
@@ -175,11 +177,15 @@ static int commit_record(dura_engine *eng, dura_record **recp, int run_state, co
 		rec->run_state = c.run_state;
 	rec->attempt = attempt;
 	rec->next_run_at = next_run_at ? next_run_at : dura_now_ms();
-	if (c.flags & DURA_COMMIT_RELEASE_LEASE && set_field(&rec->lease_owner, ""))
-		return dura_error_oom("");
-	if (set_field(&rec->wait, ""))
+	if (((c.flags & DURA_COMMIT_RELEASE_LEASE) && set_field(&rec->lease_owner, "")) || set_field(&rec->wait, wait))
 		return dura_error_oom("");
 	return set_field(&rec->error, error);
+}
+
+static int commit_record(dura_engine *eng, dura_record **recp, int run_state, const char *error, int attempt,
+                         int64_t next_run_at, const char *event_type)
+{
+	return commit_no_step(eng, recp, run_state, error, attempt, next_run_at, event_type, NULL);
 }
 
 /*
@@ -190,29 +196,8 @@ static int commit_record(dura_engine *eng, dura_record **recp, int run_state, co
  */
 static int commit_wait(dura_engine *eng, dura_record **recp, const dura_ctx *ctx)
 {
-	dura_record *rec = *recp;
-	dura_commit c = DURA_COMMIT_INIT;
-	dura_commit_result res;
-	c.run_id = rec->run_id;
-	c.expect_version = rec->version;
-	c.state = rec->state;
-	c.status = rec->status;
-	c.attempt = rec->attempt;
-	c.next_run_at = ctx->wait_until;
-	c.wait = ctx->wait;
-	c.event_type = "run_waiting";
-	c.flags = DURA_COMMIT_NO_STEP;
-	int rc = commit_step(eng, recp, &c, &res);
-	if (rc)
-		return rc;
-	rec->version = res.new_version;
-	if (c.run_state)
-		rec->run_state = c.run_state;
-	rec->next_run_at = ctx->wait_until;
-	if (set_field(&rec->wait, ctx->wait) || set_field(&rec->error, "") ||
-	    ((c.flags & DURA_COMMIT_RELEASE_LEASE) && set_field(&rec->lease_owner, "")))
-		return dura_error_oom("");
-	return dura__wait_recheck(eng, rec->run_id, ctx);
+	int rc = commit_no_step(eng, recp, 0, NULL, (*recp)->attempt, ctx->wait_until, "run_waiting", ctx->wait);
+	return rc ? rc : dura__wait_recheck(eng, (*recp)->run_id, ctx);
 }
 
 /*

@@ -19,12 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* 1 for the run states a run does not leave (without an operator) */
-static int ended(int s)
-{
-	return s == DURA_RUN_COMPLETED || s == DURA_RUN_FAILED || s == DURA_RUN_CANCELLED || s == DURA_RUN_DATA_DELETED;
-}
-
 static int no_ctx(const char *fn)
 {
 	return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: ctx is NULL", fn);
@@ -212,7 +206,7 @@ int dura_ctx_await_child(dura_ctx *ctx, const char *child_id, dura_record **chil
 		dura_record_free(r);
 		return rc;
 	}
-	if (ended(r->run_state)) {
+	if (!dura_run_state_active(r->run_state)) {
 		if (child)
 			*child = r;
 		else
@@ -260,7 +254,7 @@ int dura__cancel_children(dura_engine *eng, const char *run_id, int depth)
 			break;
 		for (size_t i = 0; i < l.count && rc == 0; i++) {
 			const dura_record *c = &l.items[i];
-			if (!ended(c->run_state)) {
+			if (dura_run_state_active(c->run_state)) {
 				rc = dura_store_set_run_state(eng->store, c->run_id, DURA_RUN_CANCELLED, NULL);
 				if (rc == DURA_ECONFLICT) /* it ended meanwhile */
 					rc = 0;

@@ -158,11 +158,6 @@ int dura_store_wake(dura_store *s, const char *run_id, const char *wait)
 	DISPATCH(s, wake, run_id, wait);
 }
 
-static int ended(int s)
-{
-	return s == DURA_RUN_COMPLETED || s == DURA_RUN_FAILED || s == DURA_RUN_CANCELLED || s == DURA_RUN_DATA_DELETED;
-}
-
 int dura__store_wait_recheck(dura_store *s, const char *run_id, const char *wait)
 {
 	if (s->ops->version < 5)
@@ -182,7 +177,7 @@ int dura__store_wait_recheck(dura_store *s, const char *run_id, const char *wait
 	} else if (strncmp(wait, "child:", 6) == 0) {
 		dura_record *c = NULL;
 		rc = dura_store_get_run(s, wait + 6, &c);
-		came = rc == 0 && ended(c->run_state);
+		came = rc == 0 && !dura_run_state_active(c->run_state);
 		dura_record_free(c);
 	}
 	if (came) {
