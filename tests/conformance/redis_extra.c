@@ -3,8 +3,9 @@
  * servers of tests/servers: TLS (right CA, wrong CA, no verification),
  * the unix socket, ACL users and passwords kept out of messages, the key
  * layout redis.h documents, no SQL, durability as the server's
- * appendfsync says, scripts reloaded after SCRIPT FLUSH, commits under a
- * SIGKILLed server, and commits while the store's slot is resharded
+ * appendfsync and aof-load-truncated say, scripts reloaded after SCRIPT
+ * FLUSH, commits under a SIGKILLed server, a commit torn in the
+ * append-only file by a crash, and commits while the store's slot is resharded
  * between cluster masters and back.
  *
  * Usage: redis_extra SERVERS_SCRIPT [FILTER]. SERVERS_SCRIPT is
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -510,6 +512,17 @@ static void durability_reported(void)
 		test__failed_now = 1;
 	}
 	CHECK(aok(a, "CONFIG SET appendfsync always") == 0);
+	CHECK_RC(dura_store_info_get(s, &info), 0);
+	CHECK(info.caps & DURA_CAP_DURABLE);
+	CHECK(notes_have(&info, "aof-load-truncated no"));
+
+	/* a server that keeps half a block of a torn file is not durable */
+	CHECK(aok(a, "CONFIG SET aof-load-truncated yes") == 0);
+	CHECK_RC(dura_store_info_get(s, &info), 0);
+	CHECK(!(info.caps & DURA_CAP_DURABLE));
+	CHECK(notes_have(&info, "aof-load-truncated yes"));
+	CHECK(notes_have(&info, "redis-check-aof --fix"));
+	CHECK(aok(a, "CONFIG SET aof-load-truncated no") == 0);
 	CHECK_RC(dura_store_info_get(s, &info), 0);
 	CHECK(info.caps & DURA_CAP_DURABLE);
 	dura_store_close(s);
@@ -1007,6 +1020,195 @@ static void kill9_under_load(void)
 		free(ws[i].acks);
 }
 
+/* ---- 8b. a torn append-only file ------------------------------------------------ */
+
+/* SIGKILL the single server (its pid in DIR/redis/redis.pid) and wait
+ * until its port refuses connections. 0 when it is gone. */
+static int kill_single_server(void)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/redis/redis.pid", g_servers_dir);
+	FILE *f = fopen(path, "r");
+	long pid = 0;
+	if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+		if (f)
+			fclose(f);
+		fprintf(stderr, "    no pid in %s\n", path);
+		return -1;
+	}
+	fclose(f);
+	if (kill((pid_t)pid, SIGKILL) != 0)
+		return -1;
+	for (int i = 0; i < 500; i++) {
+		redisContext *c = redisConnect("127.0.0.1", atoi(g_port));
+		int up = c && !c->err;
+		if (c)
+			redisFree(c);
+		if (!up)
+			return 0;
+		sleep_ms(10);
+	}
+	fprintf(stderr, "    the server on port %s still answers after SIGKILL\n", g_port);
+	return -1;
+}
+
+/* The path of the server's last incremental append-only file (the last
+ * "type i" line of its manifest) into out; 0 when found. */
+static int last_incr_file(char *out, size_t size)
+{
+	char dir[1024], path[1100], line[600], name[512] = "";
+	snprintf(dir, sizeof(dir), "%s/redis/data/appendonlydir", g_servers_dir);
+	snprintf(path, sizeof(path), "%s/appendonly.aof.manifest", dir);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char n[512];
+		if (strstr(line, " type i") && sscanf(line, "file %511s", n) == 1)
+			snprintf(name, sizeof(name), "%s", n);
+	}
+	fclose(f);
+	if (!name[0])
+		return -1;
+	snprintf(out, size, "%s/%s", dir, name);
+	return 0;
+}
+
+/* The offset just past the RESP command starting at buf[at] (an array
+ * of bulk strings), or -1. */
+static long resp_command_end(const char *buf, long len, long at)
+{
+	if (at >= len || buf[at] != '*')
+		return -1;
+	long n = strtol(buf + at + 1, NULL, 10);
+	const char *p = memchr(buf + at, '\n', (size_t)(len - at));
+	if (!p)
+		return -1;
+	long o = (long)(p - buf) + 1;
+	for (long i = 0; i < n; i++) {
+		if (o >= len || buf[o] != '$')
+			return -1;
+		long l = strtol(buf + o + 1, NULL, 10);
+		p = memchr(buf + o, '\n', (size_t)(len - o));
+		if (!p)
+			return -1;
+		o = (long)(p - buf) + 1 + l + 2;
+	}
+	return o <= len ? o : -1;
+}
+
+/*
+ * The crash the server's append-only file must survive: killed in the
+ * middle of writing a commit's MULTI/EXEC block, so that the file ends
+ * with the block's MULTI and its first command whole and the second cut.
+ * The commit was never acknowledged (the fsync did not finish), so the
+ * worker sends it again once the server is back; after one more restart
+ * the history holds that step once. A server that cuts such a file after
+ * the block's last whole command (aof-load-truncated yes, Redis 7.0)
+ * replays the half block at the second restart: the step twice. The
+ * servers run with aof-load-truncated no, refuse the torn file, and
+ * tests/servers repairs it with redis-check-aof --fix (docs/stores.md).
+ */
+static void torn_aof_tail(void)
+{
+	if (!need_env(g_url, "DURA_TEST_REDIS_URL") || !need_env(g_servers_dir, "DURA_TEST_SERVERS_DIR") ||
+	    !need_env(g_port, "DURA_TEST_REDIS_PORT"))
+		return;
+	if (!g_servers_script) {
+		fprintf(stderr, "    no tests/servers path: pass it as argument 1\n");
+		test__failed_now = 1;
+		return;
+	}
+	char prefix[40], url[1024], wf[96], file[1200], cmd[2048];
+	fresh_prefix(prefix, sizeof(prefix), "rxtorn");
+	url_prefixed(url, sizeof(url), g_url, prefix);
+	unique(wf, sizeof(wf), "rx-torn");
+	dura_store *s = open_url(url);
+	REQUIRE(s);
+	dura_record *r = NULL;
+	dura_commit_result a, b;
+	const char *state_b = "{\"torn\":\"the second commit\"}";
+	int ok = create_run(s, wf, &r) == 0 && commit(s, r->run_id, r->version, "a", "{\"n\":1}", 0, &a) == 0 &&
+	         commit(s, r->run_id, a.new_version, "b", state_b, 0, &b) == 0;
+	CHECK(ok);
+	if (!ok) {
+		dura_record_free(r);
+		dura_store_close(s);
+		return;
+	}
+
+	/* crash, and cut the last block (the second commit's) inside */
+	CHECK(kill_single_server() == 0);
+	char *buf = NULL;
+	long len = 0, cut = -1;
+	FILE *f = last_incr_file(file, sizeof(file)) == 0 ? fopen(file, "rb") : NULL;
+	CHECK(f != NULL);
+	if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) > 0 && (buf = malloc((size_t)len)) &&
+	    fseek(f, 0, SEEK_SET) == 0 && fread(buf, 1, (size_t)len, f) == (size_t)len) {
+		static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
+		long at = -1;
+		for (long i = len - (long)strlen(multi); i >= 0; i--)
+			if (memcmp(buf + i, multi, strlen(multi)) == 0) {
+				at = i;
+				break;
+			}
+		/* it is the second commit's block, and the first write in it is whole */
+		long first_end = at >= 0 ? resp_command_end(buf, len, at + (long)strlen(multi)) : -1;
+		CHECK(at >= 0 && memmem(buf + at, (size_t)(len - at), state_b, strlen(state_b)) != NULL);
+		CHECK(first_end > 0 && first_end + 8 < len);
+		if (at >= 0 && first_end > 0 && first_end + 8 < len)
+			cut = first_end + 8;
+	}
+	if (f)
+		fclose(f);
+	free(buf);
+	CHECK(cut > 0 && truncate(file, cut) == 0);
+
+	snprintf(cmd, sizeof(cmd), "'%s' restart '%s' redis >/dev/null 2>&1", g_servers_script, g_servers_dir);
+	CHECK(system(cmd) == 0);
+	dura_record *cur = NULL;
+	CHECK_RC(dura_store_get_run(s, r->run_id, &cur), 0);
+	if (cur) {
+		/* the torn commit is not there: the worker sends it again */
+		CHECK(cur->version == a.new_version);
+		CHECK(cur->step_no == 1);
+		dura_record_free(cur);
+		cur = NULL;
+	}
+	CHECK(steps_of(s, r->run_id) == 1);
+	CHECK_RC(commit(s, r->run_id, a.new_version, "b", state_b, 0, &b), 0);
+	CHECK(b.step == 1);
+
+	/* the restart that replays a half block kept by a cut after it */
+	snprintf(cmd, sizeof(cmd), "'%s' restart '%s' --kill redis >/dev/null 2>&1", g_servers_script, g_servers_dir);
+	CHECK(system(cmd) == 0);
+	CHECK_RC(dura_store_get_run(s, r->run_id, &cur), 0);
+	if (cur) {
+		CHECK(cur->version == b.new_version);
+		CHECK(cur->step_no == 2);
+		dura_record_free(cur);
+	}
+	long n = steps_of(s, r->run_id);
+	if (n != 2)
+		fprintf(stderr, "    the history holds %ld steps, wanted 2 (a replayed half block?)\n", n);
+	CHECK(n == 2);
+	dura_step *st = NULL;
+	CHECK_RC(dura_store_get_step(s, r->run_id, 1, &st), 0);
+	CHECK(st && strcmp(st->state, state_b) == 0);
+	dura_step_free(st);
+	dura_record_free(r);
+	dura_store_close(s);
+	redisContext *adm = admin_single();
+	CHECK(adm != NULL);
+	if (adm) {
+		char key[100];
+		snprintf(key, sizeof(key), "{%s}:outbox", prefix);
+		CHECK(ainteger(adm, "XLEN %s", key) == 2); /* one event per step */
+		drop_namespace(adm, prefix);
+		redisFree(adm);
+	}
+}
+
 /* ---- 9. resharding the store's slot ------------------------------------------------ */
 
 typedef struct cnode {
@@ -1242,6 +1444,7 @@ static const test_case tests[] = {
 	{"durability_reported", durability_reported},
 	{"noscript_reload", noscript_reload},
 	{"kill9_under_load", kill9_under_load},
+	{"torn_aof_tail", torn_aof_tail},
 	{"cluster_reshard_while_committing", cluster_reshard_while_committing},
 };
 

@@ -3,8 +3,9 @@
  * what `dura info` says about durability, and the table of operations.
  *
  * Durability is the server's: an acknowledged commit survives a crash of
- * the server only with appendonly yes and appendfsync always. The store
- * reads both with CONFIG GET where the server allows it, sets
+ * the server only with appendonly yes, appendfsync always and
+ * aof-load-truncated no (see learn_server). The store reads them with
+ * CONFIG GET where the server allows it, sets
  * DURA_CAP_DURABLE only when they say so, and says plainly in the notes
  * when it cannot tell (CONFIG refused by an ACL or a managed service).
  */
@@ -162,8 +163,27 @@ static int learn_server(dr_store *s)
 		note(s, "%s", "durability unknown: the server refused CONFIG GET appendonly/appendfsync, so dura cannot "
 		              "tell whether an acknowledged commit survives a server crash");
 	} else if (strcmp(aof, "yes") == 0 && strcmp(fsync, "always") == 0) {
-		s->caps |= DURA_CAP_DURABLE;
-		note(s, "%s", "appendonly yes, appendfsync always: an acknowledged commit survives a server crash");
+		/* With aof-load-truncated yes, a server that died while writing
+		 * a script's MULTI/EXEC block cuts the file after the block's last
+		 * whole command instead of before its MULTI (Redis 7.0; Valkey
+		 * fixed it in 2026): the next start ignores the half block, but
+		 * the start after that runs it with the next EXEC, so a commit
+		 * that was never acknowledged, and then sent again, is there
+		 * twice (its step appended twice), and writes made between the
+		 * two restarts can be dropped. "no" stops the server at a torn
+		 * tail instead, for redis-check-aof --fix, which cuts before the
+		 * MULTI. */
+		char trunc[16];
+		if (config_get(s, "aof-load-truncated", trunc, sizeof(trunc)) == 0 && strcmp(trunc, "no") != 0) {
+			note(s, "%s", "appendonly yes, appendfsync always, but aof-load-truncated yes: after a crash in the "
+			              "middle of writing a commit, the server keeps half of it, a later restart replays that "
+			              "half (a step twice) and can drop the commits made in between; set aof-load-truncated "
+			              "no and repair a torn file with redis-check-aof --fix");
+		} else {
+			s->caps |= DURA_CAP_DURABLE;
+			note(s, "%s", "appendonly yes, appendfsync always, aof-load-truncated no: an acknowledged commit "
+			              "survives a server crash");
+		}
 	} else if (strcmp(aof, "yes") == 0) {
 		char buf[200];
 		snprintf(buf, sizeof(buf),
