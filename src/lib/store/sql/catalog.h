@@ -94,7 +94,7 @@
 	/* outbox */                                                                                               \
 	X(OUTBOX_POLL, "SELECT " EVENT_COLS " FROM {p}workflow_outbox ORDER BY id LIMIT ?")                        \
 	X(OUTBOX_ACK, "DELETE FROM {p}workflow_outbox WHERE id = ?")                                              \
-	/* the worker registry (sql/workers.c; SQLite's own binding in sqlite.c) */                               \
+	/* the worker registry (sql/workers.c; SQLite's own binding in sqlite/leases.c) */                        \
 	X(WORKER_PUT, "INSERT INTO {p}dura_workers (" WORKER_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "     \
 	              "{upsert:worker_id} name = {new:name}, host = {new:host}, pid = {new:pid}, "                 \
 	              "threads = {new:threads}, lease_ms = {new:lease_ms}, workflows = {new:workflows}, "          \
