@@ -251,6 +251,22 @@ typedef struct dura_store_info {
 /** Describe the store. Strings stay valid until the store is closed. */
 DURA_EXTERN(int) dura_store_info_get(dura_store *store, dura_store_info *out);
 
+/**
+ * Size limits, the same on every store. A run's state (the initial one,
+ * every commit's and a checkpoint's) may be at most max_state bytes, a
+ * cache value at most max_value bytes; a write over a limit is refused
+ * with DURA_EINVAL naming both sizes and writes nothing. The URL options max_state=BYTES
+ * and max_value=BYTES (1 to DURA_LIMIT_MAX_BYTES) set them; the defaults
+ * below keep a step's two copies of its state well inside a server's
+ * packet and a cache entry inside what every store takes in one value.
+ * A node that leaves a state over the limit fails its attempt with
+ * DURA_EINVAL (not retried by default), and the run keeps its last state.
+ */
+#define DURA_DEFAULT_MAX_STATE_BYTES ((size_t)8 << 20)  /**< 8 MiB */
+#define DURA_DEFAULT_MAX_VALUE_BYTES ((size_t)64 << 20) /**< 64 MiB */
+#define DURA_LIMIT_MAX_BYTES 1000000000                 /**< the largest either may be set to */
+DURA_EXTERN(int) dura_store_limits_get(dura_store *store, size_t *max_state, size_t *max_value);
+
 typedef struct dura_store_stats {
 	int open;         /**< connections open */
 	int idle;         /**< connections idle in the pool */

@@ -62,6 +62,11 @@ typedef struct dura_url {
 	size_t nparams; /**< every query parameter, including the ones above */
 	const char *const *param_names;
 	const char *const *param_values;
+	/** max_state and max_value (bytes; 0: not given). The core enforces
+	 *  them for every store: a store lists them among its known options
+	 *  and does nothing else with them. */
+	size_t max_state_bytes;
+	size_t max_value_bytes;
 } dura_url;
 
 /** Value of query parameter `name`, or NULL. */

@@ -41,6 +41,8 @@ static int run_info(cli *c, const cli_args *a)
 	if (rc)
 		return cli_fail(rc);
 	dura_caps_format(caps, sizeof(caps), info.caps);
+	size_t max_state = 0, max_value = 0;
+	dura_store_limits_get(c->store, &max_state, &max_value);
 	if (c->json) {
 		json_t *o = cli_jobject(), *pool = cli_jobject();
 		cli_jset(o, "scheme", cli_jstr(info.scheme));
@@ -56,12 +58,17 @@ static int run_info(cli *c, const cli_args *a)
 		cli_jset(pool, "max_open", cli_jint(st.max_open));
 		cli_jset(pool, "waits", cli_jint((int64_t)st.waits));
 		cli_jset(o, "pool", pool);
+		json_t *limits = cli_jobject();
+		cli_jset(limits, "max_state", cli_jint((int64_t)max_state));
+		cli_jset(limits, "max_value", cli_jint((int64_t)max_value));
+		cli_jset(o, "limits", limits);
 		cli_jset(o, "notes", cli_jstr(info.notes));
 		return cli_jprint(o);
 	}
 	char *schema = cli_asprintf("%d (library %d)", info.schema_version, info.library_schema_version);
 	char *pool = cli_asprintf("open %d, idle %d, in use %d, max %d, waits %" PRIu64, st.open, st.idle,
 	                          st.in_use, st.max_open, st.waits);
+	char *limits = cli_asprintf("state %zu bytes, cache value %zu bytes (max_state, max_value)", max_state, max_value);
 	cli_kv(stdout, 14, "scheme", info.scheme);
 	cli_kv(stdout, 14, "location", info.location);
 	cli_kv(stdout, 14, "server version", info.server_version);
@@ -69,15 +76,17 @@ static int run_info(cli *c, const cli_args *a)
 	cli_kv(stdout, 14, "library", DURA_VERSION_STRING);
 	cli_kv(stdout, 14, "capabilities", caps);
 	cli_kv(stdout, 14, "pool", pool);
+	cli_kv(stdout, 14, "limits", limits);
 	cli_kv(stdout, 14, "notes", info.notes);
 	free(schema);
 	free(pool);
+	free(limits);
 	return CLI_OK;
 }
 
 const cli_command cli_cmd_info = {
 	.name = "info",
-	.summary = "describe the store: location, versions, capabilities, pool",
+	.summary = "describe the store: location, versions, capabilities, pool, limits",
 	.min_pos = 0,
 	.max_pos = 0,
 	.store = CLI_STORE,

@@ -255,8 +255,10 @@ static int attempt_failed(dura_engine *eng, dura_record **recp, const dura__node
  * and the node to run next (next; "" ends the run). The local record
  * follows the commit, so the step loop needs no read per step.
  */
+#define STATE_TOO_BIG 1 /* commit_success: the state is over max_state, too_big says so */
+
 static int commit_success(dura_engine *eng, dura_record **recp, const dura__node *n, const char *next,
-                          const json_t *work, const dura_ctx *ctx)
+                          const json_t *work, const dura_ctx *ctx, char *too_big, size_t too_big_size)
 {
 	dura_commit c = DURA_COMMIT_INIT;
 	dura_commit_result res;
@@ -266,6 +268,15 @@ static int commit_success(dura_engine *eng, dura_record **recp, const dura__node
 	char *text = json_dumps(work, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!text)
 		return dura_error_oom("");
+	size_t max_state = 0;
+	dura_store_limits_get(eng->store, &max_state, NULL);
+	if (strlen(text) > max_state) {
+		/* not a store error: the node's attempt failed (the caller says so) */
+		snprintf(too_big, too_big_size, "left a state of %zu bytes, over the store's limit of %zu bytes (URL option "
+		         "max_state)", strlen(text), max_state);
+		free(text);
+		return STATE_TOO_BIG;
+	}
 	c.run_id = rec->run_id;
 	c.expect_version = rec->version;
 	c.node_id = n->name;
@@ -390,7 +401,12 @@ static int run_attempt(dura_engine *eng, const dura_workflow *wf, dura_record **
 		rc = commit_record(eng, recp, DURA_RUN_FAILED, msg, rec->attempt + 1, 0, "run_failed");
 		goto cleanup; /* ATTEMPT_STOP when the commit went in */
 	}
-	if ((rc = commit_success(eng, recp, n, next, work, &ctx)) != 0)
+	char too_big[200];
+	if ((rc = commit_success(eng, recp, n, next, work, &ctx, too_big, sizeof(too_big))) == STATE_TOO_BIG) {
+		rc = attempt_failed(eng, recp, n, DURA_EINVAL, too_big);
+		goto cleanup;
+	}
+	if (rc != 0)
 		goto cleanup;
 	*statep = work;
 	work = NULL;

@@ -319,6 +319,17 @@ static int common_options(url_impl *u)
 		if (!p->connect_timeout_ms && (scheme_flags(p->scheme) & U_DIAL_TIMEOUT))
 			p->connect_timeout_ms = t;
 	}
+	int bytes;
+	if ((v = dura_url_param(p, "max_state"))) {
+		if ((rc = parse_int(&bytes, "max_state", v, 1, DURA_LIMIT_MAX_BYTES)))
+			return rc;
+		p->max_state_bytes = (size_t)bytes;
+	}
+	if ((v = dura_url_param(p, "max_value"))) {
+		if ((rc = parse_int(&bytes, "max_value", v, 1, DURA_LIMIT_MAX_BYTES)))
+			return rc;
+		p->max_value_bytes = (size_t)bytes;
+	}
 	if ((v = dura_url_param(p, "tls")) && *v && strcmp(v, "false") != 0)
 		p->tls = 1;
 	if ((v = dura_url_param(p, "sslmode")) && *v && strcmp(v, "disable") != 0)

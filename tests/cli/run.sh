@@ -222,6 +222,12 @@ expect "info --json" 0
 check "info --json parses" is_json
 check "info --json has the scheme" test "$(py "j['scheme']")" = sqlite
 check "info --json has the pool" test "$(py "'max_open' in j['pool']")" = True
+check "info --json has the default limits" test "$(py "j['limits']['max_state'], j['limits']['max_value']")" = \
+	"8388608 67108864"
+raw --store "$URL?max_state=5000&max_value=700" info
+expect "info with limits in the URL" 0 '^limits +state 5000 bytes, cache value 700 bytes'
+raw --store "$URL?max_state=0" info
+expect_error "info refuses max_state=0" 1 'max_state'
 
 # DURA_STORE_URL is honoured, --store wins over it
 DURA_STORE_URL="sqlite:$tmp/env.db" "$DURA" init >"$tmp/out" 2>"$tmp/err"

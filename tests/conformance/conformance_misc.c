@@ -650,6 +650,137 @@ static void secrets_not_in_errors(void)
 	}
 }
 
+/* A JSON object of exactly n bytes (n >= 10) into a new buffer. */
+static char *json_of_size(size_t n)
+{
+	char *j = malloc(n + 1);
+	if (!j)
+		return NULL;
+	memcpy(j, "{\"b\":\"", 6);
+	memset(j + 6, 'x', n - 8);
+	memcpy(j + n - 2, "\"}", 3);
+	return j;
+}
+
+/* 1 when the last error is DURA_EINVAL and its message names both sizes. */
+static int names_sizes(const char *a, const char *b)
+{
+	const dura_error *e = dura_error_last();
+	int ok = e && e->code == DURA_EINVAL && e->message && strstr(e->message, a) && strstr(e->message, b);
+	if (!ok)
+		fprintf(stderr, "    wanted DURA_EINVAL naming %s and %s, got: %s\n", a, b, e && e->message ? e->message : "-");
+	return ok;
+}
+
+/*
+ * The size limits are the same on every store: the defaults, the URL's
+ * max_state and max_value, and a write over one refused with DURA_EINVAL
+ * naming both sizes, having written nothing.
+ */
+static void store_size_limits(void)
+{
+	dura_store *d = conf_open();
+	REQUIRE(d != NULL);
+	size_t ms = 0, mv = 0;
+	CHECK_RC(dura_store_limits_get(d, &ms, &mv), 0);
+	CHECK(ms == DURA_DEFAULT_MAX_STATE_BYTES);
+	CHECK(mv == DURA_DEFAULT_MAX_VALUE_BYTES);
+	dura_store_close(d);
+
+	char url[1200];
+	const char *sep = strchr(g_url, '?') ? "&" : "?";
+	static const char *const bad[] = {"max_state=0", "max_state=abc", "max_value=1000000001", "max_value=-5"};
+	for (size_t i = 0; i < TEST_COUNT(bad); i++) {
+		snprintf(url, sizeof url, "%s%s%s", g_url, sep, bad[i]);
+		d = NULL;
+		CHECK_RC(dura_store_open(&d, url, NULL), DURA_EINVAL);
+		CHECK(d == NULL);
+		dura_store_close(d);
+	}
+
+	snprintf(url, sizeof url, "%s%smax_state=2000&max_value=1000", g_url, sep);
+	dura_store *s = NULL;
+	REQUIRE_RC(dura_store_open(&s, url, NULL), 0);
+	CHECK_RC(dura_store_limits_get(s, &ms, &mv), 0);
+	CHECK(ms == 2000 && mv == 1000);
+	dura_store_info info;
+	CHECK_RC(dura_store_info_get(s, &info), 0);
+	CHECK(strstr(info.notes, "ignored option max_") == NULL); /* every store knows them */
+	char *over = json_of_size(2001), *at = json_of_size(2000);
+	char wf[96], key[128];
+	conf_name(wf, sizeof wf, "conf-limits");
+	dura_record *rec = NULL;
+	if (!over || !at)
+		goto out;
+	CHECK_RC(conf_create(s, wf, NULL, over, &rec), DURA_EINVAL);
+	CHECK(names_sizes("2001 bytes", "2000 bytes"));
+	CHECK(rec == NULL);
+	dura_run_filter f = DURA_RUN_FILTER_INIT;
+	f.workflow_name = wf;
+	dura_record_list l;
+	memset(&l, 0, sizeof l);
+	CHECK_RC(dura_store_list_runs(s, &f, &l), 0);
+	CHECK(l.count == 0); /* the refused run is not there */
+	dura_record_list_free(&l);
+
+	REQUIRE_RC(conf_create(s, wf, NULL, "{\"n\":1}", &rec), 0);
+	dura_commit_result res;
+	CHECK_RC(conf_commit(s, rec->run_id, rec->version, "big", over, 0, &res), DURA_EINVAL);
+	CHECK(names_sizes("2001 bytes", "2000 bytes"));
+	dura_commit batch[2] = {DURA_COMMIT_INIT, DURA_COMMIT_INIT};
+	dura_commit_result bres[2];
+	for (int i = 0; i < 2; i++) {
+		batch[i].run_id = rec->run_id;
+		batch[i].expect_version = rec->version;
+		batch[i].node_id = "b";
+		batch[i].flags = DURA_COMMIT_NO_EVENT;
+	}
+	batch[0].state = "{\"n\":2}";
+	batch[1].state = over;
+	CHECK_RC(dura_store_commit_batch(s, batch, 2, bres), DURA_EINVAL);
+	CHECK(bres[0].code == DURA_EINVAL && bres[1].code == DURA_EINVAL);
+	dura_record *now = NULL;
+	CHECK_RC(dura_store_get_run(s, rec->run_id, &now), 0);
+	if (now) {
+		CHECK(now->version == rec->version); /* nothing was written */
+		CHECK(now->step_no == 0);
+		CHECK(conf_json_same(now->state, "{\"n\":1}"));
+		dura_record_free(now);
+	}
+	CHECK(conf_history_count(s, rec->run_id) == 0);
+	char cp[96];
+	conf_name(cp, sizeof cp, "conf-limits-cp");
+	CHECK_RC(dura_store_checkpoint_save(s, cp, rec->run_id, 0, over), DURA_EINVAL);
+	CHECK(names_sizes("2001 bytes", "2000 bytes"));
+	dura_checkpoint *ck = NULL;
+	CHECK_RC(dura_store_checkpoint_load(s, cp, &ck), DURA_ENOTFOUND);
+	dura_checkpoint_free(ck);
+	/* at the limit is allowed */
+	CHECK_RC(conf_commit(s, rec->run_id, rec->version, "at", at, DURA_COMMIT_NO_EVENT, &res), 0);
+	CHECK(conf_history_count(s, rec->run_id) == 1);
+
+	conf_name(key, sizeof key, "conf-limits-key");
+	unsigned char value[1001];
+	memset(value, 'v', sizeof value);
+	CHECK_RC(dura_store_cache_put(s, key, value, 1001, NULL, NULL, 60000), DURA_EINVAL);
+	CHECK(names_sizes("1001 bytes", "1000 bytes"));
+	dura_cache_entry *e = NULL;
+	CHECK_RC(dura_store_cache_get(s, key, &e), DURA_ENOTFOUND);
+	dura_cache_entry_free(e);
+	e = NULL;
+	CHECK_RC(dura_store_cache_put(s, key, value, 1000, NULL, NULL, 60000), 0);
+	CHECK_RC(dura_store_cache_get(s, key, &e), 0);
+	CHECK(e && e->value_len == 1000);
+	dura_cache_entry_free(e);
+	dura_store_cache_delete(s, key);
+	conf_ack_run_events(s, rec->run_id);
+out:
+	dura_record_free(rec);
+	free(over);
+	free(at);
+	dura_store_close(s);
+}
+
 const test_case conf_misc_tests[] = {
 	{"store_info", store_info},
 	{"store_ping_stats", store_ping_stats},
@@ -663,5 +794,6 @@ const test_case conf_misc_tests[] = {
 	{"bad_input_cache_leases", bad_input_cache_leases},
 	{"bad_input_open", bad_input_open},
 	{"secrets_not_in_errors", secrets_not_in_errors},
+	{"store_size_limits", store_size_limits},
 };
 const size_t conf_misc_ntests = TEST_COUNT(conf_misc_tests);

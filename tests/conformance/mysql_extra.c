@@ -687,6 +687,15 @@ static void packet_too_large(void)
 	REQUIRE(s != NULL);
 	long long limit = sql_int(s, "SELECT @@max_allowed_packet");
 	REQUIRE(limit > 0);
+	/* the core's limits raised past the server's packet: the store's own
+	 * refusal is what is tested here */
+	dura_store_close(s);
+	s = NULL;
+	char opt[80], url[1200];
+	REQUIRE(limit * 2 <= DURA_LIMIT_MAX_BYTES);
+	snprintf(opt, sizeof(opt), "max_state=%lld&max_value=%lld", limit * 2, limit * 2);
+	url_with(url, sizeof(url), g_url, opt);
+	REQUIRE_RC(dura_store_open(&s, url, NULL), 0);
 	size_t n = (size_t)limit + 1024;
 	char *state = malloc(n + 32);
 	REQUIRE(state != NULL);

@@ -108,6 +108,21 @@ static int slow(dura_ctx *ctx, json_t *state, void *payload)
 	return 0; /* returned, but after the deadline: counted failed */
 }
 
+/* Grows the state by payload's bytes (a string of that many x). */
+static int grow_state(dura_ctx *ctx, json_t *state, void *payload)
+{
+	(void)ctx;
+	size_t n = *(size_t *)payload;
+	char *blob = malloc(n + 1);
+	if (!blob)
+		return DURA_ENOMEM;
+	memset(blob, 'x', n);
+	blob[n] = '\0';
+	json_object_set_new(state, "blob", json_string(blob));
+	free(blob);
+	return 0;
+}
+
 /* ---- tests ---------------------------------------------------------------- */
 
 static void register_validates(void)
@@ -259,6 +274,46 @@ static void reducers(void)
 	CHECK(json_equal(got, want));
 	json_decref(got);
 	json_decref(want);
+	dura_record_free(r);
+	env_close(&e);
+}
+
+/* A node that leaves a state over the store's max_state fails its
+ * attempt (DURA_EINVAL, not retried): the run fails naming both sizes and
+ * keeps the state of its last step. */
+static void state_over_the_limit_fails_the_run(void)
+{
+	env e;
+	REQUIRE(env_open(&e, NULL) == 0);
+	dura_engine_close(e.eng);
+	dura_store_close(e.store);
+	char url[1200];
+	snprintf(url, sizeof(url), "%s%smax_state=4000", g_url, strchr(g_url, '?') ? "&" : "?");
+	REQUIRE_RC(dura_store_open(&e.store, url, NULL), 0);
+	REQUIRE_RC(dura_engine_open(&e.eng, e.store, NULL), 0);
+	static size_t small = 100, big = 5000;
+	dura_node_options o = DURA_NODE_OPTIONS_INIT;
+	o.max_attempts = 3;
+	o.backoff_initial_ms = 1;
+	dura_workflow *wf;
+	dura_workflow_new(&wf, e.wf);
+	dura_workflow_add_node(wf, "small", grow_state, &small, NULL);
+	dura_workflow_add_node(wf, "big", grow_state, &big, &o);
+	dura_workflow_add_edge(wf, "small", "big");
+	dura_workflow_set_start(wf, "small");
+	REQUIRE_RC(dura_engine_register(e.eng, wf), 0);
+	char id[DURA_UUID_LEN + 1];
+	REQUIRE_RC(dura_run_start(e.eng, e.wf, NULL, "{}", NULL, id), 0);
+	dura_record *r = NULL;
+	REQUIRE_RC(dura_run_execute(e.eng, id, &r), 0);
+	CHECK(r->run_state == DURA_RUN_FAILED);
+	CHECK(r->step_no == 1); /* the small node's step, not the big one's */
+	CHECK(r->attempt == 1); /* DURA_EINVAL is not retried */
+	CHECK(strstr(r->error, "node big") && strstr(r->error, "over the store's limit of 4000 bytes"));
+	CHECK(strlen(r->state) < 4000);
+	dura_record_free(r);
+	REQUIRE_RC(dura_store_get_run(e.store, id, &r), 0);
+	CHECK(r->run_state == DURA_RUN_FAILED && r->step_no == 1);
 	dura_record_free(r);
 	env_close(&e);
 }
@@ -840,6 +895,7 @@ int main(int argc, char **argv)
 		{"branching_and_looping", branching_and_looping},
 		{"reducers", reducers},
 		{"retries_then_success", retries_then_success},
+		{"state_over_the_limit_fails_the_run", state_over_the_limit_fails_the_run},
 		{"retries_exhausted_fail_then_resume", retries_exhausted_fail_then_resume},
 		{"classifier_stops_retries", classifier_stops_retries},
 		{"auto_pause_after_failures", auto_pause_after_failures},

@@ -15,8 +15,13 @@ struct dura_store {
 	void *impl;
 	dura_url *url;
 	_Atomic uint64_t hits, misses, commits, conflicts;
+	size_t max_state, max_value; /* the size limits (dura_store_limits_get) */
 	struct dura_store *prev, *next; /* every open store, for fork */
 };
+
+/* DURA_EINVAL unless a state of len bytes is within the store's limit;
+ * what: "state", "initial state". */
+int dura__check_state_size(const dura_store *s, size_t len, const char *what, const char *fn);
 
 /* An id: not NULL, not empty, at most DURA_MAX_ID_LEN bytes. */
 int dura__check_id(const char *id, const char *what, const char *fn);

@@ -613,31 +613,41 @@ static void event_unlink(mem_store *m, mem_event *e)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-/* The memory store has no options: name the URL options it ignores. */
+/* The core's size limits, the only options the memory store has. */
+static int core_option(const char *name)
+{
+	return strcmp(name, "max_state") == 0 || strcmp(name, "max_value") == 0;
+}
+
+/* Name the URL options the memory store ignores (all but the core's). */
 static int make_notes(char **out, const dura_url *url)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < url->nparams; i++)
-		n += strlen(url->param_names[i]) + 2;
+		if (!core_option(url->param_names[i]))
+			n += strlen(url->param_names[i]) + 2;
 	if (n == 0) {
 		*out = NULL;
 		return 0;
 	}
-	static const char head[] = "ignored options (the memory store has none): ";
+	static const char head[] = "ignored options (the memory store has none but max_state and max_value): ";
 	char *s = dura_malloc(sizeof(head) + n);
 	if (!s)
 		return oom();
 	size_t off = 0;
 	memcpy(s, head, sizeof(head) - 1);
 	off = sizeof(head) - 1;
-	for (size_t i = 0; i < url->nparams; i++) {
+	for (size_t i = 0, first = 1; i < url->nparams; i++) {
+		if (core_option(url->param_names[i]))
+			continue;
 		size_t k = strlen(url->param_names[i]);
-		if (i) {
+		if (!first) {
 			memcpy(s + off, ", ", 2);
 			off += 2;
 		}
 		memcpy(s + off, url->param_names[i], k);
 		off += k;
+		first = 0;
 	}
 	s[off] = '\0';
 	*out = s;

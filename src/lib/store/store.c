@@ -261,6 +261,8 @@ int dura_store_open(dura_store **out, const char *url, const dura_store_options 
 	}
 	s->ops = ops;
 	s->url = u;
+	s->max_state = u->max_state_bytes ? u->max_state_bytes : DURA_DEFAULT_MAX_STATE_BYTES;
+	s->max_value = u->max_value_bytes ? u->max_value_bytes : DURA_DEFAULT_MAX_VALUE_BYTES;
 	dura_error_clear();
 	GUARD(rc, ops->open(&s->impl, u, opts));
 	if (rc) {
@@ -311,6 +313,26 @@ int dura_store_info_get(dura_store *s, dura_store_info *out)
 	if (!out->notes)
 		out->notes = "";
 	return 0;
+}
+
+int dura_store_limits_get(dura_store *s, size_t *max_state, size_t *max_value)
+{
+	CHECK_STORE(s);
+	if (max_state)
+		*max_state = s->max_state;
+	if (max_value)
+		*max_value = s->max_value;
+	return 0;
+}
+
+int dura__check_state_size(const dura_store *s, size_t len, const char *what, const char *fn)
+{
+	if (len <= s->max_state)
+		return 0;
+	return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+	                             "%s: the %s is %zu bytes, over the store's limit of %zu bytes (URL option max_state); "
+	                             "nothing was written",
+	                             fn, what, len, s->max_state);
 }
 
 int dura_store_stats_get(dura_store *s, dura_store_stats *out)
@@ -404,8 +426,10 @@ int dura_store_create_run(dura_store *s, const dura_run_create *req, dura_record
 		                             "%s: the %s store (contract version %u) keeps no priority or concurrency key", fn,
 		                             s->ops->scheme, s->ops->version);
 	TRY(dura__check_run_state(r.run_state, 1, fn));
-	if (r.state)
+	if (r.state) {
+		TRY(dura__check_state_size(s, strlen(r.state), "initial state", fn));
 		TRY(dura__json_valid(r.state, "initial state"));
+	}
 	if (r.meta && *r.meta)
 		TRY(dura__json_valid(r.meta, "run metadata"));
 	if (r.run_id)
@@ -553,6 +577,8 @@ static int check_commit(const dura_store *s, const dura_commit *c, const char *f
 	if (c->expect_version < 0)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: expected version %lld is negative", fn,
 		                             (long long)c->expect_version);
+	if (c->state)
+		TRY(dura__check_state_size(s, strlen(c->state), "state", fn));
 	TRY(dura__json_valid(c->state, "step state"));
 	if (c->event_type)
 		TRY(dura__check_id(c->event_type, "event type", fn));
@@ -598,6 +624,8 @@ int dura_store_commit(dura_store *s, const dura_commit *c, dura_commit_result *r
 int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_result *res)
 {
 	char ev[DURA_UUID_LEN + 1] = "";
+	if (c->state)
+		TRY(dura__check_state_size(s, strlen(c->state), "state", "commit"));
 	if (!(c->flags & DURA_COMMIT_NO_EVENT))
 		TRY(dura_uuid7(ev));
 	memset(res, 0, sizeof(*res));
@@ -731,6 +759,8 @@ int dura_store_checkpoint_save(dura_store *s, const char *cp_id, const char *run
 	TRY(dura__check_id(run_id, "run id", fn));
 	if (step < 0)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: step %lld is negative", fn, (long long)step);
+	if (state)
+		TRY(dura__check_state_size(s, strlen(state), "checkpoint state", fn));
 	TRY(dura__json_valid(state, "checkpoint state"));
 	DISPATCH(s, checkpoint_save, cp_id, run_id, step, state);
 }
@@ -797,6 +827,11 @@ int dura_store_cache_put(dura_store *s, const char *key, const void *value, size
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: value is NULL but its length is %zu", fn, len);
 	if (ttl_ms < 0)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: ttl %lld ms is negative", fn, (long long)ttl_ms);
+	if (len > s->max_value)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+		                             "%s: the value for %s is %zu bytes, over the store's limit of %zu bytes (URL "
+		                             "option max_value); nothing was written",
+		                             fn, key, len, s->max_value);
 	if (metadata)
 		TRY(dura__json_object_valid(metadata, "cache metadata"));
 	DISPATCH(s, cache_put, key, value, len, error, metadata, ttl_ms);

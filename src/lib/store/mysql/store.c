@@ -80,7 +80,8 @@ static int parse_options(my_store *s, const dura_url *url)
 	/* understood here or by the core */
 	static const char *const known[] = {"prefix",      "pool_max",        "pool_idle", "conn_lifetime",
 	                                    "conn_idle_time", "connect_timeout", "timeout",   "tls",
-	                                    "sslmode",     "skip_locked",     "readTimeout", "writeTimeout"};
+	                                    "sslmode",     "skip_locked",     "readTimeout", "writeTimeout",
+	                                    "max_state",   "max_value"};
 	/* the Go driver's options that mean nothing here */
 	static const struct {
 		const char *name, *why;

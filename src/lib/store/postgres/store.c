@@ -102,7 +102,8 @@ static void kv_add(kv *b, const char *k, const char *v)
 static int parse_options(pg_store *s, const dura_url *url)
 {
 	static const char *const known[] = {"prefix", "pool_max", "pool_idle", "conn_lifetime", "conn_idle_time",
-	                                    "connect_timeout", "timeout", "tls", "sslmode", "skip_locked"};
+	                                    "connect_timeout", "timeout", "tls", "sslmode", "skip_locked",
+	                                    "max_state", "max_value"};
 	static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
 	const char *v;
 	kv b;

@@ -58,7 +58,8 @@ static int config_of(dr_store *s, const dura_url *url, dr_client_config *cfg)
 	 * connections until one breaks, and dura info says the options are unused */
 	static const char *const known[] = {"prefix",   "pool_max", "pool_idle", "connect_timeout",
 	                                    "timeout",  "tls_ca",   "tls_cert",  "tls_key",
-	                                    "tls_insecure_skip_verify", "socket", "retry_time"};
+	                                    "tls_insecure_skip_verify", "socket", "retry_time",
+	                                    "max_state", "max_value"};
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->socket = url->socket && *url->socket ? url->socket : dura_url_param(url, "socket");
 	if (!cfg->socket)

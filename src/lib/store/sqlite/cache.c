@@ -74,11 +74,6 @@ int dsq_cache_put(void *impl, const char *key, const void *value, size_t len, co
 {
 	sq_store *s = impl;
 	sq_conn *c;
-	if ((int64_t)len > s->max_value)
-		return dura_error_set_native(DURA_EINVAL, SQ, SQLITE_TOOBIG, NULL,
-		                             "cache value of %zu bytes for key %s is over this store's limit of %lld bytes "
-		                             "(URL option max_value); nothing was written",
-		                             len, key, (long long)s->max_value);
 	int rc = dsq_pool_get(s, &c);
 	if (rc)
 		return rc;

@@ -165,7 +165,6 @@ typedef struct sq_store {
 	char *prefix;
 	const char *synchronous; /* the pragma value */
 	int busy_ms;
-	int64_t max_value; /* largest cache value accepted, in bytes */
 	int pool_max;
 	int no_create; /* auto_migrate off: a missing file is an error, not created */
 	uint32_t caps;

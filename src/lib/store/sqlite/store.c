@@ -31,7 +31,8 @@ static void store_free(sq_store *s)
 
 static int parse_options(sq_store *s, const dura_url *url)
 {
-	static const char *const known[] = {"synchronous", "busy_timeout", "prefix", "pool_max", "max_value"};
+	static const char *const known[] = {"synchronous", "busy_timeout", "prefix", "pool_max", "max_state",
+	                                    "max_value"};
 	const char *v;
 	s->synchronous = "FULL";
 	if ((v = dura_url_param(url, "synchronous")) != NULL) {
@@ -53,16 +54,8 @@ static int parse_options(sq_store *s, const dura_url *url)
 			                             "URL option busy_timeout='%.40s' is not a number of milliseconds", v);
 		s->busy_ms = (int)ms;
 	}
-	/* SQLite's own ceiling for a BLOB is SQLITE_MAX_LENGTH (10^9 by default) */
-	s->max_value = 1000000000;
-	if ((v = dura_url_param(url, "max_value")) != NULL) {
-		char *end;
-		long long n = strtoll(v, &end, 10);
-		if (!*v || *end || n < 0 || n > 1000000000)
-			return dura_error_set_native(DURA_EINVAL, SQ, 0, NULL,
-			                             "URL option max_value='%.40s' is not a size in bytes up to 1000000000", v);
-		s->max_value = n;
-	}
+	/* max_state and max_value are the core's (dura_store_limits_get): their
+	 * ceiling, 10^9, is SQLite's own for a value (SQLITE_MAX_LENGTH) */
 	s->pool_max = url->pool_max > 0 ? url->pool_max : SQ_DEFAULT_POOL;
 	for (size_t i = 0; i < url->nparams; i++) {
 		int ok = 0;
