@@ -319,7 +319,7 @@ static int common_options(url_impl *u)
 		if (!p->connect_timeout_ms && (scheme_flags(p->scheme) & U_DIAL_TIMEOUT))
 			p->connect_timeout_ms = t;
 	}
-	int bytes;
+	int bytes = 0;
 	if ((v = dura_url_param(p, "max_state"))) {
 		if ((rc = parse_int(&bytes, "max_state", v, 1, DURA_LIMIT_MAX_BYTES)))
 			return rc;
