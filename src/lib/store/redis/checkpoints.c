@@ -122,7 +122,7 @@ int dr_checkpoint_load(void *impl, const char *checkpoint_id, dura_checkpoint **
 	return rc;
 }
 
-/* Newest first: updated_at descending, then checkpoint id (as memory.c). */
+/* Newest first: updated_at descending, then checkpoint id (as memory/steps.c). */
 static int newest_first(const void *a, const void *b)
 {
 	const dura_checkpoint *x = a, *y = b;

@@ -1,19 +1,11 @@
 /*
- * memory_workers.c - the memory store's worker registry: the rows in an
- * array under a lock of their own (a registry holds a few rows per
- * worker process, so a scan is the whole index). Times are this
- * process's wall clock. Every change allocates first, so DURA_ENOMEM
- * leaves the table as it was.
+ * workers.c - the memory store's worker registry: the rows in an array
+ * under a lock of their own (a registry holds a few rows per worker
+ * process, so a scan is the whole index), and the store's worker_*
+ * operations on it. Times are this process's wall clock. Every change
+ * allocates first, so DURA_ENOMEM leaves the table as it was.
  */
-#include "memory_workers.h"
-
-#include "../internal.h"
-
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define STORE "memory"
+#include "memory.h"
 
 struct dura__mem_workers {
 	pthread_mutex_t lock;
@@ -168,4 +160,26 @@ int dura__mem_workers_prune(dura__mem_workers *t, int64_t dead_for_ms, int64_t *
 		}
 	pthread_mutex_unlock(&t->lock);
 	return 0;
+}
+
+/* ---- the operations ------------------------------------------------------- */
+
+int dmem_worker_put(void *impl, const dura_worker_info *w)
+{
+	return dura__mem_workers_put(((mem_store *)impl)->workers, w);
+}
+
+int dmem_worker_delete(void *impl, const char *worker_id)
+{
+	return dura__mem_workers_delete(((mem_store *)impl)->workers, worker_id);
+}
+
+int dmem_worker_list(void *impl, dura_worker_list *out)
+{
+	return dura__mem_workers_list(((mem_store *)impl)->workers, out);
+}
+
+int dmem_worker_prune(void *impl, int64_t dead_for_ms, int64_t *count)
+{
+	return dura__mem_workers_prune(((mem_store *)impl)->workers, dead_for_ms, count);
 }

@@ -1,5 +1,7 @@
 /*
- * memory_waiting.c - the memory store's signal inbox and schedules.
+ * waiting.c - the memory store's durable waiting (contract version 5):
+ * the signal inbox and the schedules, and the operations on them; and
+ * dmem_wake_locked(), the wake that a signal, a commit and a cancel make.
  *
  * The inbox is one array of signals in signal_id order (UUIDv7: a send
  * nearly always appends), scanned for a run's signals: the memory store
@@ -8,14 +10,7 @@
  * without allocating. The schedules are an array in name order under
  * their own lock.
  */
-#include "memory_waiting.h"
-
-#include "../internal.h"
-
-#include <pthread.h>
-#include <string.h>
-
-#define STORE "memory"
+#include "memory.h"
 
 typedef struct mem_signal {
 	long pos; /* where it was, while taken out */
@@ -344,4 +339,106 @@ int dura__mem_schedules_advance(dura__mem_schedules *t, const char *name, int64_
 	}
 	pthread_mutex_unlock(&t->lock);
 	return rc;
+}
+
+/* ---- the operations ------------------------------------------------------- */
+
+/* Wake run_id if it is running and waits for `wait` (contract 5's wake);
+ * u (may be NULL) records the change. Cannot fail; 1 if woken. */
+int dmem_wake_locked(mem_store *m, const char *run_id, const char *wait, int64_t now, wake_undo *u)
+{
+	mem_run *r = dmem_find_run(m, run_id);
+	if (u)
+		u->run = NULL;
+	if (!r || r->d.run_state != DURA_RUN_RUNNING || strcmp(r->d.wait, wait) != 0)
+		return 0;
+	if (u) {
+		u->run = r;
+		u->version = r->d.version;
+		u->next_run_at = r->d.next_run_at;
+		u->updated_at = r->d.updated_at;
+	}
+	r->d.next_run_at = now;
+	r->d.version++;
+	r->d.updated_at = now;
+	return 1;
+}
+
+int dmem_signal_send(void *impl, const char *signal_id, const char *run_id, const char *name, const char *payload)
+{
+	mem_store *m = impl;
+	int rc;
+	dmem_lock(m);
+	mem_run *r = dmem_find_run(m, run_id);
+	if (!r) {
+		rc = dmem_run_missing(run_id);
+	} else if (!dmem_active(r->d.run_state)) {
+		rc = dura_error_set_native(DURA_ECONFLICT, STORE, 0, NULL, "run %s is %s: it takes no more signals", run_id,
+		                           dura_run_state_name(r->d.run_state));
+	} else {
+		int64_t now = dura_now_ms();
+		rc = dura__mem_inbox_add(m->inbox, signal_id, run_id, name, payload, now);
+		char w[DURA_MAX_NAME_LEN + 8];
+		snprintf(w, sizeof(w), "signal:%s", name);
+		if (rc == 0 && dmem_wake_locked(m, run_id, w, now, NULL))
+			pthread_cond_broadcast(&m->changed);
+	}
+	dmem_unlock(m);
+	return rc;
+}
+
+int dmem_signal_next(void *impl, const char *run_id, const char *name, dura_signal **out)
+{
+	mem_store *m = impl;
+	dmem_lock(m);
+	int rc = dura__mem_inbox_next(m->inbox, run_id, name, out);
+	dmem_unlock(m);
+	return rc;
+}
+
+int dmem_signal_list(void *impl, const char *run_id, dura_signal_list *out)
+{
+	mem_store *m = impl;
+	dmem_lock(m);
+	int rc = dura__mem_inbox_list(m->inbox, run_id, out);
+	dmem_unlock(m);
+	return rc;
+}
+
+int dmem_wake(void *impl, const char *run_id, const char *wait)
+{
+	mem_store *m = impl;
+	dmem_lock(m);
+	int woke = dmem_wake_locked(m, run_id, wait, dura_now_ms(), NULL);
+	if (woke)
+		pthread_cond_broadcast(&m->changed);
+	dmem_unlock(m);
+	return woke ? 0
+	            : dura_error_set_native(DURA_ENOTFOUND, STORE, 0, NULL, "run %s is not running and waiting for %s", run_id,
+	                                    wait);
+}
+
+int dmem_schedule_put(void *impl, const dura_schedule *sch)
+{
+	return dura__mem_schedules_put(((mem_store *)impl)->schedules, sch);
+}
+
+int dmem_schedule_get(void *impl, const char *name, dura_schedule **out)
+{
+	return dura__mem_schedules_get(((mem_store *)impl)->schedules, name, out);
+}
+
+int dmem_schedule_delete(void *impl, const char *name)
+{
+	return dura__mem_schedules_delete(((mem_store *)impl)->schedules, name);
+}
+
+int dmem_schedule_list(void *impl, dura_schedules *out)
+{
+	return dura__mem_schedules_list(((mem_store *)impl)->schedules, out);
+}
+
+int dmem_schedule_advance(void *impl, const char *name, int64_t from, int64_t to)
+{
+	return dura__mem_schedules_advance(((mem_store *)impl)->schedules, name, from, to);
 }
