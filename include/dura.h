@@ -140,6 +140,7 @@ DURA_EXTERN(int) dura_time_parse(int64_t *out, const char *text);
 /** Limits that every store enforces, so bad input fails the same way. */
 #define DURA_MAX_ID_LEN 255   /**< run ids, names, foreign ids, keys */
 #define DURA_MAX_NAME_LEN 255 /**< workflow, node, signal and schedule names */
+#define DURA_MAX_VERSION_LEN 64 /**< workflow versions: [A-Za-z0-9._-] */
 
 /* ------------------------------------------------------------------------ */
 /* Run states                                                                */
@@ -327,6 +328,9 @@ typedef struct dura_record {
 	/* store contract version 5 */
 	char *wait;      /**< what the run waits for, "" when nothing: "sleep", "signal:NAME", "child:RUN_ID" */
 	char *parent_id; /**< the run that started this one as a child (dura_ctx_start_child), or "" */
+	/* store contract version 6 */
+	char *workflow_version; /**< the workflow version the run executes on (dura_workflow_version), or ""
+	                             for a run from before versions, which a worker of any version takes */
 } dura_record;
 
 /** Free a record a dura call returned, strings and all; NULL is ignored. */
@@ -346,7 +350,7 @@ typedef struct dura_record_list {
  */
 DURA_EXTERN(void) dura_record_list_free(dura_record_list *list);
 
-#define DURA_RUN_CREATE_VERSION 3 /* 1 ends at meta, 2 at concurrency_key */
+#define DURA_RUN_CREATE_VERSION 4 /* 1 ends at meta, 2 at concurrency_key, 3 at parent_id */
 typedef struct dura_run_create {
 	unsigned version;
 	const char *run_id;        /**< NULL: a new UUIDv7 */
@@ -362,8 +366,10 @@ typedef struct dura_run_create {
 	const char *concurrency_key; /**< NULL or "": none; see dura_workflow_set_concurrency */
 	/* version 3 */
 	const char *parent_id; /**< NULL or "": none; the parent of a child run */
+	/* version 4 */
+	const char *workflow_version; /**< NULL or "": none (any worker of the workflow takes the run) */
 } dura_run_create;
-#define DURA_RUN_CREATE_INIT {DURA_RUN_CREATE_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define DURA_RUN_CREATE_INIT {DURA_RUN_CREATE_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /**
  * Create a run (no outbox event is written for it). If the workflow already has an active run (initiated,
@@ -384,7 +390,7 @@ DURA_EXTERN(int) dura_store_get_run(dura_store *store, const char *run_id, dura_
 /** The newest run of a workflow with this foreign id, any state. */
 DURA_EXTERN(int) dura_store_latest_run(dura_store *store, const char *workflow_name, const char *foreign_id, dura_record **out);
 
-#define DURA_RUN_FILTER_VERSION 2 /* 1 is accepted: it ends at limit */
+#define DURA_RUN_FILTER_VERSION 3 /* 1 ends at limit, 2 at waiting */
 typedef struct dura_run_filter {
 	unsigned version;
 	const char *workflow_name; /**< NULL: any */
@@ -398,8 +404,10 @@ typedef struct dura_run_filter {
 	/* version 2 */
 	const char *parent_id; /**< NULL: any; else only the children of that run */
 	int waiting;           /**< 1: only runs whose wait is not "" */
+	/* version 3 */
+	const char *workflow_version; /**< NULL: any; else only runs on that version ("" too: runs without one) */
 } dura_run_filter;
-#define DURA_RUN_FILTER_INIT {DURA_RUN_FILTER_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define DURA_RUN_FILTER_INIT {DURA_RUN_FILTER_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /** Runs newest first (keyset pagination on run_id, which is time-ordered). */
 DURA_EXTERN(int) dura_store_list_runs(dura_store *store, const dura_run_filter *filter, dura_record_list *out);
@@ -430,6 +438,8 @@ typedef struct dura_step {
 	char *node_id;
 	char *state; /**< JSON after the step */
 	int64_t created_at;
+	/* store contract version 6 */
+	char *workflow_version; /**< the version of the code that committed the step, or "" */
 } dura_step;
 
 /** Free a step a dura call returned; NULL is ignored. */
@@ -448,7 +458,7 @@ DURA_EXTERN(void) dura_step_list_free(dura_step_list *list);
 #define DURA_COMMIT_NO_EVENT (1u << 1) /**< write no outbox event */
 #define DURA_COMMIT_RELEASE_LEASE (1u << 2) /**< also release the run's lease */
 
-#define DURA_COMMIT_VERSION 2 /* 1 is accepted: it ends at flags */
+#define DURA_COMMIT_VERSION 3 /* 1 ends at flags, 2 at wake_wait */
 /**
  * One atomic step commit: the record (state, status, run_state, version+1,
  * step_no+1), the step row (step = the record's step_no before) and an
@@ -474,8 +484,11 @@ typedef struct dura_commit {
 	const char *signal_id;   /**< NULL, or a signal of this run the commit consumes (deletes): gone is DURA_ECONFLICT */
 	const char *wake_run_id; /**< NULL, or a run to wake with the commit (dura_store_wake) */
 	const char *wake_wait;   /**< the wait wake_run_id must have to be woken */
+	/* version 3 (store contract version 6) */
+	const char *workflow_version; /**< NULL or "": none. The version of the code committing: the step row
+	                                   keeps it, and a record without a version takes it on */
 } dura_commit;
-#define DURA_COMMIT_INIT {DURA_COMMIT_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define DURA_COMMIT_INIT {DURA_COMMIT_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 typedef struct dura_commit_result {
 	int code;            /**< 0 or DURA_ECONFLICT / DURA_ENOTFOUND / ... */
@@ -747,7 +760,13 @@ typedef struct dura_claim_workflow {
 	int max_per_key;  /**< at most this many leased at once per concurrency key, 0: no limit */
 } dura_claim_workflow;
 
-#define DURA_CLAIM_VERSION 1
+/** A workflow version a claim serves (dura_claim.versions). */
+typedef struct dura_claim_version {
+	const char *workflow; /**< a workflow name among dura_claim.workflows */
+	const char *version;  /**< a version of it, 1 to DURA_MAX_VERSION_LEN bytes */
+} dura_claim_version;
+
+#define DURA_CLAIM_VERSION 2 /* 1 is accepted: it ends at taken_over */
 /** A claim with flow control (dura_store_claim). */
 typedef struct dura_claim {
 	unsigned version;   /**< DURA_CLAIM_VERSION */
@@ -758,8 +777,14 @@ typedef struct dura_claim {
 	int64_t lease_ms;   /**< positive */
 	int *taken_over;    /**< NULL, or max ints: [i] is 1 when out->items[i] was leased to another owner
 	                         whose lease lapsed unreleased (a rescue), else 0 */
+	/* version 2 */
+	const dura_claim_version *versions; /**< NULL (and 0): runs of any version. Else a run of a workflow
+	                                         named here is claimed only when its workflow_version is one
+	                                         listed for it, or "" (a run from before versions); a
+	                                         workflow not named here is claimed at any version */
+	size_t nversions;                   /**< at most 4096 */
 } dura_claim;
-#define DURA_CLAIM_INIT {DURA_CLAIM_VERSION, 0, 0, 0, 0, 0, 0}
+#define DURA_CLAIM_INIT {DURA_CLAIM_VERSION, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /**
  * dura_store_claim_runs with flow control: up to max runnable runs, higher
@@ -800,6 +825,122 @@ DURA_EXTERN(int) dura_store_extend_leases(dura_store *store, const char *owner, 
 DURA_EXTERN(int) dura_store_release_lease(dura_store *store, const char *run_id, const char *owner);
 
 /* ------------------------------------------------------------------------ */
+/* Workflow versions                                                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A deploy changes workflow code while runs are under way. dura keeps the
+ * versions apart: a run records the workflow version it started on
+ * (dura_record.workflow_version), each step the version that committed it,
+ * and a worker claims only runs of the versions its engine registered - so
+ * old runs finish on old code while new runs start on new code. Every
+ * engine writes the definition of each version it registers to the store
+ * (dura_engine_register), which is what dura_store_migrate_run checks
+ * against and `dura versions` lists.
+ */
+
+/** A workflow version as an engine registered it (dura_store_workflow_list). */
+typedef struct dura_workflow_def {
+	char *workflow_name;
+	char *version;
+	char *definition;      /**< JSON: {"start":NODE,"nodes":[{"name":N,"next":M or null}, ...]} */
+	int64_t first_seen_at; /**< its first registration, in any process */
+	int64_t last_seen_at;  /**< its latest registration */
+} dura_workflow_def;
+
+typedef struct dura_workflow_def_list {
+	size_t count;
+	dura_workflow_def *items; /**< by workflow name, then first_seen_at, then version */
+} dura_workflow_def_list;
+
+/** Free a list's items and zero the list (not the struct itself); NULL is ignored. */
+DURA_EXTERN(void) dura_workflow_def_list_free(dura_workflow_def_list *list);
+
+/** The versions of workflow `name` (NULL: of every workflow) the store knows. */
+DURA_EXTERN(int) dura_store_workflow_list(dura_store *store, const char *name, dura_workflow_def_list *out);
+
+/** One count of runs (dura_store_run_counts). */
+typedef struct dura_run_count {
+	char *workflow_name;
+	char *workflow_version; /**< "" for runs from before versions */
+	int run_state;
+	int64_t count;
+} dura_run_count;
+
+typedef struct dura_run_count_list {
+	size_t count;
+	dura_run_count *items; /**< by workflow name, version, then run state */
+} dura_run_count_list;
+
+/** Free a list's items and zero the list (not the struct itself); NULL is ignored. */
+DURA_EXTERN(void) dura_run_count_list_free(dura_run_count_list *list);
+
+/** How many runs each workflow (`workflow`, or every one when NULL) has
+ *  per version and run state; only non-zero counts are listed. */
+DURA_EXTERN(int) dura_store_run_counts(dura_store *store, const char *workflow, dura_run_count_list *out);
+
+/**
+ * Move a run to another version of its workflow, explicitly: workers of
+ * `version` take it from there. The version must be known to the store (an
+ * engine registered it: DURA_ENOTFOUND otherwise) and have the node the
+ * run is at (DURA_EINVAL naming the node otherwise). A run that ended is
+ * DURA_ECONFLICT, and so is one leased by a worker now (pause it first, or
+ * wait for the lease to end); the move is compare-and-swap on the run's
+ * version, so a worker that claims it meanwhile wins and the move is
+ * refused. *out (may be NULL) gets the moved record. Thread-safe.
+ */
+DURA_EXTERN(int) dura_store_migrate_run(dura_store *store, const char *run_id, const char *version, dura_record **out);
+
+/* ------------------------------------------------------------------------ */
+/* Retention                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Retention keeps tables bounded: runs that ended go after a while, their
+ * data (steps, checkpoints, state, signals: what dura_store_delete_run_data
+ * removes, leaving the record as data_deleted) or the whole run. Workers
+ * apply each workflow's policy (dura_workflow_set_retention) in small
+ * batches; dura_store_prune is one batch, which `dura prune` repeats.
+ *
+ * What retention keeps, whatever its age: a run with a named checkpoint
+ * (checkpoints are kept to fork from: delete the checkpoint to let the run
+ * go), and a child run whose parent has not ended (the parent may still
+ * await it).
+ */
+
+#define DURA_PRUNE_VERSION 1
+typedef struct dura_prune {
+	unsigned version;     /**< DURA_PRUNE_VERSION */
+	const char *workflow; /**< NULL: every workflow */
+	int run_state;        /**< the end state: completed, failed, cancelled, or data_deleted (whole only) */
+	int64_t ended_before; /**< runs whose last change (updated_at) is before this time (ms) */
+	int whole;            /**< 0: delete the run's data; 1: delete the run itself, data and record */
+	size_t limit;         /**< runs in this batch, 1 to 10000 */
+	int dry_run;          /**< 1: count what this batch would prune, change nothing */
+} dura_prune;
+#define DURA_PRUNE_INIT {DURA_PRUNE_VERSION, 0, 0, 0, 0, 0, 0}
+
+/**
+ * One batch of retention, one short transaction: prune up to req->limit
+ * runs that match, oldest change first, and *count (may be NULL) how many.
+ * Fewer than the limit means nothing matching is left (but for what
+ * concurrent changes bring). Errors: DURA_EINVAL for a bad request,
+ * DURA_ENOTSUP on an external store of contract version 5 or older.
+ */
+DURA_EXTERN(int) dura_store_prune(dura_store *store, const dura_prune *req, int64_t *count);
+
+/** Retention of a workflow's ended runs (dura_workflow_set_retention). */
+#define DURA_RETENTION_VERSION 1
+typedef struct dura_retention {
+	unsigned version;     /**< DURA_RETENTION_VERSION */
+	int64_t completed_ms; /**< keep completed runs this long after they end; 0: forever */
+	int64_t failed_ms;    /**< failed runs; 0: forever */
+	int64_t cancelled_ms; /**< cancelled runs; 0: forever */
+	int whole;            /**< 0: delete the data (the record stays, data_deleted); 1: the whole run */
+} dura_retention;
+#define DURA_RETENTION_INIT {DURA_RETENTION_VERSION, 0, 0, 0, 0}
+
+/* ------------------------------------------------------------------------ */
 /* Outbox                                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -826,6 +967,15 @@ DURA_EXTERN(int) dura_store_outbox_poll(dura_store *store, size_t limit, dura_ev
 
 /** Delete a delivered event; DURA_ENOTFOUND if already gone. */
 DURA_EXTERN(int) dura_store_outbox_ack(dura_store *store, const char *event_id);
+
+/**
+ * Retention of the outbox: delete up to limit (1 to 10000) events created
+ * before `before` (ms), oldest first, delivered or not; *count (may be
+ * NULL) how many. Workers do it for events older than
+ * dura_worker_options.outbox_keep_ms. DURA_ENOTSUP on an external store
+ * of contract version 5 or older.
+ */
+DURA_EXTERN(int) dura_store_outbox_prune(dura_store *store, int64_t before, size_t limit, int64_t *count);
 
 
 /* ------------------------------------------------------------------------ */
@@ -915,6 +1065,28 @@ DURA_EXTERN(int) dura_workflow_set_start(dura_workflow *wf, const char *node);
  */
 DURA_EXTERN(int) dura_workflow_set_concurrency(dura_workflow *wf, int max_running, int max_per_key);
 
+/**
+ * Give the workflow a version: 1 to DURA_MAX_VERSION_LEN bytes of
+ * [A-Za-z0-9._-] ("2", "2026-12-01", "v2.1"). Without one, the version is
+ * a fingerprint of the workflow's shape - its start node, node names,
+ * edges and node options - so a deploy that changes the shape is a new
+ * version by itself, and one that changes only a node's body is not.
+ * Errors: DURA_EINVAL for a NULL workflow or a bad version.
+ */
+DURA_EXTERN(int) dura_workflow_set_version(dura_workflow *wf, const char *version);
+
+/** The workflow's version: the one given, or its fingerprint ("f" and 15
+ *  hex digits); the workflow's string. NULL for a NULL workflow. */
+DURA_EXTERN(const char *) dura_workflow_version(dura_workflow *wf);
+
+/**
+ * How long this workflow's runs stay after they end (Retention, above);
+ * workers serving the workflow apply it. NULL or all zero: forever (the
+ * default). Errors: DURA_EINVAL for a NULL workflow, a negative time or
+ * another struct version.
+ */
+DURA_EXTERN(int) dura_workflow_set_retention(dura_workflow *wf, const dura_retention *policy);
+
 /** Replace the reducer (default: dura_reducer_replace). */
 DURA_EXTERN(int) dura_workflow_set_reducer(dura_workflow *wf, dura_reducer_fn fn, void *payload);
 
@@ -940,12 +1112,16 @@ DURA_EXTERN(void) dura_engine_close(dura_engine *eng);
 
 /**
  * Validate and register a workflow; the engine owns it afterwards (also on
- * failure). A missing start node, an edge to an unknown node or a name
- * already registered fail with a message naming it.
+ * failure). A missing start node, an edge to an unknown node or a name and
+ * version already registered fail with a message naming it. Several
+ * versions of one workflow may be registered (dura_workflow_set_version):
+ * new runs start on the one registered last, and runs of each execute on
+ * their own. The definition of the version is written to the store
+ * (dura_store_workflow_list), so a store error fails the registration.
  */
 DURA_EXTERN(int) dura_engine_register(dura_engine *eng, dura_workflow *wf);
 
-#define DURA_RUN_OPTIONS_VERSION 2 /* 1 is accepted: it ends at meta */
+#define DURA_RUN_OPTIONS_VERSION 3 /* 1 ends at meta, 2 at concurrency_key */
 typedef struct dura_run_options {
 	unsigned version;
 	int64_t start_at;  /**< not runnable before this time (ms), 0: now */
@@ -956,8 +1132,10 @@ typedef struct dura_run_options {
 	const char *concurrency_key; /**< NULL or "": none. Runs of the workflow with the same key
 	                                  execute at most max_per_key at once (dura_workflow_set_concurrency);
 	                                  at most DURA_MAX_ID_LEN bytes, UTF-8 */
+	/* version 3 */
+	const char *workflow_version; /**< NULL: the version registered last; else one registered */
 } dura_run_options;
-#define DURA_RUN_OPTIONS_INIT {DURA_RUN_OPTIONS_VERSION, 0, 0, 0, 0}
+#define DURA_RUN_OPTIONS_INIT {DURA_RUN_OPTIONS_VERSION, 0, 0, 0, 0, 0}
 #define DURA_PRIORITY_MIN (-1000000)
 #define DURA_PRIORITY_MAX 1000000
 
@@ -1194,7 +1372,7 @@ typedef struct dura_worker dura_worker;
 #define DURA_WORKER_MAX_THREADS 256
 #define DURA_WORKER_MIN_LEASE_MS 50
 
-#define DURA_WORKER_OPTIONS_VERSION 1
+#define DURA_WORKER_OPTIONS_VERSION 2 /* 1 is accepted: it ends at group_commit */
 typedef struct dura_worker_options {
 	unsigned version;        /**< DURA_WORKER_OPTIONS_VERSION */
 	int threads;             /**< executor threads, 1 to DURA_WORKER_MAX_THREADS (default 1) */
@@ -1215,8 +1393,15 @@ typedef struct dura_worker_options {
 	                              MySQL/MariaDB, where a batch is one transaction of a few statements
 	                              (measured against off at 8 and 32 threads: SQLite 1.5x to 3.2x the
 	                              steps/s, PostgreSQL 0.9x to 6.8x, MariaDB 0.8x to 1.8x), off on memory */
+	/* version 2 */
+	int64_t retention_ms;    /**< how often the worker applies retention (the policies of the workflows
+	                              it serves, expired cache entries, the outbox), in batches of
+	                              DURA_RETENTION_BATCH runs; 0: every 60 s; -1: never */
+	int64_t outbox_keep_ms;  /**< outbox events older than this are deleted, delivered or not;
+	                              0: 7 days; -1: kept until acknowledged */
 } dura_worker_options;
-#define DURA_WORKER_OPTIONS_INIT {DURA_WORKER_OPTIONS_VERSION, 1, 3000, 0, 500, 0, NULL, 0, NULL, 0}
+#define DURA_WORKER_OPTIONS_INIT {DURA_WORKER_OPTIONS_VERSION, 1, 3000, 0, 500, 0, NULL, 0, NULL, 0, 0, 0}
+#define DURA_RETENTION_BATCH 500
 
 /** What a worker did so far (counters since start) and holds now. */
 typedef struct dura_worker_stats {
@@ -1235,6 +1420,7 @@ typedef struct dura_worker_stats {
 	uint64_t group_batches; /**< group commit: commit_batch calls of more than one commit */
 	uint64_t group_commits; /**< group commit: commits written in those */
 	uint64_t ticks_fired;   /**< schedule ticks whose run this worker created (dura_schedule_set) */
+	uint64_t pruned;        /**< runs, outbox events and cache entries this worker's retention deleted */
 } dura_worker_stats;
 
 /**
@@ -1332,7 +1518,9 @@ typedef struct dura_worker_info {
 	int64_t pid;          /**< its process id there */
 	int threads;          /**< its executor threads */
 	int64_t lease_ms;     /**< its lease: a heartbeat older than this means it is dead */
-	char *workflows;      /**< the workflows it serves, a JSON array of names */
+	char *workflows;      /**< the workflow versions it serves, a JSON array of
+	                           {"workflow":NAME,"version":VERSION} (a worker from before versions
+	                           wrote names alone) */
 	int64_t held;         /**< runs it held at its last heartbeat */
 	int64_t started_at;   /**< when it registered */
 	int64_t heartbeat_at; /**< its last heartbeat */

@@ -35,10 +35,10 @@ extern "C" {
 /* 1: the first contract; 2: atfork_child; 3: extend_leases, wait_ready;
  * 4: claim (flow control and priority), run priority and concurrency key,
  * the worker registry; 5: durable waiting (a run's wait and parent,
- * signals, wakes, schedules). A store may
+ * signals, wakes, schedules); 6: workflow versions and retention. A store may
  * implement any version up to this one; the core reads only the operations
  * its version has. */
-#define DURA_STORE_ABI_VERSION 5
+#define DURA_STORE_ABI_VERSION 6
 
 /** Parsed store URL. Strings are owned by the core; "" when absent. */
 typedef struct dura_url {
@@ -86,7 +86,7 @@ struct dura_store_ops {
 	 * (DURA_EINVAL, naming it) a table that lacks one. The exact behaviour
 	 * each owes is in docs/store-contract.md; the conformance suite checks
 	 * it. The core has validated every argument before the call. */
-	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 5) */
+	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 6) */
 	const char *scheme; /**< the URL scheme it serves, lower case */
 	uint32_t caps;      /**< static capabilities; info may report more */
 
@@ -296,6 +296,53 @@ struct dura_store_ops {
 	int (*schedule_list)(void *impl, dura_schedules *out);
 	/** next_tick = to if it is from: 0, DURA_ECONFLICT, DURA_ENOTFOUND. */
 	int (*schedule_advance)(void *impl, const char *name, int64_t from, int64_t to);
+
+	/* version 6: workflow versions and retention (docs/store-contract.md,
+	 * "Versions and retention") */
+	/*
+	 * From version 6 every record carries workflow_version and every step
+	 * its workflow_version ("" for none). create_run gets a dura_run_create
+	 * of version 4 and keeps workflow_version; list_runs gets a
+	 * dura_run_filter of version 3 (workflow_version: NULL any, else equal);
+	 * commit and commit_batch get a dura_commit of version 3: the step row
+	 * keeps c->workflow_version ("" for NULL), and a record whose
+	 * workflow_version is "" takes it on when it is not ""; claim gets a
+	 * dura_claim of version 2 and claims a run only when
+	 * dura_claim_serves() says so - on a page of candidates, which then
+	 * goes on to the next page as a claim with limits does, so that runs of
+	 * versions not served never hide runs that are. All six operations are
+	 * required from version 6.
+	 */
+	/** Insert (first_seen_at = last_seen_at = now) or update (definition,
+	 *  last_seen_at = now) the row of name + version. */
+	int (*workflow_put)(void *impl, const char *name, const char *version, const char *definition);
+	/** The rows of workflow name (NULL: all), by name, first_seen_at, version. */
+	int (*workflow_list)(void *impl, const char *name, dura_workflow_def_list *out);
+	/** Counts of runs per workflow_name, workflow_version, run_state (of
+	 *  workflow only, when not NULL), in that order, none of 0. */
+	int (*run_counts)(void *impl, const char *workflow, dura_run_count_list *out);
+	/** If the run's version is expect_version: workflow_version = the
+	 *  given one, version + 1, updated_at = now, *out (not NULL) the
+	 *  record, and a worker waiting in wait_ready is woken; DURA_ECONFLICT
+	 *  when it is not, DURA_ENOTFOUND for no run. */
+	int (*set_run_version)(void *impl, const char *run_id, int64_t expect_version, const char *workflow_version,
+	                       dura_record **out);
+	/**
+	 * One batch of retention (dura_store_prune; the core validated req).
+	 * The runs: run_state is req->run_state, updated_at < req->ended_before,
+	 * workflow_name is req->workflow unless NULL; not one with a checkpoint;
+	 * not one whose parent_id names a run that is not completed, failed,
+	 * cancelled or data_deleted. The oldest updated_at first, at most
+	 * req->limit, in one transaction: without req->whole each as
+	 * delete_run_data (steps, checkpoints, signals deleted, state "{}",
+	 * run_state data_deleted, version + 1, updated_at now), with it each
+	 * run's data and record deleted. *count gets how many (with dry_run:
+	 * how many would be, changing nothing).
+	 */
+	int (*prune_runs)(void *impl, const dura_prune *req, int64_t *count);
+	/** Delete up to limit outbox events with created_at < before, oldest
+	 *  first, in one transaction; *count of them. */
+	int (*outbox_prune)(void *impl, int64_t before, size_t limit, int64_t *count);
 };
 
 /**
@@ -360,6 +407,8 @@ DURA_EXTERN(void) dura_event_clear(void *ev);
 DURA_EXTERN(void) dura_worker_info_clear(void *w);
 DURA_EXTERN(void) dura_signal_clear(void *sig);
 DURA_EXTERN(void) dura_schedule_clear(void *sch);
+DURA_EXTERN(void) dura_workflow_def_clear(void *def);
+DURA_EXTERN(void) dura_run_count_clear(void *count);
 
 /** Append "; " and fmt (with one string argument) to a store's notes for
  *  dura_store_info, dropping what does not fit. */
@@ -387,6 +436,14 @@ DURA_EXTERN(int) dura_store_grow(void **items, size_t count, size_t *cap, size_t
  */
 DURA_EXTERN(size_t) dura_store_event_summary(char *buf, size_t size, const char *run_id, int64_t step, const char *node_id,
                                              const char *status, int run_state);
+
+/**
+ * 1 when a claim (validated by the core) takes a run of workflow wf at
+ * version (NULL counts as ""): wf is among req->workflows (or there are
+ * none), and req->versions lists version for wf, or lists no version of
+ * wf at all, or version is "". 0 otherwise.
+ */
+DURA_EXTERN(int) dura_claim_serves(const dura_claim *req, const char *wf, const char *version);
 
 /**
  * 1 if s (NULL counts as "") is a valid prefix: at most 32 bytes of

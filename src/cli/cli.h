@@ -196,12 +196,31 @@ int cli_done(const cli *c, const char *key, const char *what, const char *id);
 
 int cli_transition(cli *c, const cli_args *a, int to);
 
+/* ---- what live workers serve (cmd_versions.c) ------------------------------- */
+
+/* The workflow versions the live workers of the registry serve. */
+typedef struct cli_served cli_served;
+cli_served *cli_served_load(cli *c);
+/* 1 when a live worker serves wf at version ("": any version of wf), 0
+ * when none does, -1 when the store keeps no registry (nothing known). */
+int cli_served_has(const cli_served *s, const char *wf, const char *version);
+/* How many live workers serve wf at version. */
+size_t cli_served_workers(const cli_served *s, const char *wf, const char *version);
+void cli_served_free(cli_served *s);
+/* 1 for the run states in which a run needs a worker some day (running,
+ * initiated, paused): those of an unserved version are stranded. */
+int cli_run_waits_for_a_worker(int run_state);
+
+/* A duration: N with a unit ms, s, m, h or d (a bare N is ms); a usage
+ * error (CLI_USAGE) when it is not one. */
+int cli_parse_duration(const cli *c, const char *opt, const char *text, int64_t *ms);
+
 /* ---- the commands ------------------------------------------------------------ */
 
 extern const cli_command cli_cmd_init, cli_cmd_ping, cli_cmd_info, cli_cmd_runs, cli_cmd_show,
 	cli_cmd_checkpoints, cli_cmd_cache, cli_cmd_outbox, cli_cmd_commit, cli_cmd_pause, cli_cmd_resume,
 	cli_cmd_cancel, cli_cmd_fork, cli_cmd_help, cli_cmd_version, cli_cmd_workers, cli_cmd_signal,
-	cli_cmd_schedules;
+	cli_cmd_schedules, cli_cmd_versions, cli_cmd_prune;
 
 /* main.c: help text of a command; `path` is how it is typed ("cache ls"). */
 void cli_print_help(FILE *f, const cli_command *cmd, const char *path);

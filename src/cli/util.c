@@ -158,6 +158,25 @@ int cli_parse_size(const cli *c, const char *opt, const char *text, size_t max, 
 	return 0;
 }
 
+int cli_parse_duration(const cli *c, const char *opt, const char *text, int64_t *ms)
+{
+	char *end;
+	errno = 0;
+	if (*text < '0' || *text > '9')
+		return cli_usagef(c, "--%s: '%s' is not a duration (30d, 12h, 15m, 10s, 500ms)", opt, text);
+	unsigned long long v = strtoull(text, &end, 10);
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+	for (size_t i = 0; !errno && i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].unit) == 0 && v <= (unsigned long long)(INT64_MAX / units[i].ms)) {
+			*ms = (int64_t)v * units[i].ms;
+			return 0;
+		}
+	return cli_usagef(c, "--%s: '%s' is not a duration (30d, 12h, 15m, 10s, 500ms)", opt, text);
+}
+
 int cli_parse_run_state(const cli *c, const char *opt, const char *text, int *out)
 {
 	if (dura_run_state_parse(out, text) == 0)
@@ -542,6 +561,7 @@ json_t *cli_json_record(const dura_record *r)
 	cli_jset(o, "concurrency_key", cli_jstr_opt(r->concurrency_key));
 	cli_jset(o, "wait", cli_jstr_opt(r->wait));
 	cli_jset(o, "parent_id", cli_jstr_opt(r->parent_id));
+	cli_jset(o, "workflow_version", cli_jstr_opt(r->workflow_version));
 	cli_jset(o, "lease_owner", cli_jstr_opt(r->lease_owner));
 	cli_jset(o, "lease_expires_at", cli_jtime(r->lease_expires_at));
 	cli_jset(o, "next_run_at", cli_jtime(r->next_run_at));
@@ -600,6 +620,7 @@ json_t *cli_json_step(const dura_step *s, int with_state)
 	json_t *o = cli_jobject();
 	cli_jset(o, "step", cli_jint(s->step));
 	cli_jset(o, "node_id", cli_jstr(s->node_id));
+	cli_jset(o, "workflow_version", cli_jstr_opt(s->workflow_version));
 	cli_jset(o, "created_at", cli_jtime(s->created_at));
 	if (with_state)
 		cli_jset(o, "state", cli_jparse(s->state));

@@ -38,7 +38,11 @@ void dura_engine_close(dura_engine *eng)
 	HASH_ITER(hh, eng->workflows, wf, tmp)
 	{
 		HASH_DEL(eng->workflows, wf);
-		dura_workflow_free(wf);
+		while (wf) { /* and the versions registered before it */
+			dura_workflow *older = wf->older;
+			dura_workflow_free(wf);
+			wf = older;
+		}
 	}
 	pthread_mutex_destroy(&eng->lock);
 	dura_free(eng);

@@ -26,6 +26,11 @@ struct dura_workflow {
 	dura_reducer_fn reducer;
 	void *reducer_payload;
 	int max_running, max_per_key; /* flow limits, 0: none (dura_workflow_set_concurrency) */
+	char *version;                /* given (dura_workflow_set_version), or NULL */
+	char fingerprint[24];         /* the version when none is given (version.c) */
+	int registered;               /* frozen: its version is what register wrote */
+	dura_retention retention;     /* dura_workflow_set_retention; all 0: forever */
+	struct dura_workflow *older;  /* the versions of this name registered before it */
 	UT_hash_handle hh;
 };
 
@@ -78,7 +83,42 @@ int64_t dura__schedules_fire(dura_engine *eng, const char *const *workflows, siz
 
 
 dura__node *dura__workflow_node(const dura_workflow *wf, const char *name);
+/* The version of name registered last (new runs start on it), or NULL. */
 dura_workflow *dura__engine_workflow(dura_engine *eng, const char *name);
+
+/* version.c: workflow versions */
+/* The registered workflow name at version (NULL or "": the one registered
+ * last), or NULL. */
+dura_workflow *dura__engine_workflow_at(dura_engine *eng, const char *name, const char *version);
+/* The workflow's definition as the store keeps it (JSON, to dura_free), or NULL when out of memory. */
+char *dura__workflow_definition(const dura_workflow *wf);
+/* Register wf's version with the store and into the engine's registry
+ * (the engine's lock is not held): what dura_engine_register does once wf
+ * is valid. */
+int dura__engine_add_version(dura_engine *eng, dura_workflow *wf);
+/* Every registered version of every workflow served (names[], n):
+ * *out an array of *nout (workflow, version) pairs to dura_free (the
+ * strings are the engine's), for a claim. */
+int dura__engine_versions(dura_engine *eng, const char *const *names, size_t n, dura_claim_version **out,
+                          size_t *nout);
+
+/* retention.c: a worker's retention pass over the workflows it serves (n
+ * names), one batch per step: the runs of each policy, the outbox
+ * (outbox_keep_ms > 0), the expired cache entries. cur (zeroed to start)
+ * is where the pass is; cur->done is set once it is over. *pruned counts
+ * what went. 0 or the store's error (the pass goes on with the next item
+ * all the same). */
+typedef struct dura__retention_cursor {
+	size_t at; /* the item: workflow * 3 + end state, then the outbox, then the cache */
+	int done;
+} dura__retention_cursor;
+int dura__retention_step(dura_engine *eng, const char *const *names, size_t n, int64_t outbox_keep_ms,
+                         dura__retention_cursor *cur, uint64_t *pruned);
+/* The least pause between two steps of a pass (twice the step when that
+ * is longer, up to 20 times this): the store is the commits' at least two thirds of the time,
+ * and a writer asleep in SQLite's busy handler (whose longest sleep is
+ * 100 ms) wakes before the next batch takes the lock. */
+#define DURA__RETENTION_PAUSE_MS 100
 
 /* run.c: execute a run under a worker's lease. stop(payload, busy) is
  * asked between steps (busy 0) and while a busy store is waited out
@@ -100,8 +140,5 @@ typedef struct dura__lease {
  */
 int dura__run_execute_leased(dura_engine *eng, dura_record **recp, const dura__lease *lease);
 
-/* worker.c: wake the workers of this process serving the store (a run
- * was started or resumed) */
-void dura__workers_kick(dura_store *store);
 
 #endif

@@ -100,6 +100,23 @@ int dura__store_wait_recheck(dura_store *s, const char *run_id, const char *wait
 /* the version-2 fields of a commit */
 int dura__check_commit_wait(const dura_store *s, const dura_commit *c, const char *fn);
 
+/* store/fleet.c: workflow versions and retention (contract version 6) */
+int dura__fleet_ops_valid(const dura_store_ops *ops);
+/* 1 if the store keeps workflow versions (contract version 6) */
+int dura__store_has_versions(const dura_store *s);
+/* 1 if v is a workflow version: 1 to DURA_MAX_VERSION_LEN bytes of [A-Za-z0-9._-] */
+int dura__version_valid(const char *v);
+/* DURA_EINVAL unless v is a version ("" too when allow_empty) */
+int dura__check_version(const char *v, int allow_empty, const char *fn);
+int dura__check_claim_versions(const dura_claim *req, const char *fn);
+/* dura_engine_register's write of a version's definition (0 on a store
+ * without versions) */
+int dura__store_workflow_put(dura_store *s, const char *name, const char *version, const char *definition);
+
+/* worker.c: wake the workers of this process serving the store (a run
+ * was started, resumed or moved to another version) */
+void dura__workers_kick(dura_store *store);
+
 /* store/store.c: built-in stores (NULL when not compiled in) */
 extern const dura_store_ops dura__memory_ops;
 extern const dura_store_ops dura__sqlite_ops;

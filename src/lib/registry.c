@@ -34,12 +34,12 @@ void dura_worker_list_free(dura_worker_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* The workflow names as a JSON array. */
-static char *workflows_json(const char *const *wfs, size_t n)
+/* The workflow versions as a JSON array of {"workflow":W,"version":V}. */
+static char *workflows_json(const dura_claim_version *v, size_t n)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; a && i < n; i++)
-		if (json_array_append_new(a, json_string(wfs[i])) != 0) {
+		if (json_array_append_new(a, json_pack("{s:s, s:s}", "workflow", v[i].workflow, "version", v[i].version)) != 0) {
 			json_decref(a);
 			a = NULL;
 		}
@@ -51,7 +51,7 @@ static char *workflows_json(const char *const *wfs, size_t n)
 }
 
 int dura__registry_init(dura__registry *r, dura_store *store, const char *id, const char *name, int threads,
-                        int64_t lease_ms, const char *const *wfs, size_t nwfs)
+                        int64_t lease_ms, const dura_claim_version *wfs, size_t nwfs)
 {
 	char host[65] = "";
 	memset(r, 0, sizeof(*r));

@@ -14,9 +14,10 @@ typedef struct dura__registry {
 	int written;           /* a put went through */
 } dura__registry;
 
-/* Build the row (host and pid of this process, workflows as JSON); 0 or DURA_ENOMEM. */
+/* Build the row (host and pid of this process, the workflow versions
+ * served as JSON); 0 or DURA_ENOMEM. */
 int dura__registry_init(dura__registry *r, dura_store *store, const char *id, const char *name, int threads,
-                        int64_t lease_ms, const char *const *wfs, size_t nwfs);
+                        int64_t lease_ms, const dura_claim_version *wfs, size_t nwfs);
 /* Write the row with held runs: 0 (also when the store has no registry), or the store's error. */
 int dura__registry_put(dura__registry *r, int64_t held);
 /* Prune rows dead for over DURA_WORKER_PRUNE_MS, after a first put went through. */

@@ -19,14 +19,20 @@ int dura_run_start(dura_engine *eng, const char *workflow, const char *foreign_i
 	if (!eng || !workflow || !run_id)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_run_start: engine, workflow or run_id is NULL");
 	run_id[0] = '\0';
-	if (opts && opts->version != 1 && opts->version != DURA_RUN_OPTIONS_VERSION)
+	if (opts && (opts->version < 1 || opts->version > DURA_RUN_OPTIONS_VERSION))
 		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "run options version %u, expected 1 to %u",
 		                             opts->version, DURA_RUN_OPTIONS_VERSION);
-	dura_workflow *wf = dura__engine_workflow(eng, workflow);
+	const char *version = opts && opts->version >= 3 ? opts->workflow_version : NULL;
+	dura_workflow *wf = dura__engine_workflow_at(eng, workflow, version);
+	if (!wf && version && *version)
+		return dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL, "workflow %.255s has no version %.64s registered",
+		                             workflow, version);
 	if (!wf)
 		return dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL, "workflow %.255s is not registered", workflow);
 	dura_run_create req = DURA_RUN_CREATE_INIT;
 	req.workflow_name = workflow;
+	if (dura__store_has_versions(eng->store))
+		req.workflow_version = dura_workflow_version(wf);
 	req.foreign_id = foreign_id;
 	req.state = state ? state : "{}";
 	req.status = wf->start;
@@ -85,6 +91,9 @@ static int set_field(char **field, const char *value)
  * or NULL for dura_run_execute: the commits deep in the step loop read it
  * to wait out a busy store instead of giving the run up. */
 static _Thread_local const dura__lease *tl_lease;
+/* The version of the workflow whose code this thread executes now (the
+ * step loop's), which its commits record. */
+static _Thread_local const char *tl_version;
 
 /* A busy store (SQLite's write lock held by another process) under a
  * lease: wait a jittered, growing pause and go again, as long as the
@@ -113,6 +122,7 @@ static int commit_step(dura_engine *eng, dura_record **recp, dura_commit *c, dur
 		c->wake_run_id = rec->parent_id;
 		c->wake_wait = wake;
 	}
+	c->workflow_version = tl_version;
 	for (int tries = 0, busy = 0;; tries++) {
 		/* under a lease, the commit that ends the run gives the lease up
 		 * with it: no release call after it */
@@ -429,6 +439,8 @@ static int step_loop(dura_engine *eng, const dura_workflow *wf, dura_record **re
 	json_t *state = NULL;
 	int64_t steps = 0;
 	int rc = 0;
+	const char *outer_version = tl_version;
+	tl_version = dura__store_has_versions(eng->store) ? dura_workflow_version((dura_workflow *)wf) : NULL;
 	for (;;) {
 		dura_record *rec = *recp;
 		if (rec->run_state == DURA_RUN_INITIATED && !lease) {
@@ -494,8 +506,25 @@ static int step_loop(dura_engine *eng, const dura_workflow *wf, dura_record **re
 			steps++;
 		rc = 0;
 	}
+	tl_version = outer_version;
 	json_decref(state);
 	return rc > 0 ? 0 : rc;
+}
+
+/* The code a run executes on: its workflow at its version (a run without
+ * one: the version registered last). */
+static int run_workflow(dura_engine *eng, const dura_record *rec, dura_workflow **wf)
+{
+	const char *v = rec->workflow_version ? rec->workflow_version : "";
+	if ((*wf = dura__engine_workflow_at(eng, rec->workflow_name, v)) != NULL)
+		return 0;
+	if (*v && dura__engine_workflow(eng, rec->workflow_name))
+		return dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL,
+		                             "run %s is on version %s of workflow %s, which this engine has not registered "
+		                             "(register that version, or move the run: dura runs migrate-version)",
+		                             rec->run_id, v, rec->workflow_name);
+	return dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL, "run %s: workflow %s is not registered in this engine",
+	                             rec->run_id, rec->workflow_name);
 }
 
 int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
@@ -509,12 +538,9 @@ int dura_run_execute(dura_engine *eng, const char *run_id, dura_record **out)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_run_execute: engine is NULL");
 	if ((rc = dura_store_get_run(eng->store, run_id, &rec)) != 0)
 		return rc;
-	dura_workflow *wf = dura__engine_workflow(eng, rec->workflow_name);
-	if (!wf) {
-		rc = dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL, "run %s: workflow %s is not registered in this engine",
-		                           rec->run_id, rec->workflow_name);
+	dura_workflow *wf = NULL;
+	if ((rc = run_workflow(eng, rec, &wf)) != 0)
 		goto cleanup;
-	}
 	rc = step_loop(eng, wf, &rec, NULL);
 	if (rc == 0 && out) {
 		/* hand back what the store holds now */
@@ -531,13 +557,13 @@ cleanup:
 
 int dura__run_execute_leased(dura_engine *eng, dura_record **recp, const dura__lease *lease)
 {
-	dura_workflow *wf = dura__engine_workflow(eng, (*recp)->workflow_name);
-	if (!wf)
-		return dura_error_set_native(DURA_ENOTFOUND, "", 0, NULL, "run %s: workflow %s is not registered in this engine",
-		                             (*recp)->run_id, (*recp)->workflow_name);
+	dura_workflow *wf = NULL;
+	int rc = run_workflow(eng, *recp, &wf);
+	if (rc)
+		return rc;
 	const dura__lease *outer = tl_lease;
 	tl_lease = lease;
-	int rc = step_loop(eng, wf, recp, lease);
+	rc = step_loop(eng, wf, recp, lease);
 	tl_lease = outer;
 	return rc;
 }
@@ -714,6 +740,7 @@ int dura_run_fork(dura_engine *eng, const char *run_id, const char *checkpoint_i
 	json_decref(m);
 	dura_run_create req = DURA_RUN_CREATE_INIT;
 	req.workflow_name = src->workflow_name;
+	req.workflow_version = src->workflow_version; /* the fork runs on the code of its source */
 	req.state = state;
 	req.status = next;
 	req.run_state = *next ? DURA_RUN_RUNNING : DURA_RUN_COMPLETED;

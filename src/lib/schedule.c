@@ -51,6 +51,8 @@ static int fire_tick(dura_engine *eng, const dura_schedule *s, const dura_workfl
 	req.state = s->state;
 	req.status = wf->start;
 	req.run_state = DURA_RUN_RUNNING;
+	if (dura__store_has_versions(eng->store))
+		req.workflow_version = dura_workflow_version((dura_workflow *)wf);
 	req.meta = meta;
 	int rc = dura_store_create_run(eng->store, &req, NULL);
 	return rc == DURA_EEXISTS ? 1 : rc;

@@ -23,6 +23,7 @@ void dura_record_clear(void *item)
 	dura_free(r->concurrency_key);
 	dura_free(r->wait);
 	dura_free(r->parent_id);
+	dura_free(r->workflow_version);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -53,6 +54,7 @@ void dura_step_clear(void *item)
 	dura_free(s->run_id);
 	dura_free(s->node_id);
 	dura_free(s->state);
+	dura_free(s->workflow_version);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -155,6 +155,8 @@ int dura_ctx_start_child(dura_ctx *ctx, const char *workflow, const char *state_
 	snprintf(step, sizeof(step), "%lld", (long long)ctx->rec->step_no);
 	dura__uuid_derived(id, ctx->rec->created_at, ctx->rec->run_id, step, ctx->children);
 	dura_run_create req = DURA_RUN_CREATE_INIT;
+	if (dura__store_has_versions(ctx->eng->store))
+		req.workflow_version = dura_workflow_version(wf);
 	req.run_id = id;
 	req.workflow_name = workflow;
 	req.state = state_json ? state_json : "{}";

@@ -85,6 +85,9 @@ struct dura_worker {
 	char **workflows;
 	size_t nworkflows;
 	dura_claim_workflow *claim_wf; /* the workflows with their flow limits, as claims name them */
+	dura_claim_version *claim_ver; /* every registered version of them (the engine's strings) */
+	size_t nclaim_ver;
+	int64_t retention_ms, outbox_keep_ms; /* -1: no retention, no outbox pruning */
 	int *taken_over;               /* batch ints, for each claim */
 	char *name;
 	char id[DURA_MAX_ID_LEN + 1];
@@ -118,6 +121,7 @@ struct dura_worker {
 
 	_Atomic uint64_t claimed, completed, failed, rescued, abandoned, errors, heartbeats, batches, batched;
 	uint64_t ticks; /* schedule ticks fired, by the scheduler thread (under mu) */
+	uint64_t pruned; /* what retention deleted, by the scheduler thread (under mu) */
 	struct dura_worker *next; /* in the live list */
 
 	dura__registry reg; /* this worker's row in the store's worker registry */
@@ -352,6 +356,8 @@ static void claim_batch(dura_worker *w, int64_t *pause)
 	req.owner = w->id;
 	req.workflows = w->claim_wf;
 	req.nworkflows = w->nworkflows;
+	req.versions = w->claim_ver;
+	req.nversions = w->nclaim_ver;
 	req.max = want;
 	req.lease_ms = w->lease_ms;
 	req.taken_over = w->taken_over; /* only the claimer uses it */
@@ -614,23 +620,48 @@ static void *heartbeat_main(void *arg)
 /*
  * Fire the due ticks of the schedules of the workflows this worker
  * serves, then sleep until the earliest next tick - at most a second, so
- * that a schedule set or changed elsewhere is seen within one.
+ * that a schedule set or changed elsewhere is seen within one. Every
+ * retention_ms it also starts a retention pass (retention.c), whose steps
+ * follow each other, while batches come back full, after a pause
+ * (DURA__RETENTION_PAUSE_MS, or twice what the step took when longer,
+ * up to 2 s).
  */
 static void *scheduler_main(void *arg)
 {
 	dura_worker *w = arg;
+	int64_t retention_at = w->retention_ms > 0 ? dura__mono_ms() : -1, step_ms = -1;
+	dura__retention_cursor cur = {0, 0};
 	pthread_mutex_lock(&w->mu);
 	while (!w->hb_stop && !w->stopping) {
 		pthread_mutex_unlock(&w->mu);
-		uint64_t fired = 0;
+		uint64_t fired = 0, pruned = 0;
 		int64_t next = dura__schedules_fire(w->eng, (const char *const *)w->workflows, w->nworkflows, &fired);
+		step_ms = -1;
+		if (retention_at >= 0 && dura__mono_ms() >= retention_at) {
+			int64_t t0 = dura__mono_ms();
+			if (dura__retention_step(w->eng, (const char *const *)w->workflows, w->nworkflows, w->outbox_keep_ms, &cur,
+			                         &pruned) != 0 &&
+			    dura_error_last()->code != DURA_EBUSY)
+				atomic_fetch_add(&w->errors, 1);
+			if (!cur.done) {
+				step_ms = 2 * (dura__mono_ms() - t0);
+				step_ms = step_ms < DURA__RETENTION_PAUSE_MS ? DURA__RETENTION_PAUSE_MS
+				          : step_ms > 20 * DURA__RETENTION_PAUSE_MS ? 20 * DURA__RETENTION_PAUSE_MS
+				                                                    : step_ms;
+			} else {
+				retention_at = dura__mono_ms() + w->retention_ms;
+			}
+		}
 		pthread_mutex_lock(&w->mu);
 		w->ticks += fired;
+		w->pruned += pruned;
 		if (w->hb_stop || w->stopping)
 			break;
 		int64_t wait = 1000, left = next ? next - dura_now_ms() : wait;
 		if (left < wait)
 			wait = left > 0 ? left : 0;
+		if (step_ms >= 0 && step_ms < wait)
+			wait = step_ms;
 		if (wait > 0)
 			wait_ms(w, &w->hbcv, wait);
 	}
@@ -646,6 +677,7 @@ static void worker_free(dura_worker *w)
 		dura_free(w->workflows[i]);
 	dura_free(w->workflows);
 	dura_free(w->claim_wf);
+	dura_free(w->claim_ver);
 	dura_free(w->taken_over);
 	dura_free(w->name);
 	for (size_t i = 0; i < w->nqueue; i++)
@@ -689,6 +721,10 @@ static int check_options(const dura_worker_options *o, int64_t *hb)
 	if (o->name && (!*o->name || strlen(o->name) > NAME_MAX_LEN || !dura__utf8_valid(o->name)))
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL,
 		                             "dura_worker_start: name must be 1 to %d bytes of UTF-8", NAME_MAX_LEN);
+	if (o->version >= 2 && (o->retention_ms < -1 || o->retention_ms > 86400000))
+		return invalid("retention_ms", (long long)o->retention_ms, "-1 to 86400000");
+	if (o->version >= 2 && o->outbox_keep_ms < -1)
+		return invalid("outbox_keep_ms", (long long)o->outbox_keep_ms, "-1 or more");
 	return 0;
 }
 
@@ -748,6 +784,10 @@ static int claim_workflows(dura_worker *w, dura_engine *eng)
 			limited |= wf->max_running > 0 || wf->max_per_key > 0;
 		}
 	}
+	int rc = dura__engine_versions(eng, (const char *const *)w->workflows, w->nworkflows, &w->claim_ver,
+	                               &w->nclaim_ver);
+	if (rc)
+		return rc;
 	if (limited && !dura__store_can_claim(w->store))
 		return dura_error_set_native(DURA_ENOTSUP, dura__store_scheme(w->store), 0, NULL,
 		                             "dura_worker_start: a workflow has flow limits and the %s store has no flow control",
@@ -805,8 +845,8 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		*out = NULL;
 	if (!out || !eng)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "dura_worker_start: out or engine is NULL");
-	if (opts && opts->version != DURA_WORKER_OPTIONS_VERSION)
-		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "worker options version %u, expected %u",
+	if (opts && (opts->version < 1 || opts->version > DURA_WORKER_OPTIONS_VERSION))
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "worker options version %u, expected 1 to %u",
 		                             opts->version, DURA_WORKER_OPTIONS_VERSION);
 	opts = opts ? opts : &defaults;
 	int rc = check_options(opts, &hb);
@@ -823,6 +863,9 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 	w->poll_ms = opts->poll_ms;
 	w->batch = (size_t)(opts->batch ? opts->batch : opts->threads);
 	w->group = opts->group_commit > 0;
+	int64_t every = opts->version >= 2 ? opts->retention_ms : 0, keep = opts->version >= 2 ? opts->outbox_keep_ms : 0;
+	w->retention_ms = every == 0 ? 60000 : every;
+	w->outbox_keep_ms = keep == 0 ? INT64_C(7) * 86400000 : keep;
 	if (opts->group_commit == 0) {
 		/* on where it was measured to pay (docs/benchmarks.md): the
 		 * SQL stores, whose batch is one transaction of a few
@@ -842,8 +885,8 @@ int dura_worker_start(dura_worker **out, dura_engine *eng, const dura_worker_opt
 		worker_free(w);
 		return dura_error_oom("");
 	}
-	if ((rc = dura__registry_init(&w->reg, w->store, w->id, w->name, w->threads, w->lease_ms,
-	                              (const char *const *)w->workflows, w->nworkflows)) != 0) {
+	if ((rc = dura__registry_init(&w->reg, w->store, w->id, w->name, w->threads, w->lease_ms, w->claim_ver,
+	                              w->nclaim_ver)) != 0) {
 		worker_free(w);
 		return rc;
 	}
@@ -1001,6 +1044,7 @@ int dura_worker_stats_get(dura_worker *w, dura_worker_stats *out)
 	out->group_commits = atomic_load(&w->batched);
 	pthread_mutex_lock(&w->mu);
 	out->ticks_fired = w->ticks;
+	out->pruned = w->pruned;
 	pthread_mutex_unlock(&w->mu);
 	pthread_mutex_lock(&w->mu);
 	out->held = w->nqueue + (uint64_t)w->executing;

@@ -51,6 +51,7 @@ void dura_workflow_free(dura_workflow *wf)
 	}
 	dura_free(wf->name);
 	dura_free(wf->start);
+	dura_free(wf->version);
 	dura_free(wf);
 }
 
@@ -232,22 +233,8 @@ int dura_engine_register(dura_engine *eng, dura_workflow *wf)
 			rc = dura_error_set_native(DURA_EINVAL, "", 0, NULL, "workflow %s: edge from '%s' to unknown node '%s'", wf->name,
 			                           n->name, n->edge);
 	}
-	if (rc == 0) {
-		dura__fork_enter(); /* the engine's lock is never copied held into a child */
-		pthread_mutex_lock(&eng->lock);
-		dura_workflow *old = NULL;
-		HASH_FIND_STR(eng->workflows, wf->name, old);
-		if (old)
-			rc = dura_error_set_native(DURA_EEXISTS, "", 0, NULL, "workflow %s is already registered", wf->name);
-		else {
-			int hash_oom = 0;
-			HASH_ADD_KEYPTR(hh, eng->workflows, wf->name, strlen(wf->name), wf);
-			if (hash_oom)
-				rc = dura_error_oom("");
-		}
-		pthread_mutex_unlock(&eng->lock);
-		dura__fork_leave();
-	}
+	if (rc == 0)
+		rc = dura__engine_add_version(eng, wf);
 	if (rc)
 		dura_workflow_free(wf);
 	return rc;
@@ -255,11 +242,23 @@ int dura_engine_register(dura_engine *eng, dura_workflow *wf)
 
 dura_workflow *dura__engine_workflow(dura_engine *eng, const char *name)
 {
-	dura_workflow *wf = NULL;
-	dura__fork_enter();
-	pthread_mutex_lock(&eng->lock);
-	HASH_FIND_STR(eng->workflows, name, wf);
-	pthread_mutex_unlock(&eng->lock);
-	dura__fork_leave();
-	return wf;
+	return dura__engine_workflow_at(eng, name, NULL);
+}
+
+int dura_workflow_set_retention(dura_workflow *wf, const dura_retention *policy)
+{
+	static const char fn[] = "dura_workflow_set_retention";
+	dura_retention none = DURA_RETENTION_INIT;
+	if (!wf)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: workflow is NULL", fn);
+	if (!policy)
+		policy = &none;
+	if (policy->version != DURA_RETENTION_VERSION)
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: policy version %u, expected %u", fn,
+		                             policy->version, DURA_RETENTION_VERSION);
+	if (policy->completed_ms < 0 || policy->failed_ms < 0 || policy->cancelled_ms < 0)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: a negative time", fn);
+	wf->retention = *policy;
+	wf->retention.whole = policy->whole != 0;
+	return 0;
 }

@@ -156,7 +156,7 @@ expect_error "help for an unknown command exits 2" 2 'unknown command'
 for cmd in init ping info runs "runs list" "runs create" show commit pause resume cancel fork checkpoints \
 	"checkpoints ls" "checkpoints save" "checkpoints rm" cache "cache ls" "cache get" "cache put" \
 	"cache rm" "cache purge" "cache stats" outbox "outbox ls" "outbox ack" signal schedules "schedules ls" \
-	"schedules set" "schedules rm" help version; do
+	"schedules set" "schedules rm" "runs migrate-version" versions prune help version; do
 	# shellcheck disable=SC2086
 	raw $cmd --help
 	if [ "$rc" = 0 ] && grep -q "^usage: dura $cmd" "$tmp/out" && grep -q -- '--help' "$tmp/out" &&
@@ -248,7 +248,7 @@ fi
 # ---- runs ------------------------------------------------------------------------
 
 d runs
-expect "runs on an empty store prints the header" 0 '^RUN_ID +WORKFLOW +FOREIGN_ID +STATE +STATUS +STEPS +VERSION +UPDATED +WAIT$'
+expect "runs on an empty store prints the header" 0 '^RUN_ID +WORKFLOW +FOREIGN_ID +STATE +STATUS +STEPS +VERSION +UPDATED +WAIT +WF_VERSION$'
 d runs create --workflow orders --foreign-id order-1 --state '{"n":0}' --status validate
 expect "runs create prints a UUID" 0 "$UUID"
 run1=$(out)
@@ -518,7 +518,7 @@ check "outbox: one fewer" test "$(grep -c "$run1" "$tmp/out")" = $((nev - 1))
 # ---- workers ------------------------------------------------------------------------
 
 d workers
-expect "workers: none yet, a header" 0 '^ID +NAME +HOST +PID +THREADS +HELD +STARTED +HEARTBEAT +STATE$'
+expect "workers: none yet, a header" 0 '^ID +NAME +HOST +PID +THREADS +HELD +STARTED +HEARTBEAT +STATE +SERVES$'
 d --json workers
 check "workers --json parses" is_json
 check "workers --json: an empty list" test "$(py "len(j['workers'])")" = 0
@@ -551,9 +551,9 @@ if [ -n "$WORKER" ]; then
 	w1=$!
 	check "a started worker is listed live" wait_state "$w1" live
 	d --json workers
-	check "workers --json: its fields" py "[w for w in j['workers'] if w['pid'] == $w1 and w['name'] == 'example' and w['threads'] == 2 and w['lease_ms'] == 3000 and w['workflows'] == ['greet'] and w['held'] == 0 and w['started_at'] and w['heartbeat_at'] and w['dead'] is False][0]"
+	check "workers --json: its fields" py "[w for w in j['workers'] if w['pid'] == $w1 and w['name'] == 'example' and w['threads'] == 2 and w['lease_ms'] == 3000 and [x['workflow'] for x in w['workflows']] == ['greet'] and len(w['workflows'][0]['version']) == 16 and w['held'] == 0 and w['started_at'] and w['heartbeat_at'] and w['dead'] is False][0]"
 	d workers
-	check "workers: its row says live" grep -Eq "^[^ ]+ +example +[^ ]+ +$w1 +2 +0 +.* live$" "$tmp/out"
+	check "workers: its row says live" grep -Eq "^[^ ]+ +example +[^ ]+ +$w1 +2 +0 +.* live +greet@f[0-9a-f]{15}$" "$tmp/out"
 	kill -TERM "$w1"
 	wait "$w1"
 	check "a worker stopped with SIGTERM exits 0" test $? = 0
@@ -566,7 +566,7 @@ if [ -n "$WORKER" ]; then
 	wait "$w2" 2>/dev/null
 	check "a SIGKILLed worker is shown dead after its lease" wait_state "$w2" dead
 	d workers
-	check "workers: its row says dead" grep -Eq "^[^ ]+ +example +[^ ]+ +$w2 +1 +.* dead$" "$tmp/out"
+	check "workers: its row says dead" grep -Eq "^[^ ]+ +example +[^ ]+ +$w2 +1 +.* dead +greet@f[0-9a-f]{15}$" "$tmp/out"
 	d workers --prune --older-than 3600000
 	expect "workers --prune --older-than an hour keeps it" 0 '^pruned 0 dead workers$'
 	d --json workers --prune
@@ -575,6 +575,74 @@ if [ -n "$WORKER" ]; then
 else
 	notok "workers: no example worker given (tests/cli/run.sh DURA WORKER)"
 fi
+
+# ---- workflow versions and retention -----------------------------------------------------
+
+d runs create --workflow greet --version old1 --status hello
+expect "runs create --version" 0 "$UUID"
+old_run=$(out)
+d runs create --workflow greet --version old1 --status gone
+gone_run=$(out)
+d runs create --workflow greet --version "no good"
+expect_error "runs create with a bad version" 1 'workflow version'
+d runs --version old1
+check "runs --version: both, on old1, marked unserved" test "$(grep -c ' old1 (unserved)$' "$tmp/out")" = 2
+check "... and counted on stderr" grep -q '2 runs above are on a workflow version no live worker serves' "$tmp/err"
+d --json runs --version old1
+check "runs --json: workflow_version and unserved" test "$(py "[r['workflow_version'] + str(r['unserved']) for r in j['runs']]")" = "['old1True', 'old1True']"
+d versions
+expect "versions lists old1 as unserved" 0 '^greet +old1 +- +0 \(unserved\) +2 +0 +0 +0 +0$'
+d workers
+check "workers names the unserved version" grep -q '^unserved: workflow greet version old1 has 2 runs to execute and no live worker serving it$' "$tmp/out"
+d runs migrate-version "$old_run"
+expect_error "migrate-version without --to" 2 'to is required'
+d runs migrate-version --to nosuch "$old_run"
+expect_error "migrate-version to a version nobody registered" 1 'no version nosuch'
+if [ -n "$WORKER" ]; then
+	"$WORKER" "$URL" 1 >"$tmp/w3.out" 2>"$tmp/w3.err" &
+	w3=$!
+	check "a worker of the current greet starts" wait_state "$w3" live
+	d --json versions --workflow greet
+	fp=$(py "[v['version'] for v in j['versions'] if v['registered']][0]")
+	check "versions --json: the worker's version is registered with its nodes" test "$(py "[v['definition']['start'] for v in j['versions'] if v['registered']][0]")" = hello
+	d runs migrate-version --to "$fp" "$gone_run"
+	expect_error "migrate-version of a run at a node the version lacks" 1 "at node 'gone'"
+	d runs migrate-version --to "$fp" --workflow greet --from old1
+	check "migrate-version by workflow: one moved, one refused" grep -q '^1 run moved, 1 refused$' "$tmp/out"
+	check "... exit 1 for the refusal" test "$rc" = 1
+	for i in $(seq 1 300); do
+		d --json show "$old_run"
+		[ "$(py "j['run_state']")" = completed ] && break
+		sleep 0.1
+	done
+	check "the moved run completes on the new version" test "$(py "j['run_state'] + ' ' + j['workflow_version']")" = "completed $fp"
+	kill -TERM "$w3"
+	wait "$w3"
+fi
+d prune
+expect_error "prune without --older-than" 2 'older-than is required'
+d prune --older-than 3x
+expect_error "prune with a bad age" 2 'not a duration'
+d prune --older-than 0 --state running
+expect_error "prune of running runs" 2 'completed, failed or cancelled'
+d cancel "$gone_run"
+d prune --older-than 0 --workflow greet --dry-run
+expect "prune --dry-run counts" 0 '^would prune [0-9]+ completed runs?'
+check "... and the cancelled one" grep -q '^would prune 1 cancelled run$' "$tmp/out"
+d show "$gone_run"
+check "... changing nothing" grep -q 'cancelled' "$tmp/out"
+d --json prune --older-than 0 --workflow greet --state cancelled
+check "prune --json: one cancelled run emptied" test "$(py "str(j['pruned']['cancelled']) + str(j['whole'])")" = 1False
+d --json show "$gone_run"
+check "... its record stays, data_deleted" test "$(py "j['run_state']")" = data_deleted
+d prune --older-than 0 --workflow greet --state data_deleted --whole
+expect "prune --whole of the emptied run" 0 '^deleted 1 data_deleted run$'
+d show "$gone_run"
+expect_error "... and it is gone" 1 'not found'
+d prune --older-than 30d --outbox
+expect "prune --outbox keeps recent events" 0 '^pruned 0 outbox events$'
+d prune --older-than 0 --outbox --workflow greet
+expect_error "prune --outbox --workflow" 2 'outbox goes without'
 
 # ---- signals ---------------------------------------------------------------------
 
@@ -640,10 +708,10 @@ if [ -n "$PAYMENT" ]; then
 	expect "the payment example leaves a run waiting" 0 '^RUN '
 	wrun=$(sed -n 's/^RUN //p' "$tmp/out")
 	d runs --waiting
-	expect "runs --waiting lists the waiting run" 0 "^$wrun +payment_order +C-1 +running +await_payment +1 +[0-9]+ +[0-9]{4}-.* signal:payment\$"
+	expect "runs --waiting lists the waiting run" 0 "^$wrun +payment_order +C-1 +running +await_payment +1 +[0-9]+ +[0-9]{4}-.* signal:payment +f[0-9a-f]{15} \\(unserved\\)\$"
 	check "runs --waiting: only it" test "$(wc -l <"$tmp/out")" = 2
 	d runs
-	check "runs: the wait column" grep -Eq "^$run1 .* -\$" "$tmp/out"
+	check "runs: the wait column" grep -Eq "^$run1 .* - +[^ ]+\$" "$tmp/out"
 	d --json runs --waiting
 	check "runs --waiting --json: its wait" test "$(py "[r['wait'] for r in j['runs']]")" = "['signal:payment']"
 	d show "$wrun"

@@ -113,6 +113,8 @@ extern const test_case conf_workers_tests[];
 extern const size_t conf_workers_ntests;
 extern const test_case conf_waiting_tests[];
 extern const size_t conf_waiting_ntests;
+extern const test_case conf_fleet_tests[];
+extern const size_t conf_fleet_ntests;
 
 /* Register the "memwrap" store (conformance_external.c): 0 or an error. */
 int conf_external_register(void);

@@ -5,8 +5,9 @@
  * layout redis.h documents, no SQL, durability as the server's
  * appendfsync and aof-load-truncated say, scripts reloaded after SCRIPT
  * FLUSH, commits under a SIGKILLed server, a commit torn in the
- * append-only file by a crash, and commits while the store's slot is resharded
- * between cluster masters and back.
+ * append-only file by a crash, commits while the store's slot is resharded
+ * between cluster masters and back, and the migration of a namespace of
+ * schema 2 to schema 3 (workflow versions and retention).
  *
  * Usage: redis_extra SERVERS_SCRIPT [FILTER]. SERVERS_SCRIPT is
  * tests/servers (for `restart DIR --kill redis`). The URLs come from the
@@ -1429,6 +1430,224 @@ static void cluster_reshard_while_committing(void)
 		redisFree(nodes[i].c);
 }
 
+/* ---- schema 3: a namespace of schema 2 migrated ----------------------------------------- */
+
+/* A run of wf with foreign id fid (NULL: none), two steps, ended in st; its id into id. */
+static int ended_run(dura_store *s, const char *wf, const char *fid, int st, char *id, size_t size)
+{
+	dura_run_create req = DURA_RUN_CREATE_INIT;
+	req.workflow_name = wf;
+	req.foreign_id = fid;
+	req.state = "{}";
+	dura_record *r = NULL;
+	int rc = dura_store_create_run(s, &req, &r);
+	if (rc)
+		return rc;
+	snprintf(id, size, "%s", r->run_id);
+	int64_t v = r->version;
+	dura_record_free(r);
+	dura_commit_result res;
+	if ((rc = commit(s, id, v, "a", "{\"n\":1}", 0, &res)) != 0)
+		return rc;
+	dura_commit c = DURA_COMMIT_INIT;
+	c.run_id = id;
+	c.expect_version = res.new_version;
+	c.node_id = "b";
+	c.state = "{\"n\":2}";
+	c.status = "";
+	c.run_state = st;
+	return dura_store_commit(s, &c, &res);
+}
+
+/* The count of wf's runs at version ver in state st (0 when not listed), -1 on error. */
+static long long count_of(dura_store *s, const char *wf, const char *ver, int st)
+{
+	dura_run_count_list l;
+	if (dura_store_run_counts(s, wf, &l) != 0) {
+		fprintf(stderr, "    run_counts: %s\n", last_message());
+		return -1;
+	}
+	long long n = 0;
+	for (size_t i = 0; i < l.count; i++)
+		if (strcmp(l.items[i].workflow_name, wf) == 0 && strcmp(l.items[i].workflow_version, ver) == 0 &&
+		    l.items[i].run_state == st)
+			n = l.items[i].count;
+	dura_run_count_list_free(&l);
+	return n;
+}
+
+static int64_t prune_of(dura_store *s, const char *wf, int st, int whole)
+{
+	dura_prune req = DURA_PRUNE_INIT;
+	req.workflow = wf;
+	req.run_state = st;
+	req.ended_before = dura_now_ms() + 1000;
+	req.whole = whole;
+	req.limit = 100;
+	int64_t n = -1;
+	if (dura_store_prune(s, &req, &n) != 0)
+		fprintf(stderr, "    prune: %s\n", last_message());
+	return n;
+}
+
+/*
+ * The keys of schema 2 (no workflow_version fields, none of the counts,
+ * end-state or foreign-id indexes) under schema mark 2: an open without
+ * auto_migrate is refused, an open migrates, the counts and prunes see
+ * every old run once, a second migration counts nothing twice, and a run
+ * the migration did not see (written by an older library meanwhile) joins
+ * the counts with its next commit. Pruning the latest run of a foreign id
+ * leaves the one before it as the latest.
+ */
+static void schema3_migration(void)
+{
+	if (!need_env(g_url, "DURA_TEST_REDIS_URL") || !need_env(g_port, "DURA_TEST_REDIS_PORT"))
+		return;
+	char prefix[40], url[1024], wf[96];
+	fresh_prefix(prefix, sizeof(prefix), "rxmig");
+	url_prefixed(url, sizeof(url), g_url, prefix);
+	unique(wf, sizeof(wf), "rx-mig");
+	dura_store *s = open_url(url);
+	REQUIRE(s);
+	char live[64], f1_old[64], f1_new[64], done2[64], failed[64];
+	dura_record *r = NULL;
+	int rc = create_run(s, wf, &r);
+	if (rc == 0) {
+		snprintf(live, sizeof(live), "%s", r->run_id);
+		dura_record_free(r);
+	}
+	if (rc == 0)
+		rc = ended_run(s, wf, "f1", DURA_RUN_FAILED, f1_old, sizeof(f1_old));
+	if (rc == 0)
+		rc = ended_run(s, wf, "f1", DURA_RUN_COMPLETED, f1_new, sizeof(f1_new));
+	if (rc == 0)
+		rc = ended_run(s, wf, NULL, DURA_RUN_COMPLETED, done2, sizeof(done2));
+	if (rc == 0)
+		rc = ended_run(s, wf, NULL, DURA_RUN_FAILED, failed, sizeof(failed));
+	dura_store_close(s);
+	if (rc)
+		fprintf(stderr, "    setup: %s\n", last_message());
+	REQUIRE_RC(rc, 0);
+
+	/* back to the keys of schema 2 */
+	redisContext *a = admin_single();
+	REQUIRE(a);
+	char k[400], colon[48];
+	snprintf(colon, sizeof(colon), "{%s}:", prefix);
+	const char *ids[] = {live, f1_old, f1_new, done2, failed};
+	for (size_t i = 0; i < 5; i++) {
+		snprintf(k, sizeof(k), "%srun:%s", colon, ids[i]);
+		CHECK(aok(a, "HDEL %s workflow_version", k) == 0);
+	}
+	CHECK(aok(a, "DEL %scounts:%s %sended:3 %sended:3:%s %sended:7 %sended:7:%s %sslotruns", colon, wf, colon, colon,
+	          wf, colon, colon, wf, colon) == 0);
+	CHECK(aok(a, "HSET %sschema version 2", colon) == 0);
+
+	dura_store_options opts = DURA_STORE_OPTIONS_INIT;
+	opts.auto_migrate = 0;
+	s = NULL;
+	CHECK_RC(dura_store_open(&s, url, &opts), DURA_EVERSION);
+	CHECK(message_has("dura init"));
+	dura_store_close(s);
+
+	s = open_url(url);
+	if (!s) {
+		drop_namespace(a, prefix);
+		redisFree(a);
+		REQUIRE(0);
+	}
+	char v[16];
+	snprintf(k, sizeof(k), "%sschema", colon);
+	redisReply *sv = acmd(a, "HGET %s version", k);
+	snprintf(v, sizeof(v), "%s", sv && sv->type == REDIS_REPLY_STRING ? sv->str : "?");
+	if (sv)
+		freeReplyObject(sv);
+	CHECK_STR(v, "3");
+	for (size_t i = 0; i < 5; i++) {
+		snprintf(k, sizeof(k), "%srun:%s", colon, ids[i]);
+		CHECK(ainteger(a, "HEXISTS %s workflow_version", k) == 1);
+	}
+	CHECK(count_of(s, wf, "", DURA_RUN_RUNNING) == 1);
+	CHECK(count_of(s, wf, "", DURA_RUN_COMPLETED) == 2);
+	CHECK(count_of(s, wf, "", DURA_RUN_FAILED) == 2);
+	int from = -1, to = -1;
+	CHECK_RC(dura_store_migrate(s, &from, &to), 0);
+	CHECK(from == 3 && to == 3);
+	CHECK(count_of(s, wf, "", DURA_RUN_COMPLETED) == 2);
+
+	/* the newer run of foreign id f1 pruned: the older one is the latest again */
+	dura_prune req = DURA_PRUNE_INIT;
+	req.workflow = wf;
+	req.run_state = DURA_RUN_COMPLETED;
+	req.ended_before = dura_now_ms() + 1000;
+	req.whole = 1;
+	req.limit = 1;
+	int64_t n = -1;
+	CHECK_RC(dura_store_prune(s, &req, &n), 0);
+	CHECK(n == 1);
+	dura_record *g = NULL;
+	CHECK_RC(dura_store_get_run(s, f1_new, &g), DURA_ENOTFOUND);
+	CHECK_RC(dura_store_latest_run(s, wf, "f1", &g), 0);
+	if (g)
+		CHECK_STR(g->run_id, f1_old);
+	dura_record_free(g);
+	g = NULL;
+	/* and when it goes too, f1 has none */
+	CHECK(prune_of(s, wf, DURA_RUN_FAILED, 1) == 2);
+	CHECK_RC(dura_store_latest_run(s, wf, "f1", &g), DURA_ENOTFOUND);
+	dura_record_free(g);
+	CHECK(prune_of(s, wf, DURA_RUN_COMPLETED, 0) == 1);
+	CHECK(count_of(s, wf, "", DURA_RUN_DATA_DELETED) == 1);
+	CHECK(count_of(s, wf, "", DURA_RUN_COMPLETED) == 0);
+
+	/* a run the migration never saw joins the counts with its next commit */
+	snprintf(k, sizeof(k), "%srun:%s", colon, live);
+	CHECK(aok(a, "HDEL %s workflow_version", k) == 0);
+	CHECK(aok(a, "HDEL %scounts:%s :2", colon, wf) == 0);
+	CHECK(count_of(s, wf, "", DURA_RUN_RUNNING) == 0);
+	g = NULL;
+	REQUIRE_RC(dura_store_get_run(s, live, &g), 0);
+	CHECK_STR(g->workflow_version, "");
+	dura_commit c = DURA_COMMIT_INIT;
+	c.run_id = live;
+	c.expect_version = g->version;
+	c.node_id = "a";
+	c.state = "{}";
+	c.status = "";
+	c.run_state = DURA_RUN_COMPLETED;
+	c.workflow_version = "v9";
+	dura_commit_result res;
+	CHECK_RC(dura_store_commit(s, &c, &res), 0);
+	dura_record_free(g);
+	CHECK(count_of(s, wf, "", DURA_RUN_RUNNING) == 0);
+	CHECK(count_of(s, wf, "v9", DURA_RUN_COMPLETED) == 1);
+	dura_step *st = NULL;
+	CHECK_RC(dura_store_load_latest(s, live, &st), 0);
+	if (st)
+		CHECK_STR(st->workflow_version, "v9");
+	dura_step_free(st);
+	CHECK(prune_of(s, wf, DURA_RUN_COMPLETED, 1) == 1);
+	CHECK(count_of(s, wf, "v9", DURA_RUN_COMPLETED) == 0);
+
+	/* the two newest runs of a foreign id pruned in one batch: the one before them is the latest */
+	char f2[3][64];
+	REQUIRE_RC(ended_run(s, wf, "f2", DURA_RUN_FAILED, f2[0], sizeof(f2[0])), 0);
+	REQUIRE_RC(ended_run(s, wf, "f2", DURA_RUN_COMPLETED, f2[1], sizeof(f2[1])), 0);
+	REQUIRE_RC(ended_run(s, wf, "f2", DURA_RUN_COMPLETED, f2[2], sizeof(f2[2])), 0);
+	CHECK(prune_of(s, wf, DURA_RUN_COMPLETED, 1) == 2);
+	g = NULL;
+	CHECK_RC(dura_store_latest_run(s, wf, "f2", &g), 0);
+	if (g)
+		CHECK_STR(g->run_id, f2[0]);
+	dura_record_free(g);
+	snprintf(k, sizeof(k), "%sslotruns", colon);
+	CHECK(ainteger(a, "HLEN %s", k) == 1);
+
+	dura_store_close(s);
+	drop_namespace(a, prefix);
+	redisFree(a);
+}
+
 /* ---- the table ---------------------------------------------------------------------- */
 
 static const test_case tests[] = {
@@ -1446,6 +1665,7 @@ static const test_case tests[] = {
 	{"kill9_under_load", kill9_under_load},
 	{"torn_aof_tail", torn_aof_tail},
 	{"cluster_reshard_while_committing", cluster_reshard_while_committing},
+	{"schema3_migration", schema3_migration},
 };
 
 int main(int argc, char **argv)

@@ -1103,8 +1103,12 @@ static void registry_lists_workers(void)
 	CHECK(row.started_at > 0 && row.heartbeat_at >= row.started_at);
 	CHECK(row.dead_after == row.heartbeat_at + 600);
 	json_t *wfs = json_loads(row.workflows, 0, NULL);
-	CHECK(json_is_array(wfs) && json_array_size(wfs) == 1 &&
-	      strcmp(json_string_value(json_array_get(wfs, 0)), e.wf) == 0);
+	/* the one version of the one workflow served: {"workflow":W,"version":V} */
+	json_t *w0 = json_array_get(wfs, 0);
+	const char *w0_name = json_string_value(json_object_get(w0, "workflow"));
+	const char *w0_ver = json_string_value(json_object_get(w0, "version"));
+	CHECK(json_is_array(wfs) && json_array_size(wfs) == 1 && w0_name && strcmp(w0_name, e.wf) == 0 && w0_ver &&
+	      strlen(w0_ver) == 16 && w0_ver[0] == 'f');
 	json_decref(wfs);
 	int64_t started = row.started_at, beat0 = row.heartbeat_at;
 	dura_worker_info_clear(&row);

@@ -414,7 +414,9 @@ static void sql_dialect_render(void)
 	dura_free(my);
 	dura_free(pg);
 
-	/* every catalog statement renders, and the numbered form counts its parameters */
+	/* every catalog statement renders, and the numbered form counts its parameters
+	 * (the driver's own statement in the list as PostgreSQL's pg.h has it) */
+#define SQL_SERVER_OUTBOX_PRUNE SQL_OUTBOX_PRUNE
 #define X_RENDER(name, sql)                                                                                          \
 	do {                                                                                                           \
 		char *r = dura_sql_render(&dura_sql_dialect_postgres, sql, "p_", 1, NULL);                           \

@@ -22,6 +22,7 @@ typedef struct flow_wf {
 
 struct dura_flow {
 	const char *store;
+	const dura_claim *req;
 	size_t n;
 	flow_wf *wf;
 	flow_key *keys; /* uthash head */
@@ -33,7 +34,7 @@ int dura_flow_new(dura_flow **out, const dura_claim *req, const char *store)
 	int limited = 0;
 	for (size_t i = 0; i < req->nworkflows; i++)
 		limited |= req->workflows[i].max_running > 0 || req->workflows[i].max_per_key > 0;
-	if (!limited)
+	if (!limited && req->nversions == 0)
 		return 0;
 	dura_flow *f = dura_calloc(1, sizeof(*f));
 	if (!f || !(f->wf = dura_calloc(req->nworkflows, sizeof(*f->wf)))) {
@@ -41,6 +42,7 @@ int dura_flow_new(dura_flow **out, const dura_claim *req, const char *store)
 		return dura_error_oom(store);
 	}
 	f->store = store;
+	f->req = req;
 	f->n = req->nworkflows;
 	for (size_t i = 0; i < f->n; i++) {
 		f->wf[i].name = req->workflows[i].name;
@@ -131,10 +133,30 @@ int dura_flow_count(dura_flow *f, const char *wf, const char *key, int64_t n)
 	return 0;
 }
 
-int dura_flow_admit(dura_flow *f, const char *wf, const char *key)
+int dura_claim_serves(const dura_claim *req, const char *wf, const char *version)
+{
+	int listed = req->nworkflows == 0;
+	for (size_t i = 0; !listed && i < req->nworkflows; i++)
+		listed = strcmp(req->workflows[i].name, wf) == 0;
+	if (!listed)
+		return 0;
+	if (req->version < 2 || req->nversions == 0 || !version || !*version)
+		return 1;
+	int named = 0;
+	for (size_t i = 0; i < req->nversions; i++) {
+		if (strcmp(req->versions[i].workflow, wf) != 0)
+			continue;
+		if (strcmp(req->versions[i].version, version) == 0)
+			return 1;
+		named = 1;
+	}
+	return !named;
+}
+
+int dura_flow_admit(dura_flow *f, const char *wf, const char *version, const char *key)
 {
 	flow_wf *w = find_wf(f, wf);
-	if (!w)
+	if (!w || !dura_claim_serves(f->req, wf, version))
 		return 0;
 	if (w->max_running > 0 && w->running >= w->max_running)
 		return 0;

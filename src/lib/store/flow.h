@@ -16,9 +16,11 @@
 
 typedef struct dura_flow dura_flow;
 
-/* A ledger for req (validated by the core): *out, or NULL when req has no
- * limit at all (every run is admitted and nothing need be counted). 0 or
- * DURA_ENOMEM (set against store). */
+/* A ledger for req (validated by the core; it must outlive the ledger):
+ * *out, or NULL when req has no limit and no versions at all (every run
+ * is admitted and nothing need be counted). 0 or DURA_ENOMEM (set against
+ * store). With a ledger the store reads its candidates page by page until
+ * max are admitted or none are left. */
 int dura_flow_new(dura_flow **out, const dura_claim *req, const char *store);
 void dura_flow_free(dura_flow *f);
 
@@ -27,10 +29,11 @@ void dura_flow_free(dura_flow *f);
  * DURA_ENOMEM. */
 int dura_flow_count(dura_flow *f, const char *wf, const char *key, int64_t n);
 
-/* 1 when a run of wf with key may be claimed now, and counts it; 0 when
- * its workflow or key is at its limit (or wf is not served); -1 when out
- * of memory (DURA_ENOMEM set against the ledger's store). */
-int dura_flow_admit(dura_flow *f, const char *wf, const char *key);
+/* 1 when a run of wf at version with key may be claimed now, and counts
+ * it; 0 when its workflow or key is at its limit (or wf at that version is
+ * not served: dura_claim_serves); -1 when out of memory (DURA_ENOMEM set
+ * against the ledger's store). */
+int dura_flow_admit(dura_flow *f, const char *wf, const char *version, const char *key);
 
 /* The served workflows not at their max_running, as a JSON array of
  * names to dura_free(): the filter of the next page of candidates, so

@@ -138,7 +138,8 @@ static int ops_valid(const dura_store_ops *ops, const char *fn)
 		return dura_error_set_native(DURA_EINVAL, ops->scheme, 0, NULL,
 		                             "store '%s' has no %s operation, which every store must have", ops->scheme, missing);
 	TRY(registry_ops_valid(ops));
-	return dura__waiting_ops_valid(ops);
+	TRY(dura__waiting_ops_valid(ops));
+	return dura__fleet_ops_valid(ops);
 }
 
 int dura_store_register(const dura_store_ops *ops)
@@ -403,6 +404,15 @@ int dura_store_create_run(dura_store *s, const dura_run_create *req, dura_record
 	}
 	if (req->version >= 3)
 		r.parent_id = req->parent_id;
+	if (req->version >= 4)
+		r.workflow_version = req->workflow_version;
+	if (!r.workflow_version)
+		r.workflow_version = "";
+	TRY(dura__check_version(r.workflow_version, 1, fn));
+	if (*r.workflow_version && s->ops->version < 6)
+		return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
+		                             "%s: the %s store (contract version %u) keeps no workflow version", fn,
+		                             s->ops->scheme, s->ops->version);
 	if (!r.concurrency_key)
 		r.concurrency_key = "";
 	if (!r.parent_id)
@@ -487,8 +497,18 @@ int dura_store_list_runs(dura_store *s, const dura_run_filter *f, dura_record_li
 	TRY(dura__check_run_state(f->run_state, 1, fn));
 	/* the store always gets a filter of this version */
 	dura_run_filter copy = defaults;
-	memcpy(&copy, f, f->version == 1 ? offsetof(dura_run_filter, parent_id) : sizeof(copy));
+	memcpy(&copy, f,
+	       f->version == 1   ? offsetof(dura_run_filter, parent_id)
+	       : f->version == 2 ? offsetof(dura_run_filter, workflow_version)
+	                         : sizeof(copy));
 	copy.version = DURA_RUN_FILTER_VERSION;
+	if (copy.workflow_version) {
+		TRY(dura__check_version(copy.workflow_version, 1, fn));
+		if (s->ops->version < 6)
+			return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
+			                             "%s: the %s store (contract version %u) keeps no workflow version", fn,
+			                             s->ops->scheme, s->ops->version);
+	}
 	TRY(dura__check_opt_id(copy.parent_id, "parent run id", fn));
 	if ((copy.parent_id || copy.waiting) && s->ops->version < 5)
 		return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
@@ -549,12 +569,16 @@ int dura_store_delete_run_data(dura_store *s, const char *run_id)
 
 /* ---- steps ---------------------------------------------------------------- */
 
-/* *out = c as a commit of this version: a version-1 one ends at flags. */
+/* *out = c as a commit of this version: a version-1 one ends at flags, a
+ * version-2 one at wake_wait. */
 static void commit_upgrade(dura_commit *out, const dura_commit *c)
 {
 	dura_commit z = DURA_COMMIT_INIT;
 	*out = z;
-	memcpy(out, c, c->version == 1 ? offsetof(dura_commit, wait) : sizeof(*out));
+	memcpy(out, c,
+	       c->version == 1   ? offsetof(dura_commit, wait)
+	       : c->version == 2 ? offsetof(dura_commit, workflow_version)
+	                         : sizeof(*out));
 	out->version = DURA_COMMIT_VERSION;
 }
 
@@ -562,11 +586,13 @@ static int check_commit(const dura_store *s, const dura_commit *c, const char *f
 {
 	if (!c)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: commit is NULL", fn);
-	if (c->version != 1 && c->version != DURA_COMMIT_VERSION)
+	if (c->version < 1 || c->version > DURA_COMMIT_VERSION)
 		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: commit version %u, expected 1 to %u", fn,
 		                             c->version, DURA_COMMIT_VERSION);
 	if (c->version >= 2)
 		TRY(dura__check_commit_wait(s, c, fn));
+	if (c->version >= 3 && c->workflow_version)
+		TRY(dura__check_version(c->workflow_version, 1, fn));
 	TRY(dura__check_id(c->run_id, "run id", fn));
 	if (!(c->flags & DURA_COMMIT_NO_STEP))
 		TRY(dura__check_id(c->node_id, "node id", fn));
@@ -948,9 +974,19 @@ int dura_store_claim(dura_store *s, const dura_claim *req, dura_record_list *out
 	CHECK_STORE(s);
 	if (!out || !req)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %s is NULL", fn, out ? "req" : "out");
-	if (req->version != DURA_CLAIM_VERSION)
-		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: request version %u, expected %u", fn, req->version,
-		                             DURA_CLAIM_VERSION);
+	if (req->version < 1 || req->version > DURA_CLAIM_VERSION)
+		return dura_error_set_native(DURA_EVERSION, "", 0, NULL, "%s: request version %u, expected 1 to %u", fn,
+		                             req->version, DURA_CLAIM_VERSION);
+	/* the store always gets a request of this version: a version-1 one
+	 * ends at taken_over */
+	dura_claim up = DURA_CLAIM_INIT;
+	memcpy(&up, req, req->version == 1 ? offsetof(dura_claim, versions) : sizeof(up));
+	up.version = DURA_CLAIM_VERSION;
+	if (s->ops->version < 6) { /* the store keeps no versions: every run is of none */
+		up.versions = NULL;
+		up.nversions = 0;
+	}
+	req = &up;
 	TRY(dura__check_id(req->owner, "owner", fn));
 	if (req->nworkflows && !req->workflows)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: %zu workflows but the list is NULL", fn,
@@ -970,6 +1006,7 @@ int dura_store_claim(dura_store *s, const dura_claim *req, dura_record_list *out
 				return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: workflow %s is listed twice", fn, w->name);
 		limited |= w->max_running > 0 || w->max_per_key > 0;
 	}
+	TRY(dura__check_claim_versions(req, fn));
 	if (req->max == 0 || req->max > 1000)
 		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: max %zu must be from 1 to 1000", fn, req->max);
 	if (req->lease_ms <= 0)
@@ -1141,7 +1178,8 @@ static int check_worker_text(const char *v, const char *what, const char *fn)
 	return 0;
 }
 
-/* A JSON array of strings, at most 64 KiB. */
+/* A JSON array, at most 64 KiB, of {"workflow":W,"version":V} (a worker
+ * from before versions wrote names alone, which are still taken). */
 static int check_workflows_json(const char *v, const char *fn)
 {
 	if (!v || strnlen(v, 65537) > 65536)
@@ -1149,11 +1187,15 @@ static int check_workflows_json(const char *v, const char *fn)
 	json_error_t je;
 	json_t *a = json_loads(v, JSON_REJECT_DUPLICATES, &je);
 	int ok = a && json_is_array(a);
-	for (size_t i = 0; ok && i < json_array_size(a); i++)
-		ok = json_is_string(json_array_get(a, i));
+	for (size_t i = 0; ok && i < json_array_size(a); i++) {
+		json_t *e = json_array_get(a, i);
+		ok = json_is_string(e) || (json_is_object(e) && json_is_string(json_object_get(e, "workflow")) &&
+		                           json_is_string(json_object_get(e, "version")));
+	}
 	json_decref(a);
 	return ok ? 0
-	          : dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: workflows is not a JSON array of strings", fn);
+	          : dura_error_set_native(DURA_EINVAL, "", 0, NULL,
+	                                  "%s: workflows is not a JSON array of {\"workflow\":W,\"version\":V}", fn);
 }
 
 static int check_worker(const dura_worker_info *w, const char *fn)

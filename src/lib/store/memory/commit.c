@@ -11,14 +11,15 @@ static char mem_type_step[] = "step";
 
 /* What the default event data is made of (dura_store_event_summary()). */
 typedef struct event_summary {
-	const char *run_id, *node_id, *status;
+	const char *workflow_name, *run_id, *node_id, *status;
 	int64_t step;
 	int run_state;
 } event_summary;
 
 /*
- * A new event in one allocation: the struct, its id, its data and (when
- * not the default) its type. data NULL: the default event data of sum.
+ * A new event in one allocation: the struct, its id, its data, its run id
+ * and workflow name and (when not the default) its type. data NULL: the
+ * default event data of sum.
  * NULL with *rc set on failure.
  */
 static mem_event *event_new(const char *id, const char *type, const char *data, const event_summary *sum, int *rc)
@@ -26,7 +27,8 @@ static mem_event *event_new(const char *id, const char *type, const char *data, 
 	size_t ld = data ? strlen(data)
 	                 : dura_store_event_summary(NULL, 0, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
 	size_t li = strlen(id), lt = type ? strlen(type) + 1 : 0;
-	mem_event *e = dura_calloc(1, sizeof(*e) + li + 1 + ld + 1 + lt);
+	size_t lr = strlen(sum->run_id) + 1, lw = strlen(sum->workflow_name) + 1;
+	mem_event *e = dura_calloc(1, sizeof(*e) + li + 1 + ld + 1 + lt + lr + lw);
 	if (!e) {
 		*rc = dmem_oom();
 		return NULL;
@@ -37,9 +39,13 @@ static mem_event *event_new(const char *id, const char *type, const char *data, 
 		memcpy(e->data, data, ld + 1);
 	else
 		dura_store_event_summary(e->data, ld + 1, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
+	e->run_id = e->data + ld + 1;
+	memcpy(e->run_id, sum->run_id, lr);
+	e->workflow_name = e->run_id + lr;
+	memcpy(e->workflow_name, sum->workflow_name, lw);
 	e->type = mem_type_step;
 	if (type) {
-		e->type = e->data + ld + 1;
+		e->type = e->workflow_name + lw;
 		memcpy(e->type, type, lt);
 	}
 	return e;
@@ -99,9 +105,13 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 	nd.status = dmem_opt_dup(c->status);
 	nd.error = dmem_opt_dup(c->error);
 	nd.wait = dmem_opt_dup(c->wait);
-	char *node = NULL;
+	/* a run without a version takes on the committer's */
+	const char *cv = c->workflow_version ? c->workflow_version : "";
+	if (*cv && !*r->d.wfver)
+		nd.wfver = dmem_opt_dup(cv);
+	char *node = NULL, *step_ver = dmem_empty;
 	mem_event *ev = NULL;
-	int bad = !nd.state || !nd.status || !nd.error || !nd.wait;
+	int bad = !nd.state || !nd.status || !nd.error || !nd.wait || !nd.wfver;
 	if (!bad && with_step) {
 		if (r->nsteps == r->capsteps) {
 			size_t cap = r->capsteps ? r->capsteps * 2 : 8;
@@ -114,17 +124,16 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 		}
 		if (!bad) {
 			node = dura_strdup(c->node_id);
-			bad = !node;
+			step_ver = dmem_opt_dup(cv);
+			bad = !node || !step_ver;
 		}
 	}
 	if (!bad && with_event) {
-		event_summary sum = {r->run_id, c->node_id, c->status, step, to};
+		event_summary sum = {r->workflow_name, r->run_id, c->node_id, c->status, step, to};
 		ev = event_new(event_id, c->event_type, c->event_data, &sum, &rc);
 		bad = !ev;
-		if (ev) {
-			ev->run = r;
+		if (ev)
 			ev->created_at = now;
-		}
 	}
 	if (!bad && ev && add_event(m, ev))
 		bad = 1;
@@ -136,6 +145,10 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 			dmem_opt_free(nd.error);
 		if (nd.wait)
 			dmem_opt_free(nd.wait);
+		if (nd.wfver && nd.wfver != r->d.wfver)
+			dmem_opt_free(nd.wfver);
+		if (step_ver)
+			dmem_opt_free(step_ver);
 		dura_free(node);
 		dmem_free_event(ev);
 		return rc ? rc : dmem_oom();
@@ -155,6 +168,7 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 		if (r->nsteps == 0)
 			r->step_base = r->d.step_no;
 		r->steps[r->nsteps].node_id = node;
+		r->steps[r->nsteps].wfver = step_ver;
 		r->steps[r->nsteps].state = nd.state;
 		r->steps[r->nsteps].created_at = now;
 		r->nsteps++;
@@ -192,6 +206,8 @@ static void commit_finish(commit_undo *u)
 	dmem_opt_free(u->old.wait);
 	if (u->old.lease_owner != u->nd.lease_owner)
 		dmem_opt_free(u->old.lease_owner);
+	if (u->old.wfver != u->nd.wfver)
+		dmem_opt_free(u->old.wfver);
 	if (u->signal)
 		dura__mem_inbox_drop(u->signal);
 }
@@ -220,6 +236,7 @@ static void commit_undo_apply(mem_store *m, commit_undo *u)
 	if (u->stepped) {
 		mem_step *st = &r->steps[--r->nsteps];
 		dura_free(st->node_id);
+		dmem_opt_free(st->wfver);
 		dmem_text_unref(st->state);
 	}
 	r->d = u->old;
@@ -229,6 +246,8 @@ static void commit_undo_apply(mem_store *m, commit_undo *u)
 	dmem_opt_free(u->nd.wait);
 	if (u->nd.lease_owner != u->old.lease_owner)
 		dmem_opt_free(u->nd.lease_owner);
+	if (u->nd.wfver != u->old.wfver)
+		dmem_opt_free(u->nd.wfver);
 	u->run = NULL;
 }
 

@@ -90,8 +90,9 @@ int dmem_copy_record(dura_record *o, const mem_run *r, const run_data *d)
 	o->concurrency_key = dura_strdup(r->concurrency_key);
 	o->wait = dura_strdup(d->wait);
 	o->parent_id = dura_strdup(r->parent_id);
+	o->workflow_version = dura_strdup(d->wfver);
 	if (!o->run_id || !o->workflow_name || !o->foreign_id || !o->status || !o->state || !o->error || !o->meta ||
-	    !o->lease_owner || !o->concurrency_key || !o->wait || !o->parent_id) {
+	    !o->lease_owner || !o->concurrency_key || !o->wait || !o->parent_id || !o->workflow_version) {
 		dura_record_clear(o);
 		return dmem_oom();
 	}
@@ -128,7 +129,8 @@ static int copy_step(dura_step *o, const mem_run *r, size_t i)
 	o->run_id = dura_strdup(r->run_id);
 	o->node_id = dura_strdup(st->node_id);
 	o->state = dura_strndup(st->state->s, st->state->len);
-	if (!o->run_id || !o->node_id || !o->state) {
+	o->workflow_version = dura_strdup(st->wfver);
+	if (!o->run_id || !o->node_id || !o->state || !o->workflow_version) {
 		dura_step_clear(o);
 		return dmem_oom();
 	}
@@ -203,8 +205,8 @@ static int copy_event(dura_event *o, const mem_event *e)
 {
 	memset(o, 0, sizeof(*o));
 	o->id = dura_strdup(e->id);
-	o->workflow_name = dura_strdup(e->run->workflow_name);
-	o->run_id = dura_strdup(e->run->run_id);
+	o->workflow_name = dura_strdup(e->workflow_name);
+	o->run_id = dura_strdup(e->run_id);
 	o->type = dura_strdup(e->type);
 	o->data = dura_strdup(e->data);
 	if (!o->id || !o->workflow_name || !o->run_id || !o->type || !o->data) {
@@ -295,6 +297,7 @@ void dmem_free_steps(mem_run *r)
 {
 	for (size_t i = 0; i < r->nsteps; i++) {
 		dura_free(r->steps[i].node_id);
+		dmem_opt_free(r->steps[i].wfver);
 		dmem_text_unref(r->steps[i].state);
 	}
 	dura_free(r->steps);
@@ -309,6 +312,7 @@ static void free_run_data(run_data *d)
 	dmem_opt_free(d->error);
 	dmem_opt_free(d->lease_owner);
 	dmem_opt_free(d->wait);
+	dmem_opt_free(d->wfver);
 }
 
 void dmem_free_run(mem_run *r)

@@ -15,16 +15,6 @@ static int claim_order(const void *a, const void *b)
 	return strcmp(x->run_id, y->run_id);
 }
 
-static int workflow_served(const char *wf, const dura_claim *req)
-{
-	if (req->nworkflows == 0)
-		return 1;
-	for (size_t i = 0; i < req->nworkflows; i++)
-		if (strcmp(wf, req->workflows[i].name) == 0)
-			return 1;
-	return 0;
-}
-
 static int leased_now(const mem_run *r, int64_t now)
 {
 	return r->d.lease_owner[0] && r->d.lease_expires_at > now;
@@ -61,7 +51,7 @@ int dmem_claim_flow(void *impl, const dura_claim *req, dura_record_list *out)
 				goto done;
 			continue;
 		}
-		if (r->d.next_run_at <= now && workflow_served(r->workflow_name, req))
+		if (r->d.next_run_at <= now && dura_claim_serves(req, r->workflow_name, r->d.wfver))
 			sel[n++] = r;
 	}
 	if (n == 0)
@@ -69,7 +59,7 @@ int dmem_claim_flow(void *impl, const dura_claim *req, dura_record_list *out)
 	qsort(sel, n, sizeof(*sel), claim_order);
 	size_t k = 0;
 	for (size_t i = 0; i < n && k < req->max; i++) {
-		int ok = flow ? dura_flow_admit(flow, sel[i]->workflow_name, sel[i]->concurrency_key) : 1;
+		int ok = flow ? dura_flow_admit(flow, sel[i]->workflow_name, sel[i]->d.wfver, sel[i]->concurrency_key) : 1;
 		if (ok < 0) {
 			rc = DURA_ENOMEM;
 			goto done;

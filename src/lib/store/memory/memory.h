@@ -30,7 +30,7 @@
  * delete_run_data; cache_list includes expired entries (as cache_stats
  * counts them); a claimer's own expired claim can still be released.
  *
- * The store is nine files, one concern each:
+ * The store is ten files, one concern each:
  *   data.c     the small helpers (the lock, text, finding a run), the
  *              copies for the caller and the lists of them, freeing, and
  *              the outbox's list in id order
@@ -43,6 +43,8 @@
  *   waiting.c  durable waiting: the signal inbox, the schedules, wakes
  *              and the operations on them
  *   workers.c  the worker registry and its operations
+ *   fleet.c    workflow versions and retention: the definitions engines
+ *              register, counts per version, moving a run, pruning
  *   store.c    open and close, ping, info, stats, migrate, waiting for
  *              changes, the fork handler and the vtable (dura__memory_ops)
  * This header holds the structures and the functions the files call
@@ -92,6 +94,8 @@ typedef struct run_data {
 	char *error;       /* dmem_empty or owned */
 	char *lease_owner; /* dmem_empty or owned */
 	char *wait;        /* dmem_empty or owned */
+	char *wfver;       /* the workflow version: dmem_empty or owned, shared by
+	                      a commit's new data until a commit pins a version */
 	int run_state;
 	int attempt;
 	int64_t version;
@@ -103,6 +107,7 @@ typedef struct run_data {
 
 typedef struct mem_step {
 	char *node_id;
+	char *wfver; /* the version that committed it: dmem_empty or owned */
 	mem_text *state;
 	int64_t created_at;
 } mem_step;
@@ -167,7 +172,8 @@ typedef struct mem_claim {
 typedef struct mem_event {
 	UT_hash_handle hh;
 	struct mem_event *prev, *next; /* ordered by id */
-	mem_run *run;                  /* runs live until close */
+	char *run_id;                  /* in this block: the run may be pruned first */
+	char *workflow_name;           /* in this block */
 	char *type;                    /* mem_type_step, or in this block */
 	char *data;                    /* in this block */
 	int64_t created_at;
@@ -179,6 +185,7 @@ typedef struct mem_event {
 typedef struct dura__mem_inbox dura__mem_inbox;
 typedef struct dura__mem_schedules dura__mem_schedules;
 typedef struct dura__mem_workers dura__mem_workers;
+typedef struct dura__mem_versions dura__mem_versions; /* fleet.c */
 
 typedef struct mem_store {
 	pthread_mutex_t lock;
@@ -194,6 +201,7 @@ typedef struct mem_store {
 	dura__mem_workers *workers; /* the worker registry (workers.c) */
 	dura__mem_inbox *inbox;     /* signals, under lock (waiting.c) */
 	dura__mem_schedules *schedules;
+	dura__mem_versions *versions; /* the workflow versions engines registered (fleet.c) */
 } mem_store;
 
 /* What a wake changed, to undo it with a batch. */
@@ -251,6 +259,8 @@ int dmem_latest_run(void *impl, const char *wf, const char *fid, dura_record **o
 int dmem_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out);
 int dmem_set_run_state(void *impl, const char *run_id, int to, int64_t *new_version);
 int dmem_delete_run_data(void *impl, const char *run_id);
+void dmem_erase_run_data(mem_store *m, mem_run *r, mem_text *empty_state);
+void dmem_remove_run(mem_store *m, mem_run *r);
 
 /* ---- commit.c ------------------------------------------------------------- */
 
@@ -361,5 +371,16 @@ int dmem_worker_put(void *impl, const dura_worker_info *w);
 int dmem_worker_delete(void *impl, const char *worker_id);
 int dmem_worker_list(void *impl, dura_worker_list *out);
 int dmem_worker_prune(void *impl, int64_t dead_for_ms, int64_t *count);
+
+/* ---- fleet.c -------------------------------------------------------------- */
+
+void dura__mem_versions_free(dura__mem_versions *head);
+int dmem_workflow_put(void *impl, const char *name, const char *version, const char *definition);
+int dmem_workflow_list(void *impl, const char *name, dura_workflow_def_list *out);
+int dmem_run_counts(void *impl, const char *workflow, dura_run_count_list *out);
+int dmem_set_run_version(void *impl, const char *run_id, int64_t expect_version, const char *version,
+                         dura_record **out);
+int dmem_prune_runs(void *impl, const dura_prune *req, int64_t *count);
+int dmem_outbox_prune(void *impl, int64_t before, size_t limit, int64_t *count);
 
 #endif /* DURA_STORE_MEMORY_H */

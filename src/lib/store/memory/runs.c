@@ -127,13 +127,14 @@ int dmem_create_run(void *impl, const dura_run_create *req, const char *run_id, 
 	r->d.error = dmem_empty;
 	r->d.lease_owner = dmem_empty;
 	r->d.wait = dmem_empty;
+	r->d.wfver = dmem_opt_dup(req->workflow_version);
 	r->d.run_state = to;
 	r->d.version = 1;
 	r->d.next_run_at = req->next_run_at ? req->next_run_at : now;
 	r->d.updated_at = now;
 	dura_record *rec = NULL;
 	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->meta || !r->concurrency_key || !r->parent_id ||
-	    !r->d.state || !r->d.status ||
+	    !r->d.state || !r->d.status || !r->d.wfver ||
 	    (out && dmem_record_out(&rec, r) != 0) || add_run(m, r)) {
 		dura_record_free(rec);
 		dmem_free_run(r);
@@ -212,6 +213,8 @@ static int run_matches(const mem_run *r, const dura_run_filter *f)
 		return 0;
 	if (f->waiting && !*r->d.wait)
 		return 0;
+	if (f->workflow_version && strcmp(r->d.wfver, f->workflow_version) != 0)
+		return 0;
 	return 1;
 }
 
@@ -254,8 +257,8 @@ done:
 }
 
 /* Drop a run's steps and checkpoints and put empty_state in its place
- * (delete_run_data, or set_run_state to data_deleted). Cannot fail. */
-static void erase_run_data(mem_store *m, mem_run *r, mem_text *empty_state)
+ * (delete_run_data, set_run_state to data_deleted, retention). Cannot fail. */
+void dmem_erase_run_data(mem_store *m, mem_run *r, mem_text *empty_state)
 {
 	dmem_free_steps(r);
 	dura__mem_inbox_erase_run(m->inbox, r->run_id);
@@ -305,7 +308,7 @@ int dmem_set_run_state(void *impl, const char *run_id, int to, int64_t *new_vers
 			rc = dmem_oom();
 			goto done;
 		}
-		erase_run_data(m, r, empty_state);
+		dmem_erase_run_data(m, r, empty_state);
 	}
 	int64_t now = dura_now_ms();
 	r->d.run_state = to;
@@ -352,7 +355,7 @@ int dmem_delete_run_data(void *impl, const char *run_id)
 		rc = dmem_oom();
 		goto done;
 	}
-	erase_run_data(m, r, empty_state);
+	dmem_erase_run_data(m, r, empty_state);
 	r->d.run_state = DURA_RUN_DATA_DELETED;
 	r->d.version++;
 	r->d.updated_at = dura_now_ms();
@@ -360,4 +363,29 @@ int dmem_delete_run_data(void *impl, const char *run_id)
 done:
 	dmem_unlock(m);
 	return rc;
+}
+
+/* Take an ended run out of the store for good (retention of whole runs):
+ * its data, its place in its slot, the run. Cannot fail. */
+void dmem_remove_run(mem_store *m, mem_run *r)
+{
+	mem_text *none = NULL;
+	dmem_erase_run_data(m, r, none);
+	HASH_DEL(m->runs, r);
+	mem_slot *slot = r->slot;
+	if (slot) {
+		if (slot->active == r)
+			slot->active = NULL;
+		if (slot->latest == r) { /* the next newest run of the key, if any */
+			slot->latest = NULL;
+			for (mem_run *o = m->runs; o; o = o->hh.next)
+				if (o->slot == slot && (!slot->latest || strcmp(o->run_id, slot->latest->run_id) > 0))
+					slot->latest = o;
+		}
+		if (!slot->latest && !slot->active) {
+			HASH_DEL(m->slots, slot);
+			dura_free(slot);
+		}
+	}
+	dmem_free_run(r);
 }

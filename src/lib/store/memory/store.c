@@ -97,6 +97,7 @@ static void mem_close(void *impl)
 	dura__mem_workers_free(m->workers);
 	dura__mem_inbox_free(m->inbox);
 	dura__mem_schedules_free(m->schedules);
+	dura__mem_versions_free(m->versions);
 	mem_run *r, *rt;
 	HASH_ITER(hh, m->runs, r, rt)
 	{
@@ -248,7 +249,7 @@ static int mem_wait_ready(void *impl, int64_t timeout_ms)
 /* ---- the table ------------------------------------------------------------ */
 
 const dura_store_ops dura__memory_ops = {
-	.version = 5,
+	.version = 6,
 	.scheme = "memory",
 	.caps = DURA_CAP_NOTIFY,
 	.open = mem_open,
@@ -306,4 +307,10 @@ const dura_store_ops dura__memory_ops = {
 	.schedule_delete = dmem_schedule_delete,
 	.schedule_list = dmem_schedule_list,
 	.schedule_advance = dmem_schedule_advance,
+	.workflow_put = dmem_workflow_put,
+	.workflow_list = dmem_workflow_list,
+	.run_counts = dmem_run_counts,
+	.set_run_version = dmem_set_run_version,
+	.prune_runs = dmem_prune_runs,
+	.outbox_prune = dmem_outbox_prune,
 };

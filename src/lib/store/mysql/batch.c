@@ -19,7 +19,7 @@
 #include "mysql.h"
 
 #define LOCK_SLOTS 16 /* run ids per COMMIT_LOCK_MANY */
-#define BULK_COLS 13  /* parameters of the widest bulk statement */
+#define BULK_COLS 14  /* parameters of the widest bulk statement */
 
 /* One bulk execution's parameters, column-wise: per column an array of k
  * values (strings as pointers, NUL-terminated; integers) and one of
@@ -211,7 +211,7 @@ static int write_all(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 	time_text(now, a->now);
 	bulk u;
 	size_t steps = 0, events = 0;
-	int rc = bulk_init(&u, k, "ssssissiiiisi");
+	int rc = bulk_init(&u, k, "sssssissiiiisi");
 	for (size_t j = 0; rc == 0 && j < k; j++) {
 		size_t i = a->go[j];
 		const dura_commit *cm = &a->cm[i];
@@ -222,18 +222,19 @@ static int write_all(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 		put_s(&u, 1, j, plan.status);
 		put_s(&u, 2, j, cm->error ? cm->error : "");
 		put_s(&u, 3, j, dura_sql_commit_wait(cm));
-		put_i(&u, 4, j, cm->attempt);
-		put_s(&u, 5, j, l->next);
-		put_s(&u, 6, j, now);
-		put_i(&u, 7, j, plan.do_step);
+		put_s(&u, 4, j, dura_sql_commit_version(cm));
+		put_i(&u, 5, j, cm->attempt);
+		put_s(&u, 6, j, l->next);
+		put_s(&u, 7, j, now);
+		put_i(&u, 8, j, plan.do_step);
 		if (cm->run_state)
-			put_i(&u, 8, j, cm->run_state);
+			put_i(&u, 9, j, cm->run_state);
 		else
-			put_null(&u, 8, j);
-		put_i(&u, 9, j, plan.release);
+			put_null(&u, 9, j);
 		put_i(&u, 10, j, plan.release);
-		put_s(&u, 11, j, cm->run_id);
-		put_i(&u, 12, j, cm->expect_version);
+		put_i(&u, 11, j, plan.release);
+		put_s(&u, 12, j, cm->run_id);
+		put_i(&u, 13, j, cm->expect_version);
 		steps += plan.do_step;
 		events += plan.do_event;
 	}
@@ -247,7 +248,7 @@ static int write_all(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 		return dura_error_set_native(DURA_ERROR, MY, 0, NULL, "the batch's UPDATE changed %llu of %zu locked runs",
 		                             (unsigned long long)n, k);
 	if (steps) {
-		rc = bulk_init(&u, steps, "sisss");
+		rc = bulk_init(&u, steps, "sissss");
 		size_t r = 0;
 		for (size_t j = 0; rc == 0 && j < k; j++) {
 			const dura_commit *cm = &a->cm[a->go[j]];
@@ -258,6 +259,7 @@ static int write_all(my_store *s, my_conn *c, struct bulk_arg *a, size_t k)
 			put_s(&u, 2, r, cm->node_id ? cm->node_id : "");
 			put_s(&u, 3, r, cm->state);
 			put_s(&u, 4, r, now);
+			put_s(&u, 5, r, dura_sql_commit_version(cm));
 			r++;
 		}
 		if (rc == 0)

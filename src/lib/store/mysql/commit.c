@@ -15,8 +15,9 @@
 
 /*
  * One step commit inside the open transaction (or alone, in autocommit,
- * when it is one statement): the CAS update of the record, the step row,
- * the outbox row. Writes nothing on ECONFLICT or ENOTFOUND at the update;
+ * when it is one statement): the CAS update of the record (which takes
+ * the commit's workflow version when it has none), the step row (with
+ * that version), the outbox row. Writes nothing on ECONFLICT or ENOTFOUND at the update;
  * *updated tells whether the update went in before a later failure.
  */
 static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char *event_id, int64_t now,
@@ -33,6 +34,7 @@ static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char
 	dura_my_pp_str(&p, status);
 	dura_my_pp_str(&p, cm->error ? cm->error : "");
 	dura_my_pp_str(&p, dura_sql_commit_wait(cm));
+	dura_my_pp_str(&p, dura_sql_commit_version(cm));
 	dura_my_pp_int(&p, cm->attempt);
 	dura_my_pp_time(&p, cm->next_run_at ? cm->next_run_at : now);
 	dura_my_pp_time(&p, now);
@@ -71,6 +73,7 @@ static int commit_one(my_store *s, my_conn *c, const dura_commit *cm, const char
 		dura_my_pp_str(&p, cm->node_id);
 		dura_my_pp_str(&p, cm->state);
 		dura_my_pp_time(&p, now);
+		dura_my_pp_str(&p, dura_sql_commit_version(cm));
 		if ((rc = dura_my_st_write(s, c, ST_STEP_INSERT, &p, NULL)) != 0) {
 			if (c->err == ER_DUP_ENTRY)
 				return dura_error_set_native(DURA_ECONFLICT, MY, ER_DUP_ENTRY, "23000", "run %s already has a step %lld",
@@ -152,6 +155,7 @@ static int commit_call_with(my_store *s, my_conn *c, const dura_commit *cm, cons
 	dura_my_pp_str(&p, sum_head);
 	dura_my_pp_str(&p, sum_tail);
 	dura_my_pp_str(&p, dura_sql_commit_wait(cm));
+	dura_my_pp_str(&p, dura_sql_commit_version(cm));
 	if (mysql_stmt_bind_param(m->st, p.b))
 		return dura_my_fail(s, c, m->st, "CALL dura_commit");
 	int applied, lost = dura_my_lost_commit(&applied);

@@ -17,7 +17,10 @@
  *              several statements, in batches, and the check after a
  *              connection was lost while committing
  *   store.c    URL options, open and close, every other operation of the
- *              store contract, and the vtable (dura__mysql_ops)
+ *              store contract, and the vtable (dura__mysql_ops); most
+ *              operations are sql/server.c's, sql/workers.c's and
+ *              sql/fleet.c's (workflow versions and retention), shared
+ *              with PostgreSQL
  * This header holds the statement catalog, the structures and the
  * functions the files call across; what one file alone uses stays static
  * in it. Names shared between files are dura_my_*.
@@ -106,7 +109,7 @@
 #include <unistd.h>
 
 #define MY "mysql"
-#define MY_SCHEMA_VERSION 7 /* the schema this library writes */
+#define MY_SCHEMA_VERSION 8 /* the schema this library writes */
 #define MY_DEFAULT_POOL 25
 #define MY_DEFAULT_IDLE 5
 #define MY_DEFAULT_LIFETIME_MS (5 * 60 * 1000)
@@ -134,22 +137,26 @@
  * EVENT_CHECK); the default event data is assembled in the INSERT ...
  * SELECT. Claims are sql/server.c's.
  */
+/* the outbox's retention (sql/catalog.h): a single-table DELETE takes ORDER BY and LIMIT */
+#define SQL_SERVER_OUTBOX_PRUNE "DELETE FROM {p}workflow_outbox WHERE created_at < ? ORDER BY id LIMIT ?"
+
 #define STATEMENTS(X)                                                                                              \
 	SQL_SHARED_STATEMENTS(X)                                                                                   \
 	SQL_SERVER_STATEMENTS(X)                                                                                   \
 	/* runs */                                                                                                 \
 	/* steps */                                                                                                \
+	/* a record without a workflow version takes the commit's (the ? after wait_for's) */                    \
 	X(COMMIT_UPDATE, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, wait_for = ?, "        \
-	                 "attempt = ?, "                                                                           \
+	                 "workflow_version = IF(workflow_version = '', ?, workflow_version), attempt = ?, "        \
 	                 "next_run_at = ?, updated_at = ?, version = version + 1, "                                \
 	                 "step_no = LAST_INSERT_ID(step_no + ?) WHERE run_id = ? AND version = ?")                 \
 	X(COMMIT_UPDATE_FULL, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, wait_for = ?, "   \
-	                      "attempt = ?, "                                                                      \
+	                      "workflow_version = IF(workflow_version = '', ?, workflow_version), attempt = ?, "   \
 	                      "next_run_at = ?, updated_at = ?, version = version + 1, "                           \
 	                      "step_no = LAST_INSERT_ID(step_no + ?), run_state = COALESCE(?, run_state), "        \
 	                      "lease_owner = IF(?, '', lease_owner), "                                             \
 	                      "lease_expires_at = IF(?, NULL, lease_expires_at) WHERE run_id = ? AND version = ?") \
-	X(COMMIT_CALL, "CALL {p}dura_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                 \
+	X(COMMIT_CALL, "CALL {p}dura_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")              \
 	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
 	                 "SELECT ?, workflow_name, run_id, ?, COALESCE(?, CONCAT(?, run_state, '}')), ? "          \
 	                 "FROM {p}workflow_records WHERE run_id = ?")                                              \
@@ -157,11 +164,11 @@
 	X(COMMIT_LOCK_MANY, "SELECT run_id, version, step_no, run_state, workflow_name FROM {p}workflow_records "  \
 	                    "WHERE run_id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) FOR UPDATE")         \
 	X(COMMIT_UPDATE_MANY, "UPDATE {p}workflow_records SET object = ?, status = ?, error = ?, wait_for = ?, "   \
-	                      "attempt = ?, "                                                                      \
+	                      "workflow_version = IF(workflow_version = '', ?, workflow_version), attempt = ?, "   \
 	                      "next_run_at = ?, updated_at = ?, version = version + 1, step_no = step_no + ?, "    \
 	                      "run_state = COALESCE(?, run_state), lease_owner = IF(?, '', lease_owner), "         \
 	                      "lease_expires_at = IF(?, NULL, lease_expires_at) WHERE run_id = ? AND version = ?") \
-	X(STEP_INSERT_MANY, "INSERT INTO {p}workflow_steps (" STEP_COLS ") VALUES (?, ?, ?, ?, ?)")                \
+	X(STEP_INSERT_MANY, "INSERT INTO {p}workflow_steps (" STEP_COLS ") VALUES (?, ?, ?, ?, ?, ?)")             \
 	X(OUTBOX_INSERT_MANY, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) " \
 	                      "VALUES (?, ?, ?, ?, ?, ?)")                                                         \
 	X(SCHEMA_RECORD, "INSERT INTO {p}dura_schema (version, applied_at, description) "                         \

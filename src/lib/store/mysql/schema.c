@@ -280,6 +280,75 @@ static const char *const migration7_optional[] = {
 	NULL,
 };
 
+/*
+ * Migration 8: workflow versions and retention (store contract version
+ * 6). The workflow version a run executes on and the one each step was
+ * committed by ("" for none: a run or step from before versions; at most
+ * 64 bytes of [A-Za-z0-9._-]); the versions engines register, one row per
+ * workflow and version, the definition as LONGTEXT (kept as sent, like a
+ * signal's payload); and the index a batch of retention reads (one end
+ * state, the oldest change first: InnoDB's secondary index carries the
+ * run id after it, the order's tie-break). As in migration 7, a
+ * statement whose effect is already there counts as done.
+ */
+static const char *const migration8[] = {
+	"ALTER TABLE {p}workflow_records ADD COLUMN workflow_version VARCHAR(64) NOT NULL DEFAULT ''",
+	"ALTER TABLE {p}workflow_steps ADD COLUMN workflow_version VARCHAR(64) NOT NULL DEFAULT ''",
+	"ALTER TABLE {p}workflow_records ADD INDEX by_run_state_updated_at (run_state, updated_at)",
+	"CREATE TABLE IF NOT EXISTS {p}dura_workflows ("
+	"workflow_name VARCHAR(255) NOT NULL, version VARCHAR(64) NOT NULL, definition LONGTEXT NOT NULL, "
+	"first_seen_at {time} NOT NULL, last_seen_at {time} NOT NULL, "
+	"PRIMARY KEY (workflow_name, version))" TABLE_OPTS,
+	NULL,
+};
+
+/*
+ * The procedure of migration 7 with the commit's workflow version
+ * (p_version, the last argument): the step row keeps it, and a record
+ * without one takes it on. A CALL of the old 18-argument procedure fails
+ * with ER_SP_WRONG_NO_OF_ARGS and the commit goes the long way.
+ */
+static const char *const migration8_optional[] = {
+	"DROP PROCEDURE IF EXISTS {p}dura_commit",
+	"CREATE PROCEDURE {p}dura_commit(IN p_run_id VARCHAR(255), IN p_expect BIGINT, IN p_state LONGTEXT, "
+	"IN p_status VARCHAR(255), IN p_error TEXT, IN p_attempt INT, IN p_next DATETIME(3), IN p_now DATETIME(3), "
+	"IN p_do_step TINYINT, IN p_run_state INT, IN p_release TINYINT, IN p_node VARCHAR(255), "
+	"IN p_event_id VARCHAR(255), IN p_type VARCHAR(255), IN p_data LONGTEXT, "
+	"IN p_sum_head TEXT CHARACTER SET utf8mb4, IN p_sum_tail TEXT CHARACTER SET utf8mb4, "
+	"IN p_wait VARCHAR(512) CHARACTER SET utf8mb4, IN p_version VARCHAR(64) CHARACTER SET utf8mb4) "
+	"MODIFIES SQL DATA SQL SECURITY INVOKER "
+	"BEGIN "
+	"DECLARE v_step BIGINT DEFAULT -1; "
+	"DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END; "
+	"START TRANSACTION; "
+	"UPDATE {p}workflow_records SET object = p_state, status = p_status, error = p_error, "
+	"wait_for = COALESCE(p_wait, ''), "
+	"workflow_version = IF(workflow_version = '', COALESCE(p_version, ''), workflow_version), attempt = p_attempt, "
+	"next_run_at = p_next, updated_at = p_now, version = version + 1, step_no = step_no + p_do_step, "
+	"run_state = COALESCE(p_run_state, run_state), lease_owner = IF(p_release, '', lease_owner), "
+	"lease_expires_at = IF(p_release, NULL, lease_expires_at) WHERE run_id = p_run_id AND version = p_expect; "
+	"IF ROW_COUNT() = 0 THEN "
+	"ROLLBACK; "
+	"SELECT 0, (SELECT version FROM {p}workflow_records WHERE run_id = p_run_id); "
+	"ELSE "
+	"IF p_do_step THEN "
+	"SELECT step_no - 1 INTO v_step FROM {p}workflow_records WHERE run_id = p_run_id; "
+	"INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at, workflow_version) "
+	"VALUES (p_run_id, v_step, p_node, p_state, p_now, COALESCE(p_version, '')); "
+	"END IF; "
+	"IF p_event_id <> '' THEN "
+	"INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "
+	"SELECT p_event_id, workflow_name, run_id, p_type, "
+	"COALESCE(p_data, CONCAT(p_sum_head, v_step, p_sum_tail, run_state, '}')), p_now "
+	"FROM {p}workflow_records WHERE run_id = p_run_id; "
+	"END IF; "
+	"COMMIT; "
+	"SELECT 1, v_step; "
+	"END IF; "
+	"END",
+	NULL,
+};
+
 /* optional: skipped when the user may not create routines */
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, no_statements},
@@ -294,6 +363,9 @@ static const dura_sql_migration migrations[] = {
 	{"durable waiting: workflow_records.wait_for and parent_id, workflow_signals, dura_schedules; dura_commit "
 	 "procedure again with the wait",
 	 migration7, migration7_optional},
+	{"workflow versions and retention: workflow_records and workflow_steps .workflow_version, dura_workflows, "
+	 "by_run_state_updated_at; dura_commit procedure again with the version",
+	 migration8, migration8_optional},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == MY_SCHEMA_VERSION, "one migration per schema version");
@@ -413,7 +485,7 @@ static int schema_exec(void *drv, const char *tmpl, int version, int optional)
 		return 0;
 	unsigned e = mysql_errno(d->c->db);
 	if (version >= 7 && (e == ER_DUP_FIELDNAME || e == ER_DUP_KEYNAME))
-		return 0; /* added by an earlier run of this migration (see migration7) */
+		return 0; /* added by an earlier run of this migration (see migration7 and migration8) */
 	if (optional && (e == ER_DBACCESS_DENIED_ERROR || e == ER_TABLEACCESS_DENIED_ERROR ||
 	                 e == ER_SPECIFIC_ACCESS_DENIED_ERROR || e == ER_PROCACCESS_DENIED_ERROR ||
 	                 e == ER_ACCESS_DENIED_ERROR))

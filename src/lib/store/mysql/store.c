@@ -17,6 +17,7 @@
  * UTC, in utf8mb4.
  */
 #include "mysql.h"
+#include "../sql/fleet.h"
 #include "../sql/workers.h"
 
 static const char *const st_sql[ST__COUNT] = {STATEMENTS(X_SQL)};
@@ -373,7 +374,7 @@ out:
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__mysql_ops = {
-	.version = 5,
+	.version = 6,
 	.scheme = "mysql",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL,
 	.open = my_open,
@@ -430,4 +431,11 @@ const dura_store_ops dura__mysql_ops = {
 	.schedule_delete = dura_sql_schedule_delete,
 	.schedule_list = dura_sql_schedule_list,
 	.schedule_advance = dura_sql_schedule_advance,
+	/* version 6: workflow versions and retention (sql/fleet.c) */
+	.workflow_put = dura_sql_workflow_put,
+	.workflow_list = dura_sql_workflow_list,
+	.run_counts = dura_sql_run_counts,
+	.set_run_version = dura_sql_set_run_version,
+	.prune_runs = dura_sql_prune_runs,
+	.outbox_prune = dura_sql_outbox_prune,
 };

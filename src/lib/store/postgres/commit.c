@@ -49,6 +49,7 @@ static int commit_one(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm
 	dura_sql_p_str(&p, plan.status);
 	dura_sql_p_str(&p, cm->error ? cm->error : "");
 	dura_sql_p_str(&p, dura_sql_commit_wait(cm));
+	dura_sql_p_str(&p, dura_sql_commit_version(cm));
 	dura_sql_p_int(&p, cm->attempt);
 	dura_sql_p_time(&p, cm->next_run_at ? cm->next_run_at : now);
 	dura_sql_p_time(&p, now);
@@ -65,6 +66,7 @@ static int commit_one(dura_sql_store *s, dura_sql_conn *c, const dura_commit *cm
 	dura_sql_p_str(&p, cm->node_id ? cm->node_id : "");
 	dura_sql_p_str(&p, cm->state);
 	dura_sql_p_time(&p, now);
+	dura_sql_p_str(&p, dura_sql_commit_version(cm));
 	dura_sql_p_int(&p, plan.do_step);
 	/* e: the event */
 	dura_sql_p_str(&p, event_id ? event_id : "");

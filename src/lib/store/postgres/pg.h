@@ -24,6 +24,7 @@
  *             the waiters; a trigger notifies every change of a run
  *   store.c   options, open and close, info, claims (one UPDATE over a
  *             FOR UPDATE SKIP LOCKED selection), raw SQL and the vtable
+ *             (workflow versions and retention are sql/fleet.c's)
  *
  * Times cross the wire as text in UTC ("2026-12-01 10:00:00.123+00").
  */
@@ -49,7 +50,7 @@
 #include <stdint.h>
 
 #define PG "postgres"
-#define PG_SCHEMA_VERSION 4
+#define PG_SCHEMA_VERSION 5
 #define PG_DEFAULT_POOL 25
 #define PG_DEFAULT_IDLE 5
 #define PG_DEFAULT_LIFETIME_MS (5 * 60 * 1000)
@@ -65,18 +66,20 @@
  * commit.c); the claim one UPDATE with a locked selection; the default
  * event data is assembled from the client's pieces so its bytes are the
  * core's, and the outbox keeps event data as JSON (as written) where
- * states are JSONB.
+ * states are JSONB. A record without a workflow version takes the
+ * commit's, which the step row keeps (contract version 6).
  */
 #define PG_COMMIT_SQL                                                                                              \
 	"WITH u AS (UPDATE {p}workflow_records SET object = CAST(? AS JSONB), status = ?, error = ?, wait_for = ?, "  \
+	"workflow_version = CASE WHEN workflow_version = '' THEN ?:text ELSE workflow_version END, "                   \
 	"attempt = ?, "                                                                                               \
 	"next_run_at = ?, updated_at = ?, version = version + 1, step_no = step_no + ?:int, "                        \
 	"run_state = COALESCE(?:int, run_state), "                                                                   \
 	"lease_owner = CASE WHEN ?:int = 1 THEN '' ELSE lease_owner END, "                                           \
 	"lease_expires_at = CASE WHEN ?:int = 1 THEN NULL ELSE lease_expires_at END "                                \
 	"WHERE run_id = ? AND version = ? RETURNING run_id, workflow_name, step_no, run_state), "                    \
-	"s AS (INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at) "                             \
-	"SELECT run_id, step_no - 1, ?, CAST(? AS JSONB), ? FROM u WHERE ?:int = 1), "                                \
+	"s AS (INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at, workflow_version) "           \
+	"SELECT run_id, step_no - 1, ?, CAST(? AS JSONB), ?, ?:text FROM u WHERE ?:int = 1), "                        \
 	"e AS (INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "                  \
 	"SELECT ?, workflow_name, run_id, ?, COALESCE(CAST(? AS JSON), CAST(?:text || "                               \
 	"CASE WHEN ?:int = 1 THEN (step_no - 1)::text ELSE '-1' END || ?:text || run_state::text || '}' AS JSON)), " \
@@ -93,23 +96,29 @@
  */
 #define PG_COMMIT_MANY_SQL                                                                                         \
 	"WITH j AS (SELECT * FROM json_to_recordset(CAST(? AS JSON)) AS x(i INT, r TEXT, v BIGINT, s TEXT, st TEXT, "  \
-	"er TEXT, w TEXT, a INT, nx BIGINT, ds INT, rs INT, rl INT, nd TEXT, ei TEXT, et TEXT, ed TEXT, sh TEXT, tl TEXT, "       \
+	"er TEXT, w TEXT, wv TEXT, a INT, nx BIGINT, ds INT, rs INT, rl INT, nd TEXT, ei TEXT, et TEXT, ed TEXT, "    \
+	"sh TEXT, tl TEXT, "                                                                                          \
 	"de INT)), "                                                                                                  \
 	"u AS (UPDATE {p}workflow_records w SET object = CAST(j.s AS JSONB), status = j.st, error = j.er, "           \
 	"wait_for = COALESCE(j.w, ''), "                                                                              \
+	"workflow_version = CASE WHEN w.workflow_version = '' THEN COALESCE(j.wv, '') ELSE w.workflow_version END, "  \
 	"attempt = j.a, next_run_at = TIMESTAMPTZ 'epoch' + j.nx * INTERVAL '1 millisecond', updated_at = ?:time, "   \
 	"version = w.version + 1, step_no = w.step_no + j.ds, run_state = COALESCE(j.rs, w.run_state), "             \
 	"lease_owner = CASE WHEN j.rl = 1 THEN '' ELSE w.lease_owner END, "                                           \
 	"lease_expires_at = CASE WHEN j.rl = 1 THEN NULL ELSE w.lease_expires_at END "                                \
 	"FROM j WHERE w.run_id = j.r AND w.version = j.v "                                                            \
 	"RETURNING j.i, w.run_id, w.workflow_name, w.step_no, w.run_state), "                                         \
-	"s AS (INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at) "                             \
-	"SELECT u.run_id, u.step_no - 1, j.nd, CAST(j.s AS JSONB), ?:time FROM u JOIN j ON j.i = u.i WHERE j.ds = 1), " \
+	"s AS (INSERT INTO {p}workflow_steps (run_id, step, node_id, state, created_at, workflow_version) "           \
+	"SELECT u.run_id, u.step_no - 1, j.nd, CAST(j.s AS JSONB), ?:time, COALESCE(j.wv, '') "                       \
+	"FROM u JOIN j ON j.i = u.i WHERE j.ds = 1), "                                                                \
 	"e AS (INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "                  \
 	"SELECT j.ei, u.workflow_name, u.run_id, j.et, COALESCE(CAST(j.ed AS JSON), CAST(j.sh || "                    \
 	"CASE WHEN j.ds = 1 THEN (u.step_no - 1)::text ELSE '-1' END || j.tl || u.run_state::text || '}' AS JSON)), " \
 	"?:time FROM u JOIN j ON j.i = u.i WHERE j.de = 1) "                                                          \
 	"SELECT i, step_no FROM u"
+
+/* the outbox's retention (sql/catalog.h) */
+#define SQL_SERVER_OUTBOX_PRUNE SQL_OUTBOX_PRUNE
 
 #define STATEMENTS(X)                                                                                              \
 	SQL_SHARED_STATEMENTS(X)                                                                                   \

@@ -120,12 +120,45 @@ static const char *const migration4[] = {
 	NULL,
 };
 
+/*
+ * Migration 5: workflow versions and retention (store contract version
+ * 6). The workflow version a run executes on and the one each step was
+ * committed by ("" for none: a run or step from before versions; a
+ * constant default, so no table is rewritten); the versions engines
+ * register, one row per workflow and version, the definition as JSON
+ * (kept as written); the index a batch of retention reads (one end
+ * state, the oldest change first, then the run id, without a sort); and
+ * the trigger's function again, which now also tells the workers when a
+ * claimable run (no lease, or one that lapsed) moved to another version
+ * (set_run_version), as when one is resumed; a commit that gives a run
+ * its first version holds a live lease and tells nobody.
+ */
+static const char *const migration5[] = {
+	"ALTER TABLE {p}workflow_records ADD COLUMN workflow_version " T " NOT NULL DEFAULT '';"
+	"ALTER TABLE {p}workflow_steps ADD COLUMN workflow_version " T " NOT NULL DEFAULT '';"
+	"CREATE INDEX {p}by_run_state_updated_at ON {p}workflow_records (run_state, updated_at, run_id);"
+	"CREATE TABLE {p}dura_workflows ("
+	"workflow_name " T " NOT NULL, version " T " NOT NULL, definition JSON NOT NULL, "
+	"first_seen_at {time} NOT NULL, last_seen_at {time} NOT NULL, PRIMARY KEY (workflow_name, version));"
+	"CREATE OR REPLACE FUNCTION {p}dura_notify() RETURNS trigger LANGUAGE plpgsql AS "
+	"$$BEGIN PERFORM pg_notify('{p}dura_runs', NEW.run_id); "
+	"IF NEW.run_state = 2 AND ((NEW.lease_owner = '' AND (TG_OP = 'INSERT' OR OLD.run_state <> 2 OR "
+	"OLD.lease_owner <> '' OR OLD.next_run_at <> NEW.next_run_at)) OR "
+	"(OLD.workflow_version <> NEW.workflow_version AND "
+	"(NEW.lease_owner = '' OR NEW.lease_expires_at <= now()))) THEN "
+	"PERFORM pg_notify('{p}dura_ready', ''); END IF; RETURN NULL; END$$",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
 	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_live_lease, dura_flow",
 	 migration2, NULL},
 	{"dura_workers (the worker registry)", migration3, NULL},
 	{"durable waiting: workflow_records.wait_for and parent_id, workflow_signals, dura_schedules", migration4, NULL},
+	{"workflow versions and retention: workflow_records.workflow_version, workflow_steps.workflow_version, "
+	 "dura_workflows, by_run_state_updated_at, dura_notify() for a moved run",
+	 migration5, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PG_SCHEMA_VERSION, "one migration per schema version");
@@ -179,7 +212,10 @@ static int schema_read(void *drv, int *out)
 static int schema_lock(void *drv)
 {
 	pg_schema *d = drv;
-	char *sql = dura_pg_expand(d->s, "BEGIN; SELECT pg_advisory_xact_lock(hashtext(current_database() || "
+	/* the migration's notices ("relation ... already exists, skipping" of
+	 * dura_schema IF NOT EXISTS) would go to the process's stderr */
+	char *sql = dura_pg_expand(d->s, "BEGIN; SET LOCAL client_min_messages = warning; "
+	                                 "SELECT pg_advisory_xact_lock(hashtext(current_database() || "
 	                                 "'.{p}dura_migrate'))");
 	if (!sql)
 		return dura_error_oom(PG);

@@ -2,7 +2,8 @@
  * store.c - the PostgreSQL store's handle: URL options into libpq's
  * connection keywords, open and close, fork, ping, info, stats, migrate,
  * the claim of runs, raw SQL, and the vtable. Every other operation is
- * sql/server.c's, and the commits are commit.c's.
+ * sql/server.c's (sql/workers.c's for the worker registry, sql/fleet.c's
+ * for workflow versions and retention), and the commits are commit.c's.
  *
  * URL options: prefix, pool_max, pool_idle, conn_lifetime, conn_idle_time,
  * connect_timeout (default 10s), timeout (the session's statement_timeout),
@@ -13,6 +14,7 @@
  * PGPASSFILE and ~/.pgpass, PGSERVICE, PGSSLMODE, ...).
  */
 #include "pg.h"
+#include "../sql/fleet.h"
 #include "../sql/workers.h"
 
 #include <stdio.h>
@@ -354,7 +356,7 @@ static int pg_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__postgres_ops = {
-	.version = 5,
+	.version = 6,
 	.scheme = "postgres",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL | DURA_CAP_RETURNING | DURA_CAP_JSON |
 	        DURA_CAP_NOTIFY,
@@ -413,4 +415,11 @@ const dura_store_ops dura__postgres_ops = {
 	.schedule_delete = dura_sql_schedule_delete,
 	.schedule_list = dura_sql_schedule_list,
 	.schedule_advance = dura_sql_schedule_advance,
+	/* version 6: workflow versions and retention (sql/fleet.c) */
+	.workflow_put = dura_sql_workflow_put,
+	.workflow_list = dura_sql_workflow_list,
+	.run_counts = dura_sql_run_counts,
+	.set_run_version = dura_sql_set_run_version,
+	.prune_runs = dura_sql_prune_runs,
+	.outbox_prune = dura_sql_outbox_prune,
 };

@@ -10,6 +10,17 @@
  * by next_run_at, then by run id, as on every store.
  * The version is bumped: it is the fencing token that makes a worker whose
  * lease was taken over lose its next commit.
+ *
+ * Workflow versions (a dura_claim of version 2, dura_claim_serves): a run
+ * of a workflow the claim lists versions for is taken only when its
+ * workflow_version is one of them or "". The script checks each
+ * candidate's version as it checks its key's limit, and a run it skips
+ * does not end the scan: it reads on through the due zset, page by page,
+ * as for a run at its key's limit. The one bound is the one every claim
+ * has, 5000 due runs read per workflow and priority (so that a claim never
+ * holds the server long): only when more than that many runs of versions
+ * this claimer does not serve are due ahead of one it serves does it come
+ * back without that one, which the workers of those versions then free.
  */
 #include "index.h"
 #include "../flow.h"
@@ -18,8 +29,9 @@
 #include <string.h>
 
 /* ARGV: owner, lease_ms, max, n, then n times (workflow, max_running,
- * max_per_key); n 0: every workflow, no limits. Answer: {0, n, then n
- * times (taken_over, record fields)}. */
+ * max_per_key); n 0: every workflow, no limits; then m and m times
+ * (workflow, version): the versions served. Answer: {0, n, then n times
+ * (taken_over, record fields)}. */
 static dr_script claim_script = DR_SCRIPT("claim", DR_LUA_INDEX
 	"local P, now = ARGV[1], tonumber(ARGV[2])\n"
 	"local owner, lease, max, nwf = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
@@ -31,6 +43,17 @@ static dr_script claim_script = DR_SCRIPT("claim", DR_LUA_INDEX
 	"    local o = 7 + i * 3\n"
 	"    wfs[#wfs + 1] = {name = ARGV[o], maxr = tonumber(ARGV[o + 1]), maxk = tonumber(ARGV[o + 2])}\n"
 	"  end\n"
+	"end\n"
+	/* dura_claim_serves: a workflow with versions listed takes those and "" */
+	"local vo, vers = 7 + nwf * 3, {}\n"
+	"for i = 1, tonumber(ARGV[vo] or '0') do\n"
+	"  local w, v = ARGV[vo + 2 * i - 1], ARGV[vo + 2 * i]\n"
+	"  vers[w] = vers[w] or {}\n"
+	"  vers[w][v] = true\n"
+	"end\n"
+	"local function serves(wf, ver)\n"
+	"  if ver == '' or not vers[wf] then return true end\n"
+	"  return vers[wf][ver] == true\n"
 	"end\n"
 	/* the live leases (flow limits count them, per workflow and per key)
 	 * and the lapsed ones (to rescue, by priority, in next_run_at order) */
@@ -87,8 +110,9 @@ static dr_script claim_script = DR_SCRIPT("claim", DR_LUA_INDEX
 	"    if d and (not e or d.score < e.score or (d.score == e.score and d.id < e.id)) then c = d; d = next_due()\n"
 	"    elseif e then c = e; li = li + 1\n"
 	"    else break end\n"
-	"    local f = redis.call('HMGET', P..'run:'..c.id, 'run_state', 'next_run_at', 'lease_owner', 'lease_expires_at', 'concurrency_key')\n"
-	"    local ok = tonumber(f[1]) == RUNNING and (tonumber(f[2]) or 0) <= now\n"
+	"    local f = redis.call('HMGET', P..'run:'..c.id, 'run_state', 'next_run_at', 'lease_owner', 'lease_expires_at',\n"
+	"      'concurrency_key', 'workflow_version')\n"
+	"    local ok = tonumber(f[1]) == RUNNING and (tonumber(f[2]) or 0) <= now and serves(w.name, f[6] or '')\n"
 	"    ok = ok and ((f[3] or '') == '' or (tonumber(f[4]) or 0) <= now)\n"
 	"    local ck = f[5] or ''\n"
 	"    if ok and w.maxk > 0 and ck ~= '' and (w.keys[ck] or 0) >= w.maxk then ok = false end\n"
@@ -137,10 +161,11 @@ static dr_script claim_script = DR_SCRIPT("claim", DR_LUA_INDEX
 int dr_claim(void *impl, const dura_claim *req, dura_record_list *out)
 {
 	dr_store *s = impl;
-	char key[64], lease[24], max[24], nwf[24];
+	char key[64], lease[24], max[24], nwf[24], nver[24];
 	size_t n = req->workflows ? req->nworkflows : 0;
+	size_t nv = req->version >= 2 && req->versions ? req->nversions : 0;
 	char (*lim)[2][12] = n ? dura_calloc(n, sizeof(*lim)) : NULL;
-	const char **argv = dura_malloc(sizeof(*argv) * (4 + 3 * n));
+	const char **argv = dura_malloc(sizeof(*argv) * (5 + 3 * n + 2 * nv));
 	memset(out, 0, sizeof(*out));
 	int rc = 0;
 	if ((n && !lim) || !argv) {
@@ -159,10 +184,16 @@ int dr_claim(void *impl, const dura_claim *req, dura_record_list *out)
 		argv[5 + 3 * i] = lim[i][0];
 		argv[6 + 3 * i] = lim[i][1];
 	}
+	snprintf(nver, sizeof(nver), "%zu", nv);
+	argv[4 + 3 * n] = nver;
+	for (size_t i = 0; i < nv; i++) {
+		argv[5 + 3 * n + 2 * i] = req->versions[i].workflow;
+		argv[6 + 3 * n + 2 * i] = req->versions[i].version;
+	}
 	/* A claim whose answer was lost is not sent again: the runs it leased
 	 * stay leased to no one who knows, and are rescued after the lease. */
 	redisReply *r;
-	if ((rc = dr_run(s, &claim_script, 0, &r, NULL, key, (int)(4 + 3 * n), argv, NULL)) != 0)
+	if ((rc = dr_run(s, &claim_script, 0, &r, NULL, key, (int)(5 + 3 * n + 2 * nv), argv, NULL)) != 0)
 		goto done;
 	size_t got = (size_t)dr_int(r->element[1]);
 	if (r->elements < 2 + got * (1 + DR_RECORD_NFIELDS)) {

@@ -17,10 +17,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define COMMIT_ARGS 19
+#define COMMIT_ARGS 20
 
 /*
- * commit_read(o): the run's fields a commit needs, for the commit whose 19
+ * commit_read(o): the run's fields a commit needs, for the commit whose 20
  * arguments start at ARGV[o], with every key it writes touched (the signal
  * it consumes and the run it wakes included).
  * commit_one(o, f): that commit, on fields f (read again when nil): code,
@@ -30,9 +30,14 @@
  * is one read and five writes; the indexes are written only when the
  * commit moves the run in or out of them. After its own writes it wakes
  * ARGV[o+17] if that run waits for ARGV[o+18] (wake_run, index.h).
+ * ARGV[o+19] is the committing code's workflow version ("" for none): the
+ * step keeps it, and a run without a version takes it on (and moves in
+ * {P}:counts:<wf>, retally); a step of a version is written as
+ * "<created_at>\n<length of node_id>:<version>\n<node_id><state>".
  */
 #define LUA_COMMIT_ONE                                                                                       \
-	"local CF = {'version', 'run_state', 'step_no', 'workflow_name', 'priority', 'lease_owner'}\n"       \
+	"local CF = {'version', 'run_state', 'step_no', 'workflow_name', 'priority', 'lease_owner',"         \
+	"  'workflow_version'}\n"                                                                           \
 	"local function commit_read(P, o)\n"                                                                 \
 	"  local id = ARGV[o]\n"                                                                             \
 	"  local f = redis.call('HMGET', P..'run:'..id, unpack(CF))\n"                                      \
@@ -40,6 +45,9 @@
 	"    local wf = f[4]\n"                                                                              \
 	"    touch(P..'active', due_key(P, wf, tonumber(f[5]) or 0), P..'prios:'..wf, P..'leased:'..wf,\n"   \
 	"      P..'steps:'..id, P..'outbox', P..'outbox:ids')\n"                                            \
+	"    local to = tonumber(ARGV[o+5])\n"                                                              \
+	"    if to == 0 then to = nil end\n"                                                                \
+	"    touch_tally(P, wf, tonumber(f[2]), to)\n"                                                      \
 	"    local sid, wk = ARGV[o+16], ARGV[o+17]\n"                                                       \
 	"    if sid ~= '' then touch(P..'signal:'..sid, P..'signals:'..id, P..'signalnames:'..id) end\n"    \
 	"    if wk ~= '' then touch_wake(P, wk) end\n"                                                       \
@@ -70,16 +78,24 @@
 	"  local nra = ARGV[o+8]\n"                                                                          \
 	"  if nra == '0' then nra = now end\n"                                                               \
 	"  local v, step = expect + 1, -1\n"                                                                 \
+	"  local ver0, cver = f[7], ARGV[o+19]\n"                                                           \
+	"  if not ver0 then index_run(P, k, id); ver0 = '' end\n"                                           \
+	"  local ver1 = ver0\n"                                                                             \
+	"  if ver0 == '' and cver ~= '' then ver1 = cver end\n"                                             \
 	"  local h = {'version', v, 'state', ARGV[o+3], 'status', ARGV[o+4], 'run_state', to,\n"           \
 	"    'error', ARGV[o+6], 'attempt', ARGV[o+7], 'next_run_at', nra, 'updated_at', now,\n"            \
 	"    'last_event', ARGV[o+10], 'wait', ARGV[o+15]}\n"                                                \
 	"  if not no_step then\n"                                                                            \
 	"    step = tonumber(f[3])\n"                                                                        \
-	"    local n = redis.call('RPUSH', P..'steps:'..id, now..'\\n'..#ARGV[o+9]..'\\n'..ARGV[o+9]..ARGV[o+3])\n" \
+	"    local vs = ''\n"                                                                               \
+	"    if cver ~= '' then vs = ':'..cver end\n"                                                       \
+	"    local n = redis.call('RPUSH', P..'steps:'..id,\n"                                             \
+	"      now..'\\n'..#ARGV[o+9]..vs..'\\n'..ARGV[o+9]..ARGV[o+3])\n"                                \
 	"    h[#h + 1] = 'step_no'; h[#h + 1] = step + 1\n"                                                 \
 	"    if n == 1 then h[#h + 1] = 'step_base'; h[#h + 1] = step end\n"                                \
 	"  end\n"                                                                                            \
 	"  h[#h + 1] = 'last_step'; h[#h + 1] = step\n"                                                     \
+	"  if ver1 ~= ver0 then h[#h + 1] = 'workflow_version'; h[#h + 1] = ver1 end\n"                    \
 	"  local lo = f[6] or ''\n"                                                                          \
 	"  if release then\n"                                                                                \
 	"    h[#h + 1] = 'lease_owner'; h[#h + 1] = ''; h[#h + 1] = 'lease_expires_at'; h[#h + 1] = 0\n"   \
@@ -96,6 +112,7 @@
 	"    outbox_add(P, ARGV[o+10], f[4], id, ARGV[o+11], data, now)\n"                                   \
 	"  end\n"                                                                                            \
 	"  if is_active(from) ~= is_active(to) then track_active(P, k, id, from, to) end\n"                 \
+	"  retally(P, id, f[4], ver0, from, ver1, to, now)\n"                                               \
 	"  if from ~= to or (release and lo ~= '') then reindex(P, k, id)\n"                               \
 	"  elseif to == RUNNING and lo == '' then\n"                                                        \
 	"    redis.call('ZADD', due_key(P, f[4], tonumber(f[5]) or 0), nra, id)\n"                          \
@@ -114,9 +131,9 @@ static dr_script commit_script = DR_SCRIPT("commit", DR_LUA_INDEX DR_LUA_OUTBOX_
 /* ARGV[3] commits; answers {0, code, version or message, step, ...} */
 static dr_script batch_script = DR_SCRIPT("commit_batch", DR_LUA_INDEX DR_LUA_OUTBOX_ADD LUA_COMMIT_ONE
 	"local out = {0}\n"
-	"for i = 0, tonumber(ARGV[3]) - 1 do commit_read(ARGV[1], 4 + i * 19) end\n"
+	"for i = 0, tonumber(ARGV[3]) - 1 do commit_read(ARGV[1], 4 + i * 20) end\n"
 	"for i = 0, tonumber(ARGV[3]) - 1 do\n"
-	"  local code, a, b = commit_one(ARGV[1], ARGV[2], 4 + i * 19, nil)\n"
+	"  local code, a, b = commit_one(ARGV[1], ARGV[2], 4 + i * 20, nil)\n"
 	"  out[#out + 1] = code\n"
 	"  out[#out + 1] = a\n"
 	"  out[#out + 1] = b or -1\n"
@@ -223,6 +240,8 @@ static int args_fill(const dura_commit *c, const char *event_id, commit_args *a,
 	argv[16] = v2 && c->signal_id ? c->signal_id : "";
 	argv[17] = v2 && c->wake_run_id ? c->wake_run_id : "";
 	argv[18] = v2 && c->wake_run_id && c->wake_wait ? c->wake_wait : "";
+	/* version 3: the committing code's workflow version ("": none) */
+	argv[19] = c->version >= 3 && c->workflow_version ? c->workflow_version : "";
 	return 0;
 }
 

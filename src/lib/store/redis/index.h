@@ -13,6 +13,17 @@
  * Durable waiting (contract version 5) adds wake_run, the one wake every
  * script shares (wake, signal_send, a commit's wake_run_id, a cancelled
  * child's parent), and the erasing of a run's inbox with its data.
+ *
+ * Workflow versions and retention (contract version 6, schema 3) add three
+ * indexes kept on every write, so that neither run_counts nor prune_runs
+ * reads the runs one by one: {P}:counts:<wf> (runs per version and run
+ * state), {P}:ended:<state> and {P}:ended:<state>:<wf> (the runs in an end
+ * state by updated_at, for prune_runs) and {P}:slotruns (runs per foreign
+ * id, for pruning a slot's latest run). retally moves a run in them when
+ * its version, run state or (in an end state) updated_at changes; a run
+ * written before schema 3 has no workflow_version field and is not in
+ * them yet: the first script that changes it calls index_run, and the
+ * migration to schema 3 does so for every run (fleet.c, dr_index_runs).
  */
 #ifndef DURA_REDIS_INDEX_H
 #define DURA_REDIS_INDEX_H
@@ -118,6 +129,57 @@
 	"  ready(P)\n"                                                                                       \
 	"  changed(P, id, v)\n"                                                                              \
 	"  return v\n"                                                                                       \
+	"end\n"                                                                                              \
+	DR_LUA_TALLY
+
+/* The schema-3 indexes (counts, end states, runs per foreign id), for
+ * DR_LUA_INDEX and for the scripts that need only them. Uses touch. */
+#define DR_LUA_TALLY                                                                                         \
+	"local ENDED = {[3] = true, [5] = true, [6] = true, [7] = true}\n"                                   \
+	"local function ended_keys(P, st, wf) return P..'ended:'..st, P..'ended:'..st..':'..wf end\n"      \
+	/* the keys retally and index_run may write for a run of wf going from \
+	 * state st0 to st1 (nil: the same) */                                                             \
+	"local function touch_tally(P, wf, st0, st1)\n"                                                      \
+	"  touch(P..'counts:'..wf, P..'slotruns')\n"                                                         \
+	"  if ENDED[st0] then touch(ended_keys(P, st0, wf)) end\n"                                          \
+	"  if st1 and ENDED[st1] then touch(ended_keys(P, st1, wf)) end\n"                                  \
+	"end\n"                                                                                              \
+	"local function count(P, wf, ver, st, d)\n"                                                          \
+	"  local ck, field = P..'counts:'..wf, ver..':'..st\n"                                              \
+	"  if redis.call('HINCRBY', ck, field, d) <= 0 then redis.call('HDEL', ck, field) end\n"            \
+	"end\n"                                                                                              \
+	/* run id of wf goes from version ver0 in state st0 to ver1 in st1,    \
+	 * updated at `at`: nothing to do for a running run that stays so */                               \
+	"local function retally(P, id, wf, ver0, st0, ver1, st1, at)\n"                                      \
+	"  if ver0 ~= ver1 or st0 ~= st1 then count(P, wf, ver0, st0, -1); count(P, wf, ver1, st1, 1) end\n" \
+	"  if ENDED[st0] and st0 ~= st1 then\n"                                                              \
+	"    local a, b = ended_keys(P, st0, wf)\n"                                                          \
+	"    redis.call('ZREM', a, id); redis.call('ZREM', b, id)\n"                                         \
+	"  end\n"                                                                                            \
+	"  if ENDED[st1] then\n"                                                                             \
+	"    local a, b = ended_keys(P, st1, wf)\n"                                                          \
+	"    redis.call('ZADD', a, at, id); redis.call('ZADD', b, at, id)\n"                                 \
+	"  end\n"                                                                                            \
+	"end\n"                                                                                              \
+	"local function slot_count(P, wf, fid, d)\n"                                                         \
+	"  if fid == '' then return 0 end\n"                                                                 \
+	"  local n = redis.call('HINCRBY', P..'slotruns', wf..'\\0'..fid, d)\n"                              \
+	"  if n <= 0 then redis.call('HDEL', P..'slotruns', wf..'\\0'..fid) end\n"                           \
+	"  return n\n"                                                                                       \
+	"end\n"                                                                                              \
+	/* a run of before schema 3 (hash k, without workflow_version) joins   \
+	 * the indexes as it is, of version "" (keys: touch_tally) */                                      \
+	"local function index_run(P, k, id)\n"                                                               \
+	"  local f = redis.call('HMGET', k, 'workflow_name', 'run_state', 'updated_at', 'foreign_id')\n"    \
+	"  local wf, st = f[1], tonumber(f[2]) or 0\n"                                                       \
+	"  count(P, wf, '', st, 1)\n"                                                                        \
+	"  if ENDED[st] then\n"                                                                              \
+	"    local a, b = ended_keys(P, st, wf)\n"                                                           \
+	"    local at = tonumber(f[3]) or 0\n"                                                               \
+	"    redis.call('ZADD', a, at, id); redis.call('ZADD', b, at, id)\n"                                 \
+	"  end\n"                                                                                            \
+	"  slot_count(P, wf, f[4] or '', 1)\n"                                                               \
+	"  redis.call('HSET', k, 'workflow_version', '')\n"                                                 \
 	"end\n"
 
 #endif /* DURA_REDIS_INDEX_H */

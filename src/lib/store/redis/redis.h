@@ -13,10 +13,16 @@
  *                                    last commit: how a commit whose
  *                                    connection was lost is told apart);
  *                                    wait and parent_id (schema 2) are
- *                                    absent from older runs and read as ""
+ *                                    absent from older runs and read as "";
+ *                                    so is workflow_version (schema 3),
+ *                                    whose presence also marks the run as
+ *                                    counted in the indexes of schema 3
+ *                                    (index.h, index_run)
  *   {P}:steps:<id>             list  step step_base+i at index i (step_base: a field of the
  *                                    run, its step_no when the list began):
- *                                    "<created_at>\n<length of node_id>\n<node_id><state>"
+ *                                    "<created_at>\n<length of node_id>\n<node_id><state>",
+ *                                    or with the step's workflow version V (schema 3)
+ *                                    "<created_at>\n<length of node_id>:V\n<node_id><state>"
  *   {P}:runs                   zset  every run id, score 0 (lexicographic: newest last)
  *   {P}:runs:<workflow>        zset  the workflow's run ids, score 0
  *   {P}:workflows              set   every workflow name that has runs
@@ -50,6 +56,16 @@
  *   {P}:schedules              zset  schedule names, score 0 (byte order)
  *   {P}:worker:<id>            hash  a registry row
  *   {P}:workers                zset  worker ids, score = started_at
+ *   {P}:counts:<workflow>      hash  "<workflow_version>:<run_state>" -> how many runs
+ *                                    (schema 3; a field of 0 is deleted)
+ *   {P}:ended:<state>          zset  the runs in end state 3, 5, 6 or 7, score =
+ *                                    updated_at (schema 3: what prune_runs reads)
+ *   {P}:ended:<state>:<workflow> zset the same for one workflow
+ *   {P}:slotruns               hash  "<workflow>\0<foreign_id>" -> how many runs have
+ *                                    it (schema 3: whether pruning the latest
+ *                                    leaves another)
+ *   {P}:wfdefs                 zset  the workflow names with registered versions, score 0
+ *   {P}:wfdef:<workflow>       hash  version -> "<first_seen_at>\n<last_seen_at>\n<definition>"
  *   {P}:changed:<run_id>       channel a commit or a state change of the run
  *   {P}:ready                  channel some run may have become claimable
  *
@@ -85,13 +101,13 @@ typedef struct dr_store {
 #define DR_RECORD_FIELDS                                                                                    \
 	"run_id", "workflow_name", "foreign_id", "run_state", "status", "state", "version", "step_no",      \
 	"attempt", "error", "meta", "lease_owner", "lease_expires_at", "next_run_at", "created_at",       \
-	"updated_at", "priority", "concurrency_key", "wait", "parent_id"
-#define DR_RECORD_NFIELDS 20
+	"updated_at", "priority", "concurrency_key", "wait", "parent_id", "workflow_version"
+#define DR_RECORD_NFIELDS 21
 /* The same list as Lua source, for the scripts that return records. */
 #define DR_LUA_RECORD_FIELDS                                                                                \
 	"local RF = {'run_id','workflow_name','foreign_id','run_state','status','state','version','step_no'," \
 	"'attempt','error','meta','lease_owner','lease_expires_at','next_run_at','created_at','updated_at',"  \
-	"'priority','concurrency_key','wait','parent_id'}\n"
+	"'priority','concurrency_key','wait','parent_id','workflow_version'}\n"
 
 /* "{P}:" kind ":" id into buf (NUL-terminated); -1 when it does not fit. */
 int dr_key(const dr_store *s, char *buf, size_t size, const char *kind, const char *id);
@@ -182,5 +198,16 @@ int dr_schedule_get(void *impl, const char *name, dura_schedule **out);
 int dr_schedule_delete(void *impl, const char *name);
 int dr_schedule_list(void *impl, dura_schedules *out);
 int dr_schedule_advance(void *impl, const char *name, int64_t from, int64_t to);
+/* fleet.c (contract version 6) */
+int dr_workflow_put(void *impl, const char *name, const char *version, const char *definition);
+int dr_workflow_list(void *impl, const char *name, dura_workflow_def_list *out);
+int dr_run_counts(void *impl, const char *workflow, dura_run_count_list *out);
+int dr_set_run_version(void *impl, const char *run_id, int64_t expect_version, const char *workflow_version,
+                       dura_record **out);
+int dr_prune_runs(void *impl, const dura_prune *req, int64_t *count);
+int dr_outbox_prune(void *impl, int64_t before, size_t limit, int64_t *count);
+/* fleet.c: the schema-3 pass over the runs written before it (store.c's
+ * migration): each joins the counts and the end-state indexes. */
+int dr_index_runs(dr_store *s);
 
 #endif /* DURA_REDIS_H */

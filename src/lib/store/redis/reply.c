@@ -153,9 +153,10 @@ int dr_record_decode(redisReply *const *f, size_t n, dura_record *out)
 		return dura_error_set_native(DURA_ERROR, DR_STORE, 0, NULL, "a Redis run record came back with %zu fields", n);
 	char **strs[] = {&out->run_id, &out->workflow_name, &out->foreign_id, &out->status, &out->state,
 	                 &out->error, &out->meta, &out->lease_owner, &out->concurrency_key,
-	                 &out->wait, &out->parent_id};
-	/* wait and parent_id are nil in a run written before schema 2: "" */
-	const int idx[] = {0, 1, 2, 4, 5, 9, 10, 11, 17, 18, 19};
+	                 &out->wait, &out->parent_id, &out->workflow_version};
+	/* wait and parent_id are nil in a run written before schema 2, and
+	 * workflow_version in one not yet indexed for schema 3: "" */
+	const int idx[] = {0, 1, 2, 4, 5, 9, 10, 11, 17, 18, 19, 20};
 	for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
 		if (!(*strs[i] = dr_strdup_reply(f[idx[i]]))) {
 			dura_record_clear(out);

@@ -45,8 +45,9 @@ static dr_script create_script = DR_SCRIPT("create_run", DR_LUA_INDEX
 	"local k, P, now = KEYS[1], ARGV[1], ARGV[2]\n"
 	"local id, wf, fid, st = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
 	"touch_run(P, id, wf, tonumber(ARGV[11]))\n"
-	"local parent = ARGV[13]\n"
+	"local parent, wver = ARGV[13], ARGV[14]\n"
 	"touch(P..'runs', P..'runs:'..wf, P..'workflows', P..'latest')\n"
+	"touch_tally(P, wf, st, nil)\n"
 	"if parent ~= '' then touch(P..'children:'..parent) end\n"
 	"if redis.call('EXISTS', k) == 1 then return {-3, 'run id '..id..' already exists'} end\n"
 	"local slot = nil\n"
@@ -64,7 +65,11 @@ static dr_script create_script = DR_SCRIPT("create_run", DR_LUA_INDEX
 	"  'status', ARGV[8], 'state', ARGV[7], 'version', 1, 'step_no', 0, 'attempt', 0, 'error', '',\n"
 	"  'meta', ARGV[10], 'lease_owner', '', 'lease_expires_at', 0, 'next_run_at', nra,\n"
 	"  'created_at', now, 'updated_at', now, 'priority', ARGV[11], 'concurrency_key', ARGV[12],\n"
-	"  'wait', '', 'parent_id', parent, 'step_base', 0)\n"
+	"  'wait', '', 'parent_id', parent, 'step_base', 0, 'workflow_version', wver)\n"
+	/* the counts and end-state indexes: from nothing to (wver, st) */
+	"count(P, wf, wver, st, 1)\n"
+	"retally(P, id, wf, wver, st, wver, st, now)\n"
+	"slot_count(P, wf, fid, 1)\n"
 	"if parent ~= '' then redis.call('ZADD', P..'children:'..parent, 0, id) end\n"
 	"redis.call('ZADD', P..'runs', 0, id)\n"
 	"redis.call('ZADD', P..'runs:'..wf, 0, id)\n"
@@ -90,16 +95,17 @@ int dr_create_run(void *impl, const dura_run_create *req, const char *run_id, du
 	snprintf(prio, sizeof(prio), "%d", req->version >= 2 ? req->priority : 0);
 	const char *ckey = req->version >= 2 && req->concurrency_key ? req->concurrency_key : "";
 	const char *parent = req->version >= 3 && req->parent_id ? req->parent_id : "";
+	const char *wver = req->version >= 4 && req->workflow_version ? req->workflow_version : "";
 	const char *argv[] = {run_id,   req->workflow_name,
 	                      req->foreign_id ? req->foreign_id : "", st,
 	                      req->state ? req->state : "{}",         req->status ? req->status : "",
 	                      nra,      req->meta ? req->meta : "",
 	                      prio,     ckey,
-	                      parent};
+	                      parent,   wver};
 	redisReply *r;
 	for (int attempt = 0;; attempt++) {
 		int unsure = 0;
-		rc = dr_run(s, &create_script, 0, &r, &unsure, key, 11, argv, NULL);
+		rc = dr_run(s, &create_script, 0, &r, &unsure, key, 12, argv, NULL);
 		if (!unsure || (rc != DURA_EIO && rc != DURA_ETIMEOUT))
 			break;
 		/* the create may have gone in: it did if the run is there now */
@@ -161,8 +167,9 @@ int dr_get_run(void *impl, const char *run_id, dura_record **out)
 
 static dr_script latest_script = DR_SCRIPT("latest_run", DR_LUA_RECORD_FIELDS
 	"local id = redis.call('HGET', KEYS[1], ARGV[3]..'\\0'..ARGV[4])\n"
-	"if not id then return {-2, 'no run of workflow '..ARGV[3]..' with foreign id '..ARGV[4]} end\n"
-	"return {0, unpack(redis.call('HMGET', ARGV[1]..'run:'..id, unpack(RF)))}\n");
+	"local f = id and redis.call('HMGET', ARGV[1]..'run:'..id, unpack(RF))\n"
+	"if not f or not f[1] then return {-2, 'no run of workflow '..ARGV[3]..' with foreign id '..ARGV[4]} end\n"
+	"return {0, unpack(f)}\n");
 
 int dr_latest_run(void *impl, const char *workflow_name, const char *foreign_id, dura_record **out)
 {
@@ -195,6 +202,7 @@ static dr_script list_script = DR_SCRIPT("list_runs", DR_LUA_RECORD_FIELDS
 	"local has_fid, fid = ARGV[7] == '1', ARGV[8]\n"
 	"local after, before, limit, budget = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[12]), tonumber(ARGV[13])\n"
 	"local has_parent, parent, waiting = ARGV[14] == '1', ARGV[15], ARGV[16] == '1'\n"
+	"local has_ver, ver = ARGV[17] == '1', ARGV[18]\n"
 	"local max = '+'\n"
 	"if ARGV[11] ~= '' then max = '('..ARGV[11] end\n"
 	"local out, n, scanned, last = {}, 0, 0, ''\n"
@@ -210,6 +218,7 @@ static dr_script list_script = DR_SCRIPT("list_runs", DR_LUA_RECORD_FIELDS
 	"    local c = tonumber(f[15]) or 0\n"
 	"    ok = ok and (after == 0 or c >= after) and (before == 0 or c < before)\n"
 	"    ok = ok and (not has_parent or (f[20] or '') == parent) and (not waiting or (f[19] or '') ~= '')\n"
+	"    ok = ok and (not has_ver or (f[21] or '') == ver)\n"
 	"    if ok then\n"
 	"      for i = 1, #RF do out[#out + 1] = f[i] end\n"
 	"      n = n + 1\n"
@@ -226,6 +235,7 @@ int dr_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 	char key[320];
 	const char *parent = f->version >= 2 ? f->parent_id : NULL;
 	int waiting = f->version >= 2 && f->waiting;
+	const char *wver = f->version >= 3 ? f->workflow_version : NULL;
 	if (parent && *parent) {
 		if (dr_key(s, key, sizeof(key), "children", parent))
 			return dura_error_set_native(DURA_EINVAL, DR_STORE, 0, NULL, "parent run id too long for a Redis key");
@@ -247,9 +257,10 @@ int dr_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 		const char *argv[] = {f->workflow_name ? f->workflow_name : "", st, f->status ? "1" : "0",
 		                      f->status ? f->status : "", f->foreign_id ? "1" : "0",
 		                      f->foreign_id ? f->foreign_id : "", after, before, cursor, lim, "2000",
-		                      parent ? "1" : "0", parent ? parent : "", waiting ? "1" : "0"};
+		                      parent ? "1" : "0", parent ? parent : "", waiting ? "1" : "0",
+		                      wver ? "1" : "0", wver ? wver : ""};
 		redisReply *r;
-		if ((rc = dr_run(s, &list_script, DR_IDEMPOTENT, &r, NULL, key, 14, argv, NULL)) != 0)
+		if ((rc = dr_run(s, &list_script, DR_IDEMPOTENT, &r, NULL, key, 16, argv, NULL)) != 0)
 			break;
 		int done = (int)dr_int(r->element[1]);
 		size_t n = (size_t)dr_int(r->element[3]);
@@ -300,9 +311,10 @@ static dr_script state_script = DR_SCRIPT("set_run_state", DR_LUA_INDEX
 	"local cur = redis.call('HGET', k, 'run_state')\n"
 	"if not cur then return {-2, 'no run '..id} end\n"
 	"if tonumber(cur) ~= from then return {0, 0, tonumber(cur)} end\n"
-	"local f = redis.call('HMGET', k, 'workflow_name', 'priority', 'wait', 'parent_id')\n"
-	"local wait, parent = f[3] or '', f[4] or ''\n"
+	"local f = redis.call('HMGET', k, 'workflow_name', 'priority', 'wait', 'parent_id', 'workflow_version')\n"
+	"local wait, parent, wver = f[3] or '', f[4] or '', f[5]\n"
 	"touch_run(P, id, f[1], tonumber(f[2]) or 0)\n"
+	"touch_tally(P, f[1], from, to)\n"
 	"if to == 6 then\n"
 	"  touch(P..'steps:'..id, P..'cps', P..'cps:'..id)\n"
 	"  for _, c in ipairs(redis.call('ZRANGE', P..'cps:'..id, 0, -1)) do touch(P..'cp:'..c) end\n"
@@ -311,9 +323,11 @@ static dr_script state_script = DR_SCRIPT("set_run_state", DR_LUA_INDEX
 	"if to == 5 and parent ~= '' then touch_wake(P, parent) end\n"
 	"local refused = reactivation_refused(P, k, id, from, to)\n"
 	"if refused then return refused end\n"
+	"if not wver then index_run(P, k, id); wver = '' end\n"
 	"if to == 6 then erase(P, k, id) end\n"
 	"local v = redis.call('HINCRBY', k, 'version', 1)\n"
 	"redis.call('HSET', k, 'run_state', to, 'updated_at', now)\n"
+	"retally(P, id, f[1], wver, from, wver, to, now)\n"
 	"if to == RUNNING then\n"
 	"  if wait == '' then redis.call('HSET', k, 'next_run_at', now, 'attempt', 0)\n"
 	"  else redis.call('HSET', k, 'attempt', 0) end\n"

@@ -3,7 +3,10 @@
  *
  * The steps are a list per run; element i is step step_base + i (the run's
  * step_no when the list began, 0 unless its data was erased and it went on
- * committing), "<created_at>\n<length of node_id>\n<node_id><state>".
+ * committing), "<created_at>\n<length of node_id>\n<node_id><state>", or
+ * "<created_at>\n<length of node_id>:<workflow version>\n<node_id><state>"
+ * for a step committed by code of a version (schema 3; a version has no
+ * ':' or newline, and a step without one keeps the shorter form).
  */
 #include "redis.h"
 
@@ -39,14 +42,22 @@ static int step_decode(const char *run_id, int64_t step, const redisReply *e, du
 		goto bad;
 	p = nl + 1;
 	size_t nlen = (size_t)strtoull(p, &nl, 10);
-	if (nl >= end || *nl != '\n' || (size_t)(end - (nl + 1)) < nlen)
+	const char *q = nl, *ver = nl, *ver_end = nl;
+	if (q < end && *q == ':') {
+		ver = q + 1;
+		if (!(ver_end = memchr(ver, '\n', (size_t)(end - ver))))
+			goto bad;
+		q = ver_end;
+	}
+	if (q >= end || *q != '\n' || (size_t)(end - (q + 1)) < nlen)
 		goto bad;
-	p = nl + 1;
+	p = q + 1;
 	out->run_id = dura_strdup(run_id);
 	out->node_id = dura_strndup(p, nlen);
 	out->state = dura_strndup(p + nlen, (size_t)(end - p - nlen));
+	out->workflow_version = dura_strndup(ver, (size_t)(ver_end - ver));
 	out->step = step;
-	if (!out->run_id || !out->node_id || !out->state) {
+	if (!out->run_id || !out->node_id || !out->state || !out->workflow_version) {
 		dura_step_clear(out);
 		return dura_error_oom(DR_STORE);
 	}

@@ -18,11 +18,20 @@
 #include <strings.h>
 
 /* The schema of the keys this library writes, the layout of redis.h: 1;
- * 2 adds the run's wait and parent_id, children, signals and schedules.
+ * 2 adds the run's wait and parent_id, children, signals and schedules;
+ * 3 adds workflow versions and retention: the run's and the step's
+ * workflow_version, the registered versions ({P}:wfdefs, {P}:wfdef:<wf>)
+ * and three indexes ({P}:counts:<wf>, {P}:ended:<state>[:<wf>],
+ * {P}:slotruns; index.h).
  * Going from 1 to 2 converts nothing: a run written before has neither
- * field, and reads them as "" (no wait, no parent) - so a namespace of
- * schema 1 is used as it is, and marked 2 by the next migration. */
-#define DR_SCHEMA_VERSION 2
+ * field, and reads them as "" (no wait, no parent). Going to 3 puts every
+ * run into the new indexes (fleet.c, dr_index_runs: in batches, each run
+ * once, marked by its workflow_version field, so that a migration cut
+ * short, or two at once, or commits meanwhile count no run twice); only
+ * then is the namespace marked 3. A namespace of an older schema opened
+ * without auto_migrate is refused, as the SQL stores refuse theirs: its
+ * counts and prunes would miss the runs not indexed yet. */
+#define DR_SCHEMA_VERSION 3
 
 static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -241,9 +250,18 @@ static int dr_migrate(void *impl, int *from, int *to)
 	char key[64], v[12];
 	dr_key(s, key, sizeof(key), "schema", NULL);
 	snprintf(v, sizeof(v), "%d", DR_SCHEMA_VERSION);
-	const char *argv[] = {v, "the key layout of runs, steps, indexes, checkpoints, cache, outbox, workers, signals and schedules"};
+	const char *argv[] = {v, "the key layout of runs, steps, indexes, checkpoints, cache, outbox, workers, signals, "
+	                         "schedules, workflow versions and retention"};
+	int cur = 0;
+	int rc = schema_read(s, &cur);
+	if (rc == 0)
+		rc = check_version(s, cur);
+	if (rc == 0 && cur < 3)
+		rc = dr_index_runs(s);
+	if (rc)
+		return rc;
 	redisReply *r;
-	int rc = dr_run(s, &migrate_script, DR_IDEMPOTENT, &r, NULL, key, 2, argv, NULL);
+	rc = dr_run(s, &migrate_script, DR_IDEMPOTENT, &r, NULL, key, 2, argv, NULL);
 	if (rc)
 		return rc;
 	if (from)
@@ -291,6 +309,11 @@ static int dr_open(void **impl, const dura_url *url, const dura_store_options *o
 	else if (rc == 0 && v == 0)
 		rc = dura_error_set_native(DURA_ENOTFOUND, DR_STORE, 0, NULL,
 		                           "no dura keys under %s in this Redis database: run `dura init` first", s->prefix);
+	else if (rc == 0 && v < DR_SCHEMA_VERSION)
+		rc = dura_error_set_native(DURA_EVERSION, DR_STORE, 0, NULL,
+		                           "the keys under %s are of schema version %d, older than this library's %d: run "
+		                           "`dura init` to upgrade them",
+		                           s->prefix, v, DR_SCHEMA_VERSION);
 	if (rc) {
 		store_free(s);
 		return rc;
@@ -359,7 +382,7 @@ static int dr_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 }
 
 const dura_store_ops dura__redis_ops = {
-	.version = 5,
+	.version = 6,
 	.scheme = "redis",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_NOTIFY,
 	.open = dr_open,
@@ -415,4 +438,10 @@ const dura_store_ops dura__redis_ops = {
 	.schedule_delete = dr_schedule_delete,
 	.schedule_list = dr_schedule_list,
 	.schedule_advance = dr_schedule_advance,
+	.workflow_put = dr_workflow_put,
+	.workflow_list = dr_workflow_list,
+	.run_counts = dr_run_counts,
+	.set_run_version = dr_set_run_version,
+	.prune_runs = dr_prune_runs,
+	.outbox_prune = dr_outbox_prune,
 };

@@ -25,9 +25,9 @@
 #define REC_COLS                                                                                          \
 	"run_id, workflow_name, foreign_id, run_state, status, object, version, step_no, attempt, error, meta, " \
 	"lease_owner, lease_expires_at, next_run_at, created_at, updated_at, priority, concurrency_key, wait_for, "    \
-	"parent_id"
+	"parent_id, workflow_version"
 /* dura_sql_row_step()'s and dura_sql_row_checkpoint()'s columns */
-#define STEP_COLS "run_id, step, node_id, state, created_at"
+#define STEP_COLS "run_id, step, node_id, state, created_at, workflow_version"
 #define CP_COLS "checkpoint_id, run_id, step, state, created_at, updated_at"
 /* dura_sql_row_event()'s columns */
 #define EVENT_COLS "id, workflow_name, run_id, type, data, created_at"
@@ -35,20 +35,40 @@
 #define WORKER_COLS \
 	"worker_id, name, host, pid, threads, lease_ms, workflows, held, started_at, heartbeat_at, dead_after"
 #define ACTIVE_STATES "(1, 2, 4)" /* initiated, running, paused */
+#define ENDED_STATES "(3, 5, 6, 7)" /* completed, cancelled, data_deleted, failed */
 /* rows.h's dura_sql_row_signal()'s and dura_sql_row_schedule()'s columns (contract version 5) */
 #define SIGNAL_COLS "signal_id, run_id, name, payload, created_at"
 #define SCHEDULE_COLS "name, cron, zone, workflow_name, state, catch_up, next_tick, created_at, updated_at"
+/* rows.h's dura_sql_row_workflow()'s and dura_sql_row_run_count()'s columns (contract version 6) */
+#define WORKFLOW_COLS "workflow_name, version, definition, first_seen_at, last_seen_at"
+#define RUN_COUNT_COLS "workflow_name, workflow_version, run_state, COUNT(*)"
+
+/*
+ * One batch of retention's runs (contract version 6, prune_runs): of one
+ * end state, last changed before a time, of one workflow or any; not one
+ * with a checkpoint, nor a child whose parent is there and has not ended;
+ * the oldest change first. Bound (run_state, ended_before, workflow twice,
+ * limit). The index on (run_state, updated_at) serves it.
+ */
+#define PRUNE_SELECT                                                                                              \
+	"SELECT r.run_id FROM {p}workflow_records r WHERE r.run_state = ? AND r.updated_at < ? "                  \
+	"AND (?:text IS NULL OR r.workflow_name = ?) "                                                            \
+	"AND NOT EXISTS (SELECT 1 FROM {p}workflow_checkpoints k WHERE k.run_id = r.run_id) "                      \
+	"AND NOT EXISTS (SELECT 1 FROM {p}workflow_records q WHERE r.parent_id <> '' AND q.run_id = r.parent_id " \
+	"AND q.run_state NOT IN " ENDED_STATES ") "                                                               \
+	"ORDER BY r.updated_at, r.run_id LIMIT ?"
 
 #define SQL_SHARED_STATEMENTS(X)                                                                                   \
 	X(SCHEMA_VERSION, "SELECT COALESCE(MAX(version), 0) FROM {p}dura_schema")                                   \
 	/* runs */                                                                                                 \
 	X(RUN_INSERT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
-	              "(?, ?, ?, ?, ?, ?, 1, 0, 0, '', ?, '', NULL, ?, ?, ?, ?, ?, '', ?)")                              \
+	              "(?, ?, ?, ?, ?, ?, 1, 0, 0, '', ?, '', NULL, ?, ?, ?, ?, ?, '', ?, ?)")                           \
 	X(RUN_LIST, "SELECT " REC_COLS " FROM {p}workflow_records WHERE (?:text IS NULL OR workflow_name = ?) "    \
 	            "AND (?:int = 0 OR run_state = ?) AND (?:text IS NULL OR status = ?) "                         \
 	            "AND (?:text IS NULL OR foreign_id = ?) AND (?:time IS NULL OR created_at >= ?) "              \
 	            "AND (?:time IS NULL OR created_at < ?) AND (?:text IS NULL OR run_id < ?) "                   \
 	            "AND (?:text IS NULL OR parent_id = ?) AND (?:int = 0 OR wait_for <> '') "                         \
+	            "AND (?:text IS NULL OR workflow_version = ?) "                                                \
 	            "ORDER BY run_id DESC LIMIT ?")                                                                \
 	X(RUN_GET, "SELECT " REC_COLS " FROM {p}workflow_records WHERE run_id = ?")                                \
 	X(RUN_ACTIVE, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ? AND foreign_id = ? "   \
@@ -59,7 +79,7 @@
 	X(CPS_ERASE, "DELETE FROM {p}workflow_checkpoints WHERE run_id = ?")                                       \
 	/* steps */                                                                                                \
 	X(RUN_VERSION, "SELECT version FROM {p}workflow_records WHERE run_id = ?")                                 \
-	X(STEP_INSERT, "INSERT INTO {p}workflow_steps (" STEP_COLS ") VALUES (?, ?, ?, ?, ?)")                     \
+	X(STEP_INSERT, "INSERT INTO {p}workflow_steps (" STEP_COLS ") VALUES (?, ?, ?, ?, ?, ?)")                  \
 	X(HISTORY, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ? AND step >= ? "                   \
 	           "ORDER BY step LIMIT ?")                                                                        \
 	X(STEP_GET, "SELECT " STEP_COLS " FROM {p}workflow_steps WHERE run_id = ? AND step = ?")                   \
@@ -121,7 +141,35 @@
 	X(SCHEDULE_LIST, "SELECT " SCHEDULE_COLS " FROM {p}dura_schedules ORDER BY name")                          \
 	X(SCHEDULE_DELETE, "DELETE FROM {p}dura_schedules WHERE name = ?")                                         \
 	X(SCHEDULE_ADVANCE, "UPDATE {p}dura_schedules SET next_tick = ?, updated_at = ? "                          \
-	                    "WHERE name = ? AND next_tick = ?")
+	                    "WHERE name = ? AND next_tick = ?")                                                    \
+	/* workflow versions and retention (contract version 6): a version is (name, version, definition, */   \
+	/* now, now), its upsert keeping first_seen_at; the lists are in byte order (binary collations); */    \
+	/* a batch of retention is PRUNE_SELECT counted (a dry run) or locked ({lock}: nothing in SQLite, */  \
+	/* which holds the write lock; SKIP LOCKED passes over a run another pruner has); the outbox's */     \
+	/* oldest events by id, through a derived table (MySQL takes no LIMIT in an IN subquery, nor the */  \
+	/* table it deletes from in one) */                                                                    \
+	X(WORKFLOW_PUT, "INSERT INTO {p}dura_workflows (" WORKFLOW_COLS ") VALUES (?, ?, ?, ?, ?) "                \
+	                "{upsert:workflow_name,version} definition = {new:definition}, "                             \
+	                "last_seen_at = {new:last_seen_at}")                                                       \
+	X(WORKFLOW_LIST, "SELECT " WORKFLOW_COLS " FROM {p}dura_workflows "                                        \
+	                 "WHERE (?:text IS NULL OR workflow_name = ?) ORDER BY workflow_name, first_seen_at, version") \
+	X(RUN_COUNTS, "SELECT " RUN_COUNT_COLS " FROM {p}workflow_records "                                        \
+	              "WHERE (?:text IS NULL OR workflow_name = ?) GROUP BY workflow_name, workflow_version, run_state " \
+	              "ORDER BY workflow_name, workflow_version, run_state")                                       \
+	X(PRUNE_COUNT, "SELECT COUNT(*) FROM (" PRUNE_SELECT ") x")                                                \
+	X(PRUNE_PICK, PRUNE_SELECT " {lock}")                                                                      \
+	X(RUN_DELETE, "DELETE FROM {p}workflow_records WHERE run_id = ?")
+
+/* The outbox's retention (outbox_prune; bound: before, limit) as SQLite
+ * and PostgreSQL say it. MySQL says it its own way (SQL_SERVER_OUTBOX_PRUNE
+ * in mysql.h): there an IN (subquery) of a DELETE is a dependent subquery,
+ * run once a row, and a single-table DELETE takes ORDER BY and LIMIT. */
+#define SQL_OUTBOX_PRUNE                                                                                           \
+	"DELETE FROM {p}workflow_outbox WHERE id IN (SELECT id FROM {p}workflow_outbox WHERE created_at < ? "       \
+	"ORDER BY id LIMIT ?)"
+
+/* sixteen parameters, a statement's list of up to 16 run ids ("" for a slot not used) */
+#define IN_16 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 /*
  * The statements of the server stores (MySQL/MariaDB, PostgreSQL), which
@@ -151,6 +199,8 @@
 	/* did a commit whose connection was lost land? (sql/commit.c) */                                          \
 	X(COMMIT_VERIFY, "SELECT version, step_no, updated_at, object FROM {p}workflow_records "                   \
 	                 "WHERE run_id = ? FOR UPDATE")                                                            \
+	/* the driver's SQL_SERVER_OUTBOX_PRUNE, defined before its statement list expands */                      \
+	X(OUTBOX_PRUNE, SQL_SERVER_OUTBOX_PRUNE)                                                            \
 	X(STEP_FIND, "SELECT step, state FROM {p}workflow_steps WHERE run_id = ? AND created_at = ? "             \
 	             "AND node_id = ? ORDER BY step DESC LIMIT 1")                                                 \
 	X(EVENT_CHECK, "SELECT 1 FROM {p}workflow_outbox WHERE id = ?")                                           \
@@ -171,6 +221,17 @@
 	             "AND (?:text IS NULL OR workflow_name IN (?, ?, ?, ?, ?, ?, ?, ?)) "                          \
 	             "AND (priority < ? OR (priority = ? AND (next_run_at > ? OR "                                 \
 	             "(next_run_at = ? AND run_id > ?)))) "                                                        \
-	             "ORDER BY priority DESC, next_run_at, run_id LIMIT ? {lock}")
+	             "ORDER BY priority DESC, next_run_at, run_id LIMIT ? {lock}")                                 \
+	/* contract version 6 (sql/fleet.c): a run moved to another workflow version (CAS on its */              \
+	/* version; the record read back with RUN_GET), and the writes of a batch of retention, up to */         \
+	/* 16 runs at once: their data erased as RUN_ERASE does, or their rows deleted */                          \
+	X(RUN_SET_VERSION, "UPDATE {p}workflow_records SET workflow_version = ?, version = version + 1, "          \
+	                   "updated_at = ? WHERE run_id = ? AND version = ?")                                      \
+	X(PRUNE_STEPS, "DELETE FROM {p}workflow_steps WHERE run_id IN " IN_16)                                     \
+	X(PRUNE_CPS, "DELETE FROM {p}workflow_checkpoints WHERE run_id IN " IN_16)                                 \
+	X(PRUNE_SIGNALS, "DELETE FROM {p}workflow_signals WHERE run_id IN " IN_16)                                 \
+	X(PRUNE_RECORDS, "DELETE FROM {p}workflow_records WHERE run_id IN " IN_16)                                 \
+	X(PRUNE_ERASE, "UPDATE {p}workflow_records SET object = '{}', run_state = 6, version = version + 1, "      \
+	               "updated_at = ? WHERE run_id IN " IN_16)
 
 #endif

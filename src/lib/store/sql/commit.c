@@ -334,13 +334,14 @@ static size_t str_len(const char *v)
 char *dura_sql_batch_json(const dura_commit *cm, const char *const *event_ids, const size_t *idx, size_t k,
                           int64_t now, int64_t max_time)
 {
-	/* the keys and the integers: 19 keys of at most 5 bytes, 8 integers of at most 21 */
-	const size_t fixed = 19 * 6 + 8 * 21 + 4;
+	/* the keys and the integers: 20 keys of at most 5 bytes, 8 integers of at most 21 */
+	const size_t fixed = 20 * 6 + 8 * 21 + 4;
 	size_t need = 3;
 	for (size_t j = 0; j < k; j++) {
 		const dura_commit *c = &cm[idx[j]];
 		need += fixed + str_len(c->run_id) + str_len(c->state) + str_len(c->status ? c->status : "") +
 		        str_len(c->error ? c->error : "") + str_len(dura_sql_commit_wait(c)) +
+		        str_len(dura_sql_commit_version(c)) +
 		        str_len(c->node_id ? c->node_id : "") +
 		        str_len(event_ids[idx[j]] ? event_ids[idx[j]] : "") +
 		        str_len(c->event_type ? c->event_type : "step") + str_len(c->event_data) +
@@ -371,6 +372,7 @@ char *dura_sql_batch_json(const dura_commit *cm, const char *const *event_ids, c
 		o = put_str(o, ",\"st\":", plan.status);
 		o = put_str(o, ",\"er\":", c->error ? c->error : "");
 		o = put_str(o, ",\"w\":", dura_sql_commit_wait(c));
+		o = put_str(o, ",\"wv\":", dura_sql_commit_version(c));
 		o = put_int(o, ",\"a\":", (long long)c->attempt);
 		o = put_int(o, ",\"nx\":", (long long)(next > max_time ? max_time : next));
 		o = put_int(o, ",\"ds\":", plan.do_step);

@@ -49,6 +49,15 @@ static inline int dura_sql_commit_has_extras(const dura_commit *cm)
 	return cm->version >= 2 && (cm->signal_id || cm->wake_run_id);
 }
 
+/* Contract version 6: the workflow version of the code committing ("" for
+ * none), which the step row keeps and a record without a version takes on
+ * (in the commit's UPDATE: CASE WHEN workflow_version = '' THEN it ELSE
+ * workflow_version END). A dura_commit of version 2 has none. */
+static inline const char *dura_sql_commit_version(const dura_commit *cm)
+{
+	return cm->version >= 3 && cm->workflow_version ? cm->workflow_version : "";
+}
+
 /* Inside the commit's open transaction, after its CAS update went in: the
  * signal it consumes deleted (none there: DURA_ECONFLICT, and the caller
  * rolls back), and the run it wakes woken (a run that does not wait so is
@@ -133,7 +142,8 @@ int dura_sql_commit_batch(dura_sql_store *s, dura_sql_commit_one one, const dura
  * The commits cm[idx[0..k)] as one JSON array, for a server store's batch
  * in one statement (the server reads it as a table: PostgreSQL's
  * json_to_recordset). Per commit: i its index in cm, r run id, v expected
- * version, s state, st status, er error, w the wait, a attempt, nx next_run_at (ms,
+ * version, s state, st status, er error, w the wait, wv the workflow version
+ * (contract version 6), a attempt, nx next_run_at (ms,
  * now when 0, at most max_time), ds write the step (0/1), rs run_state
  * (null: unchanged), rl release the lease, nd node id, ei event id, et
  * event type, ed event data (null: the default, from sh and tl around the

@@ -122,8 +122,17 @@ static size_t token(buf *b, const dura_sql_dialect *d, const char *t, const char
 		if (d->upsert == DURA_SQL_UPSERT_ON_DUPLICATE_KEY) {
 			puts_(b, "ON DUPLICATE KEY UPDATE");
 		} else {
+			/* a key of several columns is named "{upsert:a,b}" */
 			puts_(b, "ON CONFLICT (");
-			quoted(b, d, col, cn);
+			for (size_t i = 0; i < cn;) {
+				size_t k = i;
+				while (k < cn && col[k] != ',')
+					k++;
+				if (i)
+					puts_(b, ", ");
+				quoted(b, d, col + i, k - i);
+				i = k + 1;
+			}
 			puts_(b, ") DO UPDATE SET");
 		}
 	} else if (STARTS("{new:")) {

@@ -16,7 +16,8 @@
  *   {key}           the step cache's key column, a reserved word, quoted
  *   {upsert:COL}    the start of an upsert's update list on conflict with
  *                   the unique column COL: ON CONFLICT ("COL") DO UPDATE SET,
- *                   or ON DUPLICATE KEY UPDATE
+ *                   or ON DUPLICATE KEY UPDATE; a key of several columns
+ *                   is {upsert:COL1,COL2} (no spaces)
  *   {new:COL}       in that list, the value the insert proposed for COL:
  *                   excluded.COL, or VALUES(COL)
  *   {lock}          a claim's row-locking clause (FOR UPDATE, with SKIP

@@ -2,7 +2,8 @@
  * rows.c - the SQL stores' row decoders: a row of one of sql/catalog.h's
  * column lists, read through the driver's column accessors (rows.h), into
  * a dura_record, dura_step, dura_checkpoint, dura_event,
- * dura_cache_entry, dura_signal or dura_schedule. The only allocation failures are the copies made here
+ * dura_cache_entry, dura_signal, dura_schedule, dura_workflow_def or
+ * dura_run_count. The only allocation failures are the copies made here
  * and a driver's own (its text accessor says so); either is DURA_ENOMEM.
  */
 #include "rows.h"
@@ -44,7 +45,8 @@ int dura_sql_row_record(const dura_sql_row *row, dura_record *r)
 	if (col_str(row, 0, 1, &r->run_id) || col_str(row, 1, 1, &r->workflow_name) ||
 	    col_str(row, 2, 1, &r->foreign_id) || col_str(row, 4, 1, &r->status) || col_str(row, 5, 1, &r->state) ||
 	    col_str(row, 9, 1, &r->error) || col_str(row, 10, 1, &r->meta) || col_str(row, 11, 1, &r->lease_owner) ||
-	    col_str(row, 17, 1, &r->concurrency_key) || col_str(row, 18, 1, &r->wait) || col_str(row, 19, 1, &r->parent_id)) {
+	    col_str(row, 17, 1, &r->concurrency_key) || col_str(row, 18, 1, &r->wait) || col_str(row, 19, 1, &r->parent_id) ||
+	    col_str(row, 20, 1, &r->workflow_version)) {
 		dura_record_clear(r);
 		return dura_error_oom(row->ops->store);
 	}
@@ -63,7 +65,8 @@ int dura_sql_row_record(const dura_sql_row *row, dura_record *r)
 int dura_sql_row_step(const dura_sql_row *row, dura_step *p)
 {
 	memset(p, 0, sizeof(*p));
-	if (col_str(row, 0, 1, &p->run_id) || col_str(row, 2, 1, &p->node_id) || col_str(row, 3, 1, &p->state)) {
+	if (col_str(row, 0, 1, &p->run_id) || col_str(row, 2, 1, &p->node_id) || col_str(row, 3, 1, &p->state) ||
+	    col_str(row, 5, 1, &p->workflow_version)) {
 		dura_step_clear(p);
 		return dura_error_oom(row->ops->store);
 	}
@@ -155,6 +158,31 @@ int dura_sql_row_schedule(const dura_sql_row *row, dura_schedule *sc)
 	return 0;
 }
 
+int dura_sql_row_workflow(const dura_sql_row *row, dura_workflow_def *d)
+{
+	memset(d, 0, sizeof(*d));
+	if (col_str(row, 0, 1, &d->workflow_name) || col_str(row, 1, 1, &d->version) ||
+	    col_str(row, 2, 1, &d->definition)) {
+		dura_workflow_def_clear(d);
+		return dura_error_oom(row->ops->store);
+	}
+	d->first_seen_at = col_time(row, 3);
+	d->last_seen_at = col_time(row, 4);
+	return 0;
+}
+
+int dura_sql_row_run_count(const dura_sql_row *row, dura_run_count *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (col_str(row, 0, 1, &c->workflow_name) || col_str(row, 1, 1, &c->workflow_version)) {
+		dura_run_count_clear(c);
+		return dura_error_oom(row->ops->store);
+	}
+	c->run_state = (int)col_int(row, 2);
+	c->count = col_int(row, 3);
+	return 0;
+}
+
 int dura_sql_created_record(dura_record **out, const char *store, const char *run_id, const dura_run_create *req,
                             const char *fid, const char *state, const char *status, int run_state, int64_t now,
                             int64_t next)
@@ -174,8 +202,9 @@ int dura_sql_created_record(dura_record **out, const char *store, const char *ru
 	r->wait = dura_strdup("");
 	/* the core hands every store a dura_run_create of the current version */
 	r->parent_id = dura_strdup(req->parent_id ? req->parent_id : "");
+	r->workflow_version = dura_strdup(req->workflow_version ? req->workflow_version : "");
 	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->status || !r->state || !r->error || !r->meta ||
-	    !r->lease_owner || !r->concurrency_key || !r->wait || !r->parent_id) {
+	    !r->lease_owner || !r->concurrency_key || !r->wait || !r->parent_id || !r->workflow_version) {
 		dura_record_free(r);
 		return dura_error_oom(store);
 	}
@@ -233,6 +262,16 @@ static int item_schedule(const dura_sql_row *row, void *item)
 	return dura_sql_row_schedule(row, item);
 }
 
+static int item_workflow(const dura_sql_row *row, void *item)
+{
+	return dura_sql_row_workflow(row, item);
+}
+
+static int item_run_count(const dura_sql_row *row, void *item)
+{
+	return dura_sql_row_run_count(row, item);
+}
+
 static void clear_record(void *p)
 {
 	dura_record_clear(p);
@@ -271,6 +310,8 @@ static const struct {
 	[DURA_SQL_EVENT] = {sizeof(dura_event), item_event, clear_event},
 	[DURA_SQL_SIGNAL] = {sizeof(dura_signal), item_signal, dura_signal_clear},
 	[DURA_SQL_SCHEDULE] = {sizeof(dura_schedule), item_schedule, dura_schedule_clear},
+	[DURA_SQL_WORKFLOW] = {sizeof(dura_workflow_def), item_workflow, dura_workflow_def_clear},
+	[DURA_SQL_RUN_COUNT] = {sizeof(dura_run_count), item_run_count, dura_run_count_clear},
 };
 
 int dura_sql_collect(const dura_sql_row *row, dura_sql_next next, void *cursor, dura_sql_kind kind, void **items,

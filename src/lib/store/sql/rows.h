@@ -55,6 +55,9 @@ int dura_sql_row_cache_entry(const dura_sql_row *row, dura_cache_entry *out, int
 /* contract version 5: a signal ("" for NULL text) and a schedule */
 int dura_sql_row_signal(const dura_sql_row *row, dura_signal *out);     /* SIGNAL_COLS */
 int dura_sql_row_schedule(const dura_sql_row *row, dura_schedule *out); /* SCHEDULE_COLS */
+/* contract version 6: a workflow version engines registered, and a count of runs */
+int dura_sql_row_workflow(const dura_sql_row *row, dura_workflow_def *out);   /* WORKFLOW_COLS */
+int dura_sql_row_run_count(const dura_sql_row *row, dura_run_count *out);     /* RUN_COUNT_COLS */
 
 /*
  * Many rows and one row. A driver's next(cursor) moves its statement to
@@ -72,7 +75,9 @@ typedef enum dura_sql_kind {
 	DURA_SQL_CACHE_VALUE,  /* dura_cache_entry with its value */
 	DURA_SQL_EVENT,        /* dura_event, EVENT_COLS */
 	DURA_SQL_SIGNAL,       /* dura_signal, SIGNAL_COLS */
-	DURA_SQL_SCHEDULE      /* dura_schedule, SCHEDULE_COLS */
+	DURA_SQL_SCHEDULE,     /* dura_schedule, SCHEDULE_COLS */
+	DURA_SQL_WORKFLOW,     /* dura_workflow_def, WORKFLOW_COLS */
+	DURA_SQL_RUN_COUNT     /* dura_run_count, RUN_COUNT_COLS */
 } dura_sql_kind;
 
 /* Append every remaining row, decoded as kind, to the array *items of
@@ -89,8 +94,8 @@ int dura_sql_collect(const dura_sql_row *row, dura_sql_next next, void *cursor, 
 int dura_sql_fetch(const dura_sql_row *row, dura_sql_next next, void *cursor, dura_sql_kind kind, void **out);
 
 /* The record a store's create_run just wrote (version 1, no error, lease
- * or metadata beyond the request's, wait "", parent_id the request's or
- * ""), built from what it wrote instead of read back: *out on 0,
+ * or metadata beyond the request's, wait "", parent_id and
+ * workflow_version the request's or ""), built from what it wrote instead of read back: *out on 0,
  * DURA_ENOMEM in the store's name otherwise. */
 int dura_sql_created_record(dura_record **out, const char *store, const char *run_id, const dura_run_create *req,
                             const char *fid, const char *state, const char *status, int run_state, int64_t now,

@@ -56,6 +56,7 @@ static int create_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again
 	dura_sql_p_int(&p, a->req->priority);
 	dura_sql_p_str(&p, a->req->concurrency_key ? a->req->concurrency_key : "");
 	dura_sql_p_str(&p, a->req->version >= 3 && a->req->parent_id ? a->req->parent_id : "");
+	dura_sql_p_str(&p, a->req->version >= 4 && a->req->workflow_version ? a->req->workflow_version : "");
 	void *m;
 	int rc = dura_sql_st_run(s, c, ST_RUN_INSERT, &p, &m);
 	if (rc == 0) {
@@ -208,6 +209,9 @@ static int list_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 	dura_sql_p_str(&p, parent);
 	dura_sql_p_str(&p, parent);
 	dura_sql_p_int(&p, f->version >= 2 && f->waiting ? 1 : 0);
+	const char *wv = f->version >= 3 ? f->workflow_version : NULL;
+	dura_sql_p_str(&p, wv);
+	dura_sql_p_str(&p, wv);
 	dura_sql_p_int(&p, (int64_t)f->limit);
 	int rc = dura_sql_st_collect(s, c, ST_RUN_LIST, &p, DURA_SQL_RECORD, (void **)&a->out->items, &a->out->count);
 	if (rc)
@@ -1043,7 +1047,9 @@ static int claim_page(dura_sql_store *s, dura_sql_conn *c, struct claim_arg *a, 
 		*prio = r.priority;
 		*due = r.next_run_at;
 		snprintf(after, DURA_MAX_ID_LEN + 1, "%s", r.run_id);
-		int ok = !served(req, r.workflow_name) ? 0 : flow ? dura_flow_admit(flow, r.workflow_name, r.concurrency_key) : 1;
+		int ok = served(req, r.workflow_name);
+		if (ok && flow)
+			ok = dura_flow_admit(flow, r.workflow_name, r.workflow_version, r.concurrency_key);
 		if (ok <= 0 || a->out->count == req->max) {
 			dura_record_clear(&r);
 			if (ok < 0) {
@@ -1100,7 +1106,11 @@ static int claim_apply(dura_sql_store *s, dura_sql_conn *c, struct claim_arg *a,
  * claims fill the same room. Then the runnable runs in claim order,
  * locked as they are read (SKIP LOCKED passes over another claimer's),
  * page by page until max are admitted or none are left; without limits
- * one page of max is the claim. Then the lease, in one UPDATE per 16.
+ * one page of max is the claim. A claim with versions (contract version
+ * 6) has a ledger too, which passes over the runs of versions it does not
+ * serve, and reads page after page as a limited claim does, so that those
+ * never hide the runs it serves; without limits it needs neither the lock
+ * row nor the count. Then the lease, in one UPDATE per 16.
  */
 static int claim_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 {
@@ -1113,8 +1123,11 @@ static int claim_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 	memset(a->out, 0, sizeof(*a->out));
 	if (!(a->out->items = dura_calloc(req->max, sizeof(*a->out->items))))
 		return dura_error_oom(s->name);
+	int limited = 0;
+	for (size_t i = 0; i < req->nworkflows; i++)
+		limited |= req->workflows[i].max_running > 0 || req->workflows[i].max_per_key > 0;
 	int rc = dura_flow_new(&flow, req, s->name);
-	if (rc == 0 && flow) {
+	if (rc == 0 && flow && limited) {
 		dura_sql_params p;
 		p.n = 0;
 		if ((rc = dura_sql_st_exists(s, c, ST_FLOW_LOCK, &p)) == 0)

@@ -63,8 +63,9 @@ static int commit_waits(sq_store *s, sq_conn *c, const dura_commit *cm, const ch
 
 /*
  * One step commit inside the open transaction: the CAS update of the
- * record (with its wait), the signal it consumes and the run it wakes,
- * the step row, the outbox row. A stale version or a missing run
+ * record (with its wait, and the commit's workflow version when the record
+ * has none), the signal it consumes and the run it wakes, the step row
+ * (with that version), the outbox row. A stale version or a missing run
  * (ECONFLICT, ENOTFOUND) writes nothing; a consumed signal (ECONFLICT)
  * and any other failure leave writes the caller undoes (a rollback, or a
  * rollback to the batch item's savepoint).
@@ -74,7 +75,7 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 {
 	const dura_sql_commit_plan plan = dura_sql_commit_plan_of(cm);
 	const int do_step = plan.do_step, do_event = plan.do_event, release = plan.release, full = plan.full;
-	const char *status = plan.status;
+	const char *status = plan.status, *wv = dura_sql_commit_version(cm);
 	char next_txt[24];
 	sqlite3_stmt *up, *st;
 	int rc;
@@ -89,6 +90,7 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 	    (b = bind_text(up, 5, cm->error ? cm->error : "")) || (b = bind_int(up, 6, cm->attempt)) ||
 	    (b = bind_text(up, 7, cm->next_run_at ? next_txt : now_txt)) || (b = bind_text(up, 8, now_txt)) ||
 	    (b = bind_int(up, 9, do_step)) || (b = bind_text(up, full ? 12 : 10, cm->wait ? cm->wait : "")) ||
+	    (b = bind_text(up, full ? 13 : 11, wv)) ||
 	    (full && ((b = bind_int_or_null(up, 10, cm->run_state)) || (b = bind_int(up, 11, release)))))
 		return bind_fail(c, up, b, "committing a step");
 	rc = sqlite3_step(up);
@@ -133,7 +135,7 @@ static int commit_one(sq_store *s, sq_conn *c, const dura_commit *cm, const char
 			return rc;
 		if ((b = bind_text(st, 1, cm->run_id)) || (b = bind_int64(st, 2, res->step)) ||
 		    (b = bind_text(st, 3, cm->node_id)) || (b = bind_text(st, 4, cm->state)) ||
-		    (b = bind_text(st, 5, now_txt)))
+		    (b = bind_text(st, 5, now_txt)) || (b = bind_text(st, 6, wv)))
 			return bind_fail(c, st, b, "writing a step");
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE) {

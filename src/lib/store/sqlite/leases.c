@@ -16,7 +16,10 @@ typedef struct sq_pick {
 } sq_pick;
 
 /* The claim's candidates, page by page in claim order, offered to the flow
- * ledger (or all taken, without one) until max are chosen. */
+ * ledger (or all taken, without one) until max are chosen. A ledger
+ * passes over the runs of workflows at their limits and of versions the
+ * claim does not serve, so with one the claim reads on, page after page,
+ * until max are chosen or no candidate is left. */
 static int claim_pick(sq_store *s, sq_conn *c, const dura_claim *req, dura_flow *flow, const char *now_txt,
                       sq_pick *picks, size_t *npicks)
 {
@@ -61,14 +64,15 @@ static int claim_pick(sq_store *s, sq_conn *c, const dura_claim *req, dura_flow 
 			const char *key = (const char *)sqlite3_column_text(st, 2);
 			const char *prev = (const char *)sqlite3_column_text(st, 3);
 			const char *at = (const char *)sqlite3_column_text(st, 5);
-			if (!id || !wf || !key || !prev || !at) {
+			const char *version = (const char *)sqlite3_column_text(st, 6);
+			if (!id || !wf || !key || !prev || !at || !version) {
 				sqlite3_reset(st);
 				goto oom;
 			}
 			prio = sqlite3_column_int(st, 4);
 			snprintf(due, sizeof(due), "%s", at);
 			snprintf(after, sizeof(after), "%s", id);
-			int ok = flow ? dura_flow_admit(flow, wf, key) : 1;
+			int ok = flow ? dura_flow_admit(flow, wf, version, key) : 1;
 			if (ok < 0) {
 				sqlite3_reset(st);
 				rc = DURA_ENOMEM;
@@ -140,8 +144,9 @@ static int claim_count(sq_store *s, sq_conn *c, dura_flow *flow, const char *now
 /*
  * A claim is one write transaction (BEGIN IMMEDIATE): counting the live
  * leases, choosing the runs and leasing them is one step, so no run is
- * claimed twice and no limit exceeded, here or in another process. The
- * runs are leased one UPDATE each, in claim order, which is the order
+ * claimed twice and no limit exceeded, here or in another process. A
+ * claim with versions but no limits has a ledger with nothing to count.
+ * The runs are leased one UPDATE each, in claim order, which is the order
  * they are handed back in.
  */
 int dsq_claim(void *impl, const dura_claim *req, dura_record_list *out)
@@ -154,6 +159,9 @@ int dsq_claim(void *impl, const dura_claim *req, dura_record_list *out)
 	sq_pick *picks = NULL;
 	size_t npicks = 0;
 	int64_t now = dura_now_ms();
+	int limited = 0;
+	for (size_t i = 0; i < req->nworkflows; i++)
+		limited |= req->workflows[i].max_running > 0 || req->workflows[i].max_per_key > 0;
 	int rc = dura_flow_new(&flow, req, SQ);
 	if (rc)
 		return rc;
@@ -168,7 +176,7 @@ int dsq_claim(void *impl, const dura_claim *req, dura_record_list *out)
 	}
 	fmt_time(now_txt, now);
 	fmt_time(exp_txt, dura__add_ms(now, req->lease_ms));
-	if ((rc = dsq_tx_begin(s, c)) == 0 && (!flow || (rc = claim_count(s, c, flow, now_txt)) == 0))
+	if ((rc = dsq_tx_begin(s, c)) == 0 && (!flow || !limited || (rc = claim_count(s, c, flow, now_txt)) == 0))
 		rc = claim_pick(s, c, req, flow, now_txt, picks, &npicks);
 	if (rc == 0 && npicks && !(out->items = dura_calloc(npicks, sizeof(*out->items))))
 		rc = dura_error_oom(SQ);

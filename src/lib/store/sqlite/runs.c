@@ -3,7 +3,8 @@
  * checked under the write lock, and kept by a unique index), reading and
  * listing them, run-state changes (a cancel wakes the parent that waits
  * for the run) and the erasing of a run's data. dsq_run_state_of() reads
- * a run's state inside a transaction for the other files too.
+ * a run's state inside a transaction, and dsq_erase_run() erases a run's
+ * data in one, for the other files too.
  */
 #include "sqlite.h"
 
@@ -58,7 +59,8 @@ static int create_run_tx(sq_store *s, sq_conn *c, const dura_run_create *req, co
 	    (b = bind_text(st, 7, meta)) || (b = bind_text(st, 8, next_txt)) || (b = bind_text(st, 9, now_txt)) ||
 	    (b = bind_text(st, 10, now_txt)) || (b = bind_int(st, 11, req->priority)) ||
 	    (b = bind_text(st, 12, req->concurrency_key ? req->concurrency_key : "")) ||
-	    (b = bind_text(st, 13, req->parent_id ? req->parent_id : ""))) {
+	    (b = bind_text(st, 13, req->parent_id ? req->parent_id : "")) ||
+	    (b = bind_text(st, 14, req->workflow_version ? req->workflow_version : ""))) {
 		rc = bind_fail(c, st, b, "creating a run");
 		goto fail;
 	}
@@ -178,7 +180,7 @@ int dsq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 	if (f->created_before)
 		fmt_time(before, f->created_before);
 	/* each filter is bound twice, "(? IS NULL OR column = ?)", but waiting,
-	 * "(? = 0 OR wait_for <> '')" */
+	 * "(? = 0 OR wait_for <> '')"; workflow_version after it */
 	const char *text[6] = {f->workflow_name, NULL, f->status, f->foreign_id, f->created_after ? after : NULL,
 	                       f->created_before ? before : NULL};
 	const char *cursor = f->cursor && *f->cursor ? f->cursor : NULL;
@@ -194,7 +196,8 @@ int dsq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 	/* the core hands every store a filter of the current version */
 	if (b || (b = bind_text(st, 13, cursor)) || (b = bind_text(st, 14, cursor)) ||
 	    (b = bind_text(st, 15, f->parent_id)) || (b = bind_text(st, 16, f->parent_id)) ||
-	    (b = bind_int(st, 17, f->waiting != 0)) || (b = bind_int64(st, 18, (int64_t)f->limit))) {
+	    (b = bind_int(st, 17, f->waiting != 0)) || (b = bind_text(st, 18, f->workflow_version)) ||
+	    (b = bind_text(st, 19, f->workflow_version)) || (b = bind_int64(st, 20, (int64_t)f->limit))) {
 		rc = bind_fail(c, st, b, "listing runs");
 		goto out;
 	}
@@ -255,7 +258,7 @@ static int run_keyed(sq_store *s, sq_conn *c, int id, const char *key, const cha
  * data_deleted, its steps, checkpoints and signals go. *version gets the
  * new one.
  */
-static int erase_run(sq_store *s, sq_conn *c, const char *run_id, int64_t *version)
+int dsq_erase_run(sq_store *s, sq_conn *c, const char *run_id, int64_t *version)
 {
 	char now_txt[24];
 	sqlite3_stmt *st;
@@ -318,7 +321,7 @@ static int set_state_tx(sq_store *s, sq_conn *c, const char *run_id, int to, int
 	}
 	if (to == DURA_RUN_DATA_DELETED) {
 		/* the state's name is a promise: the data goes, as with delete_run_data */
-		if ((rc = erase_run(s, c, run_id, &version)) != 0)
+		if ((rc = dsq_erase_run(s, c, run_id, &version)) != 0)
 			goto fail;
 		goto done;
 	}
@@ -387,7 +390,7 @@ static int delete_data_tx(sq_store *s, sq_conn *c, const char *run_id)
 		rc = dura_sql_err_delete_live(SQ, run_id, cur);
 		goto fail;
 	}
-	if ((rc = erase_run(s, c, run_id, &version)) != 0)
+	if ((rc = dsq_erase_run(s, c, run_id, &version)) != 0)
 		goto fail;
 	return dsq_tx_commit(s, c);
 fail:

@@ -109,11 +109,33 @@ static const char *const migration4[] = {
 	NULL,
 };
 
+/*
+ * Migration 5: workflow versions and retention (store contract version
+ * 6). The workflow version a run executes on and the one each step was
+ * committed by ("" for none: a run or step from before versions); the
+ * versions engines register, one row per workflow and version, with the
+ * definition as JSON text; and the index a batch of retention reads
+ * (sql/catalog.h, PRUNE_SELECT: one end state, the oldest change first,
+ * then the run id, without a sort).
+ */
+static const char *const migration5[] = {
+	"ALTER TABLE {p}workflow_records ADD COLUMN workflow_version TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE {p}workflow_steps ADD COLUMN workflow_version TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX {p}by_run_state_updated_at ON {p}workflow_records (run_state, updated_at, run_id);"
+	"CREATE TABLE {p}dura_workflows ("
+	"workflow_name TEXT NOT NULL, version TEXT NOT NULL, definition {json} NOT NULL, "
+	"first_seen_at {time} NOT NULL, last_seen_at {time} NOT NULL, PRIMARY KEY (workflow_name, version));",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
 	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_live_lease", migration2, NULL},
 	{"dura_workers (the worker registry)", migration3, NULL},
 	{"durable waiting: workflow_records.wait_for and parent_id, workflow_signals, dura_schedules", migration4, NULL},
+	{"workflow versions and retention: workflow_records.workflow_version, workflow_steps.workflow_version, "
+	 "dura_workflows, by_run_state_updated_at",
+	 migration5, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == SQ_SCHEMA_VERSION,

@@ -2,7 +2,7 @@
  * sqlite.h - the SQLite store (sqlite:PATH), the embedded default: what
  * its files share.
  *
- * The store is ten files, one concern each:
+ * The store is eleven files, one concern each:
  *   conn.c     SQLite's result codes into dura's, opening a connection
  *              (busy timeout, synchronous, NOW(), WAL mode), the pool's
  *              operations and the fork handler
@@ -17,6 +17,9 @@
  *   cache.c    the step cache and its single-flight claims
  *   leases.c   claims, leases and the worker registry
  *   waiting.c  durable waiting: wakes, signals and schedules
+ *   fleet.c    workflow versions (the versions engines register, counts
+ *              of runs, moving a run to another version) and retention
+ *              (batches of ended runs and of the outbox pruned)
  *   store.c    URL options, open and close, ping, info, stats, migrate,
  *              raw SQL, and the vtable (dura__sqlite_ops)
  * This header holds the statement catalog, the structures, the binding
@@ -43,6 +46,12 @@
  * it wakes, a cancel and the wake of the parent. SQLite has no way to
  * tell another process's worker, so a wake only makes the run due
  * (next_run_at = now) and the workers find it when they next claim.
+ *
+ * Workflow versions and retention (contract version 6) are a run's and a
+ * step's workflow_version, the versions engines register
+ * (dura_workflows) and batches of pruning, each one write transaction. A
+ * run moved to another version, like a woken one, is found by the next
+ * claim.
  */
 #ifndef DURA_STORE_SQLITE_H
 #define DURA_STORE_SQLITE_H
@@ -69,7 +78,7 @@
 #include <strings.h>
 
 #define SQ "sqlite"
-#define SQ_SCHEMA_VERSION 4 /* the schema this library writes */
+#define SQ_SCHEMA_VERSION 5 /* the schema this library writes */
 #define SQ_DEFAULT_POOL 8
 #define SQ_DEFAULT_BUSY_MS 5000
 
@@ -91,6 +100,7 @@
 
 #define STATEMENTS(X)                                                                                              \
 	SQL_SHARED_STATEMENTS(X)                                                                                   \
+	X(OUTBOX_PRUNE, SQL_OUTBOX_PRUNE)                                                                          \
 	X(BEGIN, "BEGIN IMMEDIATE")                                                                                \
 	X(COMMIT, "COMMIT")                                                                                        \
 	X(ROLLBACK, "ROLLBACK")                                                                                    \
@@ -114,16 +124,19 @@
 	                   "WHERE run_id = (SELECT parent_id FROM {p}workflow_records WHERE run_id = ?2) "          \
 	                   "AND run_state = 2 AND wait_for = 'child:' || ?2")                                      \
 	/* steps */                                                                                                \
+	/* a record without a workflow version takes the commit's (?11, ?13) */                                  \
 	X(COMMIT_UPDATE, "UPDATE {p}workflow_records SET object = ?3, status = ?4, error = ?5, attempt = ?6, "     \
 	                 "next_run_at = ?7, updated_at = ?8, version = version + 1, step_no = step_no + ?9, "      \
-	                 "wait_for = ?10 "                                                                         \
+	                 "wait_for = ?10, "                                                                        \
+	                 "workflow_version = CASE WHEN workflow_version = '' THEN ?11 ELSE workflow_version END "  \
 	                 "WHERE run_id = ?1 AND version = ?2 RETURNING step_no, workflow_name, run_state")         \
 	X(COMMIT_UPDATE_FULL, "UPDATE {p}workflow_records SET object = ?3, status = ?4, error = ?5, attempt = ?6, " \
 	                      "next_run_at = ?7, updated_at = ?8, version = version + 1, step_no = step_no + ?9, " \
 	                      "run_state = coalesce(?10, run_state), "                                             \
 	                      "lease_owner = CASE WHEN ?11 THEN '' ELSE lease_owner END, "                         \
 	                      "lease_expires_at = CASE WHEN ?11 THEN NULL ELSE lease_expires_at END, "             \
-	                      "wait_for = ?12 "                                                                    \
+	                      "wait_for = ?12, "                                                                   \
+	                      "workflow_version = CASE WHEN workflow_version = '' THEN ?13 ELSE workflow_version END " \
 	                      "WHERE run_id = ?1 AND version = ?2 RETURNING step_no, workflow_name, run_state")    \
 	X(OUTBOX_INSERT, "INSERT INTO {p}workflow_outbox (id, workflow_name, run_id, type, data, created_at) "     \
 	                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                                        \
@@ -136,7 +149,8 @@
 	X(FLOW_COUNT, "SELECT workflow_name, concurrency_key, count(*) FROM {p}workflow_records "                  \
 	              "WHERE lease_owner <> '' AND lease_expires_at > ?1 AND run_state = 2 "                       \
 	              "GROUP BY workflow_name, concurrency_key")                                                   \
-	X(CLAIM_PAGE, "SELECT run_id, workflow_name, concurrency_key, lease_owner, priority, next_run_at "          \
+	X(CLAIM_PAGE, "SELECT run_id, workflow_name, concurrency_key, lease_owner, priority, next_run_at, "         \
+	              "workflow_version "                                                                          \
 	              "FROM {p}workflow_records WHERE run_state = 2 AND next_run_at <= ?1 "                        \
 	              "AND (lease_owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?1) "              \
 	              "AND (?2 IS NULL OR workflow_name IN (SELECT value FROM json_each(?2))) "                    \
@@ -146,6 +160,9 @@
 	X(CLAIM_ONE, "UPDATE {p}workflow_records SET lease_owner = ?1, lease_expires_at = ?2, "                    \
 	             "version = version + 1 WHERE run_id = ?3 RETURNING " REC_COLS)                                \
 	/* outbox */                                                                                               \
+	/* workflow versions (contract version 6): a run moved, CAS on its version */                             \
+	X(RUN_SET_VERSION, "UPDATE {p}workflow_records SET workflow_version = ?3, version = version + 1, "         \
+	                   "updated_at = ?4 WHERE run_id = ?1 AND version = ?2 RETURNING " REC_COLS)               \
 
 #define X_ENUM(name, sql) ST_##name,
 #define X_SQL(name, sql) sql,
@@ -239,6 +256,7 @@ int dsq_latest_run(void *impl, const char *wf, const char *fid, dura_record **ou
 int dsq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out);
 int dsq_set_run_state(void *impl, const char *run_id, int to, int64_t *new_version);
 int dsq_delete_run_data(void *impl, const char *run_id);
+int dsq_erase_run(sq_store *s, sq_conn *c, const char *run_id, int64_t *version);
 
 /* ---- commit.c ---------------------------------------------------------------- */
 
@@ -296,6 +314,16 @@ int dsq_schedule_get(void *impl, const char *name, dura_schedule **out);
 int dsq_schedule_delete(void *impl, const char *name);
 int dsq_schedule_list(void *impl, dura_schedules *out);
 int dsq_schedule_advance(void *impl, const char *name, int64_t from, int64_t to);
+
+/* ---- fleet.c ---------------------------------------------------------------- */
+
+int dsq_workflow_put(void *impl, const char *name, const char *version, const char *definition);
+int dsq_workflow_list(void *impl, const char *name, dura_workflow_def_list *out);
+int dsq_run_counts(void *impl, const char *workflow, dura_run_count_list *out);
+int dsq_set_run_version(void *impl, const char *run_id, int64_t expect_version, const char *workflow_version,
+                        dura_record **out);
+int dsq_prune_runs(void *impl, const dura_prune *req, int64_t *count);
+int dsq_outbox_prune(void *impl, int64_t before, size_t limit, int64_t *count);
 
 /* ---- values ----------------------------------------------------------------- */
 

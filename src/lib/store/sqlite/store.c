@@ -216,7 +216,7 @@ static int sq_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__sqlite_ops = {
-	.version = 5,
+	.version = 6,
 	.scheme = "sqlite",
 	.caps = DURA_CAP_RETURNING | DURA_CAP_JSON | DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL,
 	.open = sq_open,
@@ -273,4 +273,11 @@ const dura_store_ops dura__sqlite_ops = {
 	.schedule_delete = dsq_schedule_delete,
 	.schedule_list = dsq_schedule_list,
 	.schedule_advance = dsq_schedule_advance,
+	/* version 6: workflow versions and retention */
+	.workflow_put = dsq_workflow_put,
+	.workflow_list = dsq_workflow_list,
+	.run_counts = dsq_run_counts,
+	.set_run_version = dsq_set_run_version,
+	.prune_runs = dsq_prune_runs,
+	.outbox_prune = dsq_outbox_prune,
 };
