@@ -977,6 +977,122 @@ DURA_EXTERN(int) dura_store_outbox_ack(dura_store *store, const char *event_id);
  */
 DURA_EXTERN(int) dura_store_outbox_prune(dura_store *store, int64_t before, size_t limit, int64_t *count);
 
+/* ------------------------------------------------------------------------ */
+/* Moving runs between stores                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A deployment moves from SQLite to a server store, or between servers,
+ * with dura_export and dura_import (`dura export`, `dura import`, `dura
+ * migrate`): JSON lines, one record a line after a versioned header
+ * (docs/export.md). These are their store-level parts.
+ */
+
+/** A run as another store had it (dura_store_import_run). */
+typedef struct dura_import_run {
+	const dura_record *record;       /**< every field; the lease is not imported */
+	const dura_step *steps;          /**< in step order */
+	size_t nsteps;
+	const dura_checkpoint *checkpoints;
+	size_t ncheckpoints;
+	const dura_signal *signals;      /**< its pending signals */
+	size_t nsignals;
+} dura_import_run;
+
+/**
+ * Insert a run, its steps, checkpoints and signals as given, in one
+ * transaction, with their versions and times: what dura_import does per
+ * run. The record's lease is not kept (a run that was leased is runnable
+ * at once). DURA_EEXISTS, writing nothing, when the run id is taken, or
+ * when an active run has the workflow and foreign id already; DURA_EINVAL
+ * for a bad run (steps that are not the run's last ones in order, up to
+ * step_no - 1; a checkpoint or signal of another run; text that is not
+ * JSON where JSON is due); DURA_ENOTSUP on an external store of contract version 6 or
+ * older. Thread-safe.
+ */
+DURA_EXTERN(int) dura_store_import_run(dura_store *store, const dura_import_run *r);
+
+/** Insert an outbox event as given; DURA_EEXISTS when its id is there. */
+DURA_EXTERN(int) dura_store_import_event(dura_store *store, const dura_event *ev);
+
+/** Outbox events in id order after event id `after` (NULL or "": from the
+ *  first), at most limit (0: 100; at most 10000): the whole outbox, page
+ *  by page. */
+DURA_EXTERN(int) dura_store_outbox_list(dura_store *store, const char *after, size_t limit, dura_event_list *out);
+
+/** What an export or an import did so far. */
+typedef struct dura_transfer_stats {
+	int64_t lines;  /**< lines written or read, the header and the end line included */
+	int64_t bytes;  /**< their bytes, newlines included */
+	int64_t runs, steps, checkpoints, signals, events, schedules, cache_entries, workflows;
+	int64_t unchanged; /**< import: records that were there already, the same (skipped) */
+	int64_t skipped;   /**< import: cache entries that had expired on the way */
+	int64_t line;      /**< import: the line a failure is at (from 1), 0 when none */
+} dura_transfer_stats;
+
+/** One line of an export, without its newline: 0, or non-zero to stop the
+ *  export (which returns that code). */
+typedef int (*dura_line_fn)(const char *line, size_t len, void *payload);
+/** Progress, every 1000 lines and once at the end. */
+typedef void (*dura_progress_fn)(const dura_transfer_stats *stats, void *payload);
+
+#define DURA_EXPORT_OPTIONS_VERSION 1
+typedef struct dura_export_options {
+	unsigned version;
+	const char *workflow; /**< NULL: every workflow, the schedules, the outbox and the live cache entries;
+	                           else that workflow's versions, schedules, runs and their events (no cache) */
+	int64_t since;        /**< 0: everything; else only runs created at or after this time (ms) and
+	                           events written at or after it */
+	dura_progress_fn progress;
+	void *progress_payload;
+} dura_export_options;
+#define DURA_EXPORT_OPTIONS_INIT {DURA_EXPORT_OPTIONS_VERSION, NULL, 0, NULL, NULL}
+
+/**
+ * Export the store (or a part: opts) as JSON lines (docs/export.md): a
+ * header, then workflow versions, schedules, runs each followed by its
+ * steps, checkpoints and signals, outbox events, live cache entries, then
+ * an end line that counts them. Each run is read whole (its record, then
+ * the steps up to its step_no), so an export of a store in use has every
+ * run as it was at one moment. stats (may be NULL) gets the counts. 0, the
+ * emitter's code, or a store error. Thread-safe.
+ */
+DURA_EXTERN(int) dura_export(dura_store *store, const dura_export_options *opts, dura_line_fn emit, void *payload,
+                             dura_transfer_stats *stats);
+
+typedef struct dura_importer dura_importer;
+
+#define DURA_IMPORT_OPTIONS_VERSION 1
+typedef struct dura_import_options {
+	unsigned version;
+	int resume; /**< 1: a run, event or entry already there is skipped by its id, not compared:
+	                 to continue an import that stopped */
+	dura_progress_fn progress;
+	void *progress_payload;
+} dura_import_options;
+#define DURA_IMPORT_OPTIONS_INIT {DURA_IMPORT_OPTIONS_VERSION, 0, NULL, NULL}
+
+/**
+ * Import an export into a store, line by line (dura_import_line), then
+ * dura_import_finish. Safe to repeat: a record already in the store and
+ * the same is skipped (counted as unchanged), so importing a file twice
+ * changes nothing the second time; a record that differs from the one
+ * there is refused (DURA_ECONFLICT). A bad line - not JSON, not a record
+ * of this format, a record out of place, a file cut short (no end line, or
+ * counts that do not match) - is refused (DURA_EINVAL) with its line
+ * number in the message and in stats.line; a run is written whole when
+ * its last line is read, so what was imported before a bad line is whole
+ * and the run the bad line is in is not written at all. After a failure
+ * the importer refuses every further line.
+ */
+DURA_EXTERN(int) dura_import_new(dura_importer **out, dura_store *store, const dura_import_options *opts);
+/** One line (without its newline; a trailing '\r' is taken off). */
+DURA_EXTERN(int) dura_import_line(dura_importer *im, const char *line, size_t len);
+/** The end of the input: DURA_EINVAL when the file was cut short. */
+DURA_EXTERN(int) dura_import_finish(dura_importer *im);
+DURA_EXTERN(void) dura_import_stats(const dura_importer *im, dura_transfer_stats *out);
+DURA_EXTERN(void) dura_import_free(dura_importer *im);
+
 
 /* ------------------------------------------------------------------------ */
 /* Workflows and the engine                                                  */

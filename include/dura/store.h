@@ -35,10 +35,11 @@ extern "C" {
 /* 1: the first contract; 2: atfork_child; 3: extend_leases, wait_ready;
  * 4: claim (flow control and priority), run priority and concurrency key,
  * the worker registry; 5: durable waiting (a run's wait and parent,
- * signals, wakes, schedules); 6: workflow versions and retention. A store may
+ * signals, wakes, schedules); 6: workflow versions and retention; 7: import
+ * (moving runs between stores). A store may
  * implement any version up to this one; the core reads only the operations
  * its version has. */
-#define DURA_STORE_ABI_VERSION 6
+#define DURA_STORE_ABI_VERSION 7
 
 /** Parsed store URL. Strings are owned by the core; "" when absent. */
 typedef struct dura_url {
@@ -86,7 +87,7 @@ struct dura_store_ops {
 	 * (DURA_EINVAL, naming it) a table that lacks one. The exact behaviour
 	 * each owes is in docs/store-contract.md; the conformance suite checks
 	 * it. The core has validated every argument before the call. */
-	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 6) */
+	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 7) */
 	const char *scheme; /**< the URL scheme it serves, lower case */
 	uint32_t caps;      /**< static capabilities; info may report more */
 
@@ -343,6 +344,28 @@ struct dura_store_ops {
 	/** Delete up to limit outbox events with created_at < before, oldest
 	 *  first, in one transaction; *count of them. */
 	int (*outbox_prune)(void *impl, int64_t before, size_t limit, int64_t *count);
+
+	/* version 7: import (docs/store-contract.md, "Import"); all three
+	 * are required from version 7 */
+	/**
+	 * Insert a run as another store had it, in one transaction: the
+	 * record with every field as given (version, step_no, attempt, error,
+	 * wait, next_run_at, created_at, updated_at; the core has cleared the
+	 * lease), its steps (each with its step number, state, created_at and
+	 * workflow_version), its checkpoints (with their times) and its
+	 * signals (with theirs). No outbox event. DURA_EEXISTS, writing
+	 * nothing, when a run with the id exists, or when the record is active
+	 * and its workflow + foreign id has an active run already, or a
+	 * checkpoint or signal id is taken. The core validated r (ids, JSON,
+	 * the steps the last nsteps of the run in order - step_no - nsteps to
+	 * step_no - 1 - checkpoints and signals of this run).
+	 */
+	int (*import_run)(void *impl, const dura_import_run *r);
+	/** Insert an outbox event as given (id, workflow_name, run_id, type,
+	 *  data, created_at); DURA_EEXISTS, writing nothing, when the id is there. */
+	int (*import_event)(void *impl, const dura_event *ev);
+	/** Outbox events in id order with id > after ("": from the first), at most limit. */
+	int (*outbox_list)(void *impl, const char *after, size_t limit, dura_event_list *out);
 };
 
 /**

@@ -220,7 +220,7 @@ int cli_parse_duration(const cli *c, const char *opt, const char *text, int64_t 
 extern const cli_command cli_cmd_init, cli_cmd_ping, cli_cmd_info, cli_cmd_runs, cli_cmd_show,
 	cli_cmd_checkpoints, cli_cmd_cache, cli_cmd_outbox, cli_cmd_commit, cli_cmd_pause, cli_cmd_resume,
 	cli_cmd_cancel, cli_cmd_fork, cli_cmd_help, cli_cmd_version, cli_cmd_workers, cli_cmd_signal,
-	cli_cmd_schedules, cli_cmd_versions, cli_cmd_prune;
+	cli_cmd_schedules, cli_cmd_versions, cli_cmd_prune, cli_cmd_export, cli_cmd_import, cli_cmd_migrate;
 
 /* main.c: help text of a command; `path` is how it is typed ("cache ls"). */
 void cli_print_help(FILE *f, const cli_command *cmd, const char *path);

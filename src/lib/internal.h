@@ -113,6 +113,9 @@ int dura__check_claim_versions(const dura_claim *req, const char *fn);
  * without versions) */
 int dura__store_workflow_put(dura_store *s, const char *name, const char *version, const char *definition);
 
+/* store/import.c: moving runs between stores (contract version 7) */
+int dura__import_ops_valid(const dura_store_ops *ops);
+
 /* worker.c: wake the workers of this process serving the store (a run
  * was started, resumed or moved to another version) */
 void dura__workers_kick(dura_store *store);

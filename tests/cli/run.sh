@@ -156,7 +156,7 @@ expect_error "help for an unknown command exits 2" 2 'unknown command'
 for cmd in init ping info runs "runs list" "runs create" show commit pause resume cancel fork checkpoints \
 	"checkpoints ls" "checkpoints save" "checkpoints rm" cache "cache ls" "cache get" "cache put" \
 	"cache rm" "cache purge" "cache stats" outbox "outbox ls" "outbox ack" signal schedules "schedules ls" \
-	"schedules set" "schedules rm" "runs migrate-version" versions prune help version; do
+	"schedules set" "schedules rm" "runs migrate-version" versions prune export import migrate help version; do
 	# shellcheck disable=SC2086
 	raw $cmd --help
 	if [ "$rc" = 0 ] && grep -q "^usage: dura $cmd" "$tmp/out" && grep -q -- '--help' "$tmp/out" &&
@@ -643,6 +643,37 @@ d prune --older-than 30d --outbox
 expect "prune --outbox keeps recent events" 0 '^pruned 0 outbox events$'
 d prune --older-than 0 --outbox --workflow greet
 expect_error "prune --outbox --workflow" 2 'outbox goes without'
+
+# ---- moving between stores ---------------------------------------------------------------
+
+d export
+expect "export writes JSON lines" 0 '^\{"kind":"dura-export","format":1,'
+cp "$tmp/out" "$tmp/dump.jsonl"
+check "... ending with the end line" grep -q '^{"kind":"end","records":[0-9]*}$' "$tmp/dump.jsonl"
+check "... the counts on stderr" grep -q '^exported [0-9]* runs' "$tmp/err"
+${VG[@]+"${VG[@]}"} "$DURA" --store "sqlite:$tmp/moved.db" import <"$tmp/dump.jsonl" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect "import reads it into another store" 0
+check "... and says what it moved" grep -q '^imported [0-9]* runs' "$tmp/err"
+${VG[@]+"${VG[@]}"} "$DURA" --store "sqlite:$tmp/moved.db" import <"$tmp/dump.jsonl" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "import again: nothing new, all unchanged" grep -q '^imported 0 runs.*already there, unchanged' "$tmp/err"
+raw --store "sqlite:$tmp/moved.db" export
+# (a cache entry's created_at is when it was put in: the import's time)
+records() { tail -n +2 "$1" | grep -v '^{"kind":"cache"'; }
+records "$tmp/out" >"$tmp/again.jsonl"
+check "the moved store exports the same records" cmp -s <(records "$tmp/dump.jsonl") "$tmp/again.jsonl"
+check "... and the same cache keys" test "$(grep -c '^{"kind":"cache"' "$tmp/out")" = "$(grep -c '^{"kind":"cache"' "$tmp/dump.jsonl")"
+head -c 300 "$tmp/dump.jsonl" >"$tmp/cut.jsonl"
+${VG[@]+"${VG[@]}"} "$DURA" --store "sqlite:$tmp/cut.db" import <"$tmp/cut.jsonl" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect_error "import of a file cut short names its line" 1 '^dura: line [0-9]+: '
+raw --store "$URL" migrate
+expect_error "migrate without --to" 2 'to URL is required'
+raw --store "$URL" migrate --to "sqlite:$tmp/migrated.db"
+check "migrate moves in one pass" grep -q '^migrated [0-9]* runs' "$tmp/err"
+raw --store "sqlite:$tmp/migrated.db" export
+check "... the same records" cmp -s <(records "$tmp/dump.jsonl") <(records "$tmp/out")
 
 # ---- signals ---------------------------------------------------------------------
 

@@ -6,8 +6,9 @@
  * appendfsync and aof-load-truncated say, scripts reloaded after SCRIPT
  * FLUSH, commits under a SIGKILLed server, a commit torn in the
  * append-only file by a crash, commits while the store's slot is resharded
- * between cluster masters and back, and the migration of a namespace of
- * schema 2 to schema 3 (workflow versions and retention).
+ * between cluster masters and back, the migration of a namespace of
+ * schema 2 to schema 3 (workflow versions and retention), and of schema 3
+ * to schema 4 (the outbox in event-id order, for import).
  *
  * Usage: redis_extra SERVERS_SCRIPT [FILTER]. SERVERS_SCRIPT is
  * tests/servers (for `restart DIR --kill redis`). The URLs come from the
@@ -435,6 +436,11 @@ static void keys_layout(void)
 	astatus(a, "TYPE %s", want, t, sizeof(t));
 	CHECK_STR(t, "stream");
 	CHECK(ainteger(a, "XLEN %s", want) == 2);
+	snprintf(want, sizeof(want), "%soutbox:order", colon);
+	CHECK(list_has(keys, n, want));
+	astatus(a, "TYPE %s", want, t, sizeof(t));
+	CHECK_STR(t, "zset");
+	CHECK(ainteger(a, "ZCARD %s", want) == 2);
 	snprintf(want, sizeof(want), "%scache:ck1", colon);
 	CHECK(list_has(keys, n, want));
 	astatus(a, "TYPE %s", want, t, sizeof(t));
@@ -1562,7 +1568,7 @@ static void schema3_migration(void)
 	snprintf(v, sizeof(v), "%s", sv && sv->type == REDIS_REPLY_STRING ? sv->str : "?");
 	if (sv)
 		freeReplyObject(sv);
-	CHECK_STR(v, "3");
+	CHECK_STR(v, "4");
 	for (size_t i = 0; i < 5; i++) {
 		snprintf(k, sizeof(k), "%srun:%s", colon, ids[i]);
 		CHECK(ainteger(a, "HEXISTS %s workflow_version", k) == 1);
@@ -1572,7 +1578,7 @@ static void schema3_migration(void)
 	CHECK(count_of(s, wf, "", DURA_RUN_FAILED) == 2);
 	int from = -1, to = -1;
 	CHECK_RC(dura_store_migrate(s, &from, &to), 0);
-	CHECK(from == 3 && to == 3);
+	CHECK(from == 4 && to == 4);
 	CHECK(count_of(s, wf, "", DURA_RUN_COMPLETED) == 2);
 
 	/* the newer run of foreign id f1 pruned: the older one is the latest again */
@@ -1648,6 +1654,207 @@ static void schema3_migration(void)
 	redisFree(a);
 }
 
+/* ---- schema 4: the outbox in event-id order ------------------------------------------ */
+
+/* The ids outbox_list gives, page by page (pages of `page`), into ids[max]; how many, -1 on error. */
+static long list_all(dura_store *s, size_t page, char ids[][DURA_UUID_LEN + 8], long max)
+{
+	char after[DURA_UUID_LEN + 8] = "";
+	long n = 0;
+	for (;;) {
+		dura_event_list l;
+		if (dura_store_outbox_list(s, after, page, &l) != 0) {
+			fprintf(stderr, "    outbox_list: %s\n", last_message());
+			return -1;
+		}
+		for (size_t i = 0; i < l.count && n < max; i++)
+			snprintf(ids[n++], sizeof(ids[0]), "%s", l.items[i].id);
+		size_t got = l.count;
+		if (got)
+			snprintf(after, sizeof(after), "%s", l.items[got - 1].id);
+		dura_event_list_free(&l);
+		if (got < page)
+			return n;
+	}
+}
+
+/*
+ * The events of schema 3 (in the stream, not in {P}:outbox:order) under
+ * schema mark 3: an open without auto_migrate is refused, an open
+ * migrates, and outbox_list then gives every event in id order, an
+ * imported older one first though the stream has it last. Ack and prune
+ * take an event out of the order with the stream.
+ */
+static void schema4_migration(void)
+{
+	if (!need_env(g_url, "DURA_TEST_REDIS_URL") || !need_env(g_port, "DURA_TEST_REDIS_PORT"))
+		return;
+	char prefix[40], url[1024], wf[96], k[400], colon[48];
+	fresh_prefix(prefix, sizeof(prefix), "rxobx");
+	url_prefixed(url, sizeof(url), g_url, prefix);
+	snprintf(colon, sizeof(colon), "{%s}:", prefix);
+	unique(wf, sizeof(wf), "rx-obx");
+	dura_store *s = open_url(url);
+	REQUIRE(s);
+	dura_record *r = NULL;
+	int rc = create_run(s, wf, &r);
+	int64_t v = r ? r->version : 0;
+	/* 1200 events: the migration's pages are 1000 */
+	for (int i = 0; rc == 0 && i < 1200; i++) {
+		dura_commit_result res;
+		rc = commit(s, r->run_id, v, "a", "{}", DURA_COMMIT_NO_STEP, &res);
+		v = res.new_version;
+	}
+	dura_store_close(s);
+	if (rc)
+		fprintf(stderr, "    setup: %s\n", last_message());
+	REQUIRE_RC(rc, 0);
+	redisContext *a = admin_single();
+	REQUIRE(a);
+	char order[460];
+	snprintf(order, sizeof(order), "%soutbox:order", colon);
+	CHECK(ainteger(a, "ZCARD %s", order) == 1200);
+	/* back to the keys of schema 3 */
+	CHECK(aok(a, "DEL %s", order) == 0);
+	CHECK(aok(a, "HSET %sschema version 3", colon) == 0);
+
+	dura_store_options opts = DURA_STORE_OPTIONS_INIT;
+	opts.auto_migrate = 0;
+	s = NULL;
+	CHECK_RC(dura_store_open(&s, url, &opts), DURA_EVERSION);
+	CHECK(message_has("dura init"));
+	dura_store_close(s);
+	s = open_url(url);
+	if (!s) {
+		dura_record_free(r);
+		drop_namespace(a, prefix);
+		redisFree(a);
+		REQUIRE(0);
+	}
+	snprintf(k, sizeof(k), "%sschema", colon);
+	redisReply *sv = acmd(a, "HGET %s version", k);
+	CHECK(sv && sv->type == REDIS_REPLY_STRING && strcmp(sv->str, "4") == 0);
+	if (sv)
+		freeReplyObject(sv);
+	CHECK(ainteger(a, "ZCARD %s", order) == 1200);
+	int from = -1, to = -1;
+	CHECK_RC(dura_store_migrate(s, &from, &to), 0);
+	CHECK(from == 4 && to == 4);
+	CHECK(ainteger(a, "ZCARD %s", order) == 1200);
+
+	/* an event older than all of them, imported: the stream's last, the list's first */
+	const char *old_id = "01800000-0000-7000-8000-000000000001";
+	dura_event ev = {(char *)old_id, wf, r->run_id, (char *)"step", (char *)"{\"old\":true}", 1000};
+	CHECK_RC(dura_store_import_event(s, &ev), 0);
+	CHECK_RC(dura_store_import_event(s, &ev), DURA_EEXISTS);
+	CHECK(message_has(old_id));
+	static char ids[1300][DURA_UUID_LEN + 8];
+	long n = list_all(s, 500, ids, 1300);
+	CHECK(n == 1201);
+	if (n > 0)
+		CHECK_STR(ids[0], old_id);
+	int ordered = 1;
+	for (long i = 1; i < n; i++)
+		ordered &= strcmp(ids[i - 1], ids[i]) < 0;
+	CHECK(ordered);
+	dura_event_list l;
+	REQUIRE_RC(dura_store_outbox_list(s, old_id, 1, &l), 0);
+	CHECK(l.count == 1 && n > 1 && strcmp(l.items[0].id, ids[1]) == 0);
+	dura_event_list_free(&l);
+	REQUIRE_RC(dura_store_outbox_list(s, NULL, 1, &l), 0);
+	CHECK(l.count == 1 && strcmp(l.items[0].id, old_id) == 0 && l.items[0].created_at == 1000 &&
+	      strcmp(l.items[0].data, "{\"old\":true}") == 0 && strcmp(l.items[0].run_id, r->run_id) == 0 &&
+	      strcmp(l.items[0].workflow_name, wf) == 0 && strcmp(l.items[0].type, "step") == 0);
+	dura_event_list_free(&l);
+
+	/* ack and prune keep the order with the stream */
+	CHECK_RC(dura_store_outbox_ack(s, old_id), 0);
+	CHECK(ainteger(a, "ZCARD %s", order) == 1200);
+	CHECK_RC(dura_store_outbox_ack(s, ids[1]), 0);
+	CHECK(ainteger(a, "ZCARD %s", order) == 1199);
+	int64_t pruned = 0;
+	CHECK_RC(dura_store_outbox_prune(s, dura_now_ms() + 1000, 10000, &pruned), 0);
+	CHECK(pruned == 1199);
+	CHECK(ainteger(a, "EXISTS %s", order) == 0);
+	snprintf(k, sizeof(k), "%soutbox:ids", colon);
+	CHECK(ainteger(a, "EXISTS %s", k) == 0);
+	REQUIRE_RC(dura_store_outbox_list(s, NULL, 10, &l), 0);
+	CHECK(l.count == 0);
+	dura_event_list_free(&l);
+
+	dura_record_free(r);
+	dura_store_close(s);
+	drop_namespace(a, prefix);
+	redisFree(a);
+}
+
+/* ---- import: the shape of the steps ---------------------------------------------------- */
+
+/*
+ * The steps are a list numbered from its first (steps.c, step_base): an
+ * imported run whose steps run on to step_no - 1 from a first step other
+ * than 0 reads them back by number, and its next commit is the step after
+ * them; a run without steps (its data deleted) has none.
+ */
+static void import_steps_shape(void)
+{
+	if (!need_env(g_url, "DURA_TEST_REDIS_URL") || !need_env(g_port, "DURA_TEST_REDIS_PORT"))
+		return;
+	char prefix[40], url[1024];
+	fresh_prefix(prefix, sizeof(prefix), "rximp");
+	url_prefixed(url, sizeof(url), g_url, prefix);
+	dura_store *s = open_url(url);
+	REQUIRE(s);
+	char wf[96], id[DURA_UUID_LEN + 1];
+	unique(wf, sizeof(wf), "rx-imp");
+	dura_uuid7(id);
+	dura_record rec = {0};
+	rec.run_id = id;
+	rec.workflow_name = wf;
+	rec.run_state = DURA_RUN_RUNNING;
+	rec.state = (char *)"{}";
+	rec.version = 4;
+	rec.step_no = 4;
+	rec.created_at = 1000;
+	rec.updated_at = 2000;
+	dura_step steps[3];
+	static const int64_t nums[3] = {1, 2, 3};
+	for (int i = 0; i < 3; i++)
+		steps[i] = (dura_step){id, nums[i], (char *)"n", (char *)"{}", 1000 + i, (char *)""};
+	dura_import_run run = {&rec, steps, 3, NULL, 0, NULL, 0};
+	/* 1 to 3 of 4: taken, and the next commit is step 4 */
+	REQUIRE_RC(dura_store_import_run(s, &run), 0);
+	dura_commit_result res;
+	CHECK_RC(commit(s, id, 4, "m", "{\"n\":4}", 0, &res), 0);
+	CHECK(res.step == 4);
+	dura_step_list h;
+	REQUIRE_RC(dura_store_history(s, id, 0, 0, &h), 0);
+	CHECK(h.count == 4);
+	for (size_t i = 0; i < h.count; i++)
+		CHECK(h.items[i].step == (int64_t)i + 1);
+	dura_step_list_free(&h);
+	dura_step *st = NULL;
+	CHECK_RC(dura_store_get_step(s, id, 2, &st), 0);
+	CHECK(st && st->created_at == 1001);
+	dura_step_free(st);
+	/* no steps at all (its data deleted) */
+	char id2[DURA_UUID_LEN + 1];
+	dura_uuid7(id2);
+	rec.run_id = id2;
+	rec.run_state = DURA_RUN_DATA_DELETED;
+	run.nsteps = 0;
+	CHECK_RC(dura_store_import_run(s, &run), 0);
+	REQUIRE_RC(dura_store_history(s, id2, 0, 0, &h), 0);
+	CHECK(h.count == 0);
+	dura_step_list_free(&h);
+	dura_store_close(s);
+	redisContext *a = admin_single();
+	if (a) {
+		drop_namespace(a, prefix);
+		redisFree(a);
+	}
+}
+
 /* ---- the table ---------------------------------------------------------------------- */
 
 static const test_case tests[] = {
@@ -1666,6 +1873,8 @@ static const test_case tests[] = {
 	{"torn_aof_tail", torn_aof_tail},
 	{"cluster_reshard_while_committing", cluster_reshard_while_committing},
 	{"schema3_migration", schema3_migration},
+	{"schema4_migration", schema4_migration},
+	{"import_steps_shape", import_steps_shape},
 };
 
 int main(int argc, char **argv)

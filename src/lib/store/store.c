@@ -139,7 +139,8 @@ static int ops_valid(const dura_store_ops *ops, const char *fn)
 		                             "store '%s' has no %s operation, which every store must have", ops->scheme, missing);
 	TRY(registry_ops_valid(ops));
 	TRY(dura__waiting_ops_valid(ops));
-	return dura__fleet_ops_valid(ops);
+	TRY(dura__fleet_ops_valid(ops));
+	return dura__import_ops_valid(ops);
 }
 
 int dura_store_register(const dura_store_ops *ops)

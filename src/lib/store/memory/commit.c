@@ -6,51 +6,6 @@
  */
 #include "memory.h"
 
-/* The default outbox event type. */
-static char mem_type_step[] = "step";
-
-/* What the default event data is made of (dura_store_event_summary()). */
-typedef struct event_summary {
-	const char *workflow_name, *run_id, *node_id, *status;
-	int64_t step;
-	int run_state;
-} event_summary;
-
-/*
- * A new event in one allocation: the struct, its id, its data, its run id
- * and workflow name and (when not the default) its type. data NULL: the
- * default event data of sum.
- * NULL with *rc set on failure.
- */
-static mem_event *event_new(const char *id, const char *type, const char *data, const event_summary *sum, int *rc)
-{
-	size_t ld = data ? strlen(data)
-	                 : dura_store_event_summary(NULL, 0, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
-	size_t li = strlen(id), lt = type ? strlen(type) + 1 : 0;
-	size_t lr = strlen(sum->run_id) + 1, lw = strlen(sum->workflow_name) + 1;
-	mem_event *e = dura_calloc(1, sizeof(*e) + li + 1 + ld + 1 + lt + lr + lw);
-	if (!e) {
-		*rc = dmem_oom();
-		return NULL;
-	}
-	memcpy(e->id, id, li + 1);
-	e->data = e->id + li + 1;
-	if (data)
-		memcpy(e->data, data, ld + 1);
-	else
-		dura_store_event_summary(e->data, ld + 1, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
-	e->run_id = e->data + ld + 1;
-	memcpy(e->run_id, sum->run_id, lr);
-	e->workflow_name = e->run_id + lr;
-	memcpy(e->workflow_name, sum->workflow_name, lw);
-	e->type = mem_type_step;
-	if (type) {
-		e->type = e->workflow_name + lw;
-		memcpy(e->type, type, lt);
-	}
-	return e;
-}
-
 /* What one applied commit changed, to undo it (a batch that runs out of
  * memory) or to free what it replaced. */
 typedef struct commit_undo {
@@ -129,8 +84,8 @@ static int commit_apply(mem_store *m, const dura_commit *c, const char *event_id
 		}
 	}
 	if (!bad && with_event) {
-		event_summary sum = {r->workflow_name, r->run_id, c->node_id, c->status, step, to};
-		ev = event_new(event_id, c->event_type, c->event_data, &sum, &rc);
+		dmem_event_summary sum = {r->workflow_name, r->run_id, c->node_id, c->status, step, to};
+		ev = dmem_event_new(event_id, c->event_type, c->event_data, &sum, &rc);
 		bad = !ev;
 		if (ev)
 			ev->created_at = now;

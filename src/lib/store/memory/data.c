@@ -367,6 +367,47 @@ void dmem_free_event(mem_event *e)
 
 /* ---- outbox list ---------------------------------------------------------- */
 
+/* The default outbox event type. */
+static char mem_type_step[] = "step";
+
+
+
+/*
+ * A new event in one allocation: the struct, its id, its data, its run id
+ * and workflow name and (when not the default) its type. data NULL: the
+ * default event data of sum.
+ * NULL with *rc set on failure.
+ */
+mem_event *dmem_event_new(const char *id, const char *type, const char *data, const dmem_event_summary *sum, int *rc)
+{
+	size_t ld = data ? strlen(data)
+	                 : dura_store_event_summary(NULL, 0, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
+	size_t li = strlen(id), lt = type ? strlen(type) + 1 : 0;
+	size_t lr = strlen(sum->run_id) + 1, lw = strlen(sum->workflow_name) + 1;
+	mem_event *e = dura_calloc(1, sizeof(*e) + li + 1 + ld + 1 + lt + lr + lw);
+	if (!e) {
+		*rc = dmem_oom();
+		return NULL;
+	}
+	memcpy(e->id, id, li + 1);
+	e->data = e->id + li + 1;
+	if (data)
+		memcpy(e->data, data, ld + 1);
+	else
+		dura_store_event_summary(e->data, ld + 1, sum->run_id, sum->step, sum->node_id, sum->status, sum->run_state);
+	e->run_id = e->data + ld + 1;
+	memcpy(e->run_id, sum->run_id, lr);
+	e->workflow_name = e->run_id + lr;
+	memcpy(e->workflow_name, sum->workflow_name, lw);
+	e->type = mem_type_step;
+	if (type) {
+		e->type = e->workflow_name + lw;
+		memcpy(e->type, type, lt);
+	}
+	return e;
+}
+
+
 /* Insert in id order; ids are UUIDv7 made just before the commit, so the
  * walk from the tail is nearly always zero steps. */
 void dmem_event_link(mem_store *m, mem_event *e)

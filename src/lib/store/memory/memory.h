@@ -35,9 +35,9 @@
  *              copies for the caller and the lists of them, freeing, and
  *              the outbox's list in id order
  *   runs.c     the slots, creating, reading and listing runs, run-state
- *              changes and the erasing of a run's data
+ *              changes, the erasing of a run's data, importing a run
  *   commit.c   step commits, one or a batch (undone as a whole on OOM)
- *   steps.c    step reads, checkpoints and the outbox
+ *   steps.c    step reads, checkpoints and the outbox (and importing to it)
  *   cache.c    the step cache and its single-flight claims
  *   leases.c   claims (flow control), lease extensions and releases
  *   waiting.c  durable waiting: the signal inbox, the schedules, wakes
@@ -246,6 +246,14 @@ void dmem_free_checkpoint(mem_checkpoint *c);
 void dmem_free_cache(mem_cache *e);
 void dmem_free_claim(mem_claim *c);
 void dmem_free_event(mem_event *e);
+/* A new event in one allocation (data NULL: the default event data of
+ * sum); NULL with *rc set when out of memory. */
+typedef struct dmem_event_summary {
+	const char *workflow_name, *run_id, *node_id, *status;
+	int64_t step;
+	int run_state;
+} dmem_event_summary;
+mem_event *dmem_event_new(const char *id, const char *type, const char *data, const dmem_event_summary *sum, int *rc);
 void dmem_event_link(mem_store *m, mem_event *e);
 void dmem_event_unlink(mem_store *m, mem_event *e);
 
@@ -261,6 +269,7 @@ int dmem_set_run_state(void *impl, const char *run_id, int to, int64_t *new_vers
 int dmem_delete_run_data(void *impl, const char *run_id);
 void dmem_erase_run_data(mem_store *m, mem_run *r, mem_text *empty_state);
 void dmem_remove_run(mem_store *m, mem_run *r);
+int dmem_import_run(void *impl, const dura_import_run *ir);
 
 /* ---- commit.c ------------------------------------------------------------- */
 
@@ -279,6 +288,8 @@ int dmem_checkpoint_list(void *impl, const char *run_id, dura_checkpoint_list *o
 int dmem_checkpoint_delete(void *impl, const char *cp_id);
 int dmem_outbox_poll(void *impl, size_t limit, dura_event_list *out);
 int dmem_outbox_ack(void *impl, const char *event_id);
+int dmem_import_event(void *impl, const dura_event *ev);
+int dmem_outbox_list(void *impl, const char *after, size_t limit, dura_event_list *out);
 
 /* ---- cache.c -------------------------------------------------------------- */
 

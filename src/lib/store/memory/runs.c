@@ -389,3 +389,180 @@ void dmem_remove_run(mem_store *m, mem_run *r)
 	}
 	dmem_free_run(r);
 }
+
+/* ---- import ------------------------------------------------------------------------ */
+
+static int signal_by_id(const void *a, const void *b)
+{
+	return strcmp(((const dura_signal *)a)->signal_id, ((const dura_signal *)b)->signal_id);
+}
+
+static void free_checkpoints(mem_checkpoint **cps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dmem_free_checkpoint(cps[i]);
+	dura_free(cps);
+}
+
+/* A run as another store had it (import_run): everything is allocated
+ * and every check made before the first change, as in create. */
+int dmem_import_run(void *impl, const dura_import_run *ir)
+{
+	mem_store *m = impl;
+	const dura_record *rec = ir->record;
+	const char *fid = rec->foreign_id ? rec->foreign_id : "";
+	int rc = 0, active = dmem_active(rec->run_state);
+	mem_run *r = NULL;
+	mem_slot *slot = NULL, *new_slot = NULL;
+	mem_checkpoint **cps = ir->ncheckpoints ? dura_calloc(ir->ncheckpoints, sizeof(*cps)) : NULL;
+	dura_signal *sigs = ir->nsignals ? dura_malloc(ir->nsignals * sizeof(*sigs)) : NULL;
+	if ((ir->ncheckpoints && !cps) || (ir->nsignals && !sigs)) {
+		dura_free(cps);
+		dura_free(sigs);
+		return dmem_oom();
+	}
+	if (ir->nsignals) { /* the inbox is in signal id order */
+		memcpy(sigs, ir->signals, ir->nsignals * sizeof(*sigs));
+		qsort(sigs, ir->nsignals, sizeof(*sigs), signal_by_id);
+	}
+	dmem_lock(m);
+	if (dmem_find_run(m, rec->run_id)) {
+		rc = dura_error_set_native(DURA_EEXISTS, STORE, 0, NULL, "run %s exists already", rec->run_id);
+		goto fail;
+	}
+	for (size_t i = 0; i < ir->ncheckpoints; i++) {
+		mem_checkpoint *c = NULL;
+		HASH_FIND_STR(m->checkpoints, ir->checkpoints[i].checkpoint_id, c);
+		if (c) {
+			rc = dura_error_set_native(DURA_EEXISTS, STORE, 0, NULL, "checkpoint %s exists already",
+			                           ir->checkpoints[i].checkpoint_id);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < ir->nsignals; i++)
+		if (dura__mem_inbox_find(m->inbox, rec->run_id, sigs[i].signal_id) >= 0 ||
+		    (i > 0 && strcmp(sigs[i].signal_id, sigs[i - 1].signal_id) == 0)) {
+			rc = dura_error_set_native(DURA_EEXISTS, STORE, 0, NULL, "signal %s exists already", sigs[i].signal_id);
+			goto fail;
+		}
+	if (*fid) {
+		slot = find_slot(m, rec->workflow_name, fid);
+		if (slot && slot->active && active) {
+			rc = dura_error_set_native(DURA_EEXISTS, STORE, 0, NULL,
+			                           "workflow %s already has an active run %s with foreign id %s",
+			                           rec->workflow_name, slot->active->run_id, fid);
+			goto fail;
+		}
+		if (!slot) {
+			char key[SLOT_KEY_MAX];
+			size_t n = slot_key(key, sizeof(key), rec->workflow_name, fid);
+			if (!(new_slot = dura_calloc(1, sizeof(*new_slot) + n)))
+				goto oom;
+			memcpy(new_slot->key, key, n);
+			new_slot->keylen = n;
+		}
+	}
+	if (!(r = dura_calloc(1, sizeof(*r))))
+		goto oom;
+	r->run_id = dura_strdup(rec->run_id);
+	r->workflow_name = dura_strdup(rec->workflow_name);
+	r->foreign_id = dmem_opt_dup(fid);
+	r->meta = dmem_opt_dup(rec->meta);
+	r->concurrency_key = dmem_opt_dup(rec->concurrency_key);
+	r->parent_id = dmem_opt_dup(rec->parent_id);
+	r->priority = rec->priority;
+	r->created_at = rec->created_at;
+	r->d.state = dmem_text_new(rec->state);
+	r->d.status = dmem_opt_dup(rec->status);
+	r->d.error = dmem_opt_dup(rec->error);
+	r->d.lease_owner = dmem_empty;
+	r->d.wait = dmem_opt_dup(rec->wait);
+	r->d.wfver = dmem_opt_dup(rec->workflow_version);
+	r->d.run_state = rec->run_state;
+	r->d.attempt = rec->attempt;
+	r->d.version = rec->version;
+	r->d.step_no = rec->step_no;
+	r->d.next_run_at = rec->next_run_at;
+	r->d.updated_at = rec->updated_at;
+	if (!r->run_id || !r->workflow_name || !r->foreign_id || !r->meta || !r->concurrency_key || !r->parent_id ||
+	    !r->d.state || !r->d.status || !r->d.error || !r->d.wait || !r->d.wfver)
+		goto oom;
+	/* steps are dense here: step_base + i (the core checked they run up to step_no - 1) */
+	if (ir->nsteps) {
+		if (!(r->steps = dura_calloc(ir->nsteps, sizeof(*r->steps))))
+			goto oom;
+		r->capsteps = ir->nsteps;
+		r->step_base = ir->steps[0].step;
+		for (size_t i = 0; i < ir->nsteps; i++) {
+			mem_step *st = &r->steps[i];
+			st->node_id = dura_strdup(ir->steps[i].node_id);
+			st->wfver = dmem_opt_dup(ir->steps[i].workflow_version);
+			st->state = dmem_text_new(ir->steps[i].state);
+			st->created_at = ir->steps[i].created_at;
+			r->nsteps = i + 1;
+			if (!st->node_id || !st->wfver || !st->state)
+				goto oom;
+		}
+	}
+	for (size_t i = 0; i < ir->ncheckpoints; i++) {
+		const dura_checkpoint *src = &ir->checkpoints[i];
+		mem_checkpoint *c = cps[i] = dura_calloc(1, sizeof(*c));
+		if (!c || !(c->id = dura_strdup(src->checkpoint_id)) || !(c->run_id = dura_strdup(src->run_id)) ||
+		    !(c->state = dura_strdup(src->state)))
+			goto oom;
+		c->step = src->step;
+		c->created_at = src->created_at;
+		c->updated_at = src->updated_at;
+	}
+	/* into the store: each insertion undone if a later one fails */
+	if (add_run(m, r))
+		goto oom;
+	if (new_slot && add_slot(m, new_slot)) {
+		HASH_DEL(m->runs, r);
+		goto oom;
+	}
+	size_t added = 0;
+	for (; added < ir->ncheckpoints; added++) {
+		int hash_oom = 0;
+		HASH_ADD_KEYPTR(hh, m->checkpoints, cps[added]->id, strlen(cps[added]->id), cps[added]);
+		if (hash_oom)
+			break;
+	}
+	int bad = added < ir->ncheckpoints;
+	for (size_t i = 0; !bad && i < ir->nsignals; i++)
+		bad = dura__mem_inbox_add(m->inbox, sigs[i].signal_id, rec->run_id, sigs[i].name,
+		                          sigs[i].payload && *sigs[i].payload ? sigs[i].payload : "null", sigs[i].created_at) != 0;
+	if (bad) {
+		dura__mem_inbox_erase_run(m->inbox, rec->run_id);
+		for (size_t i = 0; i < added; i++)
+			HASH_DEL(m->checkpoints, cps[i]);
+		if (new_slot)
+			HASH_DEL(m->slots, new_slot);
+		HASH_DEL(m->runs, r);
+		goto oom;
+	}
+	/* nothing can fail from here */
+	if (new_slot)
+		slot = new_slot;
+	if (slot) {
+		r->slot = slot;
+		if (active)
+			slot->active = r;
+		if (!slot->latest || strcmp(r->run_id, slot->latest->run_id) > 0)
+			slot->latest = r;
+	}
+	pthread_cond_broadcast(&m->changed);
+	dmem_unlock(m);
+	dura_free(cps);
+	dura_free(sigs);
+	return 0;
+oom:
+	rc = dmem_oom();
+fail:
+	dmem_unlock(m);
+	dmem_free_run(r);
+	dura_free(new_slot);
+	free_checkpoints(cps, ir->ncheckpoints);
+	dura_free(sigs);
+	return rc;
+}

@@ -228,3 +228,48 @@ int dmem_outbox_ack(void *impl, const char *event_id)
 	dmem_unlock(m);
 	return rc;
 }
+
+/* ---- import ------------------------------------------------------------------------ */
+
+int dmem_import_event(void *impl, const dura_event *ev)
+{
+	mem_store *m = impl;
+	int rc = 0;
+	dmem_event_summary sum = {ev->workflow_name, ev->run_id, "", "", 0, 0};
+	mem_event *e = dmem_event_new(ev->id, ev->type, ev->data, &sum, &rc);
+	if (!e)
+		return rc;
+	e->created_at = ev->created_at;
+	dmem_lock(m);
+	mem_event *old = NULL;
+	HASH_FIND_STR(m->events, ev->id, old);
+	int hash_oom = 0;
+	if (old) {
+		rc = dura_error_set_native(DURA_EEXISTS, STORE, 0, NULL, "outbox event %s exists already", ev->id);
+	} else {
+		HASH_ADD_KEYPTR(hh, m->events, e->id, strlen(e->id), e);
+		if (hash_oom)
+			rc = dmem_oom();
+		else
+			dmem_event_link(m, e);
+	}
+	dmem_unlock(m);
+	if (rc)
+		dmem_free_event(e);
+	return rc;
+}
+
+int dmem_outbox_list(void *impl, const char *after, size_t limit, dura_event_list *out)
+{
+	mem_store *m = impl;
+	dmem_lock(m);
+	mem_event *e = m->ev_head;
+	while (e && strcmp(e->id, after) <= 0) /* the list is in id order */
+		e = e->next;
+	size_t n = 0;
+	for (mem_event *x = e; x && n < limit; x = x->next)
+		n++;
+	int rc = dmem_copy_list((void **)&out->items, &out->count, n, sizeof(*out->items), dmem_item_event, dura_event_clear, &e);
+	dmem_unlock(m);
+	return rc;
+}

@@ -249,7 +249,7 @@ static int mem_wait_ready(void *impl, int64_t timeout_ms)
 /* ---- the table ------------------------------------------------------------ */
 
 const dura_store_ops dura__memory_ops = {
-	.version = 6,
+	.version = 7,
 	.scheme = "memory",
 	.caps = DURA_CAP_NOTIFY,
 	.open = mem_open,
@@ -313,4 +313,7 @@ const dura_store_ops dura__memory_ops = {
 	.set_run_version = dmem_set_run_version,
 	.prune_runs = dmem_prune_runs,
 	.outbox_prune = dmem_outbox_prune,
+	.import_run = dmem_import_run,
+	.import_event = dmem_import_event,
+	.outbox_list = dmem_outbox_list,
 };

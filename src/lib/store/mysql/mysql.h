@@ -18,9 +18,9 @@
  *              connection was lost while committing
  *   store.c    URL options, open and close, every other operation of the
  *              store contract, and the vtable (dura__mysql_ops); most
- *              operations are sql/server.c's, sql/workers.c's and
- *              sql/fleet.c's (workflow versions and retention), shared
- *              with PostgreSQL
+ *              operations are sql/server.c's, sql/workers.c's,
+ *              sql/fleet.c's (workflow versions and retention) and
+ *              sql/import.c's (import), shared with PostgreSQL
  * This header holds the statement catalog, the structures and the
  * functions the files call across; what one file alone uses stays static
  * in it. Names shared between files are dura_my_*.

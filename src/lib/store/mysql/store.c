@@ -18,6 +18,7 @@
  */
 #include "mysql.h"
 #include "../sql/fleet.h"
+#include "../sql/import.h"
 #include "../sql/workers.h"
 
 static const char *const st_sql[ST__COUNT] = {STATEMENTS(X_SQL)};
@@ -374,7 +375,7 @@ out:
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__mysql_ops = {
-	.version = 6,
+	.version = 7,
 	.scheme = "mysql",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL,
 	.open = my_open,
@@ -438,4 +439,8 @@ const dura_store_ops dura__mysql_ops = {
 	.set_run_version = dura_sql_set_run_version,
 	.prune_runs = dura_sql_prune_runs,
 	.outbox_prune = dura_sql_outbox_prune,
+	/* version 7: import (sql/import.c) */
+	.import_run = dura_sql_import_run,
+	.import_event = dura_sql_import_event,
+	.outbox_list = dura_sql_outbox_list,
 };

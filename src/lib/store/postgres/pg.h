@@ -24,7 +24,8 @@
  *             the waiters; a trigger notifies every change of a run
  *   store.c   options, open and close, info, claims (one UPDATE over a
  *             FOR UPDATE SKIP LOCKED selection), raw SQL and the vtable
- *             (workflow versions and retention are sql/fleet.c's)
+ *             (workflow versions and retention are sql/fleet.c's,
+ *             import sql/import.c's)
  *
  * Times cross the wire as text in UTC ("2026-12-01 10:00:00.123+00").
  */

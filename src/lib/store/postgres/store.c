@@ -3,7 +3,8 @@
  * connection keywords, open and close, fork, ping, info, stats, migrate,
  * the claim of runs, raw SQL, and the vtable. Every other operation is
  * sql/server.c's (sql/workers.c's for the worker registry, sql/fleet.c's
- * for workflow versions and retention), and the commits are commit.c's.
+ * for workflow versions and retention, sql/import.c's for import), and
+ * the commits are commit.c's.
  *
  * URL options: prefix, pool_max, pool_idle, conn_lifetime, conn_idle_time,
  * connect_timeout (default 10s), timeout (the session's statement_timeout),
@@ -15,6 +16,7 @@
  */
 #include "pg.h"
 #include "../sql/fleet.h"
+#include "../sql/import.h"
 #include "../sql/workers.h"
 
 #include <stdio.h>
@@ -356,7 +358,7 @@ static int pg_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__postgres_ops = {
-	.version = 6,
+	.version = 7,
 	.scheme = "postgres",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL | DURA_CAP_RETURNING | DURA_CAP_JSON |
 	        DURA_CAP_NOTIFY,
@@ -422,4 +424,8 @@ const dura_store_ops dura__postgres_ops = {
 	.set_run_version = dura_sql_set_run_version,
 	.prune_runs = dura_sql_prune_runs,
 	.outbox_prune = dura_sql_outbox_prune,
+	/* version 7: import (sql/import.c) */
+	.import_run = dura_sql_import_run,
+	.import_event = dura_sql_import_event,
+	.outbox_list = dura_sql_outbox_list,
 };

@@ -44,7 +44,7 @@
 	"  if f[1] then\n"                                                                                   \
 	"    local wf = f[4]\n"                                                                              \
 	"    touch(P..'active', due_key(P, wf, tonumber(f[5]) or 0), P..'prios:'..wf, P..'leased:'..wf,\n"   \
-	"      P..'steps:'..id, P..'outbox', P..'outbox:ids')\n"                                            \
+	"      P..'steps:'..id, P..'outbox', P..'outbox:ids', P..'outbox:order')\n"                           \
 	"    local to = tonumber(ARGV[o+5])\n"                                                              \
 	"    if to == 0 then to = nil end\n"                                                                \
 	"    touch_tally(P, wf, tonumber(f[2]), to)\n"                                                      \

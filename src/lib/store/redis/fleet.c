@@ -454,12 +454,17 @@ int dr_prune_runs(void *impl, const dura_prune *req, int64_t *count)
  * scan reads on past the newer ones and stops at the first event written
  * a minute or more after `before` (writers' clocks are not that far
  * apart), at the limit, or at the end. XRANGE's exclusive start is Redis
- * 6.2's: the next page starts at the entry id after the last one.
+ * 6.2's: the next page starts at the entry id after the last one. An
+ * imported event (import_event) is appended with its own, older
+ * created_at: the scan reaches it once the events written before the
+ * import are gone (acknowledged, or pruned in their turn), so it goes at
+ * most the retention time after its import. Each event leaves the stream,
+ * {P}:outbox:ids and {P}:outbox:order together.
  */
 static dr_script outbox_prune_script = DR_SCRIPT("outbox_prune",
 	"local P, before, limit = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-	"local ids = P..'outbox:ids'\n"
-	"redis.call('EXISTS', KEYS[1], ids)\n"
+	"local ids, order = P..'outbox:ids', P..'outbox:order'\n"
+	"redis.call('EXISTS', KEYS[1], ids, order)\n"
 	"local start, sel, stop = '-', {}, false\n"
 	"while #sel < limit and not stop do\n"
 	"  local es = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 500)\n"
@@ -478,7 +483,7 @@ static dr_script outbox_prune_script = DR_SCRIPT("outbox_prune",
 	"end\n"
 	"for _, e in ipairs(sel) do\n"
 	"  redis.call('XDEL', KEYS[1], e[1])\n"
-	"  if e[2] then redis.call('HDEL', ids, e[2]) end\n"
+	"  if e[2] then redis.call('HDEL', ids, e[2]); redis.call('ZREM', order, e[2]) end\n"
 	"end\n"
 	"return {0, #sel}\n");
 

@@ -39,6 +39,8 @@
  *   {P}:outbox                 stream the outbox, one entry per event (fields id,
  *                                    workflow_name, run_id, type, data, created_at)
  *   {P}:outbox:ids             hash  event id -> its stream entry id
+ *   {P}:outbox:order           zset  every event id, score 0 (schema 4: byte order
+ *                                    is id order, what outbox_list pages through)
  *   {P}:cache:<key>            hash  value, error, metadata, created_at, expires_at;
  *                                    native PX TTL when it expires
  *   {P}:cachekeys              zset  cache keys, score 0 (cache_list's order)
@@ -182,6 +184,14 @@ int dr_cache_stats(void *impl, dura_cache_stats *out);
 /* outbox.c */
 int dr_outbox_poll(void *impl, size_t limit, dura_event_list *out);
 int dr_outbox_ack(void *impl, const char *event_id);
+/* outbox.c (contract version 7) */
+int dr_outbox_import(void *impl, const dura_event *ev);
+int dr_outbox_list(void *impl, const char *after, size_t limit, dura_event_list *out);
+/* outbox.c: the schema-4 pass over the events written before it (store.c's
+ * migration): each joins {P}:outbox:order. */
+int dr_index_outbox(dr_store *s);
+/* import.c (contract version 7) */
+int dr_import_run(void *impl, const dura_import_run *r);
 /* workers.c */
 int dr_worker_put(void *impl, const dura_worker_info *w);
 int dr_worker_delete(void *impl, const char *worker_id);

@@ -30,8 +30,17 @@
  * short, or two at once, or commits meanwhile count no run twice); only
  * then is the namespace marked 3. A namespace of an older schema opened
  * without auto_migrate is refused, as the SQL stores refuse theirs: its
- * counts and prunes would miss the runs not indexed yet. */
-#define DR_SCHEMA_VERSION 3
+ * counts and prunes would miss the runs not indexed yet.
+ * 4 adds {P}:outbox:order, every event id in a zset of score 0 (outbox.c):
+ * import (contract version 7) needs the outbox in event-id order, which
+ * the stream, in write order, cannot give. Going to 4 puts every event
+ * already in the stream into it (outbox.c, dr_index_outbox: in batches;
+ * ZADD adds an id once, so a migration cut short, or two at once, or
+ * commits meanwhile, which add their own, are all right); only then is
+ * the namespace marked 4. A library of schema 3 refuses a namespace of 4
+ * (newer than its own): its commits would leave their events out of the
+ * zset, and an export would miss them. */
+#define DR_SCHEMA_VERSION 4
 
 static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -251,13 +260,15 @@ static int dr_migrate(void *impl, int *from, int *to)
 	dr_key(s, key, sizeof(key), "schema", NULL);
 	snprintf(v, sizeof(v), "%d", DR_SCHEMA_VERSION);
 	const char *argv[] = {v, "the key layout of runs, steps, indexes, checkpoints, cache, outbox, workers, signals, "
-	                         "schedules, workflow versions and retention"};
+	                         "schedules, workflow versions and retention, the outbox in id order"};
 	int cur = 0;
 	int rc = schema_read(s, &cur);
 	if (rc == 0)
 		rc = check_version(s, cur);
 	if (rc == 0 && cur < 3)
 		rc = dr_index_runs(s);
+	if (rc == 0 && cur < 4)
+		rc = dr_index_outbox(s);
 	if (rc)
 		return rc;
 	redisReply *r;
@@ -382,7 +393,7 @@ static int dr_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 }
 
 const dura_store_ops dura__redis_ops = {
-	.version = 6,
+	.version = 7,
 	.scheme = "redis",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_NOTIFY,
 	.open = dr_open,
@@ -444,4 +455,7 @@ const dura_store_ops dura__redis_ops = {
 	.set_run_version = dr_set_run_version,
 	.prune_runs = dr_prune_runs,
 	.outbox_prune = dr_outbox_prune,
+	.import_run = dr_import_run,
+	.import_event = dr_outbox_import,
+	.outbox_list = dr_outbox_list,
 };

@@ -158,7 +158,16 @@
 	              "ORDER BY workflow_name, workflow_version, run_state")                                       \
 	X(PRUNE_COUNT, "SELECT COUNT(*) FROM (" PRUNE_SELECT ") x")                                                \
 	X(PRUNE_PICK, PRUNE_SELECT " {lock}")                                                                      \
-	X(RUN_DELETE, "DELETE FROM {p}workflow_records WHERE run_id = ?")
+	X(RUN_DELETE, "DELETE FROM {p}workflow_records WHERE run_id = ?")                                          \
+	/* import (contract version 7; sqlite/import.c, sql/import.c): a record with every field as */            \
+	/* given but the lease, which stays behind ('', no expiry); a checkpoint with its times; an */            \
+	/* outbox event as it was; the outbox page by page, in id order after an id ("" before the */             \
+	/* first); a run's steps and signals go in with STEP_INSERT and SIGNAL_INSERT */                          \
+	X(RUN_IMPORT, "INSERT INTO {p}workflow_records (" REC_COLS ") VALUES "                                     \
+	              "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', NULL, ?, ?, ?, ?, ?, ?, ?, ?)")                          \
+	X(CP_IMPORT, "INSERT INTO {p}workflow_checkpoints (" CP_COLS ") VALUES (?, ?, ?, ?, ?, ?)")                \
+	X(OUTBOX_IMPORT, "INSERT INTO {p}workflow_outbox (" EVENT_COLS ") VALUES (?, ?, ?, ?, ?, ?)")              \
+	X(OUTBOX_LIST, "SELECT " EVENT_COLS " FROM {p}workflow_outbox WHERE id > ? ORDER BY id LIMIT ?")
 
 /* The outbox's retention (outbox_prune; bound: before, limit) as SQLite
  * and PostgreSQL say it. MySQL says it its own way (SQL_SERVER_OUTBOX_PRUNE
@@ -232,6 +241,8 @@
 	X(PRUNE_SIGNALS, "DELETE FROM {p}workflow_signals WHERE run_id IN " IN_16)                                 \
 	X(PRUNE_RECORDS, "DELETE FROM {p}workflow_records WHERE run_id IN " IN_16)                                 \
 	X(PRUNE_ERASE, "UPDATE {p}workflow_records SET object = '{}', run_state = 6, version = version + 1, "      \
-	               "updated_at = ? WHERE run_id IN " IN_16)
+	               "updated_at = ? WHERE run_id IN " IN_16)                                                    \
+	/* contract version 7 (sql/import.c): is the event there after an unknown outcome ours? */                \
+	X(EVENT_GET, "SELECT " EVENT_COLS " FROM {p}workflow_outbox WHERE id = ?")
 
 #endif

@@ -98,6 +98,40 @@ int dura_sql_err_cache_claimed(const char *store, const char *key, const char *h
 	                             until);
 }
 
+int dura_sql_err_import_run_exists(const char *store, int native, const char *sqlstate, const char *run_id)
+{
+	return dura_error_set_native(DURA_EEXISTS, store, native, sqlstate,
+	                             "cannot import run %s: a run with that id exists (nothing was written)", run_id);
+}
+
+int dura_sql_err_import_active(const char *store, int native, const char *sqlstate, const char *run_id,
+                               const char *workflow, const char *fid, const char *active_id)
+{
+	if (active_id)
+		return dura_error_set_native(DURA_EEXISTS, store, native, sqlstate,
+		                             "cannot import run %s: workflow %s already has an active run %s with foreign id "
+		                             "%s (nothing was written)",
+		                             run_id, workflow, active_id, fid);
+	return dura_error_set_native(DURA_EEXISTS, store, native, sqlstate,
+	                             "cannot import run %s: workflow %s already has an active run with foreign id %s "
+	                             "(nothing was written)",
+	                             run_id, workflow, fid);
+}
+
+int dura_sql_err_import_taken(const char *store, int native, const char *sqlstate, const char *run_id,
+                              const char *what, const char *id)
+{
+	return dura_error_set_native(DURA_EEXISTS, store, native, sqlstate,
+	                             "cannot import run %s: %s %s exists already (nothing was written)", run_id, what, id);
+}
+
+int dura_sql_err_event_exists(const char *store, int native, const char *sqlstate, const char *event_id)
+{
+	return dura_error_set_native(DURA_EEXISTS, store, native, sqlstate,
+	                             "cannot import outbox event %s: an event with that id exists (nothing was written)",
+	                             event_id);
+}
+
 int dura_sql_err_schema_newer(const char *store, int version, int ours)
 {
 	return dura_error_set_native(DURA_EVERSION, store, 0, NULL,

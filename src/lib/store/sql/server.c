@@ -274,20 +274,41 @@ static int run_lock(dura_sql_store *s, dura_sql_conn *c, const char *run_id, int
 	return run_lock_full(s, c, run_id, state, version, NULL, NULL);
 }
 
-/* Inside the open transaction: make the run due now if it is running and
+/*
+ * Inside the open transaction: make the run due now if it is running and
  * waits for wait (RUN_WAKE; the trigger of a store that notifies tells the
- * workers). *woke (may be NULL) says whether it did. */
+ * workers). *woke (may be NULL) says whether it did.
+ *
+ * The run's row is locked first, whatever its wait: an UPDATE whose WHERE
+ * does not match locks nothing (PostgreSQL, and InnoDB reading committed),
+ * so a child's last commit could miss its parent's waiting commit going in
+ * beside it, while the parent's look at the child (dura__wait_recheck)
+ * still saw it running - a wake lost, and a parent asleep for ever. With
+ * the lock one of the two waits for the other: the wake sees the wait, or
+ * the parent's look sees the child ended.
+ */
 int dura_sql_wake_in(dura_sql_store *s, dura_sql_conn *c, const char *run_id, const char *wait, int *woke)
 {
 	dura_sql_params p;
 	uint64_t n = 0;
 	int64_t now = dura_now_ms();
+	int state = 0;
+	int64_t version = 0;
+	if (woke)
+		*woke = 0;
+	int rc = run_lock(s, c, run_id, &state, &version);
+	if (rc == DURA_ENOTFOUND) { /* a run that is not there waits for nothing */
+		dura_error_clear();
+		return 0;
+	}
+	if (rc)
+		return rc;
 	p.n = 0;
 	dura_sql_p_time(&p, now);
 	dura_sql_p_time(&p, now);
 	dura_sql_p_str(&p, run_id);
 	dura_sql_p_str(&p, wait);
-	int rc = dura_sql_st_write(s, c, ST_RUN_WAKE, &p, &n);
+	rc = dura_sql_st_write(s, c, ST_RUN_WAKE, &p, &n);
 	if (woke)
 		*woke = rc == 0 && n > 0;
 	return rc;

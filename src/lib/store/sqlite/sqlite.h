@@ -2,7 +2,7 @@
  * sqlite.h - the SQLite store (sqlite:PATH), the embedded default: what
  * its files share.
  *
- * The store is eleven files, one concern each:
+ * The store is twelve files, one concern each:
  *   conn.c     SQLite's result codes into dura's, opening a connection
  *              (busy timeout, synchronous, NOW(), WAL mode), the pool's
  *              operations and the fork handler
@@ -20,6 +20,8 @@
  *   fleet.c    workflow versions (the versions engines register, counts
  *              of runs, moving a run to another version) and retention
  *              (batches of ended runs and of the outbox pruned)
+ *   import.c   import: a run inserted whole as another store had it, an
+ *              outbox event as it was, the outbox page by page
  *   store.c    URL options, open and close, ping, info, stats, migrate,
  *              raw SQL, and the vtable (dura__sqlite_ops)
  * This header holds the statement catalog, the structures, the binding
@@ -52,6 +54,10 @@
  * (dura_workflows) and batches of pruning, each one write transaction. A
  * run moved to another version, like a woken one, is found by the next
  * claim.
+ *
+ * Import (contract version 7) is one write transaction a run: its
+ * record as it was (the lease left behind), its steps, checkpoints and
+ * signals, refused whole by the unique keys when any of it is there.
  */
 #ifndef DURA_STORE_SQLITE_H
 #define DURA_STORE_SQLITE_H
@@ -324,6 +330,12 @@ int dsq_set_run_version(void *impl, const char *run_id, int64_t expect_version, 
                         dura_record **out);
 int dsq_prune_runs(void *impl, const dura_prune *req, int64_t *count);
 int dsq_outbox_prune(void *impl, int64_t before, size_t limit, int64_t *count);
+
+/* ---- import.c --------------------------------------------------------------- */
+
+int dsq_import_run(void *impl, const dura_import_run *r);
+int dsq_import_event(void *impl, const dura_event *ev);
+int dsq_outbox_list(void *impl, const char *after, size_t limit, dura_event_list *out);
 
 /* ---- values ----------------------------------------------------------------- */
 
