@@ -7,6 +7,11 @@ BENCH_BUILD ?= build-bench
 # the worker burn-down's counts (bench/bench_worker.c; the issue's full
 # size is -n 10000 -m 2000, its defaults): sized to about 2 minutes a store
 BENCH_WORKER_ARGS ?= -n 2000 -m 400
+# retention's cost on a commit stream (bench/bench_retention.c): finished
+# runs and seconds per phase; moving a store (bench/bench_transfer.c): runs
+# and steps each (the issue's full size is 100000 10)
+BENCH_RETENTION_ARGS ?= 100000 5
+BENCH_TRANSFER_ARGS ?= 20000 10
 PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 STORE      ?= sqlite:dura.db
@@ -87,7 +92,8 @@ demo: build
 
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine bench_cache bench_uuid bench_takeover bench_worker bench_waiting
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_commit bench_engine bench_cache bench_uuid bench_takeover bench_worker bench_waiting \
+	  bench_retention bench_transfer
 	./$(BENCH_BUILD)/bench/bench_commit $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_engine $(BENCH_BUILD)/tmp
 	./$(BENCH_BUILD)/bench/bench_cache $(BENCH_BUILD)/tmp
@@ -95,13 +101,16 @@ bench: deps
 	rm -f $(BENCH_BUILD)/tmp/takeover.db*; ./$(BENCH_BUILD)/bench/bench_takeover sqlite:$(BENCH_BUILD)/tmp/takeover.db 20
 	rm -f $(BENCH_BUILD)/tmp/worker.db*; ./$(BENCH_BUILD)/bench/bench_worker sqlite:$(BENCH_BUILD)/tmp/worker.db $(BENCH_WORKER_ARGS)
 	rm -f $(BENCH_BUILD)/tmp/waiting.db*; ./$(BENCH_BUILD)/bench/bench_waiting sqlite:$(BENCH_BUILD)/tmp/waiting.db $(BENCH_WAITING_ARGS)
+	rm -f $(BENCH_BUILD)/tmp/retention.db*; ./$(BENCH_BUILD)/bench/bench_retention sqlite:$(BENCH_BUILD)/tmp/retention.db $(BENCH_RETENTION_ARGS)
+	rm -f $(BENCH_BUILD)/tmp/moved.db*; ./$(BENCH_BUILD)/bench/bench_transfer $(BENCH_BUILD)/tmp sqlite:$(BENCH_BUILD)/tmp/moved.db $(BENCH_TRANSFER_ARGS)
 
 # The MySQL/MariaDB benchmark (needs libmariadb), against a throwaway
 # MariaDB (tests/servers) started in a temporary directory and stopped
 # afterwards, also when something fails.
 bench-mysql: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDURA_BUILD_TESTS=OFF >/dev/null
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_mysql bench_takeover bench_worker bench_waiting
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_mysql bench_takeover bench_worker bench_waiting bench_retention \
+	  bench_transfer
 	@sdir=$$(mktemp -d "$${TMPDIR:-/tmp}/dura-servers.XXXXXX") || exit 1; \
 	trap "./tests/servers stop '$$sdir' >/dev/null 2>&1; rm -rf '$$sdir'" EXIT; \
 	trap 'exit 130' INT TERM; \
@@ -110,7 +119,9 @@ bench-mysql: deps
 	./$(BENCH_BUILD)/bench/bench_mysql "$$DURA_TEST_MYSQL_URL"; \
 	./$(BENCH_BUILD)/bench/bench_takeover "$$DURA_TEST_MYSQL_URL" 20; \
 	./$(BENCH_BUILD)/bench/bench_worker "$$DURA_TEST_MYSQL_URL" $(BENCH_WORKER_ARGS); \
-	./$(BENCH_BUILD)/bench/bench_waiting "$$DURA_TEST_MYSQL_URL" $(BENCH_WAITING_ARGS)
+	./$(BENCH_BUILD)/bench/bench_waiting "$$DURA_TEST_MYSQL_URL" $(BENCH_WAITING_ARGS); \
+	./$(BENCH_BUILD)/bench/bench_retention "$$DURA_TEST_MYSQL_URL?prefix=bret_" $(BENCH_RETENTION_ARGS); \
+	./$(BENCH_BUILD)/bench/bench_transfer $(BENCH_BUILD)/tmp "$$DURA_TEST_MYSQL_URL?prefix=bmove_" $(BENCH_TRANSFER_ARGS)
 
 # dura on PostgreSQL against raw libpq (bench/bench_pg.c), on a throwaway
 # server (tests/servers), stopped afterwards.

@@ -1512,7 +1512,8 @@ typedef struct dura_worker_options {
 	/* version 2 */
 	int64_t retention_ms;    /**< how often the worker applies retention (the policies of the workflows
 	                              it serves, expired cache entries, the outbox), in batches of
-	                              DURA_RETENTION_BATCH runs; 0: every 60 s; -1: never */
+	                              DURA_RETENTION_BATCH runs, the first pass this long after the
+	                              start; 0: every 60 s; -1: never */
 	int64_t outbox_keep_ms;  /**< outbox events older than this are deleted, delivered or not;
 	                              0: 7 days; -1: kept until acknowledged */
 } dura_worker_options;

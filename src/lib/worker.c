@@ -629,7 +629,9 @@ static void *heartbeat_main(void *arg)
 static void *scheduler_main(void *arg)
 {
 	dura_worker *w = arg;
-	int64_t retention_at = w->retention_ms > 0 ? dura__mono_ms() : -1, step_ms = -1;
+	/* the first pass one interval after the start: a fleet that starts at
+	 * once does not prune at once, and a short-lived worker never writes */
+	int64_t retention_at = w->retention_ms > 0 ? dura__mono_ms() + w->retention_ms : -1, step_ms = -1;
 	dura__retention_cursor cur = {0, 0};
 	pthread_mutex_lock(&w->mu);
 	while (!w->hb_stop && !w->stopping) {
