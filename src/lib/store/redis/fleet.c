@@ -541,27 +541,5 @@ int dr_index_runs(dr_store *s)
 {
 	char key[64];
 	dr_key(s, key, sizeof(key), "runs", NULL);
-	char *cursor = dura_strdup("");
-	if (!cursor)
-		return dura_error_oom(DR_STORE);
-	int rc = 0;
-	while (rc == 0) {
-		/* 1000 runs a script: a few ms of the server's time each */
-		const char *argv[] = {cursor, "1000"};
-		redisReply *r = NULL;
-		if ((rc = dr_run(s, &index_script, DR_IDEMPOTENT, &r, NULL, key, 2, argv, NULL)) != 0)
-			break;
-		char *next = dr_strdup_reply(r->element[1]);
-		freeReplyObject(r);
-		if (!next) {
-			rc = dura_error_oom(DR_STORE);
-			break;
-		}
-		dura_free(cursor);
-		cursor = next;
-		if (!*cursor)
-			break;
-	}
-	dura_free(cursor);
-	return rc;
+	return dr_run_pages(s, &index_script, key, "", "1000"); /* a few ms of the server's time a page */
 }

@@ -263,27 +263,5 @@ int dr_index_outbox(dr_store *s)
 {
 	char key[64];
 	dr_key(s, key, sizeof(key), "outbox", NULL);
-	char *cursor = dura_strdup("-");
-	if (!cursor)
-		return dura_error_oom(DR_STORE);
-	int rc = 0;
-	for (;;) {
-		/* 1000 events a script, as dr_index_runs takes 1000 runs */
-		const char *argv[] = {cursor, "1000"};
-		redisReply *r = NULL;
-		if ((rc = dr_run(s, &order_script, DR_IDEMPOTENT, &r, NULL, key, 2, argv, NULL)) != 0)
-			break;
-		char *next = dr_strdup_reply(r->element[1]);
-		freeReplyObject(r);
-		if (!next) {
-			rc = dura_error_oom(DR_STORE);
-			break;
-		}
-		dura_free(cursor);
-		cursor = next;
-		if (!*cursor)
-			break;
-	}
-	dura_free(cursor);
-	return rc;
+	return dr_run_pages(s, &order_script, key, "-", "1000"); /* as dr_index_runs */
 }

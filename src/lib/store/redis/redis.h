@@ -126,6 +126,12 @@ const char *dr_now_text(char buf[24], int64_t *now);
 int dr_run(dr_store *s, dr_script *sc, int flags, redisReply **out, int *unsure, const char *key, int argc,
            const char **argv, const size_t *lens);
 
+/* Run sc page by page until it is done: ARGV (after prefix and now) the
+ * cursor - `first` to begin - and the page size; the script answers {0,
+ * next cursor}, "" when there is no next page. For the migrations that
+ * walk a whole namespace a page a script. 0 or the first error. */
+int dr_run_pages(dr_store *s, dr_script *sc, const char *key, const char *first, const char *page);
+
 /* A delete by script sc (its ENOTFOUND when there is nothing to delete):
  * when the connection is lost after sending, it is asked again, and
  * ENOTFOUND then means the first one did it. */

@@ -180,3 +180,29 @@ int dr_record_decode(redisReply *const *f, size_t n, dura_record *out)
 	out->priority = (int)dr_int(f[16]);
 	return 0;
 }
+
+int dr_run_pages(dr_store *s, dr_script *sc, const char *key, const char *first, const char *page)
+{
+	char *cursor = dura_strdup(first);
+	if (!cursor)
+		return dura_error_oom(DR_STORE);
+	int rc = 0;
+	for (;;) {
+		const char *argv[] = {cursor, page};
+		redisReply *r = NULL;
+		if ((rc = dr_run(s, sc, DR_IDEMPOTENT, &r, NULL, key, 2, argv, NULL)) != 0)
+			break;
+		char *next = dr_strdup_reply(r->element[1]);
+		freeReplyObject(r);
+		if (!next) {
+			rc = dura_error_oom(DR_STORE);
+			break;
+		}
+		dura_free(cursor);
+		cursor = next;
+		if (!*cursor)
+			break;
+	}
+	dura_free(cursor);
+	return rc;
+}
