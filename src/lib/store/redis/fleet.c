@@ -523,19 +523,19 @@ static dr_script index_script = DR_SCRIPT("index_runs", DR_LUA_INDEX
 	"local min = '-'\n"
 	"if ARGV[3] ~= '' then min = '('..ARGV[3] end\n"
 	"local ids = redis.call('ZRANGEBYLEX', KEYS[1], min, '+', 'LIMIT', 0, size)\n"
-	"local todo = {}\n"
+	"local unindexed = {}\n"
 	"for _, id in ipairs(ids) do\n"
 	"  local f = redis.call('HMGET', P..'run:'..id, 'run_id', 'workflow_version', 'workflow_name', 'run_state')\n"
 	"  if f[1] and not f[2] then\n"
-	"    todo[#todo + 1] = id\n"
+	"    unindexed[#unindexed + 1] = id\n"
 	"    touch(P..'run:'..id)\n"
 	"    touch_tally(P, f[3], tonumber(f[4]), nil)\n"
 	"  end\n"
 	"end\n"
-	"for _, id in ipairs(todo) do index_run(P, P..'run:'..id, id) end\n"
+	"for _, id in ipairs(unindexed) do index_run(P, P..'run:'..id, id) end\n"
 	"local last = ''\n"
 	"if #ids == size then last = ids[#ids] end\n"
-	"return {0, last, #todo}\n");
+	"return {0, last, #unindexed}\n");
 
 int dr_index_runs(dr_store *s)
 {
