@@ -390,7 +390,7 @@ DURA_EXTERN(int) dura_store_get_run(dura_store *store, const char *run_id, dura_
 /** The newest run of a workflow with this foreign id, any state. */
 DURA_EXTERN(int) dura_store_latest_run(dura_store *store, const char *workflow_name, const char *foreign_id, dura_record **out);
 
-#define DURA_RUN_FILTER_VERSION 3 /* 1 ends at limit, 2 at waiting */
+#define DURA_RUN_FILTER_VERSION 4 /* 1 ends at limit, 2 at waiting, 3 at workflow_version */
 typedef struct dura_run_filter {
 	unsigned version;
 	const char *workflow_name; /**< NULL: any */
@@ -406,10 +406,17 @@ typedef struct dura_run_filter {
 	int waiting;           /**< 1: only runs whose wait is not "" */
 	/* version 3 */
 	const char *workflow_version; /**< NULL: any; else only runs on that version ("" too: runs without one) */
+	/* version 4 */
+	int due; /**< 1: only due runs, as dura_store_gauges.due_runs counts them */
 } dura_run_filter;
-#define DURA_RUN_FILTER_INIT {DURA_RUN_FILTER_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define DURA_RUN_FILTER_INIT {DURA_RUN_FILTER_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
-/** Runs newest first (keyset pagination on run_id, which is time-ordered). */
+/**
+ * Runs newest first (keyset pagination on run_id, which is time-ordered).
+ * DURA_ENOTSUP for a filter on what an external store of an older
+ * contract version does not keep: parent_id or waiting (version 5),
+ * workflow_version (6), due (8).
+ */
 DURA_EXTERN(int) dura_store_list_runs(dura_store *store, const dura_run_filter *filter, dura_record_list *out);
 
 /**
@@ -878,6 +885,29 @@ DURA_EXTERN(void) dura_run_count_list_free(dura_run_count_list *list);
 /** How many runs each workflow (`workflow`, or every one when NULL) has
  *  per version and run state; only non-zero counts are listed. */
 DURA_EXTERN(int) dura_store_run_counts(dura_store *store, const char *workflow, dura_run_count_list *out);
+
+/** What a dashboard or /metrics reads from the store, shared by every process using it
+ *  (dura_store_gauges_get; store contract version 8). */
+typedef struct dura_store_gauges {
+	int64_t waiting_runs;     /* runs in an active run state (dura_run_state_active) whose wait is not "" */
+	int64_t due_runs;         /* runs in run state running, next_run_at <= now, lease free or expired: what claims would take now (flow limits and versions aside) */
+	int64_t leased_runs;      /* runs whose lease has not expired (being executed now): run state running, lease_owner not "", lease_expires_at > now, as flow limits count them */
+	int64_t outbox_pending;   /* outbox events not acknowledged */
+	int64_t outbox_oldest_at; /* created_at of the oldest pending event (the first in id order, as outbox_list reads them), 0 when there is none */
+	int64_t now;              /* the store's clock when it counted (ms since epoch) */
+} dura_store_gauges;
+
+/**
+ * The store's gauges, counted now with bounded cost (from indexes, never
+ * a read of every run), for every process that shares the store: what a
+ * worker's own counters cannot see. One reading (one statement, one
+ * script, or under the store's lock), at the store's clock `now`; a due
+ * run is one that dura_run_filter.due lists. Errors:
+ * DURA_EINVAL for a NULL store or out, DURA_ENOTSUP on an external store
+ * of contract version 7 or older, or an error of the store (then *out is
+ * zeroed). Thread-safe.
+ */
+DURA_EXTERN(int) dura_store_gauges_get(dura_store *store, dura_store_gauges *out);
 
 /**
  * Move a run to another version of its workflow, explicitly: workers of
@@ -1767,6 +1797,68 @@ DURA_EXTERN(int) dura_cache_scoped_key(char **out, const char *key, dura_cache_s
  * dura_free.
  */
 DURA_EXTERN(int) dura_cache_key(char **out, const char *step, const char *inputs_json);
+
+/* ------------------------------------------------------------------------ */
+/* Metrics                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Two kinds of figures describe a deployment. The store's are shared by
+ * every process using it: runs per workflow and run state
+ * (dura_store_run_counts), waiting, due and leased runs and the outbox
+ * backlog (dura_store_gauges_get), cache entries (dura_store_cache_stats)
+ * and live workers (dura_store_list_workers). A process's are counted in
+ * that process by everything libdura does there, whatever store and
+ * engine: the counters below, kept with atomics (thread-safe, lock-free).
+ * A child of fork() starts with its parent's counts at the fork; counters
+ * only grow, so a scraper sees each process as its own series.
+ */
+
+/** The upper bounds, in microseconds, of the commit latency histogram's
+ *  buckets (the last bucket, +Inf, is count). */
+#define DURA_METRICS_LATENCY_BOUNDS_US                                                               \
+	{250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000}
+#define DURA_METRICS_LATENCY_BUCKETS 14
+
+#define DURA_METRICS_VERSION 1
+/** This process's counters since it started (dura_metrics_get). */
+typedef struct dura_metrics {
+	unsigned version;           /**< DURA_METRICS_VERSION (set by the caller) */
+	uint64_t commits;           /**< successful store commits, record-only ones included */
+	uint64_t steps_committed;   /**< successful commits that wrote a step row */
+	uint64_t commit_conflicts;  /**< commits refused with DURA_ECONFLICT (a stale version: fencing) */
+	uint64_t commit_errors;     /**< commits that failed otherwise */
+	/** commits (successful or not) whose store call took at most
+	 *  DURA_METRICS_LATENCY_BOUNDS_US[i]: cumulative, as Prometheus
+	 *  histograms are; a commit of a group commit counts its batch's time */
+	uint64_t commit_latency_le[DURA_METRICS_LATENCY_BUCKETS];
+	uint64_t commit_latency_count;  /**< every commit timed */
+	uint64_t commit_latency_sum_us; /**< their total time */
+	uint64_t failed_attempts;   /**< node attempts that failed (retried, paused or failing the run) */
+	uint64_t cache_hits;        /**< dura_store_cache_get hits, every store handle of the process */
+	uint64_t cache_misses;      /**< and misses (an expired entry is a miss) */
+	uint64_t runs_claimed;      /**< runs workers of this process claimed */
+	uint64_t lease_rescues;     /**< runs they took over from a worker whose lease lapsed */
+	uint64_t runs_completed;    /**< runs workers of this process brought to completed */
+	uint64_t runs_failed;       /**< and to failed */
+} dura_metrics;
+#define DURA_METRICS_INIT {DURA_METRICS_VERSION, 0, 0, 0, 0, {0}, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/** Read this process's counters into *out (whose version the caller set).
+ *  DURA_EINVAL for NULL, DURA_EVERSION for an unknown version. */
+DURA_EXTERN(int) dura_metrics_get(dura_metrics *out);
+
+/**
+ * The Prometheus text exposition format (version 0.0.4) of this process's
+ * counters and, when store is not NULL, the store's figures (each read
+ * once; a figure the store does not keep - an older external store, a
+ * store without a worker registry - is left out, and dura_store_up says
+ * whether the store answered at all). *out is NUL-terminated, freed with
+ * dura_free. What it names, with the labels, is in docs/metrics.md: a
+ * worker program serves this text on its own HTTP endpoint to be scraped
+ * like `dura serve`'s /metrics. Thread-safe.
+ */
+DURA_EXTERN(int) dura_metrics_format(dura_store *store, char **out);
 
 #ifdef __cplusplus
 }

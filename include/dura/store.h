@@ -36,10 +36,11 @@ extern "C" {
  * 4: claim (flow control and priority), run priority and concurrency key,
  * the worker registry; 5: durable waiting (a run's wait and parent,
  * signals, wakes, schedules); 6: workflow versions and retention; 7: import
- * (moving runs between stores). A store may
+ * (moving runs between stores); 8: gauges (dura_store_gauges_get) and the
+ * run filter's due. A store may
  * implement any version up to this one; the core reads only the operations
  * its version has. */
-#define DURA_STORE_ABI_VERSION 7
+#define DURA_STORE_ABI_VERSION 8
 
 /** Parsed store URL. Strings are owned by the core; "" when absent. */
 typedef struct dura_url {
@@ -87,7 +88,7 @@ struct dura_store_ops {
 	 * (DURA_EINVAL, naming it) a table that lacks one. The exact behaviour
 	 * each owes is in docs/store-contract.md; the conformance suite checks
 	 * it. The core has validated every argument before the call. */
-	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 7) */
+	unsigned version; /**< DURA_STORE_ABI_VERSION it was written for (1 to 8) */
 	const char *scheme; /**< the URL scheme it serves, lower case */
 	uint32_t caps;      /**< static capabilities; info may report more */
 
@@ -366,6 +367,26 @@ struct dura_store_ops {
 	int (*import_event)(void *impl, const dura_event *ev);
 	/** Outbox events in id order with id > after ("": from the first), at most limit. */
 	int (*outbox_list)(void *impl, const char *after, size_t limit, dura_event_list *out);
+
+	/* version 8: gauges (docs/store-contract.md, "Gauges") */
+	/*
+	 * From version 8 list_runs gets a dura_run_filter of version 4 and
+	 * honours due (1: only runs with run_state running, next_run_at <= now,
+	 * and lease_owner "" or lease_expires_at <= now - what claim_runs would
+	 * take). gauges is required from version 8.
+	 */
+	/**
+	 * What a dashboard reads, in one reading (one statement, one script,
+	 * under the store's lock) at the store's now, each count from an index
+	 * (bounded cost: never a read of every run or event): waiting_runs
+	 * (run_state initiated, running or paused, wait not ""), due_runs (as
+	 * the due filter), leased_runs (run_state running, lease_owner not "",
+	 * lease_expires_at > now: the live leases flow limits count),
+	 * outbox_pending (the events not acknowledged), outbox_oldest_at (the
+	 * created_at of the pending event first in id order, 0 when none) and
+	 * now (the clock it counted at). The core zeroed *out.
+	 */
+	int (*gauges)(void *impl, dura_store_gauges *out);
 };
 
 /**

@@ -4,7 +4,8 @@
  * errors).
  *
  * Exit codes: 0 success, 1 error, 2 usage error, 3 `runs create` found an
- * active run with the same foreign id (its id is printed anyway).
+ * active run with the same foreign id (its id is printed anyway), 4 `watch`
+ * saw the run end without completing (failed, cancelled, data deleted).
  */
 #ifndef DURA_CLI_H
 #define DURA_CLI_H
@@ -19,6 +20,7 @@
 #define CLI_ERROR 1
 #define CLI_USAGE 2
 #define CLI_EXISTS 3
+#define CLI_ENDED 4 /* `watch`: the run ended without completing */
 
 #define CLI_DEFAULT_URL "sqlite:dura.db"
 
@@ -126,6 +128,10 @@ char *cli_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cli_time(char buf[24], int64_t ms);
 /* 1 if the bytes are valid UTF-8 (RFC 3629). */
 int cli_utf8_valid(const unsigned char *s, size_t n);
+/* The length of the valid UTF-8 sequence at s (at most n bytes), its code
+ * point in *cp; 0 when none starts there (overlong forms, surrogates and
+ * code points over U+10FFFF are not valid). */
+size_t cli_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp);
 /* 1 if the bytes are UTF-8 text without NULs or control characters other
  * than tab, newline and carriage return. */
 int cli_printable(const unsigned char *s, size_t n);
@@ -220,7 +226,7 @@ int cli_parse_duration(const cli *c, const char *opt, const char *text, int64_t 
 extern const cli_command cli_cmd_init, cli_cmd_ping, cli_cmd_info, cli_cmd_runs, cli_cmd_show,
 	cli_cmd_checkpoints, cli_cmd_cache, cli_cmd_outbox, cli_cmd_commit, cli_cmd_pause, cli_cmd_resume,
 	cli_cmd_cancel, cli_cmd_fork, cli_cmd_help, cli_cmd_version, cli_cmd_workers, cli_cmd_signal,
-	cli_cmd_schedules, cli_cmd_versions, cli_cmd_prune, cli_cmd_export, cli_cmd_import, cli_cmd_migrate;
+	cli_cmd_schedules, cli_cmd_versions, cli_cmd_prune, cli_cmd_export, cli_cmd_import, cli_cmd_migrate, cli_cmd_serve, cli_cmd_watch;
 
 /* main.c: help text of a command; `path` is how it is typed ("cache ls"). */
 void cli_print_help(FILE *f, const cli_command *cmd, const char *path);

@@ -18,7 +18,7 @@ static const cli_command *const commands[] = {
 	&cli_cmd_init, &cli_cmd_ping,   &cli_cmd_info,   &cli_cmd_runs,   &cli_cmd_show,   &cli_cmd_commit,
 	&cli_cmd_pause, &cli_cmd_resume, &cli_cmd_cancel, &cli_cmd_fork, &cli_cmd_checkpoints, &cli_cmd_cache, &cli_cmd_outbox,
 	&cli_cmd_signal, &cli_cmd_schedules, &cli_cmd_workers, &cli_cmd_versions, &cli_cmd_prune, &cli_cmd_export,
-	&cli_cmd_import, &cli_cmd_migrate, &cli_cmd_help, &cli_cmd_version, NULL,
+	&cli_cmd_import, &cli_cmd_migrate, &cli_cmd_serve, &cli_cmd_watch, &cli_cmd_help, &cli_cmd_version, NULL,
 };
 
 /* Options every command takes, after its own. */
@@ -113,7 +113,8 @@ void cli_print_main_help(FILE *f)
 	      "\n"
 	      "exit status:\n"
 	      "  0 success, 1 error, 2 usage error,\n"
-	      "  3 'runs create' found an active run with that foreign id (its id is printed)\n",
+	      "  3 'runs create' found an active run with that foreign id (its id is printed),\n"
+	      "  4 'watch' saw the run end without completing (failed, cancelled, data deleted)\n",
 	      f);
 }
 

@@ -195,8 +195,7 @@ const char *cli_time(char buf[24], int64_t ms)
 	return buf;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
+size_t cli_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
 {
 	unsigned char c = s[0];
 	size_t len;
@@ -230,7 +229,7 @@ int cli_utf8_valid(const unsigned char *s, size_t n)
 {
 	uint32_t cp;
 	for (size_t i = 0; i < n;) {
-		size_t l = utf8_seq(s + i, n - i, &cp);
+		size_t l = cli_utf8_seq(s + i, n - i, &cp);
 		if (!l)
 			return 0;
 		i += l;
@@ -247,7 +246,7 @@ int cli_printable(const unsigned char *s, size_t n)
 {
 	uint32_t cp;
 	for (size_t i = 0; i < n;) {
-		size_t l = utf8_seq(s + i, n - i, &cp);
+		size_t l = cli_utf8_seq(s + i, n - i, &cp);
 		if (!l)
 			return 0;
 		if (is_control(cp) && cp != '\t' && cp != '\n' && cp != '\r')
@@ -265,7 +264,7 @@ static char *sanitize(const char *s, int controls, const char *repl)
 	char *d = cli_malloc(cap);
 	uint32_t cp;
 	for (size_t i = 0; i < n;) {
-		size_t l = utf8_seq((const unsigned char *)s + i, n - i, &cp);
+		size_t l = cli_utf8_seq((const unsigned char *)s + i, n - i, &cp);
 		const char *src = s + i;
 		size_t sl = l;
 		if (!l || (controls && is_control(cp))) {

@@ -32,6 +32,17 @@ typedef struct dura__error_saved {
 void dura__error_save(dura__error_saved *saved);
 int dura__error_restore(const dura__error_saved *saved);
 
+/* metrics.c: this process's counters (dura_metrics_get), bumped where the
+ * work happens. commit: rc of one commit, whether it wrote a step, and the
+ * store call's time; cache: 1 for a hit, 0 for a miss; outcome: 1 for a
+ * run completed, 0 failed. */
+void dura__metrics_commit(int rc, int with_step, int64_t elapsed_us);
+void dura__metrics_failed_attempt(void);
+void dura__metrics_cache(int hit);
+void dura__metrics_claimed(uint64_t n);
+void dura__metrics_rescue(void);
+void dura__metrics_outcome(int completed);
+
 /* fork.c: the fork guard (see fork.c for the rule it keeps). Every call
  * into a store runs between enter and leave; fork() waits for them. */
 enum { DURA__FORK_PREPARE, DURA__FORK_PARENT, DURA__FORK_CHILD };
@@ -115,6 +126,9 @@ int dura__store_workflow_put(dura_store *s, const char *name, const char *versio
 
 /* store/import.c: moving runs between stores (contract version 7) */
 int dura__import_ops_valid(const dura_store_ops *ops);
+
+/* store/fleet.c: the gauges (contract version 8) */
+int dura__gauges_ops_valid(const dura_store_ops *ops);
 
 /* worker.c: wake the workers of this process serving the store (a run
  * was started, resumed or moved to another version) */

@@ -179,7 +179,21 @@ static int commit_no_step(dura_engine *eng, dura_record **recp, int run_state, c
 	c.event_type = event_type;
 	c.wait = wait;
 	c.flags = DURA_COMMIT_NO_STEP;
+	/* a failure's event carries the error and the attempt besides the
+	 * default summary's fields, so that a consumer (or the dashboard's
+	 * timeline) knows what failed after the record moved on */
+	char *data = NULL;
+	if (error && *error) {
+		json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:s}", "run_id", rec->run_id, "step", -1, "node_id", "",
+		                      "status", rec->status ? rec->status : "", "run_state",
+		                      run_state ? run_state : rec->run_state, "attempt", attempt, "error", error);
+		/* (an error text that is not UTF-8 leaves the default summary) */
+		data = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		c.event_data = data;
+	}
 	int rc = commit_step(eng, recp, &c, &res);
+	free(data);
 	if (rc)
 		return rc;
 	rec->version = res.new_version;
@@ -243,6 +257,7 @@ static int default_retryable(int code)
 static int attempt_failed(dura_engine *eng, dura_record **recp, const dura__node *n, int code, const char *msg)
 {
 	int attempts = (*recp)->attempt + 1;
+	dura__metrics_failed_attempt();
 	int retry = n->opts.retryable ? n->opts.retryable(code, msg, n->opts.retryable_payload) : default_retryable(code);
 	char error[700];
 	snprintf(error, sizeof(error), "node %s attempt %d: %s", n->name, attempts, msg);

@@ -38,6 +38,14 @@ static inline int64_t dura__mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* The CLOCK_MONOTONIC clock in microseconds, for timing a store call. */
+static inline int64_t dura__mono_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
 /* The CLOCK_MONOTONIC time ms (>= 0) from now, as pthread_cond_timedwait
  * wants it for a condition variable set to that clock. Monotonic, so that
  * a wall-clock step neither cuts a wait short nor stretches it. */

@@ -311,11 +311,13 @@ static void execute(dura_worker *w, slot *sl, dura_record *rec)
 	pthread_mutex_lock(&w->mu);
 	int lost = sl->lost || sl->released;
 	pthread_mutex_unlock(&w->mu);
-	if (rc == 0 && state == DURA_RUN_COMPLETED)
+	if (rc == 0 && state == DURA_RUN_COMPLETED) {
 		atomic_fetch_add(&w->completed, 1);
-	else if (rc == 0 && state == DURA_RUN_FAILED)
+		dura__metrics_outcome(1);
+	} else if (rc == 0 && state == DURA_RUN_FAILED) {
 		atomic_fetch_add(&w->failed, 1);
-	else if (rc == DURA_ECONFLICT || lost)
+		dura__metrics_outcome(0);
+	} else if (rc == DURA_ECONFLICT || lost)
 		atomic_fetch_add(&w->abandoned, 1);
 	else if (rc)
 		atomic_fetch_add(&w->errors, 1);
@@ -365,6 +367,7 @@ static void claim_batch(dura_worker *w, int64_t *pause)
 	pthread_mutex_lock(&w->mu);
 	if (rc == 0 && l.count > 0) {
 		atomic_fetch_add(&w->claimed, l.count);
+		dura__metrics_claimed(l.count);
 		for (size_t i = 0; i < l.count; i++) {
 			dura_record *r = dura_malloc(sizeof(*r));
 			if (!r) {
@@ -388,8 +391,10 @@ static void claim_batch(dura_worker *w, int64_t *pause)
 				dura_record_free(r);
 				continue;
 			}
-			if (w->taken_over[i])
+			if (w->taken_over[i]) {
 				atomic_fetch_add(&w->rescued, 1);
+				dura__metrics_rescue();
+			}
 			w->queue[w->nqueue].rec = r;
 			w->queue[w->nqueue].lost = 0;
 			w->nqueue++;

@@ -329,6 +329,7 @@ int main(int argc, char **argv)
 		{conf_waiting_tests, conf_waiting_ntests},
 		{conf_fleet_tests, conf_fleet_ntests},
 		{conf_import_tests, conf_import_ntests},
+		{conf_gauges_tests, conf_gauges_ntests},
 	};
 	size_t total = 0;
 	for (size_t g = 0; g < TEST_COUNT(groups); g++)

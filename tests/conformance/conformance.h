@@ -117,6 +117,8 @@ extern const test_case conf_fleet_tests[];
 extern const size_t conf_fleet_ntests;
 extern const test_case conf_import_tests[];
 extern const size_t conf_import_ntests;
+extern const test_case conf_gauges_tests[];
+extern const size_t conf_gauges_ntests;
 
 /* Register the "memwrap" store (conformance_external.c): 0 or an error. */
 int conf_external_register(void);

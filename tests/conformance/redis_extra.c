@@ -7,8 +7,9 @@
  * FLUSH, commits under a SIGKILLed server, a commit torn in the
  * append-only file by a crash, commits while the store's slot is resharded
  * between cluster masters and back, the migration of a namespace of
- * schema 2 to schema 3 (workflow versions and retention), and of schema 3
- * to schema 4 (the outbox in event-id order, for import).
+ * schema 2 to schema 3 (workflow versions and retention), of schema 3
+ * to schema 4 (the outbox in event-id order, for import), and of schema 4
+ * to schema 5 (the runs that wait, for the gauges).
  *
  * Usage: redis_extra SERVERS_SCRIPT [FILTER]. SERVERS_SCRIPT is
  * tests/servers (for `restart DIR --kill redis`). The URLs come from the
@@ -56,6 +57,19 @@ static dura_store *open_url(const char *url)
 		return NULL;
 	}
 	return s;
+}
+
+/* 1 when opening url without auto_migrate is refused for an older
+ * schema (DURA_EVERSION, the message saying to run `dura init`). */
+static int refuses_old_schema(const char *url)
+{
+	dura_store_options opts = DURA_STORE_OPTIONS_INIT;
+	opts.auto_migrate = 0;
+	dura_store *s = NULL;
+	int rc = dura_store_open(&s, url, &opts);
+	int ok = rc == DURA_EVERSION && strstr(last_message(), "dura init") != NULL;
+	dura_store_close(s);
+	return ok;
 }
 
 /* A fresh key prefix (at most 32 bytes of [A-Za-z0-9_]). */
@@ -1549,12 +1563,7 @@ static void schema3_migration(void)
 	          wf, colon, colon, wf, colon) == 0);
 	CHECK(aok(a, "HSET %sschema version 2", colon) == 0);
 
-	dura_store_options opts = DURA_STORE_OPTIONS_INIT;
-	opts.auto_migrate = 0;
-	s = NULL;
-	CHECK_RC(dura_store_open(&s, url, &opts), DURA_EVERSION);
-	CHECK(message_has("dura init"));
-	dura_store_close(s);
+	CHECK(refuses_old_schema(url));
 
 	s = open_url(url);
 	if (!s) {
@@ -1568,7 +1577,7 @@ static void schema3_migration(void)
 	snprintf(v, sizeof(v), "%s", sv && sv->type == REDIS_REPLY_STRING ? sv->str : "?");
 	if (sv)
 		freeReplyObject(sv);
-	CHECK_STR(v, "4");
+	CHECK_STR(v, "5");
 	for (size_t i = 0; i < 5; i++) {
 		snprintf(k, sizeof(k), "%srun:%s", colon, ids[i]);
 		CHECK(ainteger(a, "HEXISTS %s workflow_version", k) == 1);
@@ -1578,7 +1587,7 @@ static void schema3_migration(void)
 	CHECK(count_of(s, wf, "", DURA_RUN_FAILED) == 2);
 	int from = -1, to = -1;
 	CHECK_RC(dura_store_migrate(s, &from, &to), 0);
-	CHECK(from == 4 && to == 4);
+	CHECK(from == 5 && to == 5);
 	CHECK(count_of(s, wf, "", DURA_RUN_COMPLETED) == 2);
 
 	/* the newer run of foreign id f1 pruned: the older one is the latest again */
@@ -1718,12 +1727,7 @@ static void schema4_migration(void)
 	CHECK(aok(a, "DEL %s", order) == 0);
 	CHECK(aok(a, "HSET %sschema version 3", colon) == 0);
 
-	dura_store_options opts = DURA_STORE_OPTIONS_INIT;
-	opts.auto_migrate = 0;
-	s = NULL;
-	CHECK_RC(dura_store_open(&s, url, &opts), DURA_EVERSION);
-	CHECK(message_has("dura init"));
-	dura_store_close(s);
+	CHECK(refuses_old_schema(url));
 	s = open_url(url);
 	if (!s) {
 		dura_record_free(r);
@@ -1733,13 +1737,13 @@ static void schema4_migration(void)
 	}
 	snprintf(k, sizeof(k), "%sschema", colon);
 	redisReply *sv = acmd(a, "HGET %s version", k);
-	CHECK(sv && sv->type == REDIS_REPLY_STRING && strcmp(sv->str, "4") == 0);
+	CHECK(sv && sv->type == REDIS_REPLY_STRING && strcmp(sv->str, "5") == 0);
 	if (sv)
 		freeReplyObject(sv);
 	CHECK(ainteger(a, "ZCARD %s", order) == 1200);
 	int from = -1, to = -1;
 	CHECK_RC(dura_store_migrate(s, &from, &to), 0);
-	CHECK(from == 4 && to == 4);
+	CHECK(from == 5 && to == 5);
 	CHECK(ainteger(a, "ZCARD %s", order) == 1200);
 
 	/* an event older than all of them, imported: the stream's last, the list's first */
@@ -1783,6 +1787,126 @@ static void schema4_migration(void)
 	dura_event_list_free(&l);
 
 	dura_record_free(r);
+	dura_store_close(s);
+	drop_namespace(a, prefix);
+	redisFree(a);
+}
+
+/* ---- schema 5: the runs that wait ------------------------------------------------------ */
+
+/* A commit of run id at version *v that leaves it waiting for wait (NULL: nothing). */
+static int commit_wait(dura_store *s, const char *id, int64_t *v, const char *wait)
+{
+	dura_commit c = DURA_COMMIT_INIT;
+	c.run_id = id;
+	c.expect_version = *v;
+	c.node_id = "a";
+	c.state = "{}";
+	c.status = "a";
+	c.wait = wait;
+	c.next_run_at = wait ? INT64_C(253402300799000) : 0;
+	c.flags = DURA_COMMIT_NO_STEP | DURA_COMMIT_NO_EVENT;
+	dura_commit_result res;
+	int rc = dura_store_commit(s, &c, &res);
+	if (rc == 0)
+		*v = res.new_version;
+	return rc;
+}
+
+static int64_t waiting_of(dura_store *s)
+{
+	dura_store_gauges g;
+	if (dura_store_gauges_get(s, &g) != 0) {
+		fprintf(stderr, "    gauges: %s\n", last_message());
+		return -1;
+	}
+	return g.waiting_runs;
+}
+
+/*
+ * The runs of schema 4 (no {P}:waiting) under schema mark 4: an open
+ * without auto_migrate is refused, an open migrates, and the gauges then
+ * count every run that waits (1100 of them running, the pages are 1000,
+ * and a paused one), not one that waited and was cancelled, nor one put
+ * in the index by hand that does not wait; a second migration changes
+ * nothing, and commits keep the index from there.
+ */
+static void schema5_migration(void)
+{
+	if (!need_env(g_url, "DURA_TEST_REDIS_URL") || !need_env(g_port, "DURA_TEST_REDIS_PORT"))
+		return;
+	char prefix[40], url[1024], wf[96], k[400], colon[48], waiting[460];
+	fresh_prefix(prefix, sizeof(prefix), "rxwait");
+	url_prefixed(url, sizeof(url), g_url, prefix);
+	snprintf(colon, sizeof(colon), "{%s}:", prefix);
+	snprintf(waiting, sizeof(waiting), "%swaiting", colon);
+	unique(wf, sizeof(wf), "rx-wait");
+	dura_store *s = open_url(url);
+	REQUIRE(s);
+	int rc = 0;
+	char first[64] = "", idle[64] = "";
+	int64_t first_v = 0;
+	for (int i = 0; rc == 0 && i < 1103; i++) {
+		dura_record *r = NULL;
+		if ((rc = create_run(s, wf, &r)) != 0)
+			break;
+		int64_t v = r->version;
+		if (i < 1102)
+			rc = commit_wait(s, r->run_id, &v, "signal:go");
+		if (rc == 0 && i == 1100) /* waiting and paused */
+			rc = dura_store_set_run_state(s, r->run_id, DURA_RUN_PAUSED, NULL);
+		if (rc == 0 && i == 1101) /* waited, then cancelled */
+			rc = dura_store_set_run_state(s, r->run_id, DURA_RUN_CANCELLED, NULL);
+		if (i == 0) {
+			snprintf(first, sizeof(first), "%s", r->run_id);
+			first_v = v;
+		}
+		if (i == 1102) /* waits for nothing */
+			snprintf(idle, sizeof(idle), "%s", r->run_id);
+		dura_record_free(r);
+	}
+	if (rc)
+		fprintf(stderr, "    setup: %s\n", last_message());
+	REQUIRE_RC(rc, 0);
+	CHECK(waiting_of(s) == 1101);
+	dura_store_close(s);
+	redisContext *a = admin_single();
+	REQUIRE(a);
+	CHECK(ainteger(a, "ZCARD %s", waiting) == 1101);
+	/* back to the keys of schema 4, with one run in the index that does not wait */
+	CHECK(aok(a, "DEL %s", waiting) == 0);
+	CHECK(aok(a, "ZADD %s 0 %s", waiting, idle) == 0);
+	CHECK(aok(a, "HSET %sschema version 4", colon) == 0);
+
+	CHECK(refuses_old_schema(url));
+	s = open_url(url);
+	if (!s) {
+		drop_namespace(a, prefix);
+		redisFree(a);
+		REQUIRE(0);
+	}
+	snprintf(k, sizeof(k), "%sschema", colon);
+	redisReply *sv = acmd(a, "HGET %s version", k);
+	CHECK(sv && sv->type == REDIS_REPLY_STRING && strcmp(sv->str, "5") == 0);
+	if (sv)
+		freeReplyObject(sv);
+	CHECK(ainteger(a, "ZCARD %s", waiting) == 1101);
+	CHECK(waiting_of(s) == 1101);
+	int from = -1, to = -1;
+	CHECK_RC(dura_store_migrate(s, &from, &to), 0);
+	CHECK(from == 5 && to == 5);
+	CHECK(waiting_of(s) == 1101);
+	/* from here the commits keep it: one stops waiting, the idle one starts */
+	CHECK_RC(commit_wait(s, first, &first_v, NULL), 0);
+	CHECK(waiting_of(s) == 1100);
+	dura_record *g = NULL;
+	REQUIRE_RC(dura_store_get_run(s, idle, &g), 0);
+	int64_t v = g->version;
+	dura_record_free(g);
+	CHECK_RC(commit_wait(s, idle, &v, "sleep"), 0);
+	CHECK(waiting_of(s) == 1101);
+	CHECK(ainteger(a, "ZCARD %s", waiting) == 1101);
+
 	dura_store_close(s);
 	drop_namespace(a, prefix);
 	redisFree(a);
@@ -1874,6 +1998,7 @@ static const test_case tests[] = {
 	{"cluster_reshard_while_committing", cluster_reshard_while_committing},
 	{"schema3_migration", schema3_migration},
 	{"schema4_migration", schema4_migration},
+	{"schema5_migration", schema5_migration},
 	{"import_steps_shape", import_steps_shape},
 };
 

@@ -2,8 +2,9 @@
  * fleet.c - the store API of operating a fleet (contract version 6):
  * workflow versions (the definitions engines register, counts of runs per
  * version, moving a run to another version) and retention (pruning ended
- * runs and the outbox in batches). As in store.c, every argument is
- * validated here once, so that each store only stores.
+ * runs and the outbox in batches), and the gauges a dashboard reads
+ * (contract version 8). As in store.c, every argument is validated here
+ * once, so that each store only stores.
  */
 #include "handle.h"
 
@@ -330,4 +331,36 @@ int dura_store_outbox_prune(dura_store *s, int64_t before, size_t limit, int64_t
 	TRY(check_limit(limit, fn));
 	TRY(has_fleet(s, fn));
 	DISPATCH(s, outbox_prune, before, limit, count);
+}
+
+/* ---- gauges (contract version 8) ------------------------------------------------------ */
+
+int dura__gauges_ops_valid(const dura_store_ops *ops)
+{
+	if (ops->version < 8 || ops->gauges)
+		return 0;
+	return dura_error_set_native(DURA_EINVAL, ops->scheme, 0, NULL,
+	                             "store '%s' (contract version 8) has no gauges operation", ops->scheme);
+}
+
+int dura_store_gauges_get(dura_store *s, dura_store_gauges *out)
+{
+	static const char fn[] = "dura_store_gauges_get";
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK_STORE(s);
+	if (!out)
+		return dura_error_set_native(DURA_EINVAL, "", 0, NULL, "%s: out is NULL", fn);
+	if (s->ops->version < 8)
+		return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
+		                             "%s: the %s store (contract version %u) keeps no gauges (version 8)", fn,
+		                             s->ops->scheme, s->ops->version);
+	dura_error_clear();
+	int rc;
+	GUARD(rc, s->ops->gauges(s->impl, out));
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	else if (out->now <= 0)
+		out->now = dura_now_ms();
+	return rc;
 }

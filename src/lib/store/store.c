@@ -5,6 +5,7 @@
  * input the same way.
  */
 #include "handle.h"
+#include "../util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -140,7 +141,8 @@ static int ops_valid(const dura_store_ops *ops, const char *fn)
 	TRY(registry_ops_valid(ops));
 	TRY(dura__waiting_ops_valid(ops));
 	TRY(dura__fleet_ops_valid(ops));
-	return dura__import_ops_valid(ops);
+	TRY(dura__import_ops_valid(ops));
+	return dura__gauges_ops_valid(ops);
 }
 
 int dura_store_register(const dura_store_ops *ops)
@@ -501,6 +503,7 @@ int dura_store_list_runs(dura_store *s, const dura_run_filter *f, dura_record_li
 	memcpy(&copy, f,
 	       f->version == 1   ? offsetof(dura_run_filter, parent_id)
 	       : f->version == 2 ? offsetof(dura_run_filter, workflow_version)
+	       : f->version == 3 ? offsetof(dura_run_filter, due)
 	                         : sizeof(copy));
 	copy.version = DURA_RUN_FILTER_VERSION;
 	if (copy.workflow_version) {
@@ -516,6 +519,11 @@ int dura_store_list_runs(dura_store *s, const dura_run_filter *f, dura_record_li
 		                             "%s: the %s store (contract version %u) keeps no parent run or wait", fn,
 		                             s->ops->scheme, s->ops->version);
 	copy.waiting = copy.waiting != 0;
+	copy.due = copy.due != 0;
+	if (copy.due && s->ops->version < 8)
+		return dura_error_set_native(DURA_ENOTSUP, s->ops->scheme, 0, NULL,
+		                             "%s: the %s store (contract version %u) cannot list due runs (version 8)", fn,
+		                             s->ops->scheme, s->ops->version);
 	if (copy.limit == 0)
 		copy.limit = 100;
 	if (copy.limit > 10000)
@@ -639,7 +647,9 @@ int dura_store_commit(dura_store *s, const dura_commit *c, dura_commit_result *r
 	memset(res, 0, sizeof(*res));
 	dura_error_clear();
 	int rc;
+	int64_t t0 = dura__mono_us();
 	GUARD(rc, s->ops->commit(s->impl, c, ev, res));
+	dura__metrics_commit(rc, !(c->flags & DURA_COMMIT_NO_STEP), dura__mono_us() - t0);
 	res->code = rc;
 	if (rc == 0)
 		atomic_fetch_add(&s->commits, 1);
@@ -658,7 +668,9 @@ int dura__store_commit_trusted(dura_store *s, const dura_commit *c, dura_commit_
 	memset(res, 0, sizeof(*res));
 	dura_error_clear();
 	int rc;
+	int64_t t0 = dura__mono_us();
 	GUARD(rc, s->ops->commit(s->impl, c, ev, res));
+	dura__metrics_commit(rc, !(c->flags & DURA_COMMIT_NO_STEP), dura__mono_us() - t0);
 	res->code = rc;
 	if (rc == 0)
 		atomic_fetch_add(&s->commits, 1);
@@ -719,7 +731,14 @@ int dura_store_commit_batch(dura_store *s, const dura_commit *c, size_t n, dura_
 	}
 	if (rc == 0) {
 		dura_error_clear();
+		int64_t t0 = dura__mono_us();
 		GUARD(rc, s->ops->commit_batch(s->impl, c, (const char *const *)ptrs, n, res));
+		int64_t took = dura__mono_us() - t0;
+		/* as the handle's counters below: a result of 0 is a commit only
+		 * when the batch went through (or only some of it conflicted) */
+		for (size_t i = 0; i < n; i++)
+			dura__metrics_commit(res[i].code ? res[i].code : rc == 0 || rc == DURA_ECONFLICT ? 0 : rc,
+			                     !(c[i].flags & DURA_COMMIT_NO_STEP), took);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			res[i].code = rc;
@@ -837,6 +856,8 @@ int dura_store_cache_get(dura_store *s, const char *key, dura_cache_entry **out)
 	dura_error_clear();
 	int rc;
 	GUARD(rc, s->ops->cache_get(s->impl, key, out));
+	if (rc == 0 || rc == DURA_ENOTFOUND)
+		dura__metrics_cache(rc == 0);
 	if (rc == 0)
 		atomic_fetch_add(&s->hits, 1);
 	else if (rc == DURA_ENOTFOUND)

@@ -61,6 +61,17 @@ int dmem_active(int run_state)
 	return dura_run_state_active(run_state);
 }
 
+int dmem_leased(const mem_run *r, int64_t now)
+{
+	return r->d.run_state == DURA_RUN_RUNNING && r->d.lease_owner[0] && r->d.lease_expires_at > now;
+}
+
+int dmem_due(const mem_run *r, int64_t now)
+{
+	return r->d.run_state == DURA_RUN_RUNNING && r->d.next_run_at <= now &&
+	       (!r->d.lease_owner[0] || r->d.lease_expires_at <= now);
+}
+
 mem_run *dmem_find_run(mem_store *m, const char *run_id)
 {
 	mem_run *r = NULL;

@@ -4,9 +4,10 @@
  * and retention (pruning ended runs and the outbox in batches).
  *
  * The definitions are a hash by workflow_name '\0' version under the
- * store's lock. The counts and the choice of runs to prune walk every run:
- * the memory store holds what one process made, and a walk is what its
- * list_runs does too.
+ * store's lock. The counts, the gauges and the choice of runs to prune
+ * walk every run: the memory store holds what one process made, and a
+ * walk is what its list_runs does too. The outbox's pending events are
+ * its hash, the oldest the head of its list in id order.
  */
 #include "memory.h"
 
@@ -318,5 +319,27 @@ int dmem_outbox_prune(void *impl, int64_t before, size_t limit, int64_t *count)
 	}
 	dmem_unlock(m);
 	*count = n;
+	return 0;
+}
+
+/* ---- gauges (contract version 8) ------------------------------------------------------ */
+
+int dmem_gauges(void *impl, dura_store_gauges *out)
+{
+	mem_store *m = impl;
+	dmem_lock(m);
+	int64_t now = dura_now_ms();
+	for (mem_run *r = m->runs; r; r = r->hh.next) {
+		if (dmem_active(r->d.run_state) && r->d.wait[0])
+			out->waiting_runs++;
+		if (dmem_due(r, now))
+			out->due_runs++;
+		if (dmem_leased(r, now))
+			out->leased_runs++;
+	}
+	out->outbox_pending = (int64_t)HASH_COUNT(m->events);
+	out->outbox_oldest_at = m->ev_head ? m->ev_head->created_at : 0;
+	out->now = now;
+	dmem_unlock(m);
 	return 0;
 }

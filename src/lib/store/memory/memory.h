@@ -44,7 +44,8 @@
  *              and the operations on them
  *   workers.c  the worker registry and its operations
  *   fleet.c    workflow versions and retention: the definitions engines
- *              register, counts per version, moving a run, pruning
+ *              register, counts per version, moving a run, pruning; the
+ *              gauges
  *   store.c    open and close, ping, info, stats, migrate, waiting for
  *              changes, the fork handler and the vtable (dura__memory_ops)
  * This header holds the structures and the functions the files call
@@ -226,6 +227,11 @@ void dmem_text_unref(mem_text *t);
 char *dmem_opt_dup(const char *s);
 void dmem_opt_free(char *s);
 int dmem_active(int run_state);
+/* A live lease (run_state running, an owner, not expired), as flow limits
+ * count them; a due run (running, next_run_at <= now, no live lease), as
+ * a claim takes them: the gauges and list_runs's due filter. */
+int dmem_leased(const mem_run *r, int64_t now);
+int dmem_due(const mem_run *r, int64_t now);
 mem_run *dmem_find_run(mem_store *m, const char *run_id);
 int dmem_run_missing(const char *run_id);
 int dmem_copy_record(dura_record *o, const mem_run *r, const run_data *d);
@@ -393,5 +399,6 @@ int dmem_set_run_version(void *impl, const char *run_id, int64_t expect_version,
                          dura_record **out);
 int dmem_prune_runs(void *impl, const dura_prune *req, int64_t *count);
 int dmem_outbox_prune(void *impl, int64_t before, size_t limit, int64_t *count);
+int dmem_gauges(void *impl, dura_store_gauges *out);
 
 #endif /* DURA_STORE_MEMORY_H */

@@ -193,7 +193,7 @@ static int run_id_desc(const void *a, const void *b)
 	return strcmp(y->run_id, x->run_id);
 }
 
-static int run_matches(const mem_run *r, const dura_run_filter *f)
+static int run_matches(const mem_run *r, const dura_run_filter *f, int64_t now)
 {
 	if (f->workflow_name && *f->workflow_name && strcmp(r->workflow_name, f->workflow_name) != 0)
 		return 0;
@@ -215,6 +215,8 @@ static int run_matches(const mem_run *r, const dura_run_filter *f)
 		return 0;
 	if (f->workflow_version && strcmp(r->d.wfver, f->workflow_version) != 0)
 		return 0;
+	if (f->due && !dmem_due(r, now))
+		return 0;
 	return 1;
 }
 
@@ -233,8 +235,9 @@ int dmem_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 			goto done;
 		}
 	}
+	int64_t now = dura_now_ms();
 	for (mem_run *r = m->runs; r; r = r->hh.next)
-		if (run_matches(r, f))
+		if (run_matches(r, f, now))
 			sel[n++] = r;
 	if (n == 0)
 		goto done;

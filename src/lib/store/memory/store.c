@@ -249,7 +249,7 @@ static int mem_wait_ready(void *impl, int64_t timeout_ms)
 /* ---- the table ------------------------------------------------------------ */
 
 const dura_store_ops dura__memory_ops = {
-	.version = 7,
+	.version = 8,
 	.scheme = "memory",
 	.caps = DURA_CAP_NOTIFY,
 	.open = mem_open,
@@ -316,4 +316,6 @@ const dura_store_ops dura__memory_ops = {
 	.import_run = dmem_import_run,
 	.import_event = dmem_import_event,
 	.outbox_list = dmem_outbox_list,
+	/* version 8 */
+	.gauges = dmem_gauges,
 };

@@ -349,6 +349,19 @@ static const char *const migration8_optional[] = {
 	NULL,
 };
 
+/*
+ * Migration 9: the gauges (store contract version 8). MySQL has no
+ * partial index: the runs by (run_state, wait_for), so that counting the
+ * waiting ones (sql/catalog.h, GAUGES_SELECT: an active state and a wait
+ * not '') reads a range of this index for each active state - the runs
+ * that wait, and no others - without the rows. As in migration 7, an
+ * index already added counts as done.
+ */
+static const char *const migration9[] = {
+	"ALTER TABLE {p}workflow_records ADD INDEX by_run_state_wait (run_state, wait_for)",
+	NULL,
+};
+
 /* optional: skipped when the user may not create routines */
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, no_statements},
@@ -366,6 +379,7 @@ static const dura_sql_migration migrations[] = {
 	{"workflow versions and retention: workflow_records and workflow_steps .workflow_version, dura_workflows, "
 	 "by_run_state_updated_at; dura_commit procedure again with the version",
 	 migration8, migration8_optional},
+	{"gauges: by_run_state_wait", migration9, no_statements},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == MY_SCHEMA_VERSION, "one migration per schema version");
@@ -485,7 +499,7 @@ static int schema_exec(void *drv, const char *tmpl, int version, int optional)
 		return 0;
 	unsigned e = mysql_errno(d->c->db);
 	if (version >= 7 && (e == ER_DUP_FIELDNAME || e == ER_DUP_KEYNAME))
-		return 0; /* added by an earlier run of this migration (see migration7 and migration8) */
+		return 0; /* added by an earlier run of this migration (see migration7, 8 and 9) */
 	if (optional && (e == ER_DBACCESS_DENIED_ERROR || e == ER_TABLEACCESS_DENIED_ERROR ||
 	                 e == ER_SPECIFIC_ACCESS_DENIED_ERROR || e == ER_PROCACCESS_DENIED_ERROR ||
 	                 e == ER_ACCESS_DENIED_ERROR))

@@ -375,7 +375,7 @@ out:
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__mysql_ops = {
-	.version = 7,
+	.version = 8,
 	.scheme = "mysql",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL,
 	.open = my_open,
@@ -443,4 +443,6 @@ const dura_store_ops dura__mysql_ops = {
 	.import_run = dura_sql_import_run,
 	.import_event = dura_sql_import_event,
 	.outbox_list = dura_sql_outbox_list,
+	/* version 8 */
+	.gauges = dura_sql_gauges,
 };

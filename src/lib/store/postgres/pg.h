@@ -51,7 +51,7 @@
 #include <stdint.h>
 
 #define PG "postgres"
-#define PG_SCHEMA_VERSION 5
+#define PG_SCHEMA_VERSION 6
 #define PG_DEFAULT_POOL 25
 #define PG_DEFAULT_IDLE 5
 #define PG_DEFAULT_LIFETIME_MS (5 * 60 * 1000)

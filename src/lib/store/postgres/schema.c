@@ -150,6 +150,16 @@ static const char *const migration5[] = {
 	NULL,
 };
 
+/*
+ * Migration 6: the gauges (store contract version 8). The runs that wait
+ * (wait_for not ''), indexed apart (a partial index), so that counting
+ * the waiting ones (sql/catalog.h, GAUGES_SELECT) reads them and no other.
+ */
+static const char *const migration6[] = {
+	"CREATE INDEX {p}by_waiting ON {p}workflow_records (run_state) WHERE wait_for <> ''",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
 	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_live_lease, dura_flow",
@@ -159,6 +169,7 @@ static const dura_sql_migration migrations[] = {
 	{"workflow versions and retention: workflow_records.workflow_version, workflow_steps.workflow_version, "
 	 "dura_workflows, by_run_state_updated_at, dura_notify() for a moved run",
 	 migration5, NULL},
+	{"gauges: by_waiting", migration6, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == PG_SCHEMA_VERSION, "one migration per schema version");

@@ -358,7 +358,7 @@ static int pg_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__postgres_ops = {
-	.version = 7,
+	.version = 8,
 	.scheme = "postgres",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL | DURA_CAP_RETURNING | DURA_CAP_JSON |
 	        DURA_CAP_NOTIFY,
@@ -428,4 +428,6 @@ const dura_store_ops dura__postgres_ops = {
 	.import_run = dura_sql_import_run,
 	.import_event = dura_sql_import_event,
 	.outbox_list = dura_sql_outbox_list,
+	/* version 8 */
+	.gauges = dura_sql_gauges,
 };

@@ -33,18 +33,20 @@
  * ARGV[o+19] is the committing code's workflow version ("" for none): the
  * step keeps it, and a run without a version takes it on (and moves in
  * {P}:counts:<wf>, retally); a step of a version is written as
- * "<created_at>\n<length of node_id>:<version>\n<node_id><state>".
+ * "<created_at>\n<length of node_id>:<version>\n<node_id><state>". A
+ * commit that makes the run wait, or stop waiting, moves it in or out of
+ * {P}:waiting (rewait: no write when it stays as it was).
  */
 #define LUA_COMMIT_ONE                                                                                       \
 	"local CF = {'version', 'run_state', 'step_no', 'workflow_name', 'priority', 'lease_owner',"         \
-	"  'workflow_version'}\n"                                                                           \
+	"  'workflow_version', 'wait'}\n"                                                                   \
 	"local function commit_read(P, o)\n"                                                                 \
 	"  local id = ARGV[o]\n"                                                                             \
 	"  local f = redis.call('HMGET', P..'run:'..id, unpack(CF))\n"                                      \
 	"  if f[1] then\n"                                                                                   \
 	"    local wf = f[4]\n"                                                                              \
 	"    touch(P..'active', due_key(P, wf, tonumber(f[5]) or 0), P..'prios:'..wf, P..'leased:'..wf,\n"   \
-	"      P..'steps:'..id, P..'outbox', P..'outbox:ids', P..'outbox:order')\n"                           \
+	"      P..'steps:'..id, P..'outbox', P..'outbox:ids', P..'outbox:order', P..'waiting')\n"             \
 	"    local to = tonumber(ARGV[o+5])\n"                                                              \
 	"    if to == 0 then to = nil end\n"                                                                \
 	"    touch_tally(P, wf, tonumber(f[2]), to)\n"                                                      \
@@ -112,6 +114,7 @@
 	"    outbox_add(P, ARGV[o+10], f[4], id, ARGV[o+11], data, now)\n"                                   \
 	"  end\n"                                                                                            \
 	"  if is_active(from) ~= is_active(to) then track_active(P, k, id, from, to) end\n"                 \
+	"  rewait(P, id, waits(from, f[8]), waits(to, ARGV[o+15]))\n"                                       \
 	"  retally(P, id, f[4], ver0, from, ver1, to, now)\n"                                               \
 	"  if from ~= to or (release and lo ~= '') then reindex(P, k, id)\n"                               \
 	"  elseif to == RUNNING and lo == '' then\n"                                                        \

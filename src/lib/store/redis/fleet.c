@@ -20,6 +20,12 @@
  * the server for a good part of a second. The same writes keep the runs in
  * an end state in {P}:ended:<state> and {P}:ended:<state>:<wf>, scored by
  * updated_at, which is the order prune_runs takes them in.
+ *
+ * The gauges (contract version 8) read the same way, one script of counts
+ * over indexes: the waiting runs are {P}:waiting (schema 5, index.h), the
+ * due ones the due zsets up to now and the lapsed leases of each workflow
+ * whose run is due, the live leases the leased zsets after now, the
+ * outbox {P}:outbox:order and its first event.
  */
 #include "index.h"
 #include "outbox.h"
@@ -542,4 +548,97 @@ int dr_index_runs(dr_store *s)
 	char key[64];
 	dr_key(s, key, sizeof(key), "runs", NULL);
 	return dr_run_pages(s, &index_script, key, "", "1000"); /* a few ms of the server's time a page */
+}
+
+/* ---- the migration to schema 5 ------------------------------------------------------------ */
+
+/* KEYS[1] = {P}:runs; ARGV[3] = the last run id of the previous page ("":
+ * from the start), [4] = the page's size. Each run of the page goes in or
+ * out of {P}:waiting as its run state and wait say (ZADD and ZREM do
+ * nothing twice, so a migration cut short, or two at once, or commits
+ * meanwhile, which move their own runs, are all right). Reads first, then
+ * writes. {0, the page's last id or "" at the end}. */
+static dr_script waiting_script = DR_SCRIPT("index_waiting", DR_LUA_INDEX
+	"local P, size = ARGV[1], tonumber(ARGV[4])\n"
+	"local min = '-'\n"
+	"if ARGV[3] ~= '' then min = '('..ARGV[3] end\n"
+	"local ids = redis.call('ZRANGEBYLEX', KEYS[1], min, '+', 'LIMIT', 0, size)\n"
+	"local now = {}\n"
+	"for i, id in ipairs(ids) do\n"
+	"  local f = redis.call('HMGET', P..'run:'..id, 'run_state', 'wait')\n"
+	"  now[i] = waits(tonumber(f[1]), f[2])\n"
+	"end\n"
+	"touch(P..'waiting')\n"
+	"for i, id in ipairs(ids) do\n"
+	"  if now[i] then redis.call('ZADD', P..'waiting', 0, id) else redis.call('ZREM', P..'waiting', id) end\n"
+	"end\n"
+	"local last = ''\n"
+	"if #ids == size then last = ids[#ids] end\n"
+	"return {0, last}\n");
+
+int dr_index_waiting(dr_store *s)
+{
+	char key[64];
+	dr_key(s, key, sizeof(key), "runs", NULL);
+	return dr_run_pages(s, &waiting_script, key, "", "1000"); /* as dr_index_runs */
+}
+
+/* ---- gauges (contract version 8) ---------------------------------------------------------- */
+
+/*
+ * KEYS[1] = {P}:workflows. Read only. {0, waiting, due, leased, pending,
+ * oldest_at, now}: per workflow, the due zset of each priority up to now
+ * (running runs without a lease, by next_run_at), the leased zset after
+ * now (live leases) and, of the lapsed leases (score <= now), the runs
+ * due by next_run_at - as a claim reads them (claim.c); the outbox's
+ * count and its first event in id order.
+ */
+static dr_script gauges_script = DR_SCRIPT("gauges", DR_LUA_INDEX
+	"local P, now = ARGV[1], tonumber(ARGV[2])\n"
+	"local due, leased = 0, 0\n"
+	"for _, wf in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+	"  due = due + redis.call('ZCOUNT', due_key(P, wf, 0), '-inf', now)\n"
+	"  for _, p in ipairs(redis.call('ZRANGE', P..'prios:'..wf, 0, -1)) do\n"
+	"    due = due + redis.call('ZCOUNT', due_key(P, wf, tonumber(p)), '-inf', now)\n"
+	"  end\n"
+	"  local lk = P..'leased:'..wf\n"
+	"  leased = leased + redis.call('ZCOUNT', lk, '('..now, '+inf')\n"
+	"  for _, id in ipairs(redis.call('ZRANGEBYSCORE', lk, '-inf', now)) do\n"
+	"    if (tonumber(redis.call('HGET', P..'run:'..id, 'next_run_at')) or 0) <= now then due = due + 1 end\n"
+	"  end\n"
+	"end\n"
+	"local order = P..'outbox:order'\n"
+	"local oldest, first = 0, redis.call('ZRANGE', order, 0, 0)\n"
+	"if first[1] then\n"
+	"  local sid = redis.call('HGET', P..'outbox:ids', first[1])\n"
+	"  local es = sid and redis.call('XRANGE', P..'outbox', sid, sid) or {}\n"
+	"  if es[1] then\n"
+	"    local f = es[1][2]\n"
+	"    for i = 1, #f, 2 do if f[i] == 'created_at' then oldest = tonumber(f[i + 1]) or 0 end end\n"
+	"  end\n"
+	"end\n"
+	"return {0, redis.call('ZCARD', P..'waiting'), due, leased, redis.call('ZCARD', order), oldest, now}\n");
+
+int dr_gauges(void *impl, dura_store_gauges *out)
+{
+	dr_store *s = impl;
+	char key[64];
+	int rc = key_of(s, key, sizeof(key), "workflows", NULL);
+	if (rc)
+		return rc;
+	redisReply *r = NULL;
+	if ((rc = dr_run(s, &gauges_script, DR_IDEMPOTENT, &r, NULL, key, 0, NULL, NULL)) != 0)
+		return rc;
+	if (r->elements < 7)
+		rc = dura_error_set_native(DURA_ERROR, DR_STORE, 0, NULL, "the Redis gauges came back incomplete");
+	else {
+		out->waiting_runs = dr_int(r->element[1]);
+		out->due_runs = dr_int(r->element[2]);
+		out->leased_runs = dr_int(r->element[3]);
+		out->outbox_pending = dr_int(r->element[4]);
+		out->outbox_oldest_at = dr_int(r->element[5]);
+		out->now = dr_int(r->element[6]);
+	}
+	freeReplyObject(r);
+	return rc;
 }

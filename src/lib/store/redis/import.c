@@ -92,6 +92,7 @@ static dr_script import_script = DR_SCRIPT("import_run", DR_LUA_INDEX
 	"count(P, wf, wver, st, 1)\n"
 	"retally(P, id, wf, wver, st, wver, st, tonumber(upd))\n"
 	"slot_count(P, wf, fid, 1)\n"
+	"rewait(P, id, false, waits(st, ARGV[19]))\n"
 	"if parent ~= '' then redis.call('ZADD', P..'children:'..parent, 0, id) end\n"
 	"redis.call('ZADD', P..'runs', 0, id)\n"
 	"redis.call('ZADD', P..'runs:'..wf, 0, id)\n"

@@ -24,6 +24,13 @@
  * written before schema 3 has no workflow_version field and is not in
  * them yet: the first script that changes it calls index_run, and the
  * migration to schema 3 does so for every run (fleet.c, dr_index_runs).
+ *
+ * The gauges (contract version 8, schema 5) add {P}:waiting, the runs in
+ * an active state whose wait is not "" (what waiting_runs counts with
+ * one ZCARD): rewait moves a run in or out when its run state or its
+ * wait changes (a commit, a change of run state, an import), and the
+ * migration to schema 5 puts the runs there that wait already (fleet.c,
+ * dr_index_waiting).
  */
 #ifndef DURA_REDIS_INDEX_H
 #define DURA_REDIS_INDEX_H
@@ -39,13 +46,21 @@
 	 * (client.h, DR_NO_ASK) */                                                                         \
 	"local function touch(...) redis.call('EXISTS', ...) end\n"                                          \
 	"local function is_active(st) return st == 1 or st == 2 or st == 4 end\n"                           \
+	/* in {P}:waiting: an active run whose wait (nil: "") is not "" */                                  \
+	"local function waits(st, w) return is_active(st) and (w or '') ~= '' end\n"                        \
+	/* a run that waited (was) and waits (now): in or out of {P}:waiting */                             \
+	"local function rewait(P, id, was, now)\n"                                                           \
+	"  if was and not now then redis.call('ZREM', P..'waiting', id)\n"                                   \
+	"  elseif now and not was then redis.call('ZADD', P..'waiting', 0, id) end\n"                        \
+	"end\n"                                                                                              \
 	"local function due_key(P, wf, prio)\n"                                                              \
 	"  if prio == 0 then return P..'due:'..wf end\n"                                                     \
 	"  return P..'duep:'..prio..':'..wf\n"                                                               \
 	"end\n"                                                                                              \
 	/* the index keys a change of run id (workflow wf, priority prio) may write */                      \
 	"local function touch_run(P, id, wf, prio)\n"                                                        \
-	"  touch(P..'run:'..id, P..'active', due_key(P, wf, prio), P..'prios:'..wf, P..'leased:'..wf)\n"    \
+	"  touch(P..'run:'..id, P..'active', due_key(P, wf, prio), P..'prios:'..wf, P..'leased:'..wf,\n"    \
+	"    P..'waiting')\n"                                                                                \
 	"end\n"                                                                                              \
 	/* place run id (hash key k) in the due and leased zsets per its fields */                          \
 	"local function reindex(P, k, id)\n"                                                                 \

@@ -66,6 +66,8 @@
  *   {P}:slotruns               hash  "<workflow>\0<foreign_id>" -> how many runs have
  *                                    it (schema 3: whether pruning the latest
  *                                    leaves another)
+ *   {P}:waiting                zset  the runs in an active run state whose wait is not "",
+ *                                    score 0 (schema 5: what the gauges count)
  *   {P}:wfdefs                 zset  the workflow names with registered versions, score 0
  *   {P}:wfdef:<workflow>       hash  version -> "<first_seen_at>\n<last_seen_at>\n<definition>"
  *   {P}:changed:<run_id>       channel a commit or a state change of the run
@@ -196,6 +198,11 @@ int dr_outbox_list(void *impl, const char *after, size_t limit, dura_event_list 
 /* outbox.c: the schema-4 pass over the events written before it (store.c's
  * migration): each joins {P}:outbox:order. */
 int dr_index_outbox(dr_store *s);
+/* fleet.c (contract version 8) */
+int dr_gauges(void *impl, dura_store_gauges *out);
+/* fleet.c: the schema-5 pass (store.c's migration): each run that waits
+ * joins {P}:waiting. */
+int dr_index_waiting(dr_store *s);
 /* import.c (contract version 7) */
 int dr_import_run(void *impl, const dura_import_run *r);
 /* workers.c */

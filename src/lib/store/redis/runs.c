@@ -194,7 +194,8 @@ int dr_latest_run(void *impl, const char *workflow_name, const char *foreign_id,
  * again from where it stopped. Answer: {0, done, resume, n, fields...}.
  * KEYS[1] is the zset scanned: {P}:runs, a workflow's {P}:runs:<wf>, or
  * a parent's {P}:children:<id> for the children of one run; the waiting
- * filter (wait <> "") is a check of each run scanned.
+ * filter (wait <> "") and the due one (running, next_run_at <= now, no
+ * live lease: what a claim would take) are a check of each run scanned.
  */
 static dr_script list_script = DR_SCRIPT("list_runs", DR_LUA_RECORD_FIELDS
 	"local P = ARGV[1]\n"
@@ -203,6 +204,7 @@ static dr_script list_script = DR_SCRIPT("list_runs", DR_LUA_RECORD_FIELDS
 	"local after, before, limit, budget = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[12]), tonumber(ARGV[13])\n"
 	"local has_parent, parent, waiting = ARGV[14] == '1', ARGV[15], ARGV[16] == '1'\n"
 	"local has_ver, ver = ARGV[17] == '1', ARGV[18]\n"
+	"local due, now = ARGV[19] == '1', tonumber(ARGV[2])\n"
 	"local max = '+'\n"
 	"if ARGV[11] ~= '' then max = '('..ARGV[11] end\n"
 	"local out, n, scanned, last = {}, 0, 0, ''\n"
@@ -219,6 +221,8 @@ static dr_script list_script = DR_SCRIPT("list_runs", DR_LUA_RECORD_FIELDS
 	"    ok = ok and (after == 0 or c >= after) and (before == 0 or c < before)\n"
 	"    ok = ok and (not has_parent or (f[20] or '') == parent) and (not waiting or (f[19] or '') ~= '')\n"
 	"    ok = ok and (not has_ver or (f[21] or '') == ver)\n"
+	"    ok = ok and (not due or (tonumber(f[4]) == 2 and (tonumber(f[14]) or 0) <= now and\n"
+	"      ((f[12] or '') == '' or (tonumber(f[13]) or 0) <= now)))\n"
 	"    if ok then\n"
 	"      for i = 1, #RF do out[#out + 1] = f[i] end\n"
 	"      n = n + 1\n"
@@ -236,6 +240,7 @@ int dr_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 	const char *parent = f->version >= 2 ? f->parent_id : NULL;
 	int waiting = f->version >= 2 && f->waiting;
 	const char *wver = f->version >= 3 ? f->workflow_version : NULL;
+	int due = f->version >= 4 && f->due;
 	if (parent && *parent) {
 		if (dr_key(s, key, sizeof(key), "children", parent))
 			return dura_error_set_native(DURA_EINVAL, DR_STORE, 0, NULL, "parent run id too long for a Redis key");
@@ -258,9 +263,9 @@ int dr_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 		                      f->status ? f->status : "", f->foreign_id ? "1" : "0",
 		                      f->foreign_id ? f->foreign_id : "", after, before, cursor, lim, "2000",
 		                      parent ? "1" : "0", parent ? parent : "", waiting ? "1" : "0",
-		                      wver ? "1" : "0", wver ? wver : ""};
+		                      wver ? "1" : "0", wver ? wver : "", due ? "1" : "0"};
 		redisReply *r;
-		if ((rc = dr_run(s, &list_script, DR_IDEMPOTENT, &r, NULL, key, 16, argv, NULL)) != 0)
+		if ((rc = dr_run(s, &list_script, DR_IDEMPOTENT, &r, NULL, key, 17, argv, NULL)) != 0)
 			break;
 		int done = (int)dr_int(r->element[1]);
 		size_t n = (size_t)dr_int(r->element[3]);
@@ -333,6 +338,7 @@ static dr_script state_script = DR_SCRIPT("set_run_state", DR_LUA_INDEX
 	"  else redis.call('HSET', k, 'attempt', 0) end\n"
 	"end\n"
 	"track_active(P, k, id, from, to)\n"
+	"rewait(P, id, waits(from, wait), waits(to, wait))\n"
 	"reindex(P, k, id)\n"
 	"if to == RUNNING then ready(P) end\n"
 	"changed(P, id, v)\n"

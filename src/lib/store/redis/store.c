@@ -39,8 +39,14 @@
  * commits meanwhile, which add their own, are all right); only then is
  * the namespace marked 4. A library of schema 3 refuses a namespace of 4
  * (newer than its own): its commits would leave their events out of the
- * zset, and an export would miss them. */
-#define DR_SCHEMA_VERSION 4
+ * zset, and an export would miss them.
+ * 5 adds {P}:waiting, the runs in an active state that wait (index.h): the
+ * gauges (contract version 8) count them with one ZCARD. Going to 5 walks
+ * every run (fleet.c, dr_index_waiting: in batches; each run goes in or
+ * out as it is, so a migration cut short, or two at once, or commits
+ * meanwhile are all right); only then is the namespace marked 5, which a
+ * library of schema 4 refuses: its commits would not keep the index. */
+#define DR_SCHEMA_VERSION 5
 
 static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -260,7 +266,8 @@ static int dr_migrate(void *impl, int *from, int *to)
 	dr_key(s, key, sizeof(key), "schema", NULL);
 	snprintf(v, sizeof(v), "%d", DR_SCHEMA_VERSION);
 	const char *argv[] = {v, "the key layout of runs, steps, indexes, checkpoints, cache, outbox, workers, signals, "
-	                         "schedules, workflow versions and retention, the outbox in id order"};
+	                         "schedules, workflow versions and retention, the outbox in id order, the runs that "
+	                         "wait"};
 	int cur = 0;
 	int rc = schema_read(s, &cur);
 	if (rc == 0)
@@ -269,6 +276,8 @@ static int dr_migrate(void *impl, int *from, int *to)
 		rc = dr_index_runs(s);
 	if (rc == 0 && cur < 4)
 		rc = dr_index_outbox(s);
+	if (rc == 0 && cur < 5)
+		rc = dr_index_waiting(s);
 	if (rc)
 		return rc;
 	redisReply *r;
@@ -393,7 +402,7 @@ static int dr_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 }
 
 const dura_store_ops dura__redis_ops = {
-	.version = 7,
+	.version = 8,
 	.scheme = "redis",
 	.caps = DURA_CAP_MULTI_PROCESS | DURA_CAP_NOTIFY,
 	.open = dr_open,
@@ -458,4 +467,6 @@ const dura_store_ops dura__redis_ops = {
 	.import_run = dr_import_run,
 	.import_event = dr_outbox_import,
 	.outbox_list = dr_outbox_list,
+	/* version 8 */
+	.gauges = dr_gauges,
 };

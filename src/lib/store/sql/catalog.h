@@ -58,6 +58,39 @@
 	"AND q.run_state NOT IN " ENDED_STATES ") "                                                               \
 	"ORDER BY r.updated_at, r.run_id LIMIT ?"
 
+/*
+ * A due run (contract version 8: the run filter's due, the gauges'
+ * due_runs): what a claim would take now, flow limits and versions
+ * aside - running, due, its lease free or lapsed (as FLOW_PAGE). Bound:
+ * now, now.
+ */
+#define DUE_RUN                                                                                                    \
+	"run_state = 2 AND next_run_at <= ? AND (lease_owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?)"
+
+/*
+ * The gauges (contract version 8), one statement and so one reading, each
+ * count from an index: the waiting runs from the index of the runs that
+ * wait (PostgreSQL's by_waiting, partial; MySQL's by_run_state_wait), the
+ * due ones as the running ones due (by_run_state, which covers it) less
+ * those due under a live lease, and the live leases (by_live_lease,
+ * partial; MySQL's by_lease_expires_at), the outbox's count and its first
+ * event in id order (its primary key). Bound: now four times. The server
+ * stores run it as it is (SQL_SERVER_STATEMENTS); SQLite, whose planner
+ * without statistics takes by_run_state for the leases, names each index
+ * (sqlite.h). INDEX(name) is where SQLite says INDEXED BY.
+ */
+#define GAUGES_SELECT(INDEX)                                                                                       \
+	"SELECT (SELECT COUNT(*) FROM {p}workflow_records " INDEX(by_waiting) " WHERE run_state IN " ACTIVE_STATES     \
+	" AND wait_for <> ''), "                                                                                       \
+	"(SELECT COUNT(*) FROM {p}workflow_records " INDEX(by_run_state) " WHERE run_state = 2 AND next_run_at <= ?), " \
+	"(SELECT COUNT(*) FROM {p}workflow_records " INDEX(by_live_lease) " WHERE lease_owner <> '' "                 \
+	"AND lease_expires_at > ? AND run_state = 2), "                                                                \
+	"(SELECT COUNT(*) FROM {p}workflow_records " INDEX(by_live_lease) " WHERE lease_owner <> '' "                 \
+	"AND lease_expires_at > ? AND run_state = 2 AND next_run_at <= ?), "                                           \
+	"(SELECT COUNT(*) FROM {p}workflow_outbox), "                                                                  \
+	"(SELECT created_at FROM {p}workflow_outbox ORDER BY id LIMIT 1)"
+#define GAUGES_ANY_INDEX(name) ""
+
 #define SQL_SHARED_STATEMENTS(X)                                                                                   \
 	X(SCHEMA_VERSION, "SELECT COALESCE(MAX(version), 0) FROM {p}dura_schema")                                   \
 	/* runs */                                                                                                 \
@@ -69,6 +102,7 @@
 	            "AND (?:time IS NULL OR created_at < ?) AND (?:text IS NULL OR run_id < ?) "                   \
 	            "AND (?:text IS NULL OR parent_id = ?) AND (?:int = 0 OR wait_for <> '') "                         \
 	            "AND (?:text IS NULL OR workflow_version = ?) "                                                \
+	            "AND (?:int = 0 OR (" DUE_RUN ")) "                                                             \
 	            "ORDER BY run_id DESC LIMIT ?")                                                                \
 	X(RUN_GET, "SELECT " REC_COLS " FROM {p}workflow_records WHERE run_id = ?")                                \
 	X(RUN_ACTIVE, "SELECT " REC_COLS " FROM {p}workflow_records WHERE workflow_name = ? AND foreign_id = ? "   \
@@ -243,6 +277,8 @@
 	X(PRUNE_ERASE, "UPDATE {p}workflow_records SET object = '{}', run_state = 6, version = version + 1, "      \
 	               "updated_at = ? WHERE run_id IN " IN_16)                                                    \
 	/* contract version 7 (sql/import.c): is the event there after an unknown outcome ours? */                \
-	X(EVENT_GET, "SELECT " EVENT_COLS " FROM {p}workflow_outbox WHERE id = ?")
+	X(EVENT_GET, "SELECT " EVENT_COLS " FROM {p}workflow_outbox WHERE id = ?")                                 \
+	/* contract version 8 (sql/fleet.c): the gauges */                                                        \
+	X(GAUGES, GAUGES_SELECT(GAUGES_ANY_INDEX))
 
 #endif

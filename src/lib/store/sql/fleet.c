@@ -11,6 +11,9 @@
  * A moved run wakes the workers that wait for claimable runs where the
  * store can tell them: PostgreSQL's trigger notifies a change of a run's
  * workflow version as it does a resume (postgres/schema.c).
+ *
+ * The gauges (contract version 8) are here too: one statement of counts
+ * over indexes (catalog.h, GAUGES_SELECT).
  */
 #include "fleet.h"
 
@@ -311,4 +314,46 @@ int dura_sql_outbox_prune(void *impl, int64_t before, size_t limit, int64_t *cou
 	int rc = dura_sql_run_op(impl, outbox_prune_body, &a, DURA_SQL_IDEMPOTENT);
 	*count = rc == 0 ? a.count : 0;
 	return rc;
+}
+
+/* ---- gauges (contract version 8) --------------------------------------------------- */
+
+struct gauges_arg {
+	int64_t now;
+	dura_store_gauges *out;
+};
+
+static int gauges_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
+{
+	struct gauges_arg *a = arg;
+	dura_sql_params p;
+	void *m;
+	(void)again; /* a read */
+	p.n = 0;
+	for (int i = 0; i < 4; i++)
+		dura_sql_p_time(&p, a->now);
+	int rc = dura_sql_st_run(s, c, ST_GAUGES, &p, &m);
+	if (rc)
+		return rc;
+	rc = dura_sql_st_next(s, c, m);
+	if (rc == 1) {
+		dura_store_gauges *o = a->out;
+		o->waiting_runs = dura_sql_c_int(s, m, 0);
+		o->due_runs = dura_sql_c_int(s, m, 1) - dura_sql_c_int(s, m, 3);
+		o->leased_runs = dura_sql_c_int(s, m, 2);
+		o->outbox_pending = dura_sql_c_int(s, m, 4);
+		o->outbox_oldest_at = dura_sql_c_time(s, m, 5);
+		o->now = a->now;
+		rc = 0;
+	} else if (rc == 0) {
+		rc = dura_error_set_native(DURA_ERROR, s->name, 0, NULL, "reading the gauges: no row");
+	}
+	dura_sql_st_done(s, m);
+	return rc;
+}
+
+int dura_sql_gauges(void *impl, dura_store_gauges *out)
+{
+	struct gauges_arg a = {dura_now_ms(), out};
+	return dura_sql_run_op(impl, gauges_body, &a, DURA_SQL_IDEMPOTENT);
 }

@@ -212,6 +212,10 @@ static int list_body(dura_sql_store *s, dura_sql_conn *c, void *arg, int again)
 	const char *wv = f->version >= 3 ? f->workflow_version : NULL;
 	dura_sql_p_str(&p, wv);
 	dura_sql_p_str(&p, wv);
+	int64_t now = dura_now_ms();
+	dura_sql_p_int(&p, f->version >= 4 && f->due ? 1 : 0);
+	dura_sql_p_time(&p, now);
+	dura_sql_p_time(&p, now);
 	dura_sql_p_int(&p, (int64_t)f->limit);
 	int rc = dura_sql_st_collect(s, c, ST_RUN_LIST, &p, DURA_SQL_RECORD, (void **)&a->out->items, &a->out->count);
 	if (rc)

@@ -6,7 +6,9 @@
  * RETURNING), and the batches of retention - ended runs pruned, whole or
  * their data only, in one write transaction, and the outbox's oldest
  * events in one statement. SQLite cannot tell another process's worker
- * that a run moved (sqlite.h): its next claim finds it.
+ * that a run moved (sqlite.h): its next claim finds it. The gauges
+ * (contract version 8) are one statement of counts over indexes
+ * (sql/catalog.h, GAUGES_SELECT).
  */
 #include "sqlite.h"
 
@@ -273,5 +275,40 @@ int dsq_outbox_prune(void *impl, int64_t before, size_t limit, int64_t *count)
 	dsq_pool_put(s, c);
 	if (rc == 0)
 		*count = changes;
+	return rc;
+}
+
+/* ---- gauges (contract version 8) --------------------------------------------------- */
+
+int dsq_gauges(void *impl, dura_store_gauges *out)
+{
+	sq_store *s = impl;
+	sq_conn *c;
+	sqlite3_stmt *st;
+	char now_txt[24];
+	int64_t now = dura_now_ms();
+	int rc = dsq_pool_get(s, &c);
+	if (rc)
+		return rc;
+	if ((rc = dsq_prep(s, c, ST_GAUGES, &st)) == 0) {
+		fmt_time(now_txt, now);
+		int b = 0;
+		for (int i = 1; i <= 4 && !b; i++)
+			b = bind_text(st, i, now_txt);
+		rc = b ? b : sqlite3_step(st); /* a bind's failure goes to dsq_fail() below */
+		if (rc == SQLITE_ROW) {
+			out->waiting_runs = sqlite3_column_int64(st, 0);
+			out->due_runs = sqlite3_column_int64(st, 1) - sqlite3_column_int64(st, 3);
+			out->leased_runs = sqlite3_column_int64(st, 2);
+			out->outbox_pending = sqlite3_column_int64(st, 4);
+			out->outbox_oldest_at = dsq_row_ops.time_ms(st, 5);
+			out->now = now;
+			rc = 0;
+		} else {
+			rc = dsq_fail(c, rc, "reading the gauges");
+		}
+		sqlite3_reset(st);
+	}
+	dsq_pool_put(s, c);
 	return rc;
 }

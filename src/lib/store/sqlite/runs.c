@@ -193,11 +193,16 @@ int dsq_list_runs(void *impl, const dura_run_filter *f, dura_record_list *out)
 			b = bind_text(st, 2 * i + 2, text[i]);
 		}
 	}
-	/* the core hands every store a filter of the current version */
+	/* the core hands every store a filter of the current version; due
+	 * is "(? = 0 OR (run_state = 2 AND next_run_at <= now AND ...now))" */
+	char now_txt[24];
+	fmt_time(now_txt, dura_now_ms());
 	if (b || (b = bind_text(st, 13, cursor)) || (b = bind_text(st, 14, cursor)) ||
 	    (b = bind_text(st, 15, f->parent_id)) || (b = bind_text(st, 16, f->parent_id)) ||
 	    (b = bind_int(st, 17, f->waiting != 0)) || (b = bind_text(st, 18, f->workflow_version)) ||
-	    (b = bind_text(st, 19, f->workflow_version)) || (b = bind_int64(st, 20, (int64_t)f->limit))) {
+	    (b = bind_text(st, 19, f->workflow_version)) || (b = bind_int(st, 20, f->due != 0)) ||
+	    (b = bind_text(st, 21, now_txt)) || (b = bind_text(st, 22, now_txt)) ||
+	    (b = bind_int64(st, 23, (int64_t)f->limit))) {
 		rc = bind_fail(c, st, b, "listing runs");
 		goto out;
 	}

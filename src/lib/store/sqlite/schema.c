@@ -128,6 +128,18 @@ static const char *const migration5[] = {
 	NULL,
 };
 
+/*
+ * Migration 6: the gauges (store contract version 8). The runs that wait
+ * (wait_for not ''), indexed apart, so that counting the waiting ones
+ * (sql/catalog.h, GAUGES_SELECT) reads them and no other, from the index
+ * alone (SQLite reads wait_for to check the condition the index implies);
+ * a commit of a run that waits for nothing writes no page of it.
+ */
+static const char *const migration6[] = {
+	"CREATE INDEX {p}by_waiting ON {p}workflow_records (run_state, wait_for) WHERE wait_for <> '';",
+	NULL,
+};
+
 static const dura_sql_migration migrations[] = {
 	{"workflow_records, workflow_steps, workflow_checkpoints, workflow_outbox, step_cache", migration1, NULL},
 	{"flow control: workflow_records.priority and concurrency_key, by_claim_order, by_live_lease", migration2, NULL},
@@ -136,6 +148,7 @@ static const dura_sql_migration migrations[] = {
 	{"workflow versions and retention: workflow_records.workflow_version, workflow_steps.workflow_version, "
 	 "dura_workflows, by_run_state_updated_at",
 	 migration5, NULL},
+	{"gauges: by_waiting", migration6, NULL},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == SQ_SCHEMA_VERSION,

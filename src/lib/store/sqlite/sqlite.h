@@ -19,7 +19,8 @@
  *   waiting.c  durable waiting: wakes, signals and schedules
  *   fleet.c    workflow versions (the versions engines register, counts
  *              of runs, moving a run to another version) and retention
- *              (batches of ended runs and of the outbox pruned)
+ *              (batches of ended runs and of the outbox pruned); the
+ *              gauges
  *   import.c   import: a run inserted whole as another store had it, an
  *              outbox event as it was, the outbox page by page
  *   store.c    URL options, open and close, ping, info, stats, migrate,
@@ -58,6 +59,9 @@
  * Import (contract version 7) is one write transaction a run: its
  * record as it was (the lease left behind), its steps, checkpoints and
  * signals, refused whole by the unique keys when any of it is there.
+ *
+ * The gauges (contract version 8) are one read statement of counts, each
+ * over an index; the runs that wait have one of their own (migration 6).
  */
 #ifndef DURA_STORE_SQLITE_H
 #define DURA_STORE_SQLITE_H
@@ -84,7 +88,7 @@
 #include <strings.h>
 
 #define SQ "sqlite"
-#define SQ_SCHEMA_VERSION 5 /* the schema this library writes */
+#define SQ_SCHEMA_VERSION 6 /* the schema this library writes */
 #define SQ_DEFAULT_POOL 8
 #define SQ_DEFAULT_BUSY_MS 5000
 
@@ -101,9 +105,12 @@
  * claim return what they wrote with RETURNING instead of reading it back
  * under a row lock; a claim picks its workflows with json_each; the cache
  * statistics need no integer casts; a cache claim is INSERT OR REPLACE
- * under the database-wide write lock instead of a locked read.
+ * under the database-wide write lock instead of a locked read; the gauges
+ * name their indexes (INDEXED BY: without statistics SQLite's planner
+ * would count the live leases on by_run_state, every running run).
  */
 
+#define SQ_INDEXED_BY(name) "INDEXED BY {p}" #name
 #define STATEMENTS(X)                                                                                              \
 	SQL_SHARED_STATEMENTS(X)                                                                                   \
 	X(OUTBOX_PRUNE, SQL_OUTBOX_PRUNE)                                                                          \
@@ -169,6 +176,8 @@
 	/* workflow versions (contract version 6): a run moved, CAS on its version */                             \
 	X(RUN_SET_VERSION, "UPDATE {p}workflow_records SET workflow_version = ?3, version = version + 1, "         \
 	                   "updated_at = ?4 WHERE run_id = ?1 AND version = ?2 RETURNING " REC_COLS)               \
+	/* the gauges (contract version 8), each count on the index it is for */                                 \
+	X(GAUGES, GAUGES_SELECT(SQ_INDEXED_BY))                                                                    \
 
 #define X_ENUM(name, sql) ST_##name,
 #define X_SQL(name, sql) sql,
@@ -330,6 +339,7 @@ int dsq_set_run_version(void *impl, const char *run_id, int64_t expect_version, 
                         dura_record **out);
 int dsq_prune_runs(void *impl, const dura_prune *req, int64_t *count);
 int dsq_outbox_prune(void *impl, int64_t before, size_t limit, int64_t *count);
+int dsq_gauges(void *impl, dura_store_gauges *out); /* contract version 8 */
 
 /* ---- import.c --------------------------------------------------------------- */
 

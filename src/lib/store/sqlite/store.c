@@ -216,7 +216,7 @@ static int sq_exec_sql(void *impl, const char *sql, dura_row_cb cb, void *payloa
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 const dura_store_ops dura__sqlite_ops = {
-	.version = 7,
+	.version = 8,
 	.scheme = "sqlite",
 	.caps = DURA_CAP_RETURNING | DURA_CAP_JSON | DURA_CAP_MULTI_PROCESS | DURA_CAP_DURABLE | DURA_CAP_SQL,
 	.open = sq_open,
@@ -284,4 +284,6 @@ const dura_store_ops dura__sqlite_ops = {
 	.import_run = dsq_import_run,
 	.import_event = dsq_import_event,
 	.outbox_list = dsq_outbox_list,
+	/* version 8 */
+	.gauges = dsq_gauges,
 };
